@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,6 +81,12 @@ def features(
     batch_size: Annotated[
         int, typer.Option(help="Samples per forward/backward pass (does not change the features).")
     ] = 8,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Most padded tokens per batch (default 1,024 on a CPU, 32,768 on a GPU; does not change the features)."
+        ),
+    ] = None,
     max_length: Annotated[
         int | None,
         typer.Option(help="Truncate samples to this many tokens (default: no truncation)."),
@@ -122,6 +129,7 @@ def features(
         dim=dim,
         seed=seed,
         batch_size=batch_size,
+        batch_tokens=batch_tokens,
         max_length=max_length,
         dtype=dtype,
         device=device,
@@ -151,8 +159,28 @@ def features(
             f"[bold]{dataset.source}[/]: {dataset.n_samples:,} samples{skipped}; "
             f"columns {dataset.columns.to_dict()}"
         )
+    existed = path.exists()
+    fresh = not existed or not any(path.iterdir())
     ws = prepare_workspace(path, dataset, config, force=force)
-    _run(ws, batch_size=batch_size, device=device, shard_size=shard_size, quiet=quiet)
+    try:
+        _run(
+            ws,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
+            device=device,
+            shard_size=shard_size,
+            quiet=quiet,
+        )
+    except PrismError:
+        # A new workspace whose job failed before finishing a single shard (a model that cannot
+        # be loaded, a sample that cannot be encoded) is removed, so that bad input leaves
+        # nothing half-written behind; one with finished shards is kept for a resume.
+        status = ws.manifest.get("features", {}).get("status")
+        if fresh and status == "failed" and not any(ws.shard_dir.glob("*.npz")):
+            shutil.rmtree(path, ignore_errors=True)
+            if existed:
+                path.mkdir(parents=True, exist_ok=True)
+        raise
 
 
 @app.command()
@@ -161,6 +189,12 @@ def resume(
     batch_size: Annotated[
         int | None, typer.Option(help="Samples per forward/backward pass.")
     ] = None,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Most padded tokens per batch (default 1,024 on a CPU, 32,768 on a GPU; does not change the features)."
+        ),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     shard_size: Annotated[
         int, typer.Option(help="Samples per shard (a started job keeps its own).")
@@ -168,11 +202,24 @@ def resume(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Finish the feature extraction of a prepared or interrupted workspace."""
-    _run(_open(workspace), batch_size=batch_size, device=device, shard_size=shard_size, quiet=quiet)
+    _run(
+        _open(workspace),
+        batch_size=batch_size,
+        batch_tokens=batch_tokens,
+        device=device,
+        shard_size=shard_size,
+        quiet=quiet,
+    )
 
 
 def _run(
-    ws: Any, *, batch_size: int | None, device: str | None, shard_size: int, quiet: bool
+    ws: Any,
+    *,
+    batch_size: int | None,
+    device: str | None,
+    shard_size: int,
+    quiet: bool,
+    batch_tokens: int | None = None,
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -192,7 +239,13 @@ def _run(
         _print_scores(ws.manifest.get("scores", {}), as_json=False)
         return
     if quiet:
-        run_features(ws, batch_size=batch_size, device=device, shard_size=shard_size)
+        run_features(
+            ws,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
+            device=device,
+            shard_size=shard_size,
+        )
     else:
         with Progress(
             TextColumn("[bold]features"),
@@ -221,6 +274,7 @@ def _run(
             run_features(
                 ws,
                 batch_size=batch_size,
+                batch_tokens=batch_tokens,
                 device=device,
                 shard_size=shard_size,
                 on_progress=on_progress,
@@ -462,6 +516,21 @@ def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
         console.print(f"subsets   {record['subsets']}")
 
 
+@app.command()
+def demo(
+    quiet: Annotated[bool, typer.Option(help="Print only the workspace path.")] = False,
+) -> None:
+    """Make sure the GSM8K demo workspace (features, clusters, map) is ready; print its path."""
+    from core.demo import ensure_demo_workspace
+
+    ws = ensure_demo_workspace()
+    if quiet:
+        typer.echo(str(ws.path))
+        return
+    console.print(f"demo workspace ready: {ws.path}")
+    _print_scores(ws.manifest.get("scores", {}), as_json=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one-line messages (exit status 2)."""
     try:
@@ -472,15 +541,17 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; finished shards are kept — run the same command again to resume.")
         sys.exit(130)
-    except Exception as error:  # click usage errors and the like
+    except Exception as error:  # usage errors and the like
         import click
 
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
+        # Typer ≥ 0.20 raises its own vendored copy of click's exceptions (not click's classes),
+        # so both families are handled; typer.TyperException is the base of its ClickException.
+        if isinstance(error, (click.exceptions.ClickException, typer.TyperException)):
+            error.show()  # type: ignore[union-attr]
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Exit):
+        if isinstance(error, (click.exceptions.Exit, typer.Exit)):
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
+        if isinstance(error, (click.exceptions.Abort, typer.Abort)):
             sys.exit(130)
         raise
 

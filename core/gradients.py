@@ -42,6 +42,7 @@ class FeatureConfig:
     dim: int = 1024
     seed: int = 0
     batch_size: int = 8
+    batch_tokens: int | None = None
     max_length: int | None = None
     dtype: str = "float32"
     device: str = "auto"
@@ -55,6 +56,12 @@ class FeatureConfig:
             raise PrismError(f"seed (--seed) must be a non-negative integer, got {self.seed!r}.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise PrismError(f"batch_size (--batch-size) must be ≥ 1, got {self.batch_size!r}.")
+        if self.batch_tokens is not None and (
+            not isinstance(self.batch_tokens, int) or self.batch_tokens < 1
+        ):
+            raise PrismError(
+                f"batch_tokens (--batch-tokens) must be ≥ 1, got {self.batch_tokens!r}."
+            )
         if self.max_length is not None and (
             not isinstance(self.max_length, int) or self.max_length < 2
         ):
@@ -71,9 +78,9 @@ class FeatureConfig:
             )
 
     def settings(self) -> dict[str, Any]:
-        """The fields that determine the feature values (batch size and device do not)."""
+        """The fields that determine the feature values (batch sizes and device do not)."""
         values = asdict(self)
-        for key in ("batch_size", "device"):
+        for key in ("batch_size", "batch_tokens", "device"):
             values.pop(key)
         return values
 
@@ -231,9 +238,18 @@ def scope_layers(model: nn.Module, scope: str) -> tuple[dict[str, nn.Module], nn
 # Extraction
 
 
+def default_batch_tokens(device: Any) -> int:
+    """Padded tokens per batch: small on a CPU (memory, no speed gain), large on a GPU."""
+    return 32768 if torch.device(device).type == "cuda" else 1024
+
+
 def padded_width(length: int) -> int:
-    """The sequence width a sample of ``length`` tokens is computed at."""
-    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+    """The sequence width a sample of ``length`` tokens is computed at.
+
+    At least one pad column is always added: with an all-ones mask the attention takes another
+    kernel path, which would make a sample's bits depend on whether a neighbour needed padding.
+    """
+    return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
 
 
 @dataclass
@@ -330,12 +346,13 @@ class FeatureExtractor:
         groups: dict[int, list[int]] = {}
         for i in order:
             groups.setdefault(padded_width(len(encoded[i].input_ids)), []).append(i)
-        size = self.config.batch_size
-        return [
-            members[j : j + size]
-            for _, members in sorted(groups.items(), reverse=True)
-            for j in range(0, len(members), size)
-        ]
+        budget = self.config.batch_tokens or default_batch_tokens(self.proxy.device)
+        batches = []
+        for width, members in sorted(groups.items(), reverse=True):
+            # Activation memory grows with tokens per batch, so long samples go in fewer at a time.
+            size = max(1, min(self.config.batch_size, budget // width))
+            batches += [members[j : j + size] for j in range(0, len(members), size)]
+        return batches
 
     def compute(
         self,

@@ -12,6 +12,7 @@ browser tab — and ``cancel`` stops it; its finished shards are kept for a late
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def prepare_workspace(
     """
     root = Path(path)
     wanted = {"fingerprint": dataset.fingerprint, **config.settings()}
+    workspace: Workspace | None = None
     if Workspace.exists(root):
         workspace = Workspace.open(root)
         built = {
@@ -104,8 +106,9 @@ def prepare_workspace(
         },
         "features": {"settings": config.settings(), "status": "pending"},
     }
-    if Workspace.exists(root):
-        workspace = Workspace.open(root)
+    if workspace is not None:
+        # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
+        # re-reading the file would bring them back.
         workspace.manifest.update(manifest)
         workspace.write_samples(dataset.samples)
         workspace.save_manifest()
@@ -198,6 +201,7 @@ def run_features(
     workspace: Workspace,
     *,
     batch_size: int | None = None,
+    batch_tokens: int | None = None,
     device: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     on_progress: Callable[[Progress], None] | None = None,
@@ -205,7 +209,9 @@ def run_features(
     """Compute (or finish) the features of a prepared workspace, then its scores."""
     from core.proxy import load_proxy
 
-    config = config_from_workspace(workspace, batch_size=batch_size, device=device)
+    config = config_from_workspace(
+        workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=device
+    )
     if shard_size < 1:
         raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.")
     if workspace.has_features:
@@ -341,12 +347,8 @@ def _assemble(workspace: Workspace, ranges: list[tuple[int, int]], dim: int) -> 
     covariance, n = covariance_from_npy(workspace.features_path)
     workspace.manifest["scores"] = scores_record(vendi_from_covariance(covariance), n=n, dim=dim)
     workspace.save_manifest()
-    for index in range(len(ranges)):
-        _shard_path(workspace, index).unlink(missing_ok=True)
-    try:
-        workspace.shard_dir.rmdir()
-    except OSError:
-        pass
+    # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
+    shutil.rmtree(workspace.shard_dir, ignore_errors=True)
 
 
 def q_label(q: float) -> str:

@@ -1,0 +1,332 @@
+"""GPU benchmark: feature throughput and MFU, naive baseline, device independence, G-Vendi at 10^7.
+
+    python bench/gpu.py                 # on a CUDA machine: Qwen2.5-0.5B architecture, random weights
+    python bench/gpu.py --cpu           # small config on the CPU (a smoke test of this script)
+
+Prints a table and writes JSON to bench/results/gpu.json (gpu-cpu.json with --cpu). Throughput does
+not depend on weight values, so the published proxy's architecture (Qwen2: 24 layers, hidden 896,
+intermediate 4864, 14 heads, 2 KV heads, vocab 151,936, tied embeddings) is built from its config
+with seeded random weights; no download is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.gradients import Encoded, FeatureConfig, FeatureExtractor, response_loss, scope_layers  # noqa: E402
+from core.proxy import Proxy  # noqa: E402
+from core.vendi import vendi_from_covariance  # noqa: E402
+
+QWEN25_05B = dict(
+    vocab_size=151936,
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    tie_word_embeddings=True,
+    max_position_embeddings=32768,
+)
+SMALL = dict(
+    vocab_size=2048,
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    tie_word_embeddings=True,
+    max_position_embeddings=4096,
+)
+
+
+def build_proxy(config: dict, *, device: str, dtype: torch.dtype, seed: int = 0) -> Proxy:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    model = (
+        Qwen2ForCausalLM(Qwen2Config(**config, pad_token_id=0))
+        .to(device=device, dtype=dtype)
+        .eval()
+    )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    tokenizer = SimpleNamespace(pad_token_id=0)
+    return Proxy(model=model, tokenizer=tokenizer, name="qwen2-random", fingerprint="bench")
+
+
+def random_samples(n: int, length: int, vocab: int, *, seed: int) -> list[Encoded]:
+    rng = np.random.default_rng(seed)
+    return [
+        Encoded(tuple(int(t) for t in rng.integers(1, vocab, size=length)), length // 4)
+        for _ in range(n)
+    ]
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_features(
+    proxy: Proxy, samples: list[Encoded], *, batch_size: int, device: str, dtype: str
+) -> float:
+    width = len(samples[0].input_ids) + 64
+    config = FeatureConfig(
+        model="bench",
+        scope="all",
+        dtype=dtype,
+        batch_size=batch_size,
+        batch_tokens=batch_size * width,
+        device=device,
+    )
+    extractor = FeatureExtractor(proxy, config)
+    extractor.compute(samples[:batch_size])  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    extractor.compute(samples)
+    sync(device)
+    return len(samples) / (time.perf_counter() - start)
+
+
+def time_train_step(proxy: Proxy, samples: list[Encoded], *, batch_size: int, device: str) -> float:
+    """A plain forward+backward with weight gradients over the same batches (the cost reference)."""
+    model = proxy.model
+    for p in model.parameters():
+        p.requires_grad_(True)
+    try:
+
+        def step(batch: list[Encoded]) -> None:
+            ids = torch.tensor([e.input_ids for e in batch], device=device)
+            n_prompt = torch.tensor([e.n_prompt for e in batch], device=device)
+            lengths = torch.full((len(batch),), ids.shape[1], device=device)
+            loss = response_loss(
+                model(input_ids=ids, use_cache=False).logits, ids, n_prompt, lengths
+            ).sum()
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+
+        step(samples[:batch_size])
+        sync(device)
+        start = time.perf_counter()
+        for i in range(0, len(samples), batch_size):
+            step(samples[i : i + batch_size])
+        sync(device)
+        return len(samples) / (time.perf_counter() - start)
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+
+def time_naive(
+    proxy: Proxy, samples: list[Encoded], *, device: str, dim: int = 1024, chunk: int = 1 << 20
+) -> float:
+    """One sample at a time, the full gradient materialised, then a dense seeded projection in chunks."""
+    model = proxy.model
+    layers, _ = scope_layers(model, "all")
+    params = [m.weight for m in layers.values()]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+
+        def one(e: Encoded) -> torch.Tensor:
+            ids = torch.tensor([e.input_ids], device=device)
+            loss = response_loss(
+                model(input_ids=ids, use_cache=False).logits,
+                ids,
+                torch.tensor([e.n_prompt], device=device),
+                torch.tensor([len(e.input_ids)], device=device),
+            )[0]
+            grads = torch.autograd.grad(loss, params)
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            out = torch.zeros(dim, device=device, dtype=torch.float32)
+            generator = torch.Generator(device=device)
+            for j, start in enumerate(range(0, flat.numel(), chunk)):
+                piece = flat[start : start + chunk]
+                generator.manual_seed(j)
+                projection = torch.randn(
+                    piece.numel(), dim, generator=generator, device=device, dtype=piece.dtype
+                )
+                out += (piece @ projection).float()
+            return out / out.norm()
+
+        one(samples[0])
+        sync(device)
+        start = time.perf_counter()
+        for e in samples:
+            one(e)
+        sync(device)
+        return len(samples) / (time.perf_counter() - start)
+    finally:
+        for p in params:
+            p.requires_grad_(False)
+
+
+def matmul_rate(device: str, dtype: torch.dtype, n: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    reps = 10
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def device_independence(device: str) -> dict:
+    """Features of one tiny model and seed on the CPU and on ``device``; then shards merged."""
+    cpu = build_proxy(SMALL, device="cpu", dtype=torch.float32, seed=1)
+    other = build_proxy(SMALL, device=device, dtype=torch.float32, seed=1)
+    rng = np.random.default_rng(2)
+    samples = [
+        Encoded(
+            tuple(int(t) for t in rng.integers(1, SMALL["vocab_size"], size=int(n))), int(n) // 3
+        )
+        for n in rng.integers(16, 300, size=48)
+    ]
+    config = dict(model="bench", scope="all", dim=1024, seed=7, batch_size=8)
+    on_cpu = FeatureExtractor(cpu, FeatureConfig(**config, device="cpu")).compute(samples).features
+    on_dev = (
+        FeatureExtractor(other, FeatureConfig(**config, device=device)).compute(samples).features
+    )
+    cosines = np.sum(on_cpu.astype(np.float64) * on_dev, axis=1)
+    merged = np.concatenate(
+        [on_cpu[:24], on_dev[24:]]
+    )  # shards 0–2 from the CPU, 3–5 from the device
+
+    def g_vendi(features: np.ndarray) -> float:
+        f = features.astype(np.float64)
+        return vendi_from_covariance(f.T @ f / len(f), qs=(1.0,))[1.0]
+
+    return {
+        "n": len(samples),
+        "max_abs_diff": float(np.abs(on_cpu - on_dev).max()),
+        "min_cosine": float(cosines.min()),
+        "g_vendi_device": g_vendi(on_dev),
+        "g_vendi_cpu": g_vendi(on_cpu),
+        "g_vendi_merged": g_vendi(merged),
+    }
+
+
+def streamed_vendi(device: str, n: int, dim: int = 1024, chunk: int = 1 << 18) -> dict:
+    """G-Vendi of n × dim unit features streamed chunk by chunk through the device (d×d covariance)."""
+    generator = torch.Generator(device=device)
+    centres = torch.nn.functional.normalize(torch.randn(300, dim, device=device), dim=1)
+    cov = torch.zeros(dim, dim, device=device, dtype=torch.float64)
+    sync(device)
+    start = time.perf_counter()
+    for i, lo in enumerate(range(0, n, chunk)):
+        rows = min(chunk, n - lo)
+        generator.manual_seed(i)
+        x = centres[torch.randint(0, 300, (rows,), device=device, generator=generator)]
+        x = torch.nn.functional.normalize(
+            x + 0.5 * torch.randn(rows, dim, device=device, generator=generator) / math.sqrt(dim),
+            dim=1,
+        )
+        cov += (x.T @ x).double()
+    value = vendi_from_covariance((cov / n).cpu().numpy(), qs=(1.0,))[1.0]
+    sync(device)
+    return {"n": n, "dim": dim, "seconds": time.perf_counter() - start, "g_vendi": value}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cpu", action="store_true", help="small config on the CPU (smoke test)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    cpu_mode = args.cpu or not torch.cuda.is_available()
+    device = "cpu" if cpu_mode else "cuda"
+    arch = SMALL if cpu_mode else QWEN25_05B
+    dtype_name = "float32" if cpu_mode else "bfloat16"
+    dtype = torch.float32 if cpu_mode else torch.bfloat16
+    seqs = (64, 128) if cpu_mode else (256, 1024)
+    batch_sizes = {64: (1, 4), 128: (1, 4), 256: (1, 8, 32), 1024: (1, 4, 8)}
+    n_naive = 2
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+    proxy = build_proxy(arch, device=device, dtype=dtype)
+    n_params = sum(p.numel() for p in proxy.model.parameters())
+    peak = matmul_rate(device, dtype, 1024 if cpu_mode else 8192)
+    rows = []
+    for seq in seqs:
+        naive = time_naive(
+            proxy, random_samples(n_naive, seq, arch["vocab_size"], seed=seq), device=device
+        )
+        for bs in batch_sizes[seq]:
+            samples = random_samples(
+                max(2 * bs, 4 if cpu_mode else 32), seq, arch["vocab_size"], seed=seq
+            )
+            rate = time_features(proxy, samples, batch_size=bs, device=device, dtype=dtype_name)
+            train = time_train_step(proxy, samples, batch_size=bs, device=device)
+            mfu = 6 * n_params * seq * rate / peak
+            rows.append(
+                {
+                    "seq": seq,
+                    "batch_size": bs,
+                    "samples_per_s": rate,
+                    "train_step_samples_per_s": train,
+                    "cost_vs_train_step": train / rate,
+                    "naive_samples_per_s": naive,
+                    "speedup_vs_naive": rate / naive,
+                    "mfu": mfu,
+                }
+            )
+    independence = device_independence(device) if not cpu_mode else None
+    vendi = streamed_vendi(device, 200_000 if cpu_mode else 10_000_000)
+    result = {
+        "device": torch.cuda.get_device_name() if not cpu_mode else "cpu",
+        "torch": torch.__version__,
+        "arch": "small" if cpu_mode else "Qwen2.5-0.5B (random weights)",
+        "n_params": n_params,
+        "dtype": dtype_name,
+        "matmul_flops": peak,
+        "rows": rows,
+        "device_independence": independence,
+        "streamed_vendi": vendi,
+    }
+
+    print(
+        f"device {result['device']}, {result['arch']}, {n_params / 1e6:.0f}M params, {dtype_name}, "
+        f"matmul {peak / 1e12:.1f} TFLOP/s"
+    )
+    header = f"{'seq':>5} {'batch':>5} {'samples/s':>10} {'naive/s':>9} {'speedup':>8} {'vs train':>8} {'MFU':>6}"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['seq']:>5} {r['batch_size']:>5} {r['samples_per_s']:>10.2f} {r['naive_samples_per_s']:>9.3f} "
+            f"{r['speedup_vs_naive']:>7.1f}× {r['cost_vs_train_step']:>7.2f}× {100 * r['mfu']:>5.1f}%"
+        )
+    if independence:
+        print(
+            f"CPU vs {device}: max |Δ| {independence['max_abs_diff']:.2e}, min cosine {independence['min_cosine']:.8f}; "
+            f"G-Vendi device {independence['g_vendi_device']:.6f}, merged {independence['g_vendi_merged']:.6f}, "
+            f"cpu {independence['g_vendi_cpu']:.6f}"
+        )
+    print(
+        f"streamed G-Vendi of {vendi['n']:,} × {vendi['dim']}: {vendi['seconds']:.2f} s (value {vendi['g_vendi']:.2f})"
+    )
+    out = args.out or Path(__file__).parent / "results" / (
+        "gpu-cpu.json" if cpu_mode else "gpu.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
