@@ -159,14 +159,17 @@ def _lloyd(
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
-        new_labels, cosines = _assign(features, centroids)
-        new_labels = _reseed_empty(new_labels, cosines, n_clusters)
+        assigned, cosines = _assign(features, centroids)
+        new_labels = _reseed_empty(assigned, cosines, n_clusters)
+        reseeded = new_labels is not assigned
         changed = not np.array_equal(new_labels, labels)
         labels = new_labels
         centroids, norms = _normalise(_cluster_sums(features, labels, n_clusters))
         # Σ_k ⟨S_k, S_k/‖S_k‖⟩ / N = Σ_k ‖S_k‖ / N: the mean cosine to the updated centroids.
         objective = float(norms.sum() / n)
-        if not changed or objective - previous <= tol * abs(objective):
+        # A re-seed may lower the objective for one step; that alone is not convergence.
+        stalled = objective - previous <= tol * abs(objective) and not reseeded
+        if not changed or stalled:
             break
         previous = objective
     return labels, centroids, n_iter, objective

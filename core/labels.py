@@ -1,8 +1,10 @@
 """Short human labels for clusters: the words that set each cluster's samples apart.
 
-``top_words`` scores each word by class-based TF-IDF (its frequency inside a cluster times the log
-inverse fraction of clusters that use it), so words common to every sample ("the", "number") do
-not name a cluster. English stop words, numbers and words shorter than three letters are ignored.
+``top_words`` scores each word by TF-IDF at the level of clusters: the share of a cluster's samples
+that use it times log(N / samples that use it anywhere), so words common to every sample do not
+name a cluster, and a word must recur in a cluster (in two of its samples, when it has four or
+more) to name it. English stop words, numbers and words shorter than three letters
+are ignored.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def top_words(
         stop_words="english",
         token_pattern=_TOKEN_PATTERN,
         max_features=max_vocabulary,
+        binary=True,  # a sample votes once per word: one long sample cannot name its cluster
         dtype=np.float32,
     )
     try:
@@ -60,18 +63,21 @@ def top_words(
     )
     # Sparse throughout: k clusters × a 20,000-word vocabulary would be 400 MB dense at k = 5,000.
     per_cluster = scipy.sparse.csr_matrix(one_hot @ counts)  # k × vocabulary
-    totals = np.asarray(per_cluster.sum(axis=1)).ravel()
-    used_by = np.bincount(per_cluster.indices, minlength=len(vocabulary))
-    idf = np.log(1.0 + k / np.maximum(used_by, 1)).astype(np.float32)
-    out = []
+    sizes = np.bincount(label_array, minlength=k)
+    used_by = np.asarray(counts.sum(axis=0)).ravel()  # samples using each word
+    idf = np.log(label_array.size / np.maximum(used_by, 1)).astype(np.float32)
+    out: list[list[str]] = []
     for c in range(k):
         start, end = per_cluster.indptr[c], per_cluster.indptr[c + 1]
-        if start == end or totals[c] <= 0:
+        if start == end:
             out.append([])
             continue
         words = per_cluster.indices[start:end]
-        scores = per_cluster.data[start:end] / totals[c] * idf[words]
+        samples_using = per_cluster.data[start:end]
+        scores = samples_using / sizes[c] * idf[words]
+        if sizes[c] >= 4:
+            scores = np.where(samples_using >= 2, scores, 0.0)
         # Highest score first; ties broken by the word itself, so labels are stable.
         order = np.lexsort((vocabulary[words], -scores))[:n_words]
-        out.append([str(vocabulary[words[i]]) for i in order])
+        out.append([str(vocabulary[words[i]]) for i in order if scores[i] > 0])
     return out

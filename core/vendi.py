@@ -81,7 +81,8 @@ def _gram_sum(features: np.ndarray, *, chunk_rows: int) -> np.ndarray:
     """Σ_i u_i u_iᵀ (d×d float64), one BLAS product per chunk of rows."""
     n, d = features.shape
     # float64 input keeps float64 products; anything else is multiplied in float32 (the features'
-    # own precision), which is ~2× faster and, summed per chunk into float64, accurate to ~1e-7.
+    # own precision): ~2× faster, and summed per chunk into float64 the entries are good to ~1e-6
+    # relative (the round-off that _positive_spectrum removes from rank-deficient spectra).
     work_dtype = np.float64 if features.dtype == np.float64 else np.float32
     total = np.zeros((d, d), dtype=np.float64)
     for start in range(0, n, chunk_rows):

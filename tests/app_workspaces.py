@@ -1,0 +1,155 @@
+"""Prepared workspaces for the app's tests and benchmark, written directly (no model, no UMAP).
+
+``make_workspace`` writes what ``prism features`` + ``prism cluster`` + ``prism map`` would: the
+dataset and features sections, unit features, scores, clusters and 2-D coordinates, in the same
+schema. Features are a seeded mixture of directions, so clusters, sparse clusters and the map
+all have real structure; the text is GSM8K (the demo data) or generated word problems.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.clusters import cluster_sizes, default_n_clusters, sparse_clusters
+from core.jobs import scores_record
+from core.vendi import covariance, vendi_from_covariance
+from core.workspace import Workspace, write_npy
+
+_TOPICS = [
+    "apples",
+    "trains",
+    "tickets",
+    "marbles",
+    "savings",
+    "recipes",
+    "gardens",
+    "bicycles",
+    "paint",
+    "books",
+    "cookies",
+    "fences",
+    "salaries",
+    "tanks",
+    "chickens",
+    "rent",
+]
+
+
+def _texts(n: int, *, gsm8k: bool, seed: int) -> pd.DataFrame:
+    if gsm8k:
+        from core.data import read_table
+
+        table = read_table("demo:gsm8k").head(n).reset_index(drop=True)
+        if len(table) == n:
+            return table[["question", "answer"]]
+    rng = np.random.default_rng(seed)
+    topics = rng.integers(0, len(_TOPICS), size=n)
+    numbers = rng.integers(2, 99, size=(n, 2))
+    question = [
+        f"Sam has {a} {_TOPICS[t]} and buys {b} more. How many {_TOPICS[t]} does Sam have now?"
+        for t, (a, b) in zip(topics, numbers, strict=True)
+    ]
+    answer = [f"{a} + {b} = {a + b}\n#### {a + b}" for a, b in numbers]
+    return pd.DataFrame({"question": question, "answer": answer})
+
+
+def make_workspace(
+    path: str | Path,
+    *,
+    n: int = 240,
+    dim: int = 64,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    gsm8k: bool = True,
+    extra_columns: bool = True,
+) -> Workspace:
+    """A finished workspace of ``n`` samples (features, scores, clusters, map) at ``path``."""
+    rng = np.random.default_rng(seed)
+    k = n_clusters or default_n_clusters(n)
+    # Zipf-like cluster sizes, so that about half the clusters are sparse.
+    weights = 1.0 / np.arange(1, k + 1) ** 0.8
+    labels = np.sort(rng.choice(k, size=n, p=weights / weights.sum()))
+    labels[:k] = np.arange(k)  # every cluster has a member
+    labels = np.sort(labels)
+    centres = rng.standard_normal((k, dim)).astype(np.float32)
+    features = centres[labels] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    # The map: each cluster at its own spot, its samples scattered around it.
+    spots = rng.uniform(-10, 10, size=(k, 2))
+    coords = spots[labels] + rng.normal(scale=0.7, size=(n, 2))
+    # Relabel so that 0 is the largest cluster, as core.clusters does.
+    sizes = np.bincount(labels, minlength=k)
+    order = np.argsort(-sizes, kind="stable")
+    relabel = np.empty(k, dtype=np.int64)
+    relabel[order] = np.arange(k)
+    labels = relabel[labels].astype(np.int32)
+
+    samples = _texts(n, gsm8k=gsm8k, seed=seed)
+    samples.insert(0, "id", [str(i) for i in range(n)])
+    if extra_columns:
+        samples["difficulty"] = np.array(["easy", "medium", "hard"])[rng.integers(0, 3, n)]
+        samples["steps"] = rng.integers(1, 9, n)
+    samples["loss"] = rng.gamma(2.0, 0.6, n).astype(np.float32)
+    samples["grad_norm"] = rng.gamma(3.0, 1.0, n).astype(np.float32)
+    samples["n_tokens"] = rng.integers(40, 400, n)
+    samples["n_response_tokens"] = rng.integers(10, 200, n)
+    samples["truncated"] = np.zeros(n, dtype=bool)
+    samples["cluster"] = labels
+    samples["umap_x"] = coords[:, 0].astype(np.float32)
+    samples["umap_y"] = coords[:, 1].astype(np.float32)
+
+    sizes = cluster_sizes(labels, n_clusters=k)
+    sparse = sparse_clusters(sizes)
+    manifest: dict[str, Any] = {
+        "dataset": {
+            "source": "demo:gsm8k" if gsm8k else "synthetic",
+            "fingerprint": f"test{seed:012d}",
+            "columns": {
+                "prompt": "question",
+                "response": "answer",
+                "messages": None,
+                "text": None,
+                "id": None,
+            },
+            "n_samples": n,
+            "n_total": n,
+            "n_skipped": 0,
+            "renamed": {},
+        },
+        "features": {
+            "settings": {
+                "model": "synthetic",
+                "scope": "all",
+                "dim": dim,
+                "seed": seed,
+                "max_length": None,
+                "dtype": "float32",
+                "stage1_k": 128,
+                "trust_remote_code": False,
+            },
+            "status": "complete",
+            "n_samples": n,
+            "dim": dim,
+            "n_truncated": 0,
+        },
+        "scores": scores_record(vendi_from_covariance(covariance(features)), n=n, dim=dim),
+        "clusters": {
+            "n_clusters": int(k),
+            "seed": 0,
+            "sizes": [int(s) for s in sizes],
+            "median_size": float(np.median(sizes)),
+            "sparse": [int(c) for c in np.flatnonzero(sparse)],
+            "n_sparse": int(sparse.sum()),
+            "n_in_sparse": int(sizes[sparse].sum()),
+            "objective": 0.0,
+            "method": "synthetic mixture labels",
+        },
+        "layout": {"method": "synthetic", "seed": seed},
+    }
+    workspace = Workspace.create(path, manifest, samples)
+    write_npy(workspace.features_path, features)
+    return workspace

@@ -1,0 +1,151 @@
+"""The app's session state: every key in one place, and the current workspace and selection.
+
+The current selection lives under ``SELECTION`` (not in a widget), so the map, the cluster table
+and the saved subsets can all set it, and tests can inject it:
+
+    st.session_state[SELECTION] = {"workspace": "/path/to/ws", "rows": [3, 17, 42],
+                                   "how": {"method": "lasso"}}
+
+``rows`` are row numbers of ``samples.parquet``. A selection of another workspace, or one that is
+malformed, is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core.errors import PrismError
+from core.proxy import prism_home
+from core.workspace import Workspace, list_workspaces, write_json
+
+WORKSPACE = "prism_workspace"  # str path of the workspace the pages show
+SELECTION = "prism_selection"  # {"workspace", "rows", "how"}
+PENDING = "prism_pending"  # the dataset chosen on the Data page: {"source", "columns", "label"}
+MAP_EVENT = "prism_map_event"  # signature of the last map selection event acted on
+MAP_SHOWN = "prism_map_shown"  # what the last drawn map showed: {"base", "native"}
+MAP_GENERATION = "prism_map_generation"  # bumped to redraw the map from scratch
+CLUSTER_PICK = "prism_cluster_pick"  # signature of the last cluster-table selection acted on
+SUBSET_PICK = "prism_subset_pick"
+UPLOADS = "prism_uploads"  # uploaded file id → saved path
+COLOR_BY = "prism_color_by"
+FLASH = "prism_flash"  # one message to show after a rerun
+MAP_CHART = "map_chart"  # widget keys
+CLUSTER_TABLE = "cluster_table"
+RECORD_TABLE = "record_table"
+
+_APP_STATE = "app.json"
+
+
+def _app_state_path() -> Path:
+    return prism_home() / _APP_STATE
+
+
+def _remembered() -> str | None:
+    try:
+        value = json.loads(_app_state_path().read_text()).get("last_workspace")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _default_workspace() -> str | None:
+    """Last workspace opened in the app (so a refresh keeps it), else the demo, else any."""
+    remembered = _remembered()
+    if remembered and Workspace.exists(remembered):
+        return remembered
+    try:
+        from core.demo import ensure_demo_workspace
+
+        return str(ensure_demo_workspace().path)
+    except PrismError:
+        pass
+    except OSError:
+        pass
+    found = list_workspaces()
+    return str(found[0]) if found else None
+
+
+def set_workspace(path: str | Path | None) -> None:
+    """Make ``path`` the current workspace (remembered across refreshes); clears the selection."""
+    value = str(path) if path is not None else None
+    if st.session_state.get(WORKSPACE) != value:
+        st.session_state.pop(SELECTION, None)
+        st.session_state.pop(MAP_EVENT, None)
+        st.session_state.pop(CLUSTER_PICK, None)
+    st.session_state[WORKSPACE] = value
+    if value is not None:
+        with contextlib.suppress(OSError):  # remembering is a convenience, never an error
+            write_json(_app_state_path(), {"last_workspace": value})
+
+
+def workspace_path() -> str | None:
+    if WORKSPACE not in st.session_state:
+        st.session_state[WORKSPACE] = _default_workspace()
+    return st.session_state[WORKSPACE]
+
+
+def current_workspace() -> Workspace | None:
+    """The current workspace, or None when there is none yet (pages then show what to do)."""
+    path = workspace_path()
+    if not path or not Workspace.exists(path):
+        return None
+    return Workspace.open(path)
+
+
+# -- the selection ------------------------------------------------------------------------------
+
+
+def selection_rows(workspace: Workspace, n_rows: int) -> np.ndarray | None:
+    """Sorted unique row numbers of the current selection in ``workspace``, or None."""
+    value = st.session_state.get(SELECTION)
+    if not isinstance(value, dict):
+        return None
+    owner = value.get("workspace")
+    if owner is not None and str(owner) != str(workspace.path):
+        return None
+    try:
+        rows = np.asarray(value.get("rows", []), dtype=np.int64).ravel()
+    except (TypeError, ValueError):
+        return None
+    rows = np.unique(rows[(rows >= 0) & (rows < n_rows)])
+    return rows if rows.size else None
+
+
+def selection_how(workspace: Workspace) -> dict[str, Any]:
+    value = st.session_state.get(SELECTION)
+    if isinstance(value, dict) and isinstance(value.get("how"), dict):
+        return dict(value["how"])
+    return {"method": "selection"}
+
+
+def set_selection(workspace: Workspace, rows: Any, how: dict[str, Any]) -> None:
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    st.session_state[SELECTION] = {
+        "workspace": str(workspace.path),
+        "rows": rows.tolist(),
+        "how": how,
+    }
+
+
+def clear_selection() -> None:
+    st.session_state.pop(SELECTION, None)
+    st.session_state.pop(MAP_EVENT, None)
+    # The map may still show Plotly's own selection: draw it afresh.
+    st.session_state[MAP_GENERATION] = st.session_state.get(MAP_GENERATION, 0) + 1
+
+
+def flash(message: str, icon: str = "✅") -> None:
+    """A toast shown on the next run (messages survive an st.rerun)."""
+    st.session_state[FLASH] = (message, icon)
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        st.toast(message[0], icon=message[1])
