@@ -51,6 +51,8 @@ typecheck: install ## mypy on core/
 bench: install ## run the benchmarks (prints tables, writes bench/results/)
 	$(PY) bench/vendi.py
 	$(PY) bench/features.py
+	$(PY) bench/app.py
+	$(PY) bench/gpu.py
 
 clean: ## remove caches (not .venv, not workspaces)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -287,7 +287,7 @@ def main() -> None:
                 }
             )
     independence = device_independence(device) if not cpu_mode else None
-    vendi = streamed_vendi(device, 200_000 if cpu_mode else 10_000_000)
+    vendi = streamed_vendi(device, 50_000 if cpu_mode else 10_000_000)
     result = {
         "device": torch.cuda.get_device_name() if not cpu_mode else "cpu",
         "torch": torch.__version__,
