@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIM, N_EMPTY, N_SAMPLES, TINY, run_subprocess, sample_records, write_jsonl
+from cli_support import DIM, N_EMPTY, N_SAMPLES, TINY, run_subprocess, sample_records, write_jsonl
 
 from core.workspace import MANIFEST, Workspace
 

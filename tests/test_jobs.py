@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIM, N_SAMPLES, REPO, TINY, sample_records, write_jsonl
+from cli_support import DIM, N_SAMPLES, REPO, TINY, sample_records, write_jsonl
 
 from core.data import load_dataset
 from core.errors import WorkspaceError
@@ -145,7 +145,7 @@ N_BATCH1 = 8  # rows of the batch-size-1 run: the first rows, enough to hold a 6
 @pytest.fixture(scope="module")
 def batch1(built: dict[str, Any], dataset_file: Path, tmp_path_factory: Any) -> Path:
     """The first N_BATCH1 rows of the shared data, computed again with --batch-size 1."""
-    from conftest import invoke
+    from cli_support import invoke
 
     ws = tmp_path_factory.mktemp("batch1") / "ws"
     code, out, err = invoke(
