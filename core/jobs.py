@@ -166,7 +166,7 @@ def read_progress(path: str | os.PathLike[str]) -> Progress | None:
         progress = Progress(**data)
     except (OSError, ValueError, TypeError):
         return None
-    if progress.status == "running" and progress.pid and not _alive(progress.pid):
+    if progress.status == "running" and progress.pid and not process_alive(progress.pid):
         return Progress(
             **{
                 **progress.__dict__,
@@ -178,14 +178,14 @@ def read_progress(path: str | os.PathLike[str]) -> Progress | None:
     return progress
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a finished, unreaped child counts as not running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child (finished, not yet reaped) is not running.
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().split()[2] != "Z"

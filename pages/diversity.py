@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import analyze, cache, charts, mapview, state, widgets
+from ui import analyze, cache, charts, mapview, widgets
 from ui import format as fmt
 
 # What each order of the Vendi score weighs, in one line for a curator.
@@ -31,13 +31,7 @@ widgets.page_header(
     "loss gradients (G-Vendi), and where adding more of the same stops helping.",
 )
 with widgets.guard():
-    ws = state.current_workspace()
-    if ws is None:
-        widgets.no_workspace()
-        st.stop()
-    if not ws.has_features:
-        widgets.no_features(ws)
-        st.stop()
+    ws = widgets.workspace_with_features()
 
     scores = ws.manifest.get("scores", {})
     vendi = scores.get("vendi", {})

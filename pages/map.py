@@ -11,13 +11,7 @@ widgets.page_header(
     "Nearby samples teach the model similar things; isolated ones teach something new.",
 )
 with widgets.guard():
-    ws = state.current_workspace()
-    if ws is None:
-        widgets.no_workspace()
-        st.stop()
-    if not ws.has_features:
-        widgets.no_features(ws)
-        st.stop()
+    ws = widgets.workspace_with_features()
     if analyze.needs_analysis(ws):
         mapview.build_map(ws)
         st.stop()

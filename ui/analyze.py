@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from core.jobs import process_alive
 from core.workspace import Workspace, now, write_json
 
 STATUS = "analysis.json"
@@ -32,20 +33,6 @@ def needs_analysis(workspace: Workspace) -> list[str]:
     return missing
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """{"status": running|done|failed, "step", "message", "pid", "updated"} or None."""
     file = Path(path) / STATUS
@@ -53,7 +40,11 @@ def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         status = json.loads(file.read_text())
     except (OSError, ValueError):
         return None
-    if status.get("status") == "running" and status.get("pid") and not _alive(int(status["pid"])):
+    if (
+        status.get("status") == "running"
+        and status.get("pid")
+        and not process_alive(int(status["pid"]))
+    ):
         status = {
             **status,
             "status": "failed",

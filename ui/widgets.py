@@ -137,6 +137,18 @@ def empty_state(
             st.page_link(PAGES[page], label=label, icon=icon)
 
 
+def workspace_with_features() -> Workspace:
+    """The current workspace if its features are ready; otherwise show what to do and stop."""
+    ws = state.current_workspace()
+    if ws is None:
+        no_workspace()
+        st.stop()
+    if not ws.has_features:
+        no_features(ws)
+        st.stop()
+    return ws
+
+
 def no_workspace() -> None:
     empty_state(
         "No data yet",
