@@ -5,6 +5,9 @@
     prism cluster ws/gsm8k --k 130 --seed 0
     prism map ws/gsm8k
     prism info ws/gsm8k --json
+    prism select ws/gsm8k --method vendi_greedy --k 200 --seed 0 --name diverse-200
+    prism compare ws/gsm8k diverse-200 --curves
+    prism export ws/gsm8k --subset diverse-200 --format jsonl --out diverse.jsonl
 
 Every command prints one clear message and exits with status 2 on bad input, never a traceback.
 """
@@ -529,6 +532,339 @@ def demo(
         return
     console.print(f"demo workspace ready: {ws.path}")
     _print_scores(ws.manifest.get("scores", {}), as_json=False)
+
+
+# ------------------------------------------------------------------------------------------
+# curation: select / subset / compare / export
+
+
+def _parse_budget(text: str | None) -> float | int | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise PrismError(
+            f"--k must be a number of rows (e.g. 200) or a fraction (e.g. 0.1), got {text!r}."
+        ) from None
+    return int(value) if value >= 1 and value == int(value) else value
+
+
+def _parse_options(pairs: list[str] | None) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise PrismError(f"--option takes name=value (e.g. threshold=0.9), got {pair!r}.")
+        options[name.strip()] = value.strip()
+    return options
+
+
+@app.command()
+def select(
+    workspace: WorkspaceArg,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="random, cluster_balanced, k_center, vendi_greedy, sparse_clusters or dedupe."
+        ),
+    ] = None,
+    k: Annotated[
+        str | None,
+        typer.Option("--k", help="Budget: rows (200) or a fraction (0.1); filters may omit it."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selector.")] = 0,
+    name: Annotated[str | None, typer.Option(help="Name of the subset to store.")] = None,
+    within: Annotated[
+        str | None, typer.Option(help="Only choose among the rows of this subset.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Grow this subset (its rows count towards --k).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="Selector option name=value (threshold=0.9 for dedupe, rescore=8 …)."),
+    ] = None,
+    from_manifest: Annotated[
+        Path | None,
+        typer.Option(help="Rebuild the subset recorded in an export's .manifest.json."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace a subset of the same name.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose a subset with a selector and store it under --name."""
+    from core.compare import subset_report
+    from core.export import read_manifest
+    from core.subsets import reproduce_subset, run_selector, subset_rows
+
+    ws = _open(workspace)
+    identical = None
+    if from_manifest is not None:
+        manifest = read_manifest(from_manifest)
+        stored = manifest["subset"].get("name") or "reproduced"
+        text, identical = reproduce_subset(ws, manifest, name=name or stored, overwrite=force)
+        rows = subset_rows(ws, text)
+    else:
+        if method is None or name is None:
+            raise PrismError("Pass --method and --name (or --from-manifest PATH).")
+        text, rows = run_selector(
+            ws,
+            method,
+            name=name,
+            k=_parse_budget(k),
+            seed=seed,
+            within=within,
+            start=start,
+            options=_parse_options(option),
+            overwrite=force,
+        )
+    report = subset_report(ws.features(), rows)
+    record = {"name": text, "size": int(len(rows)), "g_vendi": report["g_vendi"]}
+    if identical is not None:
+        record["identical_to_manifest"] = identical
+    if as_json:
+        _print_json(record)
+        return
+    console.print(
+        f"stored subset “{text}”: {len(rows):,} rows, G-Vendi {report['g_vendi']:.2f}"
+        + (
+            ""
+            if identical is None
+            else f"; same ids as the manifest: {'yes' if identical else 'NO'}"
+        )
+    )
+
+
+subset_app = typer.Typer(
+    help="List, combine, rename and delete named subsets.", no_args_is_help=True
+)
+app.add_typer(subset_app, name="subset")
+
+
+@subset_app.command("list")
+def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
+    """The workspace's named subsets: size and how each was made."""
+    from core.compare import describe_how
+
+    subsets = _open(workspace).subsets()
+    if as_json:
+        _print_json(
+            {
+                n: {"size": len(r["ids"]), "how": r.get("how"), "created": r.get("created")}
+                for n, r in subsets.items()
+            }
+        )
+        return
+    if not subsets:
+        console.print("no subsets yet: make one with `prism select` or in the app")
+        return
+    table = Table(title=f"Subsets ({len(subsets)})")
+    for column in ("name", "size", "how", "created"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for name, record in subsets.items():
+        table.add_row(
+            name,
+            f"{len(record['ids']):,}",
+            describe_how(record.get("how") or {}),
+            str(record.get("created", ""))[:19],
+        )
+    console.print(table)
+
+
+@subset_app.command("combine")
+def subset_combine(
+    workspace: WorkspaceArg,
+    operation: Annotated[
+        str, typer.Argument(help="union, intersection, difference or complement.")
+    ],
+    names: Annotated[
+        list[str], typer.Argument(help="Subsets to combine (difference: A minus the rest).")
+    ],
+    name: Annotated[str, typer.Option(help="Name of the new subset.")],
+    force: Annotated[bool, typer.Option(help="Replace a subset of the same name.")] = False,
+) -> None:
+    """Store a set operation over named subsets as a new subset."""
+    from core.subsets import combine_subsets, subset_record
+
+    ws = _open(workspace)
+    text = combine_subsets(ws, operation, names, name=name, overwrite=force)
+    console.print(f"stored subset “{text}”: {len(subset_record(ws, text)['ids']):,} rows")
+
+
+@subset_app.command("rename")
+def subset_rename(workspace: WorkspaceArg, old: str, new: str) -> None:
+    """Rename a subset."""
+    from core.subsets import rename_subset
+
+    console.print(f"renamed to “{rename_subset(_open(workspace), old, new)}”")
+
+
+@subset_app.command("delete")
+def subset_delete(workspace: WorkspaceArg, name: str) -> None:
+    """Delete a subset (its rows stay in the workspace)."""
+    from core.subsets import delete_subset
+
+    delete_subset(_open(workspace), name)
+    console.print(f"deleted subset “{name}”")
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+@app.command()
+def compare(
+    workspace: WorkspaceArg,
+    subsets: Annotated[
+        list[str] | None, typer.Argument(help="Subsets to compare (default all).")
+    ] = None,
+    curves: Annotated[
+        bool, typer.Option(help="Also G-Vendi against budget for each selector next to random.")
+    ] = False,
+    methods: Annotated[
+        list[str] | None, typer.Option("--method", help="Selectors for --curves (default all).")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per selector and budget for --curves.")] = 5,
+    largest: Annotated[
+        int, typer.Option(help="Largest selector budget on the curves (random goes to N).")
+    ] = 2000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Subsets side by side: size, G-Vendi, Vendi q=0.5/2/∞, coverage, cluster entropy, loss."""
+    from core.compare import (
+        budget_curves,
+        budget_sizes,
+        compare_subsets,
+        random_equivalent,
+        summarise_curves,
+    )
+    from core.select import SELECTORS
+    from core.subsets import selector_pool
+
+    ws = _open(workspace)
+    names = list(subsets) if subsets else list(ws.subsets())
+    table_rows = compare_subsets(ws, names, text_scores=_text_scores())
+    record: dict[str, Any] = {"subsets": table_rows.to_dict(orient="records")}
+    summary = None
+    if curves:
+        pool = selector_pool(ws)
+        sizes = budget_sizes(pool.n, largest=largest)
+        with console.status("scoring selectors over budgets …") as status:
+            raw = budget_curves(
+                pool,
+                methods=list(methods or SELECTORS),
+                sizes=sizes,
+                seeds=range(seeds),
+                random_sizes=budget_sizes(pool.n),
+                progress=lambda text: status.update(f"scoring {text} …"),
+            )
+        summary = summarise_curves(raw)
+        summary["random_equivalent"] = [random_equivalent(summary, v) for v in summary["mean"]]
+        record["curves"] = summary.to_dict(orient="records")
+    if as_json:
+        _print_json(record)
+        return
+    columns = [
+        ("subset", "subset"),
+        ("size", "size"),
+        ("G-Vendi", "g_vendi"),
+        ("q=0.5", "vendi_q0.5"),
+        ("q=2", "vendi_q2"),
+        ("q=∞", "vendi_qinf"),
+        ("coverage", "coverage"),
+        ("cov. (weighted)", "coverage_weighted"),
+        ("cluster entropy", "cluster_entropy"),
+        ("mean loss", "mean_loss"),
+    ]
+    extra = [c for c in ("embedding_vendi", "ngram_vendi", "distinct_2") if c in table_rows]
+    labels = {
+        "embedding_vendi": "emb. Vendi",
+        "ngram_vendi": "n-gram Vendi",
+        "distinct_2": "distinct-2",
+    }
+    table = Table(title=f"Subsets of {ws.name}")
+    for title, _ in columns:
+        table.add_column(title, justify="left" if title == "subset" else "right")
+    for key in extra:
+        table.add_column(labels[key], justify="right")
+    table.add_column("how")
+    for row in table_rows.to_dict(orient="records"):
+        cells = [_fmt(row[key]) for _, key in columns]
+        cells += [_fmt(row.get(key), 3 if key == "distinct_2" else 2) for key in extra]
+        table.add_row(*cells, str(row["how"]))
+    console.print(table)
+    if summary is not None:
+        curve_table = Table(title=f"G-Vendi against budget (mean ± sd over {seeds} seeds)")
+        for title in ("method", "budget", "G-Vendi", "as random at"):
+            curve_table.add_column(title, justify="left" if title == "method" else "right")
+        for row in summary.to_dict(orient="records"):
+            if row["method"] == "random" and row["size"] not in sizes:
+                continue
+            equal = row["random_equivalent"]
+            curve_table.add_row(
+                row["method"],
+                f"{row['size']:,}",
+                f"{row['mean']:.2f} ± {row['sd']:.2f}",
+                "> N" if equal is None or math.isnan(equal) else f"{equal:,.0f}",
+            )
+        console.print(curve_table)
+
+
+def _text_scores() -> Any:
+    """The text-space scorer, when that part of Prism is installed."""
+    try:
+        from core.embed import text_scores
+    except ImportError:
+        return None
+    return text_scores
+
+
+@app.command()
+def export(
+    workspace: WorkspaceArg,
+    subset: Annotated[str, typer.Option(help="Name of the subset to export.")],
+    out: Annotated[Path, typer.Option(help="File to write (a folder for --format hf).")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet or hf.")] = "jsonl",
+    derived: Annotated[
+        bool, typer.Option(help="Add Prism's columns (cluster, umap_x/umap_y, loss, grad_norm…).")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a subset's rows (all original columns, original order) and a manifest beside them."""
+    from core.export import export_rows
+    from core.subsets import subset_record, subset_rows
+
+    ws = _open(workspace)
+    record = subset_record(ws, subset)
+    result = export_rows(
+        ws,
+        subset_rows(ws, subset),
+        fmt=fmt,
+        out=out,
+        derived=derived,
+        force=force,
+        subset=subset,
+        how=record.get("how"),
+    )
+    if as_json:
+        _print_json(
+            {
+                "path": str(result.path),
+                "manifest": str(result.manifest_path),
+                "n_rows": result.n_rows,
+                "columns": list(result.columns),
+            }
+        )
+        return
+    console.print(
+        f"wrote {result.n_rows:,} rows of “{subset}” to {result.path} ({fmt}); "
+        f"manifest {result.manifest_path}"
+    )
 
 
 def main() -> None:

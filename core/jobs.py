@@ -103,6 +103,8 @@ def prepare_workspace(
             "n_total": dataset.n_total,
             "n_skipped": dataset.n_skipped,
             "renamed": dataset.renamed,
+            # Stored names of the columns the file brought (export writes exactly these).
+            "original_columns": [c for c in dataset.samples.columns if c != "id"],
         },
         "features": {"settings": config.settings(), "status": "pending"},
     }

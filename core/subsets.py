@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from core.errors import PrismError
 from core.workspace import Workspace, now
 
@@ -62,3 +64,212 @@ def delete_subset(workspace: Workspace, name: str) -> None:
         raise PrismError(f"There is no subset named “{name}”.")
     del subsets[name]
     workspace.write_subsets(subsets)
+
+
+def subset_record(workspace: Workspace, name: str) -> dict[str, Any]:
+    subsets = workspace.subsets()
+    if name not in subsets:
+        known = ", ".join(f"“{n}”" for n in subsets) or "none yet"
+        raise PrismError(f"There is no subset named “{name}” (subsets: {known}).")
+    return dict(subsets[name])
+
+
+def restore_subset(workspace: Workspace, name: str, record: Mapping[str, Any]) -> str:
+    """Put back a deleted subset exactly as it was (the app's undo)."""
+    subsets = workspace.subsets()
+    if name in subsets:
+        raise PrismError(f"A subset named “{name}” exists again; rename it before undoing.")
+    subsets[name] = dict(record)
+    workspace.write_subsets(subsets)
+    return name
+
+
+def rename_subset(workspace: Workspace, old: str, new: str) -> str:
+    record = subset_record(workspace, old)
+    text = check_name(new)
+    if text == old:
+        return text
+    subsets = workspace.subsets()
+    if text in subsets:
+        raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+    # Keep the order of subsets.json: the renamed subset stays where it was.
+    workspace.write_subsets(
+        {(text if n == old else n): (record if n == old else r) for n, r in subsets.items()}
+    )
+    return text
+
+
+def edit_subset(
+    workspace: Workspace,
+    name: str,
+    *,
+    add: Iterable[object] = (),
+    remove: Iterable[object] = (),
+) -> int:
+    """Add and remove single records by id; returns the new size (an empty result is refused)."""
+    record = subset_record(workspace, name)
+    ids = list(record["ids"])
+    gone = {str(i) for i in remove}
+    ids = [i for i in ids if i not in gone]
+    ids.extend(i for i in dict.fromkeys(str(i) for i in add) if i not in set(ids))
+    how = dict(record.get("how") or {})
+    edits = how.get("edits", 0) + 1
+    save_subset(workspace, name, ids, how={**how, "edits": edits}, overwrite=True)
+    return len(ids)
+
+
+SET_OPERATIONS = ("union", "intersection", "difference", "complement")
+
+
+def combine_ids(
+    operation: str, members: list[list[str]], *, all_ids: list[str] | None = None
+) -> list[str]:
+    """The ids of a set operation over subsets, in the order of their first appearance.
+
+    ``difference`` is the first minus all the others; ``complement`` takes one subset and
+    ``all_ids`` (every sample id, in row order).
+    """
+    if operation not in SET_OPERATIONS:
+        raise PrismError(
+            f"Unknown set operation {operation!r}; use one of {', '.join(SET_OPERATIONS)}."
+        )
+    if operation == "complement":
+        if len(members) != 1 or all_ids is None:
+            raise PrismError("complement takes exactly one subset.")
+        inside = set(members[0])
+        return [i for i in all_ids if i not in inside]
+    if len(members) < 2:
+        raise PrismError(f"{operation} needs at least two subsets.")
+    if operation == "union":
+        return list(dict.fromkeys(i for ids in members for i in ids))
+    others = [set(ids) for ids in members[1:]]
+    if operation == "intersection":
+        return [i for i in members[0] if all(i in s for s in others)]
+    return [i for i in members[0] if not any(i in s for s in others)]
+
+
+def combine_subsets(
+    workspace: Workspace, operation: str, names: list[str], *, name: str, overwrite: bool = False
+) -> str:
+    """Store the union / intersection / difference / complement of named subsets as ``name``."""
+    members = [list(subset_record(workspace, n)["ids"]) for n in names]
+    all_ids = None
+    if operation == "complement":
+        all_ids = workspace.samples(columns=["id"])["id"].astype(str).tolist()
+    ids = combine_ids(operation, members, all_ids=all_ids)
+    if not ids:
+        raise PrismError(f"The {operation} of {', '.join(names)} is empty; nothing to save.")
+    how = {"method": operation, "of": list(names)}
+    return save_subset(workspace, name, ids, how=how, overwrite=overwrite)
+
+
+def subset_rows(workspace: Workspace, name: str, *, ids: list[str] | None = None) -> np.ndarray:
+    """Row positions (int64, in the subset's order) of a named subset, or of ``ids``."""
+    wanted = list(subset_record(workspace, name)["ids"]) if ids is None else [str(i) for i in ids]
+    position = {v: i for i, v in enumerate(workspace.samples(columns=["id"])["id"].astype(str))}
+    missing = [i for i in wanted if i not in position]
+    if missing:
+        raise PrismError(
+            f"Subset “{name}” names {len(missing):,} ids that are not samples of this workspace "
+            f"(e.g. {missing[:3]}); was it made on other data?"
+        )
+    return np.asarray([position[i] for i in wanted], dtype=np.int64)
+
+
+# -- selectors on a workspace -----------------------------------------------------------------
+
+
+def selector_pool(workspace: Workspace, *, within: str | None = None) -> Any:
+    """The ``core.select.Pool`` of a workspace: its features, its clusters if it has them, and
+    the rows of subset ``within`` as the only candidates."""
+    from core.select import Pool
+
+    frame = workspace.samples(columns=None)
+    labels = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
+    candidates = subset_rows(workspace, within) if within else None
+    return Pool(workspace.features(), labels=labels, candidates=candidates)
+
+
+def run_selector(
+    workspace: Workspace,
+    method: str,
+    *,
+    name: str,
+    k: float | int | None,
+    seed: int = 0,
+    within: str | None = None,
+    start: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> tuple[str, np.ndarray]:
+    """Run a selector on the workspace and store its result as subset ``name``.
+
+    The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
+    clustering it used, which is everything ``reproduce_subset`` needs.
+    """
+    from core.select import NEEDS_CLUSTERS, parse_options, select
+
+    text = check_name(name)
+    if text in workspace.subsets() and not overwrite:
+        raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+    typed = parse_options(method, dict(options or {}))
+    pool = selector_pool(workspace, within=within)
+    start_rows = subset_rows(workspace, start) if start else None
+    rows = select(method, pool, k=k, seed=seed, start=start_rows, **typed)
+    if len(rows) == 0:
+        raise PrismError(f"{method} kept no rows; nothing to save.")
+    ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()[rows]
+    how: dict[str, Any] = {"method": method, "k": k, "seed": int(seed), "options": typed}
+    if within:
+        how["within"] = within
+    if start:
+        how["start"] = start
+    if method in NEEDS_CLUSTERS:
+        clusters = workspace.manifest.get("clusters", {})
+        how["clusters"] = {key: clusters.get(key) for key in ("n_clusters", "seed")}
+    save_subset(workspace, text, ids.tolist(), how=how, overwrite=overwrite)
+    return text, rows
+
+
+def reproduce_subset(
+    workspace: Workspace, manifest: Mapping[str, Any], *, name: str, overwrite: bool = False
+) -> tuple[str, bool]:
+    """Rebuild an exported subset from its manifest; returns (name, ids identical to the export).
+
+    A selector subset is re-run with its recorded method, budget, seed and options (its
+    ``within``/``start`` subsets must exist here too); any other subset is restored from its ids.
+    """
+    from core.select import SELECTORS
+
+    fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
+    mine = workspace.manifest.get("dataset", {}).get("fingerprint")
+    if fingerprint and mine and fingerprint != mine:
+        raise PrismError(
+            f"The manifest was exported from other data (fingerprint {fingerprint}, this "
+            f"workspace {mine}); open the workspace it came from."
+        )
+    subset = manifest["subset"]
+    how = dict(subset.get("how") or {})
+    wanted = sorted(str(i) for i in subset["ids"])
+    if how.get("method") in SELECTORS:
+        text, _ = run_selector(
+            workspace,
+            how["method"],
+            name=name,
+            k=how.get("k"),
+            seed=int(how.get("seed", 0)),
+            within=how.get("within"),
+            start=how.get("start"),
+            options=how.get("options"),
+            overwrite=overwrite,
+        )
+        got = sorted(subset_record(workspace, text)["ids"])
+        return text, got == wanted
+    text = save_subset(
+        workspace,
+        name,
+        subset["ids"],
+        how={**how, "restored_from": "manifest"},
+        overwrite=overwrite,
+    )
+    return text, True

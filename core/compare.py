@@ -1,0 +1,238 @@
+"""Subsets side by side: one row of diversity numbers per subset, and G-Vendi against budget.
+
+- ``subset_report``: size, G-Vendi, Vendi at q ∈ {0.5, 2, ∞}, coverage of the whole set's
+  clusters (plain and size-weighted), entropy of the cluster histogram, mean loss.
+- ``compare_subsets``: those rows for named subsets of a workspace (and the whole set).
+- ``budget_curves``: G-Vendi of each selector's subsets per budget and seed; selectors whose
+  prefixes are their smaller answers (random, k_center, vendi_greedy) are run once per seed at
+  the largest budget and scored prefix by prefix, incrementally.
+- ``random_equivalent``: the size at which random subsets reach a given G-Vendi, read off the
+  random curve (so "vendi_greedy at 300 rows is as diverse as random at N rows").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.clusters import coverage
+from core.errors import PrismError
+from core.select import FILTERS, NEEDS_CLUSTERS, SELECTORS, Pool, select
+from core.subsets import subset_record, subset_rows
+from core.vendi import vendi_from_eigenvalues, vendi_scores
+from core.workspace import Workspace
+
+REPORT_QS = (1.0, 0.5, 2.0, math.inf)
+PREFIX_METHODS = frozenset({"random", "k_center", "vendi_greedy"})
+WHOLE_SET = "(whole set)"
+
+
+def subset_report(
+    features: np.ndarray,
+    rows: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    cluster_sizes: np.ndarray | None = None,
+    loss: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The diversity numbers of ``features[rows]`` (one row of the Compare table)."""
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0:
+        raise PrismError("This subset is empty; there is nothing to score.")
+    scores = vendi_scores(np.asarray(features[rows]), qs=REPORT_QS)
+    report: dict[str, Any] = {
+        "size": int(rows.size),
+        "g_vendi": scores[1.0],
+        "vendi_q0.5": scores[0.5],
+        "vendi_q2": scores[2.0],
+        "vendi_qinf": scores[math.inf],
+        "coverage": None,
+        "coverage_weighted": None,
+        "cluster_entropy": None,
+        "mean_loss": None,
+    }
+    if labels is not None and cluster_sizes is not None:
+        cover = coverage(np.asarray(labels)[rows], reference_sizes=np.asarray(cluster_sizes))
+        report.update(
+            coverage=cover.fraction, coverage_weighted=cover.weighted, cluster_entropy=cover.entropy
+        )
+    if loss is not None:
+        values = np.asarray(loss, dtype=np.float64)[rows]
+        values = values[np.isfinite(values)]
+        report["mean_loss"] = float(values.mean()) if values.size else None
+    return report
+
+
+def _workspace_context(
+    workspace: Workspace,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    columns = set(workspace.samples().columns)
+    wanted = [c for c in ("cluster", "loss") if c in columns]
+    frame = workspace.samples(columns=wanted) if wanted else pd.DataFrame()
+    labels = frame["cluster"].to_numpy() if "cluster" in frame else None
+    sizes = workspace.manifest.get("clusters", {}).get("sizes")
+    cluster_sizes = np.asarray(sizes) if labels is not None and sizes else None
+    loss = frame["loss"].to_numpy() if "loss" in frame else None
+    return labels, cluster_sizes, loss
+
+
+TextScorer = Callable[[Workspace, np.ndarray], dict[str, Any]]
+
+
+def compare_subsets(
+    workspace: Workspace,
+    names: Sequence[str],
+    *,
+    whole: bool = True,
+    text_scores: TextScorer | None = None,
+) -> pd.DataFrame:
+    """One row per named subset (and the whole set first): the ``subset_report`` columns, plus
+    ``how`` (how the subset was made) and, with ``text_scores``, text-space measures."""
+    features = workspace.features()
+    labels, cluster_sizes, loss = _workspace_context(workspace)
+    entries: list[tuple[str, np.ndarray, str]] = []
+    if whole:
+        entries.append((WHOLE_SET, np.arange(len(features)), "all rows"))
+    for name in names:
+        record = subset_record(workspace, name)
+        entries.append((name, subset_rows(workspace, name), describe_how(record.get("how") or {})))
+    rows = []
+    for name, positions, how in entries:
+        report = subset_report(
+            features, positions, labels=labels, cluster_sizes=cluster_sizes, loss=loss
+        )
+        if text_scores is not None:
+            report.update(text_scores(workspace, positions))
+        rows.append({"subset": name, **report, "how": how})
+    return pd.DataFrame(rows)
+
+
+def describe_how(how: dict[str, Any]) -> str:
+    """A short human description of a subset's ``how`` record."""
+    method = how.get("method", "hand")
+    if method in SELECTORS:
+        parts = [
+            f"k={how['k']}" if how.get("k") is not None else None,
+            f"seed={how.get('seed', 0)}",
+        ]
+        parts += [f"{k}={v}" for k, v in (how.get("options") or {}).items()]
+        for key in ("within", "start"):
+            if how.get(key):
+                parts.append(f"{key}={how[key]}")
+        return f"{method} ({', '.join(p for p in parts if p)})"
+    if method in ("union", "intersection", "difference", "complement"):
+        return f"{method} of {', '.join(how.get('of', []))}"
+    edits = f", edited {how['edits']}×" if how.get("edits") else ""
+    return f"{method}{edits}"
+
+
+# -- budget curves ----------------------------------------------------------------------------
+
+
+def _vendi_of_psd(matrix: np.ndarray) -> float:
+    trace = float(np.trace(matrix))
+    return vendi_from_eigenvalues(np.linalg.eigvalsh(matrix / trace), q=1.0)
+
+
+def prefix_vendi(features: np.ndarray, order: np.ndarray, sizes: Iterable[int]) -> list[float]:
+    """G-Vendi of ``features[order[:s]]`` for each s in ``sizes`` (ascending), incrementally:
+    the s × s kernel while s ≤ d, then a running d × d covariance."""
+    order = np.asarray(order, dtype=np.int64)
+    dim = features.shape[1]
+    out: list[float] = []
+    cov = np.zeros((dim, dim), dtype=np.float64)
+    filled = 0
+    for size in sizes:
+        if size > len(order):
+            raise PrismError(f"prefix size {size} exceeds the {len(order)} ordered rows.")
+        if size <= dim:
+            block = np.asarray(features[np.sort(order[:size])], dtype=np.float64)
+            out.append(_vendi_of_psd(block @ block.T))
+            continue
+        block = np.asarray(features[np.sort(order[filled:size])], dtype=np.float64)
+        cov += block.T @ block
+        filled = size
+        out.append(_vendi_of_psd(cov))
+    return out
+
+
+def budget_sizes(
+    n: int, *, largest: int | None = None, points: int = 10, smallest: int = 20
+) -> list[int]:
+    """Log-spaced budgets from ``smallest`` to ``largest`` (default n)."""
+    top = min(n, largest or n)
+    low = min(smallest, top)
+    return sorted({int(s) for s in np.round(np.geomspace(low, top, points))})
+
+
+def budget_curves(
+    pool: Pool,
+    *,
+    methods: Sequence[str],
+    sizes: Sequence[int],
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    random_sizes: Sequence[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """G-Vendi per (method, seed, size): columns method, seed, size, g_vendi.
+
+    ``random`` is always included and may run to larger ``random_sizes`` (up to n), so that a
+    selector's small subsets can be matched against random ones of any size. Filters
+    (sparse_clusters, dedupe) are scored at the budgets their kept rows allow.
+    """
+    unknown = [m for m in methods if m not in SELECTORS]
+    if unknown:
+        raise PrismError(f"Unknown selector(s) {unknown}; choose from {', '.join(SELECTORS)}.")
+    if pool.labels is None:
+        methods = [m for m in methods if m not in NEEDS_CLUSTERS]
+    grid = sorted(set(int(s) for s in sizes))
+    records: list[dict[str, Any]] = []
+    plan = ["random", *[m for m in methods if m != "random"]]
+    for method in plan:
+        method_sizes = sorted(set(random_sizes or grid) | set(grid)) if method == "random" else grid
+        for seed in seeds:
+            if progress is not None:
+                progress(f"{method}, seed {seed}")
+            if method in PREFIX_METHODS:
+                top = max(method_sizes)
+                order = select(method, pool, k=top, seed=seed)
+                values = prefix_vendi(pool.features, order, method_sizes)
+                records += [
+                    {"method": method, "seed": seed, "size": s, "g_vendi": v}
+                    for s, v in zip(method_sizes, values, strict=True)
+                ]
+                continue
+            for size in method_sizes:
+                rows = select(method, pool, k=size, seed=seed)
+                if method in FILTERS and len(rows) < size:
+                    break  # the filter keeps fewer rows than this budget
+                value = prefix_vendi(pool.features, rows, [len(rows)])[0]
+                records.append({"method": method, "seed": seed, "size": size, "g_vendi": value})
+    return pd.DataFrame(records, columns=["method", "seed", "size", "g_vendi"])
+
+
+def summarise_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation, min and max over seeds per (method, size)."""
+    grouped = curves.groupby(["method", "size"], sort=False)["g_vendi"]
+    out = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out.rename(columns={"std": "sd", "min": "low", "max": "high", "count": "n_seeds"})
+
+
+def random_equivalent(summary: pd.DataFrame, value: float) -> float | None:
+    """The subset size at which random subsets reach G-Vendi ``value`` (log-size interpolation
+    of the mean random curve); None if ``value`` is above the random curve's largest point."""
+    curve = summary[summary["method"] == "random"].sort_values("size")
+    if curve.empty:
+        return None
+    sizes = curve["size"].to_numpy(dtype=float)
+    means = np.maximum.accumulate(curve["mean"].to_numpy(dtype=float))
+    if value > means[-1]:
+        return None
+    if value <= means[0]:
+        return float(sizes[0])
+    return float(np.exp(np.interp(value, means, np.log(sizes))))
