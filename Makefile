@@ -52,6 +52,7 @@ bench: install ## run the benchmarks (prints tables, writes bench/results/)
 	$(PY) bench/vendi.py
 	$(PY) bench/features.py
 	$(PY) bench/app.py
+	$(PY) bench/selection.py
 	$(PY) bench/gpu.py
 
 clean: ## remove caches (not .venv, not workspaces)

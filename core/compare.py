@@ -182,7 +182,8 @@ def budget_curves(
 
     ``random`` is always included and may run to larger ``random_sizes`` (up to n), so that a
     selector's small subsets can be matched against random ones of any size. Filters
-    (sparse_clusters, dedupe) are scored at the budgets their kept rows allow.
+    (sparse_clusters, dedupe) are scored at the budgets their kept rows allow, and once at
+    everything they keep.
     """
     unknown = [m for m in methods if m not in SELECTORS]
     if unknown:
@@ -208,10 +209,12 @@ def budget_curves(
                 continue
             for size in method_sizes:
                 rows = select(method, pool, k=size, seed=seed)
-                if method in FILTERS and len(rows) < size:
-                    break  # the filter keeps fewer rows than this budget
                 value = prefix_vendi(pool.features, rows, [len(rows)])[0]
-                records.append({"method": method, "seed": seed, "size": size, "g_vendi": value})
+                records.append(
+                    {"method": method, "seed": seed, "size": len(rows), "g_vendi": value}
+                )
+                if method in FILTERS and len(rows) < size:
+                    break  # the filter keeps fewer rows than this budget: its last point
     return pd.DataFrame(records, columns=["method", "seed", "size", "g_vendi"])
 
 
@@ -236,3 +239,12 @@ def random_equivalent(summary: pd.DataFrame, value: float) -> float | None:
     if value <= means[0]:
         return float(sizes[0])
     return float(np.exp(np.interp(value, means, np.log(sizes))))
+
+
+def random_mean_at(summary: pd.DataFrame, size: int) -> float | None:
+    """Mean G-Vendi of random subsets of ``size`` rows (log-size interpolation of the curve)."""
+    curve = summary[summary["method"] == "random"].sort_values("size")
+    if curve.empty:
+        return None
+    sizes = np.log(curve["size"].to_numpy(dtype=float))
+    return float(np.interp(math.log(size), sizes, curve["mean"].to_numpy(dtype=float)))

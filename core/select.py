@@ -224,27 +224,81 @@ def _seed_row(pool: Pool, chosen: np.ndarray, free: np.ndarray, seed: int) -> np
     return np.array([first], dtype=np.int64)
 
 
+LAZY_BATCH = 512  # candidates refreshed together by the lazy greedy
+
+
+def lazy_greedy(
+    features: np.ndarray,
+    *,
+    k: int,
+    chosen: list[int],
+    free: np.ndarray,
+    aggregate: str,
+    batch: int = LAZY_BATCH,
+) -> list[int]:
+    """Grow ``chosen`` to ``k`` rows, each step adding the free row of least score, where a
+    row's score over the chosen rows is Σ cos² (``aggregate="sum_sq"``) or max cos ("max").
+
+    Both scores only grow as rows are chosen, so a score computed against the first m chosen
+    rows is a lower bound later. Each row keeps such a bound and how many chosen rows it has
+    seen; a step refreshes the ``batch`` free rows of least bound against the chosen rows they
+    have not seen (one matrix product), and accepts the least exact score once no bound is
+    below it. That is the same choice as recomputing every score each step, at a fraction of
+    the work: rows far behind the frontier are never looked at again, and the products are
+    matrix–matrix, not one matrix–vector pass over all features per step.
+    """
+    if aggregate not in ("sum_sq", "max"):
+        raise ValueError(f"aggregate must be 'sum_sq' or 'max', got {aggregate!r}")
+    order = list(chosen)
+    free = free.copy()
+    free[order] = False
+    n, dim = features.shape
+    rows = np.zeros((max(k, 1), dim), dtype=np.float32)  # the chosen rows, in order
+    for j, i in enumerate(order):
+        rows[j] = features[i]
+    empty = 0.0 if aggregate == "sum_sq" else -np.inf
+    bound = np.full(n, empty, dtype=np.float64)
+    seen = np.zeros(n, dtype=np.int64)
+    while len(order) < k:
+        m = len(order)
+        while True:
+            stale = free & (seen < m)
+            exact = free & (seen == m)
+            best = int(np.argmin(np.where(exact, bound, np.inf))) if exact.any() else -1
+            lowest_stale = float(np.min(bound, where=stale, initial=np.inf))
+            if best >= 0 and bound[best] <= lowest_stale:
+                break
+            candidates = np.flatnonzero(stale)
+            if len(candidates) > batch:
+                part = np.argpartition(bound[candidates], batch - 1)[:batch]
+                candidates = np.sort(candidates[part])
+            lo = int(seen[candidates].min())
+            cosines = np.asarray(features[candidates], dtype=np.float32) @ rows[lo:m].T
+            unseen = np.arange(lo, m)[None, :] >= seen[candidates][:, None]
+            if aggregate == "sum_sq":
+                fresh = np.square(cosines, dtype=np.float64).sum(axis=1, where=unseen)
+                bound[candidates] += fresh
+            else:
+                fresh = np.max(cosines, axis=1, where=unseen, initial=-np.inf)
+                bound[candidates] = np.maximum(bound[candidates], fresh)
+            seen[candidates] = m
+        order.append(best)
+        free[best] = False
+        rows[m] = features[best]
+    return order
+
+
 def k_center(pool: Pool, *, k: int, seed: int, start: object = None) -> np.ndarray:
     """Greedy farthest-point traversal in cosine distance (1 − cos); the first row is seeded.
 
     Each step adds the row whose nearest chosen row is farthest: a 2-approximation of the
     k-center objective (the largest distance from any row to its nearest chosen row).
     """
-    features = pool.features
     chosen = _start_rows(pool, start, k)
     free = _available(pool, chosen)
     _check_fit("k_center", k, len(chosen), int(free.sum()))
-    order = list(_seed_row(pool, chosen, free, seed))
-    free[order] = False
-    nearest = np.full(pool.n, -np.inf, dtype=np.float32)  # cosine to the nearest chosen row
-    for i in order:
-        np.maximum(nearest, _block_dot(features, _row(features, i)), out=nearest)
-    while len(order) < k:
-        score = np.where(free, nearest, np.inf)
-        i = int(np.argmin(score))
-        order.append(i)
-        free[i] = False
-        np.maximum(nearest, _block_dot(features, _row(features, i)), out=nearest)
+    first = _seed_row(pool, chosen, free, seed)
+    order = lazy_greedy(pool.features, k=k, chosen=first.tolist(), free=free, aggregate="max")
     return np.asarray(order, dtype=np.int64)
 
 
@@ -261,7 +315,7 @@ def vendi_greedy(
 
     Order 2 has a closed-form gain: VS₂(S) = |S|² / ‖Σ_{s∈S} u_s u_sᵀ‖²_F, and adding u changes the
     norm by 2·uᵀC_S u + 1 = 2·Σ_s (u·u_s)² + 1, so each step picks the row with the least summed
-    squared cosine to the chosen rows, kept up to date with one matrix–vector product per step.
+    squared cosine to the chosen rows (``lazy_greedy``).
     ``rescore`` > 0 re-ranks that many best order-2 candidates by the exact order-1 Vendi score
     (G-Vendi) of the grown set — better for G-Vendi, at an eigendecomposition per candidate.
     """
@@ -271,30 +325,30 @@ def vendi_greedy(
     chosen = _start_rows(pool, start, k)
     free = _available(pool, chosen)
     _check_fit("vendi_greedy", k, len(chosen), int(free.sum()))
-    order = list(_seed_row(pool, chosen, free, seed))
+    first = _seed_row(pool, chosen, free, seed)
+    if not rescore:
+        order = lazy_greedy(features, k=k, chosen=first.tolist(), free=free, aggregate="sum_sq")
+        return np.asarray(order, dtype=np.int64)
+    order = list(first)
     free[order] = False
     load = np.zeros(pool.n, dtype=np.float64)  # Σ_{s chosen} cos(row, s)²
     for i in order:
         load += np.square(_block_dot(features, _row(features, i)), dtype=np.float64)
-    chosen_rows = np.asarray(features[np.asarray(order)], dtype=np.float64) if rescore else None
+    chosen_rows = np.asarray(features[np.asarray(order)], dtype=np.float64)
     while len(order) < k:
-        score = np.where(free, load, np.inf)
-        if rescore:
-            assert chosen_rows is not None
-            top = np.argsort(score, kind="stable")[: min(rescore, int(free.sum()))]
-            gram_s = chosen_rows @ chosen_rows.T
-            best, best_value = int(top[0]), -np.inf
-            for j in top:
-                u = np.asarray(features[int(j)], dtype=np.float64)
-                cross = chosen_rows @ u
-                gram = np.block([[gram_s, cross[:, None]], [cross[None, :], np.array([[u @ u]])]])
-                value = _vendi_1(gram)
-                if value > best_value + 1e-12:
-                    best, best_value = int(j), value
-            i = best
-            chosen_rows = np.vstack([chosen_rows, np.asarray(features[i], dtype=np.float64)])
-        else:
-            i = int(np.argmin(score))
+        top = np.argsort(np.where(free, load, np.inf), kind="stable")[
+            : min(rescore, int(free.sum()))
+        ]
+        gram_s = chosen_rows @ chosen_rows.T
+        i, best_value = int(top[0]), -np.inf
+        for j in top:
+            u = np.asarray(features[int(j)], dtype=np.float64)
+            cross = chosen_rows @ u
+            gram = np.block([[gram_s, cross[:, None]], [cross[None, :], np.array([[u @ u]])]])
+            value = _vendi_1(gram)
+            if value > best_value + 1e-12:
+                i, best_value = int(j), value
+        chosen_rows = np.vstack([chosen_rows, np.asarray(features[i], dtype=np.float64)])
         order.append(i)
         free[i] = False
         load += np.square(_block_dot(features, _row(features, i)), dtype=np.float64)
