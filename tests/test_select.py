@@ -177,25 +177,14 @@ def test_bad_input_is_refused_with_a_message(clustered: Pool) -> None:
     assert resolve_budget(0.5, 10) == 5 and resolve_budget(3, 10) == 3
 
 
-def eager_greedy(features: np.ndarray, first: int, k: int, aggregate: str) -> list[int]:
-    """The reference: recompute every row's score against all chosen rows at every step."""
-    order = [first]
-    while len(order) < k:
-        cosines = features @ features[order].T
-        score = (cosines**2).sum(axis=1) if aggregate == "sum_sq" else cosines.max(axis=1)
-        score[order] = np.inf
-        order.append(int(np.argmin(score)))
-    return order
-
-
 @pytest.mark.parametrize("aggregate", ["sum_sq", "max"])
 @pytest.mark.parametrize("batch", [1, 16, 4096])
 def test_lazy_greedy_makes_the_eager_choices(clustered: Pool, aggregate: str, batch: int) -> None:
-    from core.select import lazy_greedy
+    from core.select import eager_greedy, lazy_greedy
 
-    features = clustered.features.astype(np.float64)
     free = np.ones(N, dtype=bool)
+    eager = eager_greedy(clustered.features, k=60, chosen=[11], free=free, aggregate=aggregate)
     lazy = lazy_greedy(
         clustered.features, k=60, chosen=[11], free=free, aggregate=aggregate, batch=batch
     )
-    assert lazy == eager_greedy(features, 11, 60, aggregate)
+    assert lazy == eager
