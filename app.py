@@ -17,6 +17,8 @@ navigation = st.navigation(
         st.Page(PAGES["features"], title="Features", icon=":material/memory:"),
         st.Page(PAGES["map"], title="Map", icon=":material/scatter_plot:", default=True),
         st.Page(PAGES["diversity"], title="Diversity", icon=":material/insights:"),
+        st.Page(PAGES["subsets"], title="Subsets", icon=":material/bookmarks:"),
+        st.Page(PAGES["compare"], title="Compare", icon=":material/compare_arrows:"),
     ]
 )
 sidebar()

@@ -310,6 +310,16 @@ def _print_scores(record: dict[str, Any], *, as_json: bool) -> None:
     for q, value in record["vendi"].items():
         if q != "1":
             table.add_row(f"Vendi q = {q}", f"{value:.2f}")
+    text = record.get("text")
+    if text:
+        embedding = text.get("embedding_vendi")
+        ngrams = text.get("ngram_vendi")
+        table.add_row(
+            "embedding Vendi (text space)",
+            "– (run `prism embed`)" if embedding is None else f"{embedding:.2f}",
+        )
+        table.add_row("n-gram Vendi (1–2-grams)", "–" if ngrams is None else f"{ngrams:.2f}")
+        table.add_row("distinct-2", f"{text['distinct_2']:.3f}")
     console.print(table)
 
 
@@ -348,6 +358,7 @@ def score(
             subset_vendi(ws.features(), selected, qs=qs), n=len(selected), dim=dim
         )
         record["subset"] = subset or str(ids)
+    record["text"] = _score_text(ws, selected)
     if per_cluster:
         record["clusters"] = _cluster_scores(ws, qs)
     if as_json:
@@ -356,6 +367,15 @@ def score(
     _print_scores(record, as_json=False)
     if per_cluster:
         _print_cluster_table(record["clusters"])
+
+
+def _score_text(ws: Any, selected: np.ndarray | None) -> dict[str, float | None]:
+    """Embedding Vendi, n-gram Vendi and distinct-2 of the same rows (text-space baselines)."""
+    from core.textspace import text_scores
+
+    # The whole set's lexical numbers are stored by `prism embed`; without them they are
+    # computed here (nothing is written: `score` only reads).
+    return text_scores(ws, np.arange(ws.n_samples) if selected is None else selected)
 
 
 def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.ndarray | None:
@@ -475,6 +495,101 @@ def map_(
     ws = _open(workspace)
     layout_workspace(ws, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
     console.print(f"stored a 2-D map of {ws.n_samples:,} samples in {ws.path} (umap_x, umap_y)")
+
+
+@app.command()
+def embed(
+    workspace: WorkspaceArg,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="'default' (packaged all-MiniLM-L6-v2, offline), a sentence-transformers model name, or a local path."
+        ),
+    ] = "default",
+    batch_size: Annotated[
+        int, typer.Option(help="Texts per forward pass (does not change the embeddings).")
+    ] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[
+        int, typer.Option(help="Seed of the k-means, the UMAP map and the sampled pairs.")
+    ] = 0,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Number of embedding clusters (default ≈ N/10, as for features)."),
+    ] = None,
+    neighbours: Annotated[
+        int, typer.Option(help="Neighbours per sample compared for nbr_agreement.")
+    ] = 10,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Sentence embeddings (text space): Vendi, clusters, map, agreement with gradient space."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from core.embed import EmbedConfig, embed_workspace
+
+    config = EmbedConfig(
+        model=model, batch_size=batch_size, device=device, seed=seed, n_clusters=k, k=neighbours
+    )
+    ws = _open(workspace)
+    options: dict[str, Any] = {
+        "model": config.model,
+        "seed": config.seed,
+        "n_clusters": config.n_clusters,
+        "batch_size": config.batch_size,
+        "device": config.device,
+        "k": config.k,
+    }
+    if quiet or as_json:
+        section = embed_workspace(ws, **options)
+    else:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("embedding", total=ws.n_samples)
+
+            def on_progress(done: int, total: int, stage: str) -> None:
+                if stage == "embedding":
+                    bar.update(task, completed=done, total=total)
+                else:
+                    bar.update(task, description=f"embedded; {stage} done")
+
+            section = embed_workspace(ws, **options, progress=on_progress)
+    if as_json:
+        _print_json({"embedding": section, "lexical": ws.manifest.get("lexical")})
+        return
+    console.print(
+        f"embedded {section['n']:,} samples with {section['model_name']} in "
+        f"{section['seconds']:.1f} s (d = {section['dim']}; {section['n_truncated']:,} longer "
+        f"than {section['max_seq_length']} tokens, truncated)"
+    )
+    clusters = section["clusters"]
+    console.print(
+        f"embedding Vendi {section['embedding_vendi']:.2f}; {clusters['n_clusters']:,} clusters "
+        f"(seed {section['seed']}), {clusters['n_sparse']:,} sparse"
+    )
+    lexical = ws.manifest.get("lexical", {})
+    ngrams = lexical.get("ngram_vendi")
+    console.print(
+        f"n-gram Vendi {'–' if ngrams is None else f'{ngrams:.2f}'}; distinct-1…4 "
+        + " / ".join(f"{lexical[f'distinct_{n}']:.3f}" for n in (1, 2, 3, 4))
+    )
+    near = section["neighbours"]
+    if near is None:
+        console.print("no gradient features yet: run `prism features` for nbr_agreement")
+    else:
+        console.print(
+            f"neighbourhood agreement (k = {near['k']}): mean {near['mean_agreement']:.3f} vs "
+            f"chance {near['chance']:.4f}; rank correlation of pairwise cosines ρ = "
+            f"{near['rank_correlation']:.3f}"
+        )
+    stored = ["emb_cluster", "emb_umap_x", "emb_umap_y", *(["nbr_agreement"] if near else [])]
+    console.print(f"stored embeddings.npy and the columns {', '.join(stored)} in {ws.path}")
 
 
 @app.command()
@@ -817,7 +932,7 @@ def compare(
 def _text_scores() -> Any:
     """The text-space scorer, when that part of Prism is installed."""
     try:
-        from core.embed import text_scores
+        from core.textspace import text_scores
     except ImportError:
         return None
     return text_scores

@@ -234,8 +234,9 @@ def random_equivalent(summary: pd.DataFrame, value: float) -> float | None:
         return None
     sizes = curve["size"].to_numpy(dtype=float)
     means = np.maximum.accumulate(curve["mean"].to_numpy(dtype=float))
-    if value > means[-1]:
+    if value > means[-1] * (1 + 1e-9):  # the whole set's own score reads as the whole set
         return None
+    value = min(value, means[-1])
     if value <= means[0]:
         return float(sizes[0])
     return float(np.exp(np.interp(value, means, np.log(sizes))))
@@ -248,3 +249,44 @@ def random_mean_at(summary: pd.DataFrame, size: int) -> float | None:
         return None
     sizes = np.log(curve["size"].to_numpy(dtype=float))
     return float(np.interp(math.log(size), sizes, curve["mean"].to_numpy(dtype=float)))
+
+
+# -- stored curves ----------------------------------------------------------------------------
+
+CURVES = "curves.parquet"
+
+
+def _curve_basis(workspace: Workspace) -> dict[str, Any]:
+    """What the curves were computed from: the finished features and the clustering."""
+    clusters = workspace.manifest.get("clusters", {})
+    return {
+        "features": workspace.manifest.get("features", {}).get("completed"),
+        "clusters": [clusters.get(k) for k in ("n_clusters", "seed", "objective")],
+    }
+
+
+def save_curves(workspace: Workspace, summary: pd.DataFrame, settings: dict[str, Any]) -> None:
+    """Keep computed budget curves in the workspace (``curves.parquet`` + a manifest section),
+    so that they survive a restart; ``load_curves`` gives them back for the same settings."""
+    from core.workspace import write_parquet
+
+    write_parquet(workspace.path / CURVES, summary.reset_index(drop=True))
+    workspace.update("curves", {"settings": dict(settings), "basis": _curve_basis(workspace)})
+
+
+def load_curves(workspace: Workspace, settings: dict[str, Any]) -> pd.DataFrame | None:
+    """Stored curves computed with ``settings`` from the current features and clusters, or None."""
+    section = workspace.manifest.get("curves") or {}
+    path = workspace.path / CURVES
+    if not path.is_file() or section.get("basis") != _curve_basis(workspace):
+        return None
+    if section.get("settings") != json_like(settings):
+        return None
+    return pd.read_parquet(path)
+
+
+def json_like(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    import json
+
+    return json.loads(json.dumps(value))

@@ -67,6 +67,11 @@ RESERVED_COLUMNS = (
     "n_tokens",
     "n_response_tokens",
     "truncated",
+    # text-space baseline (core.embed)
+    "emb_cluster",
+    "emb_umap_x",
+    "emb_umap_y",
+    "nbr_agreement",
 )
 
 _FORMATS = {

@@ -49,6 +49,12 @@ class ExportResult:
     columns: tuple[str, ...]
 
 
+def download_name(subset: str | None, fmt: str) -> str:
+    """The file name of a subset's download: ``<name>.<suffix>``, or ``<name>.zip`` for ``hf``."""
+    stem = (subset or "subset").replace("/", "_").replace(" ", "_")
+    return f"{stem}.zip" if check_format(fmt) == "hf" else f"{stem}{SUFFIXES[fmt]}"
+
+
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise PrismError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
@@ -253,9 +259,9 @@ def export_bytes(
     """The export as one downloadable blob and its file name: the file itself, or for ``hf``
     a zip of the dataset folder; the manifest travels inside a zip (``hf``) or separately via
     ``export_manifest_bytes``."""
-    stem = (subset or "subset").replace("/", "_").replace(" ", "_")
+    name = download_name(subset, fmt)
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / f"{stem}{SUFFIXES[check_format(fmt)]}"
+        out = Path(scratch) / (name.removesuffix(".zip") if fmt == "hf" else name)
         result = export_rows(
             workspace, rows, fmt=fmt, out=out, derived=derived, subset=subset, how=how
         )
@@ -267,7 +273,7 @@ def export_bytes(
                 if path.is_file():
                     archive.write(path, Path(out.name) / path.relative_to(out))
             archive.write(result.manifest_path, result.manifest_path.name)
-        return buffer.getvalue(), f"{stem}.zip"
+        return buffer.getvalue(), name
 
 
 def export_manifest(

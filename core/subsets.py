@@ -112,6 +112,10 @@ def edit_subset(
     gone = {str(i) for i in remove}
     ids = [i for i in ids if i not in gone]
     ids.extend(i for i in dict.fromkeys(str(i) for i in add) if i not in set(ids))
+    if not ids:
+        raise PrismError(
+            f"That would leave “{name}” empty; delete the subset instead of removing its last record."
+        )
     how = dict(record.get("how") or {})
     edits = how.get("edits", 0) + 1
     save_subset(workspace, name, ids, how={**how, "edits": edits}, overwrite=True)

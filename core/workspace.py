@@ -5,8 +5,10 @@ fingerprint, column mapping), the feature settings (model, scope, dim, seed, …
 result (scores, clustering, layout parameters). ``samples.parquet`` holds one row per sample: the
 stable ``id``, all original columns, and derived columns added as analyses run (``loss``,
 ``grad_norm``, ``cluster``, ``umap_x``…). ``features.npy`` is the (n_samples × dim) float32 matrix
-of unit-length sketched gradients, written with ``allow_pickle=False``. While features are being
-extracted, ``shards/`` holds finished shards and ``job.json`` the progress.
+of unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
+(n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline
+(``core.embed``). While features are being extracted, ``shards/`` holds finished shards and
+``job.json`` the progress.
 
 Every write goes to a temporary name in the same directory and is then renamed over the target,
 so a killed process never leaves a half-written file behind.
@@ -34,6 +36,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 FEATURES = "features.npy"
+EMBEDDINGS = "embeddings.npy"
 SUBSETS = "subsets.json"
 SHARDS = "shards"
 JOB = "job.json"
@@ -224,8 +227,38 @@ class Workspace:
         for name in (FEATURES, JOB):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
-        for section in ("features", "scores", "clusters", "layout"):
+        (self.path / "curves.parquet").unlink(missing_ok=True)
+        for section in ("features", "scores", "clusters", "layout", "curves"):
             self.manifest.pop(section, None)
+
+    # -- embeddings (text space) --------------------------------------------------------------
+
+    @property
+    def has_embeddings(self) -> bool:
+        """True when ``embeddings.npy`` was written by ``prism embed`` for this very dataset."""
+        section = self.manifest.get("embedding", {})
+        dataset = self.manifest.get("dataset", {})
+        return (
+            (self.path / EMBEDDINGS).is_file()
+            and section.get("n") == self.n_samples
+            and section.get("fingerprint") == dataset.get("fingerprint")
+        )
+
+    def embeddings(self, *, mmap: bool = True) -> np.ndarray:
+        """The (n_samples × dim) float32 unit sentence embeddings, memory-mapped by default."""
+        if not self.has_embeddings:
+            raise WorkspaceError(
+                f"{self.path} has no sentence embeddings for its samples yet. Run "
+                f"`prism embed {self.path}`."
+            )
+        return read_npy(self.path / EMBEDDINGS, mmap=mmap)
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.path / EMBEDDINGS
+
+    def write_embeddings(self, embeddings: np.ndarray) -> None:
+        write_npy(self.path / EMBEDDINGS, np.ascontiguousarray(embeddings, dtype=np.float32))
 
     # -- subsets ------------------------------------------------------------------------------
 

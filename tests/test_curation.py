@@ -317,3 +317,18 @@ def test_select_reproduces_selector_runs_exactly(synthetic: Workspace) -> None:
     for method in ("random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters"):
         _, rows = run_selector(synthetic, method, name=method, k=25, seed=5)
         np.testing.assert_array_equal(rows, select(method, pool, k=25, seed=5))
+
+
+def test_curves_are_stored_for_their_settings_and_basis(synthetic: Workspace) -> None:
+    from core.compare import load_curves, save_curves
+
+    labels = synthetic.samples(columns=["cluster"])["cluster"].to_numpy()
+    pool = Pool(synthetic.features(), labels=labels)
+    summary = summarise_curves(budget_curves(pool, methods=["k_center"], sizes=[10], seeds=[0]))
+    settings = {"methods": ("random", "k_center"), "seeds": 1, "largest": 10}
+    save_curves(synthetic, summary, settings)
+    again = Workspace.open(synthetic.path)
+    pd.testing.assert_frame_equal(load_curves(again, settings), summary)
+    assert load_curves(again, {**settings, "seeds": 2}) is None
+    again.manifest["clusters"]["seed"] = 99  # re-clustered: the stored curves are stale
+    assert load_curves(again, settings) is None

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.errors import PrismError
-from core.subsets import delete_subset, save_subset
 from core.workspace import Workspace
 from ui import analyze, cache, state
 from ui import format as fmt
 from ui.charts import Colouring, map_figure
+from ui.records import records
 from ui.stats import event_signature, rows_from_event, selection_stats
-from ui.widgets import empty_state, error_message, plain, record_view
+from ui.subsetview import delete_with_undo, how_text, save_rows_form, undo_notice
+from ui.widgets import PAGES, empty_state, plain
 
 MAX_POINTS = 100_000  # Plotly's comfortable ceiling for one WebGL scatter
-MAX_RECORDS = 500  # rows listed in the selection's record table
 _NOT_COLOURS = {"id", "umap_x", "umap_y"}
 _NAMED = {
     "cluster": "Cluster",
@@ -302,60 +300,8 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
             f"covered clusters · entropy {cov.entropy:.2f} nats"
         )
         st.progress(min(max(cov.fraction, 0.0), 1.0))
-    save_form(ws, frame, rows, how)
+    save_rows_form(ws, rows, how, key="save_subset")
     records(ws, frame, rows)
-
-
-def save_form(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray, how: dict[str, Any]) -> None:
-    with st.form("save_subset", clear_on_submit=True, border=False):
-        name = st.text_input("Subset name", placeholder="e.g. sparse word problems", max_chars=80)
-        submitted = st.form_submit_button("Save as subset", icon=":material/bookmark_add:")
-    if submitted:
-        ids = frame["id"].iloc[rows].astype(str).tolist()
-        try:
-            stored = save_subset(ws, name, ids, how=how)
-        except PrismError as error:  # shown under the form; the rest of the page goes on
-            error_message(str(error))
-            return
-        st.success(
-            f"Saved “{plain(stored)}” ({fmt.count(len(ids), 'sample')}).",
-            icon=":material/bookmark:",
-        )
-
-
-def records(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> None:
-    shown = rows[:MAX_RECORDS]
-    previews = cache.previews(ws)
-    table = pd.DataFrame(
-        {
-            "id": frame["id"].iloc[shown].astype(str).to_numpy(),
-            "prompt": [previews[r] for r in shown],
-        }
-    )
-    if "cluster" in frame.columns:
-        table["cluster"] = frame["cluster"].iloc[shown].to_numpy()
-    if "loss" in frame.columns:
-        table["loss"] = frame["loss"].iloc[shown].to_numpy()
-    more = f" (the first {MAX_RECORDS:,})" if len(rows) > MAX_RECORDS else ""
-    st.markdown(f"**Selected records**{more} — click one to read it in full")
-    signature = f"{len(rows)}-{int(rows[0])}-{int(rows[-1])}"
-    event = st.dataframe(
-        table,
-        key=f"{state.RECORD_TABLE}_{signature}",
-        on_select="rerun",
-        selection_mode="single-row",
-        hide_index=True,
-        height=250,
-        width="stretch",
-        column_config={
-            "prompt": st.column_config.TextColumn("Prompt", width="large"),
-            "loss": st.column_config.NumberColumn("Loss", format="%.3f"),
-            "cluster": st.column_config.NumberColumn("Cluster", format="%d"),
-        },
-    )
-    picked = ((event or {}).get("selection") or {}).get("rows") or []
-    if picked:
-        record_view(ws, int(shown[picked[0]]))
 
 
 # -- below the map ------------------------------------------------------------------------------
@@ -402,15 +348,19 @@ def refresh_when_ready(path: str) -> None:
 def subsets_list(ws: Workspace, frame: pd.DataFrame) -> None:
     subsets = ws.subsets()
     st.markdown("#### Saved subsets")
+    undo_notice(ws)
     if not subsets:
         st.caption("None yet. Select samples on the map and use **Save as subset**.")
+        st.page_link(
+            PAGES["subsets"], label="Or make one with a selector", icon=":material/bookmarks:"
+        )
         return
     listing = pd.DataFrame(
         [
             {
                 "Name": name,
                 "Samples": len(entry.get("ids", [])),
-                "Made by": str(entry.get("how", {}).get("method", "")),
+                "Made by": how_text(entry.get("how") or {}),
                 "Created": str(entry.get("created", ""))[:16].replace("T", " "),
             }
             for name, entry in subsets.items()
@@ -426,9 +376,10 @@ def subsets_list(ws: Workspace, frame: pd.DataFrame) -> None:
         _reset_table(state.CLUSTER_TABLE)
         st.rerun()
     if drop.button("Delete", icon=":material/delete:", width="stretch"):
-        delete_subset(ws, name)
-        state.flash(f"Deleted subset “{plain(name)}”.", icon="🗑️")
-        st.rerun()
+        delete_with_undo(ws, name)
+    st.page_link(
+        PAGES["subsets"], label="Export, combine and compare subsets", icon=":material/bookmarks:"
+    )
 
 
 # -- clusters and map still missing -------------------------------------------------------------

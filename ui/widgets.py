@@ -28,6 +28,8 @@ PAGES = {
     "features": "pages/features.py",
     "map": "pages/map.py",
     "diversity": "pages/diversity.py",
+    "subsets": "pages/subsets.py",
+    "compare": "pages/compare.py",
 }
 
 

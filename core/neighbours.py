@@ -1,0 +1,257 @@
+"""How far two feature spaces of the same rows agree on who is near whom.
+
+- ``nearest_neighbours``: the k nearest rows of every row by cosine, self excluded (exact, in
+  blocks of rows, so 100,000 × 1,024 features fit in a few hundred MB; on a GPU with
+  ``device="cuda"``).
+- ``neighbourhood_agreement``: per row, |kNN_a(i) ∩ kNN_b(i)| / k — 1 when both spaces give a row
+  the same k neighbours, 0 when they share none. Low values mark samples that read alike but
+  teach the model different things (or the reverse).
+- ``chance_agreement``: k/(n−1), the expected agreement of two unrelated spaces.
+- ``similarity_rank_correlation``: the rank correlation of the two neighbourhood structures —
+  Spearman's ρ between the cosine of a pair of rows in space a and in space b, over a seeded
+  sample of distinct pairs (all pairs when there are few). This is a sampled Mantel-style
+  statistic: 1 when one space's similarities are a monotone function of the other's, ~0 for
+  unrelated spaces. Random pairs are mostly far apart, so it describes the global structure;
+  the agreement above describes the closest neighbours.
+- ``compare_spaces``: all of these at once, as a ``SpaceComparison``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import PrismError
+
+K_DEFAULT = 10
+N_PAIRS_DEFAULT = 200_000
+# Rows per block keep the (block × N) float32 similarity matrix near this many bytes.
+_BLOCK_BYTES = 256 * 2**20
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise PrismError(f"{name} must be an integer ≥ {minimum}; got {value!r}.")
+    return int(value)
+
+
+def _unit_features(features: object, *, name: str) -> np.ndarray:
+    """float32 copy with unit rows (a zero row stays zero); checks shape and values."""
+    array = np.asarray(features)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise PrismError(
+            f"{name} must be a 2-D array (n_samples × d) with d ≥ 1; got shape {array.shape}."
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise PrismError(f"{name} must hold real numbers; got dtype {array.dtype}.")
+    rows = np.array(array, dtype=np.float32, copy=True)
+    if not np.all(np.isfinite(rows)):
+        raise PrismError(f"{name} contains NaN or infinite values.")
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return rows
+
+
+def _check_pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+    ua, ub = _unit_features(a, name="a"), _unit_features(b, name="b")
+    if ua.shape[0] != ub.shape[0]:
+        raise PrismError(
+            f"a and b must hold the same rows; got {ua.shape[0]:,} rows in a and "
+            f"{ub.shape[0]:,} in b."
+        )
+    return ua, ub
+
+
+def _check_k(k: object, n: int) -> int:
+    if n < 2:
+        raise PrismError(f"neighbours need at least 2 rows; got {n}.")
+    k = _check_int("k", k, minimum=1)
+    if k > n - 1:
+        raise PrismError(f"k must be at most n − 1 = {n - 1} (self is excluded); got {k}.")
+    return k
+
+
+def _knn(unit: np.ndarray, k: int) -> np.ndarray:
+    n = unit.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    step = max(1, min(n, _BLOCK_BYTES // (4 * n)))
+    unit_t = np.ascontiguousarray(unit.T)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        sims = unit[start:stop] @ unit_t
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        top = np.argpartition(sims, n - k, axis=1)[:, n - k :]
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        # most similar first; equal similarities by row number, so the order is reproducible
+        order = np.lexsort((top, -top_sims), axis=1)
+        out[start:stop] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def _knn_torch(unit: np.ndarray, k: int, device: str) -> np.ndarray:
+    """``_knn`` with the products and the top-k on a torch device (a GPU)."""
+    import torch
+
+    n = unit.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    features = torch.from_numpy(unit).to(device)
+    step = max(1, min(n, 4 * _BLOCK_BYTES // (4 * n)))
+    with torch.inference_mode():
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            sims = features[start:stop] @ features.T
+            rows = torch.arange(stop - start, device=sims.device)
+            sims[rows, rows + start] = -torch.inf
+            out[start:stop] = torch.topk(sims, k, dim=1).indices.cpu().numpy()
+    return out
+
+
+def _check_device(device: object) -> str:
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise PrismError(f"device must be cpu, cuda or cuda:N; got {device!r}.")
+    return device
+
+
+def _neighbours(unit: np.ndarray, k: int, device: str) -> np.ndarray:
+    return _knn(unit, k) if device == "cpu" else _knn_torch(unit, k, device)
+
+
+def nearest_neighbours(
+    features: np.ndarray, *, k: int = K_DEFAULT, device: str = "cpu"
+) -> np.ndarray:
+    """Indices (n × k, int64) of each row's k most cosine-similar other rows, nearest first.
+
+    Exact (every pair is compared) in blocks of rows; O(n² d) time, O(n·k) memory besides one
+    block of similarities. ``device`` "cuda" runs the products on a GPU through torch. Among rows
+    exactly as similar as the k-th, which ones are kept is unspecified.
+    """
+    unit = _unit_features(features, name="features")
+    k = _check_k(k, unit.shape[0])
+    return _neighbours(unit, k, _check_device(device))
+
+
+def _overlap(idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
+    n, k = idx_a.shape
+    shared = np.empty(n, dtype=np.int64)
+    step = max(1, 2**24 // (k * k))
+    for start in range(0, n, step):
+        a = idx_a[start : start + step]
+        b = idx_b[start : start + step]
+        shared[start : start + step] = (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1)
+    return shared
+
+
+def neighbourhood_agreement(
+    a: np.ndarray, b: np.ndarray, *, k: int = K_DEFAULT, device: str = "cpu"
+) -> np.ndarray:
+    """Per row, the share of its k nearest neighbours (cosine, self excluded) found in both spaces.
+
+    ``a`` (n × d_a) and ``b`` (n × d_b) hold the same rows in the same order. Returns (n,)
+    float32 values in {0, 1/k, …, 1}; their mean is ``chance_agreement(n, k)`` for unrelated
+    spaces.
+    """
+    ua, ub = _check_pair(a, b)
+    k = _check_k(k, ua.shape[0])
+    device = _check_device(device)
+    shared = _overlap(_neighbours(ua, k, device), _neighbours(ub, k, device))
+    return (shared / k).astype(np.float32)
+
+
+def chance_agreement(n: int, k: int = K_DEFAULT) -> float:
+    """k/(n−1): the expected neighbourhood agreement when the two spaces are unrelated."""
+    n = _check_int("n", n, minimum=2)
+    k = _check_k(k, n)
+    return k / (n - 1)
+
+
+def _pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs i < j when there are at most ``n_pairs``; else a seeded sample of pairs i ≠ j."""
+    if n * (n - 1) // 2 <= n_pairs:
+        first, second = np.triu_indices(n, k=1)
+        return first.astype(np.int64), second.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, n, size=n_pairs)
+    # j = i + offset (mod n) with offset in [1, n−1] is uniform over the rows other than i
+    second = (first + rng.integers(1, n, size=n_pairs)) % n
+    return first, second
+
+
+def _pair_cosines(unit: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    out = np.empty(first.size, dtype=np.float64)
+    step = 65536
+    for start in range(0, first.size, step):
+        i, j = first[start : start + step], second[start : start + step]
+        out[start : start + step] = np.einsum("ij,ij->i", unit[i], unit[j])
+    return out
+
+
+def similarity_rank_correlation(
+    a: np.ndarray, b: np.ndarray, *, n_pairs: int = N_PAIRS_DEFAULT, seed: int = 0
+) -> float:
+    """Spearman's ρ between pairwise cosines in space a and in space b over sampled row pairs.
+
+    Uses every pair when n(n−1)/2 ≤ ``n_pairs``, else ``n_pairs`` pairs drawn with ``seed``
+    (standard error about 1/√n_pairs).
+    """
+    from scipy.stats import spearmanr
+
+    ua, ub = _check_pair(a, b)
+    n = ua.shape[0]
+    if n < 3:
+        raise PrismError(f"a rank correlation of pairs needs at least 3 rows; got {n}.")
+    n_pairs = _check_int("n_pairs", n_pairs, minimum=2)
+    seed = _check_int("seed", seed, minimum=0)
+    first, second = _pairs(n, n_pairs, seed)
+    cos_a = _pair_cosines(ua, first, second)
+    cos_b = _pair_cosines(ub, first, second)
+    if np.ptp(cos_a) == 0 or np.ptp(cos_b) == 0:
+        raise PrismError(
+            "every sampled pair is equally similar in one of the spaces; the rank correlation is "
+            "undefined."
+        )
+    return float(spearmanr(cos_a, cos_b).statistic)
+
+
+@dataclass(frozen=True)
+class SpaceComparison:
+    """Two feature spaces of the same rows, compared.
+
+    agreement: (n,) per-row kNN overlap; mean_agreement: its mean; chance: k/(n−1);
+    rank_correlation: Spearman's ρ of pairwise cosines (``similarity_rank_correlation``).
+    """
+
+    agreement: np.ndarray
+    k: int
+    mean_agreement: float
+    chance: float
+    rank_correlation: float
+    n_pairs: int
+    seed: int
+
+
+def compare_spaces(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    k: int = K_DEFAULT,
+    n_pairs: int = N_PAIRS_DEFAULT,
+    seed: int = 0,
+    device: str = "cpu",
+) -> SpaceComparison:
+    """Neighbourhood agreement, its chance level and the similarity rank correlation of a and b."""
+    ua, ub = _check_pair(a, b)
+    n = ua.shape[0]
+    k = _check_k(k, n)
+    agreement = neighbourhood_agreement(ua, ub, k=k, device=device)
+    n_pairs = _check_int("n_pairs", n_pairs, minimum=2)
+    return SpaceComparison(
+        agreement=agreement,
+        k=k,
+        mean_agreement=float(agreement.mean()),
+        chance=chance_agreement(n, k),
+        rank_correlation=similarity_rank_correlation(ua, ub, n_pairs=n_pairs, seed=seed),
+        n_pairs=min(n_pairs, n * (n - 1) // 2),
+        seed=int(seed),
+    )
