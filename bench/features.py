@@ -56,7 +56,9 @@ def bench_naive(extractor: FeatureExtractor, encoded: list, projection: torch.Te
         for e in encoded:
             ids = torch.tensor([e.input_ids])
             logits = model(input_ids=ids, use_cache=False).logits
-            loss = response_loss(logits, ids, torch.tensor([e.n_prompt]), torch.tensor([len(e.input_ids)]))[0]
+            loss = response_loss(
+                logits, ids, torch.tensor([e.n_prompt]), torch.tensor([len(e.input_ids)])
+            )[0]
             grads = torch.autograd.grad(loss, params)
             flat = torch.cat([g.reshape(-1) for g in grads])
             out = torch.mv(projection, flat)
@@ -83,7 +85,9 @@ def bench_train_step(extractor: FeatureExtractor, encoded: list) -> float:
                 ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
                 mask[row, : len(e.input_ids)] = 1
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            loss = response_loss(logits, ids, torch.tensor([e.n_prompt for e in items]), mask.sum(1)).sum()
+            loss = response_loss(
+                logits, ids, torch.tensor([e.n_prompt for e in items]), mask.sum(1)
+            ).sum()
             loss.backward()
             model.zero_grad(set_to_none=True)
         return len(encoded) / (time.perf_counter() - start)
@@ -96,25 +100,43 @@ def peak_memory_of_cli(rows: int) -> dict:
     """Peak RSS of `prism features` on the ``rows`` longest GSM8K samples (a child process)."""
     dataset = load_dataset("demo:gsm8k")
     lengths = dataset.samples["question"].str.len() + dataset.samples["answer"].str.len()
-    longest = dataset.samples.loc[lengths.sort_values(ascending=False).index[:rows], ["id", "question", "answer"]]
+    longest = dataset.samples.loc[
+        lengths.sort_values(ascending=False).index[:rows], ["id", "question", "answer"]
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "longest.jsonl"
         longest.to_json(data, orient="records", lines=True, force_ascii=False)
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "core", "features", str(data), "--workspace", str(Path(tmp) / "ws"),
-                        "--quiet"], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "core",
+                "features",
+                str(data),
+                "--workspace",
+                str(Path(tmp) / "ws"),
+                "--quiet",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
         seconds = time.perf_counter() - start
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"rows": rows, "peak_rss_gb": max(peak_kb, before) / 1024**2, "seconds": seconds}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=16, help="GSM8K rows to time")
     parser.add_argument("--n-naive", type=int, default=4, help="rows for the (slow) naive baseline")
     parser.add_argument("--scope", default="all")
-    parser.add_argument("--memory-rows", type=int, default=48, help="longest rows for the memory run (0: skip)")
+    parser.add_argument(
+        "--memory-rows", type=int, default=48, help="longest rows for the memory run (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "features.json")
     args = parser.parse_args()
 
@@ -135,24 +157,40 @@ def main() -> None:
     memory = peak_memory_of_cli(args.memory_rows) if args.memory_rows else None
 
     result = {
-        "model": "SmolLM2-135M-Instruct (embedded)", "scope": args.scope, "params_in_scope": n_params,
-        "rows": args.n, "tokens": tokens, "threads": torch.get_num_threads(),
-        "prism_samples_per_s": prism, "naive_samples_per_s": naive, "train_step_samples_per_s": train,
-        "speedup_vs_naive": prism / naive, "cost_vs_train_step": train / prism,
-        "full_demo_estimate_s": 1319 / prism, "memory": memory,
+        "model": "SmolLM2-135M-Instruct (embedded)",
+        "scope": args.scope,
+        "params_in_scope": n_params,
+        "rows": args.n,
+        "tokens": tokens,
+        "threads": torch.get_num_threads(),
+        "prism_samples_per_s": prism,
+        "naive_samples_per_s": naive,
+        "train_step_samples_per_s": train,
+        "speedup_vs_naive": prism / naive,
+        "cost_vs_train_step": train / prism,
+        "full_demo_estimate_s": 1319 / prism,
+        "memory": memory,
     }
-    print(f"GSM8K rows: {args.n} ({tokens:,} tokens), scope {args.scope} ({n_params / 1e6:.1f}M weights), "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"GSM8K rows: {args.n} ({tokens:,} tokens), scope {args.scope} ({n_params / 1e6:.1f}M weights), "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'method':<34}{'samples/s':>10}{'ratio':>10}  target")
     print(f"{'prism (hooks + Kronecker sketch)':<34}{prism:>10.3f}{1.0:>10.2f}")
-    print(f"{'naive (materialised + sparse JL)':<34}{naive:>10.3f}{prism / naive:>9.1f}×  prism ≥ 5× faster: "
-          f"{'yes' if prism / naive >= 5 else 'NO'}")
-    print(f"{'plain forward+backward step':<34}{train:>10.3f}{train / prism:>9.2f}×  prism ≤ 1.5× its cost: "
-          f"{'yes' if train / prism <= 1.5 else 'NO'}")
+    print(
+        f"{'naive (materialised + sparse JL)':<34}{naive:>10.3f}{prism / naive:>9.1f}×  prism ≥ 5× faster: "
+        f"{'yes' if prism / naive >= 5 else 'NO'}"
+    )
+    print(
+        f"{'plain forward+backward step':<34}{train:>10.3f}{train / prism:>9.2f}×  prism ≤ 1.5× its cost: "
+        f"{'yes' if train / prism <= 1.5 else 'NO'}"
+    )
     print(f"full demo (1,319 rows) at this rate: {1319 / prism / 60:.1f} min")
     if memory:
-        print(f"peak RSS of `prism features` on the {memory['rows']} longest rows: {memory['peak_rss_gb']:.2f} GB "
-              f"(target ≤ 4 GB: {'yes' if memory['peak_rss_gb'] <= 4 else 'NO'})")
+        print(
+            f"peak RSS of `prism features` on the {memory['rows']} longest rows: {memory['peak_rss_gb']:.2f} GB "
+            f"(target ≤ 4 GB: {'yes' if memory['peak_rss_gb'] <= 4 else 'NO'})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -91,6 +91,8 @@ def time_features(
         device=device,
     )
     extractor = FeatureExtractor(proxy, config)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     extractor.compute(samples[:batch_size])  # warm-up
     sync(device)
     start = time.perf_counter()
@@ -99,21 +101,34 @@ def time_features(
     return len(samples) / (time.perf_counter() - start)
 
 
-def time_train_step(proxy: Proxy, samples: list[Encoded], *, batch_size: int, device: str) -> float:
-    """A plain forward+backward with weight gradients over the same batches (the cost reference)."""
+def peak_memory_gib(device: str) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+
+
+def time_train_step(
+    proxy: Proxy, samples: list[Encoded], *, batch_size: int, device: str, micro_tokens: int = 8192
+) -> float:
+    """A plain forward+backward with weight gradients over the same batches (the cost reference).
+
+    Full logits (float32 for the loss) of more than ``micro_tokens`` tokens do not fit on the
+    device with a 151,936-token vocabulary, so a batch runs as accumulated micro-batches.
+    """
     model = proxy.model
     for p in model.parameters():
         p.requires_grad_(True)
     try:
 
         def step(batch: list[Encoded]) -> None:
-            ids = torch.tensor([e.input_ids for e in batch], device=device)
-            n_prompt = torch.tensor([e.n_prompt for e in batch], device=device)
-            lengths = torch.full((len(batch),), ids.shape[1], device=device)
-            loss = response_loss(
-                model(input_ids=ids, use_cache=False).logits, ids, n_prompt, lengths
-            ).sum()
-            loss.backward()
+            micro = max(1, micro_tokens // len(batch[0].input_ids))
+            for lo in range(0, len(batch), micro):
+                part = batch[lo : lo + micro]
+                ids = torch.tensor([e.input_ids for e in part], device=device)
+                n_prompt = torch.tensor([e.n_prompt for e in part], device=device)
+                lengths = torch.full((len(part),), ids.shape[1], device=device)
+                loss = response_loss(
+                    model(input_ids=ids, use_cache=False).logits, ids, n_prompt, lengths
+                ).sum()
+                loss.backward()
             model.zero_grad(set_to_none=True)
 
         step(samples[:batch_size])
@@ -221,6 +236,25 @@ def device_independence(device: str) -> dict:
     }
 
 
+def bf16_agreement(proxy: Proxy, vocab: int, *, device: str) -> dict:
+    """Features of the bf16 model against the same weights in float32 (16 samples, 256 tokens)."""
+    samples = random_samples(16, 256, vocab, seed=5)
+    config = FeatureConfig(model="bench", scope="all", batch_size=16, device=device)
+    low = FeatureExtractor(proxy, config).compute(samples)
+    proxy.model.float()
+    try:
+        high = FeatureExtractor(proxy, config).compute(samples)
+    finally:
+        proxy.model.to(torch.bfloat16)
+    cosines = np.sum(low.features.astype(np.float64) * high.features, axis=1)
+    return {
+        "n": len(samples),
+        "min_cosine": float(cosines.min()),
+        "mean_cosine": float(cosines.mean()),
+        "loss_max_rel_diff": float(np.abs(low.loss / high.loss - 1).max()),
+    }
+
+
 def streamed_vendi(device: str, n: int, dim: int = 1024, chunk: int = 1 << 18) -> dict:
     """G-Vendi of n × dim unit features streamed chunk by chunk through the device (d×d covariance)."""
     generator = torch.Generator(device=device)
@@ -255,7 +289,7 @@ def main() -> None:
     dtype_name = "float32" if cpu_mode else "bfloat16"
     dtype = torch.float32 if cpu_mode else torch.bfloat16
     seqs = (64, 128) if cpu_mode else (256, 1024)
-    batch_sizes = {64: (1, 4), 128: (1, 4), 256: (1, 8, 32), 1024: (1, 4, 8)}
+    batch_sizes = {64: (1, 4), 128: (1, 4), 256: (1, 8, 32, 128), 1024: (1, 8, 16, 32)}
     n_naive = 2
     torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -272,6 +306,7 @@ def main() -> None:
                 max(2 * bs, 4 if cpu_mode else 32), seq, arch["vocab_size"], seed=seq
             )
             rate = time_features(proxy, samples, batch_size=bs, device=device, dtype=dtype_name)
+            memory = peak_memory_gib(device)
             train = time_train_step(proxy, samples, batch_size=bs, device=device)
             mfu = 6 * n_params * seq * rate / peak
             rows.append(
@@ -284,9 +319,11 @@ def main() -> None:
                     "naive_samples_per_s": naive,
                     "speedup_vs_naive": rate / naive,
                     "mfu": mfu,
+                    "peak_memory_gib": memory,
                 }
             )
     independence = device_independence(device) if not cpu_mode else None
+    agreement = None if cpu_mode else bf16_agreement(proxy, arch["vocab_size"], device=device)
     vendi = streamed_vendi(device, 50_000 if cpu_mode else 10_000_000)
     result = {
         "device": torch.cuda.get_device_name() if not cpu_mode else "cpu",
@@ -297,6 +334,7 @@ def main() -> None:
         "matmul_flops": peak,
         "rows": rows,
         "device_independence": independence,
+        "bf16_vs_float32": agreement,
         "streamed_vendi": vendi,
     }
 
@@ -304,18 +342,24 @@ def main() -> None:
         f"device {result['device']}, {result['arch']}, {n_params / 1e6:.0f}M params, {dtype_name}, "
         f"matmul {peak / 1e12:.1f} TFLOP/s"
     )
-    header = f"{'seq':>5} {'batch':>5} {'samples/s':>10} {'naive/s':>9} {'speedup':>8} {'vs train':>8} {'MFU':>6}"
+    header = f"{'seq':>5} {'batch':>5} {'samples/s':>10} {'naive/s':>9} {'speedup':>8} {'vs train':>8} {'MFU':>6} {'GiB':>5}"
     print(header)
     for r in rows:
         print(
             f"{r['seq']:>5} {r['batch_size']:>5} {r['samples_per_s']:>10.2f} {r['naive_samples_per_s']:>9.3f} "
-            f"{r['speedup_vs_naive']:>7.1f}× {r['cost_vs_train_step']:>7.2f}× {100 * r['mfu']:>5.1f}%"
+            f"{r['speedup_vs_naive']:>7.1f}× {r['cost_vs_train_step']:>7.2f}× {100 * r['mfu']:>5.1f}% "
+            f"{r['peak_memory_gib'] or 0:>5.1f}"
         )
     if independence:
         print(
             f"CPU vs {device}: max |Δ| {independence['max_abs_diff']:.2e}, min cosine {independence['min_cosine']:.8f}; "
             f"G-Vendi device {independence['g_vendi_device']:.6f}, merged {independence['g_vendi_merged']:.6f}, "
             f"cpu {independence['g_vendi_cpu']:.6f}"
+        )
+    if agreement:
+        print(
+            f"bf16 vs float32 model, same weights: min cosine {agreement['min_cosine']:.6f}, "
+            f"loss max rel diff {agreement['loss_max_rel_diff']:.1e}"
         )
     print(
         f"streamed G-Vendi of {vendi['n']:,} × {vendi['dim']}: {vendi['seconds']:.2f} s (value {vendi['g_vendi']:.2f})"

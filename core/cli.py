@@ -82,8 +82,12 @@ def features(
     dim: Annotated[int, typer.Option(help="Sketch dimension d.")] = 1024,
     seed: Annotated[int, typer.Option(help="Seed of the random sketch.")] = 0,
     batch_size: Annotated[
-        int, typer.Option(help="Samples per forward/backward pass (does not change the features).")
-    ] = 8,
+        int | None,
+        typer.Option(
+            help="Most samples per forward/backward pass (default 8 on a CPU, 128 on a GPU; "
+            "does not change the features)."
+        ),
+    ] = None,
     batch_tokens: Annotated[
         int | None,
         typer.Option(

@@ -10,15 +10,29 @@ only carries activation gradients down to the first block in scope).
 Batching is exact: sequences are right-padded and attention-masked, so a sample's loss depends
 only on its own tokens, and the backward of the summed per-sample losses hands each sample exactly
 its own output gradients.
+
+For models whose logits are plainly ``lm_head(last hidden state)`` (Llama, Mistral, Qwen2/3, GPT-2)
+the output head and the loss are computed only at the positions that carry loss, in chunks of rows,
+with the head's backward done by hand: the full (batch × length × vocabulary) logits are never held,
+and the features are the same (the head's weight gradient only involves those positions).
+
+On a GPU (see bench/README.md for what each step bought on an H100): a bf16 model's sketch
+projections run in bf16 on the tensor cores; a batch of equal lengths runs without pad column or
+mask (the fused causal attention kernel); the loss over the head's logits is one ``torch.compile``d
+function; RMSNorms run as PyTorch's fused kernel. On a CPU the computation is what it always was,
+so features stay bit-identical across batch sizes there.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,6 +44,8 @@ from core.sketch import STAGE1_K, KroneckerSketch, validate_dim
 
 Conversation = list[dict[str, str]]
 PAD_MULTIPLE = 64
+# Models whose logits are exactly lm_head(base_model(...).last_hidden_state): no scale, no capping.
+PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt2"})
 _FALLBACK_TEMPLATE = "### User:\n{prompt}\n\n### Assistant:\n"
 
 
@@ -41,7 +57,7 @@ class FeatureConfig:
     scope: str = "all"
     dim: int = 1024
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | None = None  # None: 8 on a CPU, 128 on a GPU (batch_tokens caps both)
     batch_tokens: int | None = None
     max_length: int | None = None
     dtype: str = "float32"
@@ -54,7 +70,9 @@ class FeatureConfig:
         validate_dim(self.dim, stage1_k=self.stage1_k)
         if not isinstance(self.seed, int) or self.seed < 0:
             raise PrismError(f"seed (--seed) must be a non-negative integer, got {self.seed!r}.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
             raise PrismError(f"batch_size (--batch-size) must be ≥ 1, got {self.batch_size!r}.")
         if self.batch_tokens is not None and (
             not isinstance(self.batch_tokens, int) or self.batch_tokens < 1
@@ -175,9 +193,13 @@ def response_loss(
     targets = input_ids[:, 1:]
     positions = torch.arange(1, input_ids.shape[1], device=input_ids.device)
     mask = (positions[None, :] >= n_prompt[:, None]) & (positions[None, :] < lengths[:, None])
+    # Rows of (B·T, V): with the vocabulary as the class dimension of a (B, V, T) view, CUDA runs
+    # a strided reduction that made a 1,024-token training step of a 151,936-token vocabulary 4×
+    # slower on an H100 (3.1 against 12.5 samples/s at batch 1).
+    vocab = logits.shape[-1]
     nll = nn.functional.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2), targets, reduction="none"
-    )
+        logits[:, :-1].float().reshape(-1, vocab), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)
     mask_f = mask.to(nll.dtype)
     return (nll * mask_f).sum(dim=1) / mask_f.sum(dim=1)
 
@@ -203,7 +225,7 @@ def _is_linear(module: nn.Module) -> bool:
 def _shape(module: nn.Module) -> tuple[int, int]:
     if isinstance(module, nn.Linear):
         return module.out_features, module.in_features
-    n_in, n_out = module.weight.shape  # Conv1D stores (in, out)
+    n_in, n_out = cast(torch.Tensor, module.weight).shape  # Conv1D stores (in, out)
     return n_out, n_in
 
 
@@ -238,18 +260,199 @@ def scope_layers(model: nn.Module, scope: str) -> tuple[dict[str, nn.Module], nn
 # Extraction
 
 
+def default_batch_size(device: Any) -> int:
+    """Samples per batch: a GPU needs many rows to fill its matrix units (MFU 32% at 8 rows of
+    1,024 tokens, 50% at 32 on an H100); a CPU gains nothing from more than a few."""
+    return 128 if torch.device(device).type == "cuda" else 8
+
+
 def default_batch_tokens(device: Any) -> int:
     """Padded tokens per batch: small on a CPU (memory, no speed gain), large on a GPU."""
     return 32768 if torch.device(device).type == "cuda" else 1024
 
 
-def padded_width(length: int) -> int:
-    """The sequence width a sample of ``length`` tokens is computed at.
+def padded_width(length: int, *, spare_column: bool = True) -> int:
+    """The sequence width a sample of ``length`` tokens is computed at: a multiple of PAD_MULTIPLE.
 
-    At least one pad column is always added: with an all-ones mask the attention takes another
-    kernel path, which would make a sample's bits depend on whether a neighbour needed padding.
+    With ``spare_column`` (on a CPU) at least one pad column is always added: with an all-ones mask
+    the attention takes another kernel path, which would make a sample's bits depend on whether a
+    neighbour needed padding. A GPU's results are not bit-stable across batch shapes anyway, so
+    there a batch of equal lengths needs no pad column and no mask (the fused causal kernel).
     """
-    return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
+    if spare_column:
+        return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
+    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def head_chunk_rows(vocab_size: int, device: Any) -> int:
+    """Loss positions whose logits are held at once: about 2²⁸ logits on a GPU, 2²⁴ on a CPU."""
+    budget = 1 << 28 if torch.device(device).type == "cuda" else 1 << 24
+    return max(1, budget // vocab_size // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def plain_head(model: nn.Module) -> nn.Linear | None:
+    """The output head if the model's logits are exactly ``head(base_model(...)[0])``, else None."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if model_type in PLAIN_HEAD_MODEL_TYPES and get_head else None
+    if isinstance(head, nn.Linear) and head.bias is None and model.base_model is not model:
+        return head
+    return None
+
+
+@dataclass(frozen=True)
+class LossRows:
+    """The positions that carry loss in a right-padded batch, one row each (N rows in all).
+
+    Position ``position`` of batch row ``sample`` predicts token ``target``; ``weight`` is
+    1 / (the sample's number of loss tokens), the derivative of its mean NLL by that token's NLL.
+    """
+
+    sample: torch.Tensor  # (N,) int64
+    position: torch.Tensor  # (N,) int64
+    target: torch.Tensor  # (N,) int64
+    weight: torch.Tensor  # (N,) float32
+    counts: torch.Tensor  # (B,) float32, loss tokens per sample
+
+    @classmethod
+    def of(cls, batch: Sequence[Encoded], device: Any) -> LossRows:
+        starts = [max(1, e.n_prompt) for e in batch]  # token 0 has no prediction
+        counts = np.array([len(e.input_ids) - s for e, s in zip(batch, starts, strict=True)])
+        arrays = {
+            "sample": np.repeat(np.arange(len(batch)), counts),
+            "position": np.concatenate(
+                [np.arange(s - 1, len(e.input_ids) - 1) for e, s in zip(batch, starts, strict=True)]
+            ),
+            "target": np.concatenate(
+                [e.input_ids[s:] for e, s in zip(batch, starts, strict=True)]
+            ).astype(np.int64),
+            "weight": np.repeat(1.0 / counts, counts).astype(np.float32),
+            "counts": counts.astype(np.float32),
+        }
+        return cls(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
+
+
+def head_loss_backward(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    rows: LossRows,
+    *,
+    chunk_rows: int,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The output head's forward and backward at the loss rows only, a chunk of rows at a time.
+
+    For hidden states h (N, H) and head weight W (V, H): logits = h Wᵀ, NLL from a float32
+    log-softmax, δ = weight · (softmax − onehot(target)) (the gradient of the per-sample mean
+    losses by the logits) and h's gradient δ W. The row count is padded to a multiple of
+    PAD_MULTIPLE (pad rows weigh 0), so that every product runs on the same kernel path whatever
+    the batch (bit-stable on a CPU).
+
+    Returns:
+        nll (N,) float32; grad (N, H) in h's dtype; ``project(δ)`` (N, k) float32 when
+        ``project`` is given, else None.
+    """
+    n = hidden.shape[0]
+    extra = -n % PAD_MULTIPLE
+    h = nn.functional.pad(hidden, (0, 0, 0, extra))
+    targets = nn.functional.pad(rows.target, (0, extra))[:, None]
+    scale = nn.functional.pad(rows.weight, (0, extra))[:, None]
+    nll = torch.empty(n + extra, dtype=torch.float32, device=h.device)
+    grad = torch.empty_like(h)
+    projected = []
+    fused = _compiled_nll_and_delta() if h.is_cuda else None
+    for lo in range(0, n + extra, chunk_rows):
+        hi = min(n + extra, lo + chunk_rows)
+        t = targets[lo:hi]
+        logits = h[lo:hi] @ weight.T
+        if fused is not None:
+            try:
+                nll[lo:hi], delta = fused(logits, t, scale[lo:hi])
+                grad[lo:hi] = delta @ weight
+                if project is not None:
+                    projected.append(project(delta).float())
+                continue
+            except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
+                warnings.warn(
+                    f"torch.compile of the loss failed ({error!r:.200}); using eager.",
+                    stacklevel=2,
+                )
+                _COMPILE_FAILED.add("nll_and_delta")
+                fused = None
+        # Each of these reads the (rows × V) logits once and computes in float32: the NLL from
+        # an exact log-softmax, and softmax − onehot rounded once to the logits' dtype. The
+        # per-row weight goes onto the small (rows × H) and (rows × k) products instead.
+        nll[lo:hi] = torch.log_softmax(logits, dim=1, dtype=torch.float32).gather(1, t)[:, 0].neg()
+        delta = torch.softmax(logits, dim=1)
+        del logits
+        delta.scatter_add_(1, t, torch.full_like(t, -1, dtype=delta.dtype))
+        grad[lo:hi] = ((delta @ weight).float() * scale[lo:hi]).to(h.dtype)
+        if project is not None:
+            projected.append(project(delta).float() * scale[lo:hi])
+    return nll[:n], grad[:n], torch.cat(projected)[:n] if project is not None else None
+
+
+def nll_and_delta(
+    logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, V) logits → NLL (rows,) float32 and δ = scale · (softmax − onehot) in logits' dtype.
+
+    Written for ``torch.compile``, which fuses it into two passes over the logits (GPU only).
+    """
+    log_probs = torch.log_softmax(logits.float(), dim=1)
+    nll = -log_probs.gather(1, targets)[:, 0]
+    hit = torch.arange(logits.shape[1], device=logits.device)[None, :] == targets
+    return nll, ((log_probs.exp() - hit.float()) * scale).to(logits.dtype)
+
+
+_COMPILE_FAILED: set[str] = set()
+
+
+@functools.cache
+def _compiled_nll_and_delta_cached() -> Callable:
+    return torch.compile(nll_and_delta, dynamic=True)
+
+
+def _compiled_nll_and_delta() -> Callable | None:
+    return None if "nll_and_delta" in _COMPILE_FAILED else _compiled_nll_and_delta_cached()
+
+
+# RMSNorm classes computing weight · (x / rms(x)) exactly like torch.nn.functional.rms_norm.
+_PLAIN_RMSNORM_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def _rms_norm(hidden_states: torch.Tensor, *, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    return nn.functional.rms_norm(hidden_states, (weight.shape[0],), weight, eps)
+
+
+@contextmanager
+def fused_rms_norms(model: nn.Module) -> Iterator[int]:
+    """On a GPU, run a plain model's RMSNorms as PyTorch's fused kernel for the duration.
+
+    Hugging Face's RMSNorm is five float32 element-wise kernels forward and more backward; on an
+    H100 they took 1.46 ms per (32,768 × 896) norm against 0.12 ms fused, a quarter of the whole
+    extraction. The result differs only by rounding (the fused kernel rounds once, at the end).
+    Yields the number of norms replaced; the model's own forward comes back on exit.
+    """
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    patched = []
+    if model_type in _PLAIN_RMSNORM_MODEL_TYPES and next(model.parameters()).is_cuda:
+        for module in model.modules():
+            weight = getattr(module, "weight", None)
+            eps = getattr(module, "variance_epsilon", None)
+            if (
+                type(module).__name__.endswith("RMSNorm")
+                and isinstance(weight, torch.Tensor)
+                and weight.dim() == 1
+                and isinstance(eps, float)
+            ):
+                module.forward = functools.partial(_rms_norm, weight=weight, eps=eps)
+                patched.append(module)
+    try:
+        yield len(patched)
+    finally:
+        for module in patched:
+            del module.forward
 
 
 @dataclass
@@ -262,6 +465,18 @@ class FeatureBatch:
     n_response_tokens: np.ndarray  # (n,) int32
     grad_norm: np.ndarray  # (n,) float32, estimated from the sketch (JL), not exact
     truncated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+def _block(projected_grads: torch.Tensor, projected_inputs: torch.Tensor) -> torch.Tensor:
+    """(B, T, k) × (B, T, k) → (B, k, k) float32: Σ_t g_t a_tᵀ."""
+    g, a = projected_grads.transpose(1, 2), projected_inputs
+    if g.is_cuda and g.dtype == a.dtype == torch.bfloat16:
+        # On the tensor cores with a float32 result, where this torch has it (CUDA, ≥ 2.8).
+        try:
+            return torch.bmm(g, a, out_dtype=torch.float32)
+        except (TypeError, RuntimeError, NotImplementedError):
+            pass
+    return torch.matmul(g.float(), a.float())
 
 
 class _Hooks:
@@ -288,6 +503,11 @@ class _Hooks:
             }
         return args, kwargs
 
+    def add(self, projected_grads: torch.Tensor, projected_inputs: torch.Tensor) -> None:
+        """Fold Σ_t (R_out δ_t)(R_in a_t)ᵀ of one layer, (B, T, k) each, into the (B, k, k) sum."""
+        block = _block(projected_grads, projected_inputs)
+        self.blocks = block if self.blocks is None else self.blocks.add_(block)
+
     def _make_hook(self, name: str) -> Callable:
         sketch = self.sketch
 
@@ -299,9 +519,7 @@ class _Hooks:
 
             def backward_hook(grad: torch.Tensor) -> None:
                 with torch.no_grad():
-                    projected_grads = sketch.project_output_grads(name, grad)
-                    block = torch.matmul(projected_grads.transpose(1, 2), projected_inputs)
-                    self.blocks = block if self.blocks is None else self.blocks.add_(block)
+                    self.add(sketch.project_output_grads(name, grad), projected_inputs)
 
             output.register_hook(backward_hook)
 
@@ -319,20 +537,40 @@ class _Hooks:
 
 
 class FeatureExtractor:
-    """Computes sketched, unit-normalised per-sample gradients with one proxy and one sketch."""
+    """Computes sketched, unit-normalised per-sample gradients with one proxy and one sketch.
+
+    ``fused_head`` (on when the model's head is plain, see ``plain_head``) computes the head and
+    the loss at loss positions only; off, the model's full logits go through ``response_loss``.
+    Both give the same features up to float rounding.
+    """
 
     def __init__(self, proxy: Proxy, config: FeatureConfig):
         self.proxy = proxy
         self.config = config
         self.layers, self.first_block = scope_layers(proxy.model, config.scope)
         shapes = {name: _shape(module) for name, module in self.layers.items()}
+        # A bf16 model's activations and gradients are bf16 already: project them on the tensor
+        # cores too (float32 accumulation); a float32 model keeps float32 projections.
+        model_dtype = next(proxy.model.parameters()).dtype
         self.sketch = KroneckerSketch(
-            shapes, dim=config.dim, seed=config.seed, stage1_k=config.stage1_k, device=proxy.device
+            shapes,
+            dim=config.dim,
+            seed=config.seed,
+            stage1_k=config.stage1_k,
+            device=proxy.device,
+            compute_dtype=model_dtype if model_dtype == torch.bfloat16 else torch.float32,
         )
         self.n_params = sum(a * b for a, b in shapes.values())
+        self.head = plain_head(proxy.model)
+        self.fused_head = self.head is not None
+        self.fused_norms = True  # only acts on a GPU, see fused_rms_norms
+        self.spare_column = torch.device(proxy.device).type != "cuda"
 
     def encode(self, samples: Sequence[Conversation | str]) -> list[Encoded]:
         return [encode(self.proxy.tokenizer, s, max_length=self.config.max_length) for s in samples]
+
+    def width(self, length: int) -> int:
+        return padded_width(length, spare_column=self.spare_column)
 
     def batches(self, encoded: Sequence[Encoded]) -> list[list[int]]:
         """Index batches of samples that share a padded width (longest first).
@@ -345,12 +583,13 @@ class FeatureExtractor:
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i].input_ids), i))
         groups: dict[int, list[int]] = {}
         for i in order:
-            groups.setdefault(padded_width(len(encoded[i].input_ids)), []).append(i)
+            groups.setdefault(self.width(len(encoded[i].input_ids)), []).append(i)
         budget = self.config.batch_tokens or default_batch_tokens(self.proxy.device)
         batches = []
         for width, members in sorted(groups.items(), reverse=True):
             # Activation memory grows with tokens per batch, so long samples go in fewer at a time.
-            size = max(1, min(self.config.batch_size, budget // width))
+            most = self.config.batch_size or default_batch_size(self.proxy.device)
+            size = max(1, min(most, budget // width))
             batches += [members[j : j + size] for j in range(0, len(members), size)]
         return batches
 
@@ -370,44 +609,105 @@ class FeatureExtractor:
             grad_norm=np.zeros(n, dtype=np.float32),
             truncated=np.array([e.truncated for e in encoded], dtype=bool),
         )
-        hooks = _Hooks(self.sketch, self.layers, self.first_block)
+        hooked = {
+            name: module
+            for name, module in self.layers.items()
+            if not (self.fused_head and module is self.head)
+        }
+        hooks = _Hooks(self.sketch, hooked, self.first_block)
         try:
-            for batch in self.batches(encoded):
-                sketches, losses = self._run_batch([encoded[i] for i in batch], hooks)
-                norms = np.linalg.norm(sketches.astype(np.float64), axis=1)
-                safe = np.where(norms > 0, norms, 1.0)
-                out.features[batch] = (sketches / safe[:, None]).astype(np.float32)
-                out.grad_norm[batch] = norms.astype(np.float32)
-                out.loss[batch] = losses
-                if on_batch is not None:
-                    on_batch(len(batch))
+            with fused_rms_norms(self.proxy.model) if self.fused_norms else nullcontext():
+                for batch in self.batches(encoded):
+                    self._add_batch(out, batch, encoded, hooks, on_batch)
         finally:
             hooks.remove()
         return out
 
+    def _add_batch(
+        self,
+        out: FeatureBatch,
+        batch: list[int],
+        encoded: Sequence[Encoded],
+        hooks: _Hooks,
+        on_batch: Callable[[int], None] | None,
+    ) -> None:
+        sketches, losses = self._run_batch([encoded[i] for i in batch], hooks)
+        norms = np.linalg.norm(sketches.astype(np.float64), axis=1)
+        safe = np.where(norms > 0, norms, 1.0)
+        out.features[batch] = (sketches / safe[:, None]).astype(np.float32)
+        out.grad_norm[batch] = norms.astype(np.float32)
+        out.loss[batch] = losses
+        if on_batch is not None:
+            on_batch(len(batch))
+
     def _run_batch(self, batch: Sequence[Encoded], hooks: _Hooks) -> tuple[np.ndarray, np.ndarray]:
         device = self.proxy.device
         pad = self.proxy.tokenizer.pad_token_id or 0
-        width = padded_width(max(len(e.input_ids) for e in batch))
+        lengths = [len(e.input_ids) for e in batch]
+        width = self.width(max(lengths))
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
         for row, e in enumerate(batch):
             input_ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
             attention[row, : len(e.input_ids)] = 1
-        input_ids, attention = input_ids.to(device), attention.to(device)
-        lengths = attention.sum(dim=1)
-        n_prompt = torch.tensor([e.n_prompt for e in batch], device=device)
+        input_ids = input_ids.to(device)
+        # Without padding no mask is needed, and none lets the attention use its causal kernel.
+        mask = attention.to(device) if min(lengths) < width else None
         with torch.enable_grad():
-            logits = self.proxy.model(
-                input_ids=input_ids, attention_mask=attention, use_cache=False
-            ).logits
-            losses = response_loss(logits, input_ids, n_prompt, lengths)
-            # Σ of per-sample losses: its gradient at sample i's outputs is exactly ∇ loss_i.
-            losses.sum().backward()
+            if self.fused_head and self.head is not None:
+                losses = self._fused_head_pass(self.head, batch, input_ids, mask, hooks)
+            else:
+                logits = self.proxy.model(
+                    input_ids=input_ids, attention_mask=mask, use_cache=False
+                ).logits
+                losses = response_loss(
+                    logits,
+                    input_ids,
+                    torch.tensor([e.n_prompt for e in batch], device=device),
+                    torch.tensor(lengths, device=device),
+                )
+                # Σ of per-sample losses: its gradient at sample i's outputs is exactly ∇ loss_i.
+                losses.sum().backward()
         blocks = hooks.take()
         # One row at a time: a (1×k²)·(k²×d) product rounds the same whatever the batch size.
         sketches = torch.cat([self.sketch.finish(blocks[i : i + 1]) for i in range(len(batch))])
         return sketches.double().cpu().numpy(), losses.detach().float().cpu().numpy()
+
+    def _fused_head_pass(
+        self,
+        head: nn.Linear,
+        batch: Sequence[Encoded],
+        input_ids: torch.Tensor,
+        mask: torch.Tensor | None,
+        hooks: _Hooks,
+    ) -> torch.Tensor:
+        """Forward to the last hidden state, head + loss at the loss rows by hand, then backward."""
+        hidden = self.proxy.model.base_model(
+            input_ids=input_ids, attention_mask=mask, use_cache=False
+        ).last_hidden_state
+        rows = LossRows.of(batch, hidden.device)
+        at_rows = hidden[rows.sample, rows.position]
+        head_name = next((n for n, m in self.layers.items() if m is head), None)
+        with torch.no_grad():
+            nll, grad, projected_rows = head_loss_backward(
+                at_rows.detach(),
+                head.weight,
+                rows,
+                chunk_rows=head_chunk_rows(head.weight.shape[0], hidden.device),
+                project=(
+                    None
+                    if head_name is None
+                    else lambda delta: self.sketch.project_output_grads(head_name, delta)
+                ),
+            )
+            if head_name is not None and projected_rows is not None:
+                # The head's block, shaped like every other layer's: (B, T, k) with δ = 0 off rows.
+                projected_grads = projected_rows.new_zeros((*hidden.shape[:2], self.sketch.k))
+                projected_grads[rows.sample, rows.position] = projected_rows
+                hooks.add(projected_grads, self.sketch.project_inputs(head_name, hidden.detach()))
+        at_rows.backward(grad)
+        losses = torch.zeros(len(batch), dtype=torch.float32, device=hidden.device)
+        return losses.index_add_(0, rows.sample, nll) / rows.counts
 
 
 def is_finite_features(features: np.ndarray) -> bool:

@@ -10,6 +10,8 @@
 All matrices are drawn on the CPU from numpy's PCG64 keyed by (seed, layer name, role), then moved
 to the compute device, so the same seed, model and scope give the same map on any device and run.
 Entries are N(0, 1/rows), so E‖sketch(g)‖² = ‖g‖² and the sketch norm estimates the gradient norm.
+A ``compute_dtype`` of bfloat16 (for a bf16 model) runs the stage-one projections on bf16 copies of
+the same matrices with float32 accumulation; the matrices themselves are always the float32 ones.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class KroneckerSketch:
         seed: int,
         stage1_k: int = STAGE1_K,
         device: str | torch.device = "cpu",
+        compute_dtype: torch.dtype = torch.float32,
     ) -> None:
         validate_dim(dim, stage1_k=stage1_k)
         if not layer_shapes:
@@ -74,6 +77,7 @@ class KroneckerSketch:
         self.seed = seed
         self.k = stage1_k
         self.device = torch.device(device)
+        self.compute_dtype = compute_dtype
         self.r_out: dict[str, torch.Tensor] = {}
         self.r_in: dict[str, torch.Tensor] = {}
         for name, (n_out, n_in) in layer_shapes.items():
@@ -83,6 +87,8 @@ class KroneckerSketch:
             self.r_in[name] = self._tensor(
                 gaussian_matrix(stage1_k, n_in, seed=seed, name=name, role="in")
             )
+        self._r_out_c = {name: m.to(compute_dtype) for name, m in self.r_out.items()}
+        self._r_in_c = {name: m.to(compute_dtype) for name, m in self.r_in.items()}
         self.stage2: torch.Tensor | None = None
         if dim != stage1_k * stage1_k:
             # Stored transposed (k² × d) so that finishing a batch is one (B×k²)·(k²×d) product.
@@ -95,12 +101,12 @@ class KroneckerSketch:
         return torch.from_numpy(array).to(self.device)
 
     def project_inputs(self, name: str, activations: torch.Tensor) -> torch.Tensor:
-        """(B, T, in) → (B, T, k): R_in a_t for every token."""
-        return torch.matmul(activations.float(), self.r_in[name].T)
+        """(…, in) → (…, k): R_in a_t for every token, in ``compute_dtype``."""
+        return torch.matmul(activations.to(self.compute_dtype), self._r_in_c[name].T)
 
     def project_output_grads(self, name: str, grads: torch.Tensor) -> torch.Tensor:
-        """(B, T, out) → (B, T, k): R_out δ_t for every token."""
-        return torch.matmul(grads.float(), self.r_out[name].T)
+        """(…, out) → (…, k): R_out δ_t for every token, in ``compute_dtype``."""
+        return torch.matmul(grads.to(self.compute_dtype), self._r_out_c[name].T)
 
     def finish(self, blocks: torch.Tensor) -> torch.Tensor:
         """(B, k, k) summed stage-one blocks → (B, dim) sketched gradients (not normalised)."""

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import compareview, widgets
+from ui import compareview, explain, widgets
 
 widgets.page_header(
     "Compare",
@@ -24,7 +24,7 @@ with widgets.guard():
     scorer = compareview.text_scorer()
     text = toggle.toggle(
         "Text-space measures",
-        value=False,
+        value=scorer is not None and ws.has_embeddings,
         disabled=scorer is None,
         help="Adds n-gram Vendi, distinct-2 and (once `prism embed` has run) embedding Vendi: "
         "the surface measures that G-Vendi is compared with. Scoring texts takes a few seconds "
@@ -61,3 +61,4 @@ with widgets.guard():
         compareview.curves_status(ws, settings)
     else:
         compareview.budget_section(ws, settings, summary, table)
+    explain.measures_help()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import analyze, cache, charts, mapview, widgets
+from ui import analyze, cache, charts, explain, mapview, widgets
 from ui import format as fmt
 
 # What each order of the Vendi score weighs, in one line for a curator.
@@ -46,6 +46,14 @@ with widgets.guard():
         with column, st.container(border=True, height=180):
             st.metric(title, fmt.score(vendi.get(key)))
             st.caption(meaning)
+    if ws.has_embeddings:
+        mapview.text_space_summary(ws, cache.samples(ws))
+        explain.measures_help()
+    else:
+        st.caption(
+            "Run `prism embed` on this workspace to see the same data measured as text "
+            "(embedding Vendi, n-gram Vendi, distinct-2) beside G-Vendi."
+        )
 
     curve = cache.curve(ws)
     clusters = ws.manifest.get("clusters") or {}

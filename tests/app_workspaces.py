@@ -66,6 +66,7 @@ def make_workspace(
     seed: int = 0,
     gsm8k: bool = True,
     extra_columns: bool = True,
+    text_space: bool = False,
 ) -> Workspace:
     """A finished workspace of ``n`` samples (features, scores, clusters, map) at ``path``."""
     rng = np.random.default_rng(seed)
@@ -152,4 +153,52 @@ def make_workspace(
     }
     workspace = Workspace.create(path, manifest, samples)
     write_npy(workspace.features_path, features)
+    if text_space:
+        add_text_space(workspace, labels, seed=seed)
     return workspace
+
+
+def add_text_space(workspace: Workspace, labels: np.ndarray, *, seed: int = 0) -> None:
+    """What `prism embed` adds, with synthetic embeddings: text clusters that only partly follow
+    the gradient clusters, their own 2-D map, neighbourhood agreement and the lexical section."""
+    from core.neighbours import compare_spaces
+    from core.textspace import lexical_workspace
+    from core.vendi import vendi_score
+
+    rng = np.random.default_rng(seed + 1)
+    n = len(labels)
+    k = int(labels.max()) + 1
+    text_labels = np.where(rng.random(n) < 0.5, labels, rng.integers(0, k, n)).astype(np.int32)
+    centres = rng.standard_normal((k, 32)).astype(np.float32)
+    embeddings = centres[text_labels] + 0.8 * rng.standard_normal((n, 32)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    coords = rng.uniform(-10, 10, size=(k, 2))[text_labels] + rng.normal(scale=0.8, size=(n, 2))
+    comparison = compare_spaces(workspace.features(mmap=False), embeddings, k=10, seed=seed)
+    workspace.write_embeddings(embeddings)
+    workspace.add_columns(
+        {
+            "emb_cluster": text_labels,
+            "emb_umap_x": coords[:, 0].astype(np.float32),
+            "emb_umap_y": coords[:, 1].astype(np.float32),
+            "nbr_agreement": comparison.agreement,
+        }
+    )
+    lexical_workspace(workspace)
+    workspace.update(
+        "embedding",
+        {
+            "model": "synthetic",
+            "dim": 32,
+            "n": n,
+            "seed": seed,
+            "fingerprint": workspace.manifest["dataset"]["fingerprint"],
+            "embedding_vendi": vendi_score(embeddings),
+            "neighbours": {
+                "k": comparison.k,
+                "mean_agreement": comparison.mean_agreement,
+                "chance": comparison.chance,
+                "rank_correlation": comparison.rank_correlation,
+                "n_pairs": comparison.n_pairs,
+            },
+        },
+    )

@@ -26,6 +26,8 @@ def test_gpu_bench_cpu_mode_runs_and_reports(tmp_path):
     assert result["device"] == "cpu" and result["rows"]
     for row in result["rows"]:
         assert row["samples_per_s"] > 0 and row["naive_samples_per_s"] > 0
+        assert row["train_step_samples_per_s"] > 0
         assert 0 < row["mfu"] < 1
+        assert row["peak_memory_gib"] is None  # only measured on a GPU
     vendi = result["streamed_vendi"]
     assert 1 <= vendi["g_vendi"] <= vendi["dim"]

@@ -8,9 +8,21 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from core import gradients
 from core.data import conversations, load_dataset
 from core.errors import PrismError
-from core.gradients import FeatureConfig, FeatureExtractor, encode, response_loss, scope_layers
+from core.gradients import (
+    PAD_MULTIPLE,
+    Encoded,
+    FeatureConfig,
+    FeatureExtractor,
+    LossRows,
+    encode,
+    head_loss_backward,
+    padded_width,
+    response_loss,
+    scope_layers,
+)
 from core.proxy import Proxy, load_proxy
 
 N_REAL = 16
@@ -209,3 +221,57 @@ def test_scopes(default_proxy):
         scope_layers(default_proxy.model, "last:31")
     with pytest.raises(PrismError, match="scope"):
         FeatureConfig(scope="first:2")
+
+
+@pytest.mark.parametrize("scope", ["all", "last:1"])
+def test_fused_head_equals_the_full_logits_path(tiny_proxy, gsm8k, scope):
+    """Head and loss at the loss rows only (by hand) == the model's full logits through autograd."""
+    extractor = FeatureExtractor(tiny_proxy, FeatureConfig(model="tiny", scope=scope, batch_size=4))
+    assert extractor.fused_head
+    encoded = extractor.encode(gsm8k[:8])
+    fused = extractor.compute(encoded)
+    extractor.fused_head = False
+    full = extractor.compute(encoded)
+    np.testing.assert_allclose(fused.features, full.features, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fused.loss, full.loss, rtol=1e-5)
+    np.testing.assert_allclose(fused.grad_norm, full.grad_norm, rtol=1e-5)
+
+
+def test_head_loss_backward_matches_autograd():
+    """NLL, hidden-state gradient and projected δ against autograd, across chunks and padding."""
+    torch.manual_seed(0)
+    n_vocab, hidden_size, k = 64, 16, 8
+    batch = [Encoded(tuple(range(1, 41)), 10), Encoded(tuple(range(3, 60)), 1)]
+    rows = LossRows.of(batch, "cpu")
+    n = len(rows.target)
+    assert n == 30 + 56 and n % PAD_MULTIPLE != 0
+    hidden = torch.randn(n, hidden_size)
+    weight = torch.randn(n_vocab, hidden_size)
+    projection = torch.randn(k, n_vocab)
+    nll, grad, projected = head_loss_backward(
+        hidden, weight, rows, chunk_rows=PAD_MULTIPLE, project=lambda d: d @ projection.T
+    )
+    h = hidden.double().requires_grad_(True)
+    logits = (h @ weight.double().T).detach().requires_grad_(True)
+    nll_ref = torch.nn.functional.cross_entropy(logits, rows.target, reduction="none")
+    losses = torch.zeros(2, dtype=torch.float64).index_add(0, rows.sample, nll_ref)
+    (losses / rows.counts.double()).sum().backward()
+    np.testing.assert_allclose(nll, nll_ref.detach(), rtol=1e-5)
+    np.testing.assert_allclose(grad, logits.grad @ weight.double(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(projected, logits.grad @ projection.double().T, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_rms_norm_equals_the_models_norm(tiny_proxy):
+    """The GPU's fused RMSNorm computes what the model's own RMSNorm does (up to rounding)."""
+    norm = tiny_proxy.model.model.norm
+    x = torch.randn(3, 70, norm.weight.shape[0])
+    fused = gradients._rms_norm(x, weight=norm.weight, eps=norm.variance_epsilon)
+    np.testing.assert_allclose(fused, norm(x), rtol=1e-5, atol=1e-6)
+    with gradients.fused_rms_norms(tiny_proxy.model) as replaced:
+        assert replaced == 0  # on a CPU nothing is replaced: features stay bit-stable there
+
+
+def test_padded_width():
+    assert padded_width(128) == 192 and padded_width(127) == 128  # CPU: always a pad column
+    assert padded_width(128, spare_column=False) == 128
+    assert padded_width(129, spare_column=False) == 192

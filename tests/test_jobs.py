@@ -176,7 +176,6 @@ def test_same_seed_is_bit_identical_across_runs_and_batch_sizes(
     assert _multiple_of_pad(batch1).any(), "the shared dataset should hold a 64-token sample"
 
 
-
 def test_other_settings_are_refused_unless_forced(
     run_cli: Any, built: dict[str, Any], copy_built: Path, dataset_file: Path
 ) -> None:

@@ -57,7 +57,7 @@ def _text_scores(path: str, versions: tuple[float, float], rows: np.ndarray) -> 
     return dict(scorer(Workspace.open(path), rows)) if scorer else {}
 
 
-def _cached_text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, Any]:
+def cached_text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, Any]:
     versions = (cache.samples_version(workspace)[1], cache._mtime(workspace.path / EMBEDDINGS))
     return _text_scores(str(workspace.path), versions, np.asarray(rows, dtype=np.int64))
 
@@ -66,7 +66,7 @@ def _cached_text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, Any
 def _comparison(
     path: str, versions: tuple[float, ...], names: tuple[str, ...], text: bool
 ) -> pd.DataFrame:
-    scorer = _cached_text_scores if text and text_scorer() is not None else None
+    scorer = cached_text_scores if text and text_scorer() is not None else None
     return compare_subsets(Workspace.open(path), list(names), text_scores=scorer)
 
 

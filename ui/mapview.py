@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.workspace import Workspace
-from ui import analyze, cache, state
+from ui import analyze, cache, explain, state
 from ui import format as fmt
 from ui.charts import Colouring, map_figure
 from ui.records import records
@@ -18,9 +19,12 @@ from ui.subsetview import delete_with_undo, how_text, save_rows_form, undo_notic
 from ui.widgets import PAGES, empty_state, plain
 
 MAX_POINTS = 100_000  # Plotly's comfortable ceiling for one WebGL scatter
-_NOT_COLOURS = {"id", "umap_x", "umap_y"}
+TEXT_SCORE_LIMIT = 5_000  # selections scored in text space live (n-gram Vendi is exact below 2,048)
+_NOT_COLOURS = {"id", "umap_x", "umap_y", "emb_umap_x", "emb_umap_y"}
 _NAMED = {
     "cluster": "Cluster",
+    "nbr_agreement": "Neighbourhood agreement (gradient vs text)",
+    "emb_cluster": "Text cluster",
     "loss": "Loss",
     "grad_norm": "Gradient norm",
     "n_tokens": "Tokens",
@@ -60,12 +64,15 @@ def colouring(frame: pd.DataFrame, label: str, column: str | None) -> Colouring:
         return Colouring("none")
     label = label.removeprefix("Column: ")
     series = frame[column]
-    if column == "cluster":
+    if column in ("cluster", "emb_cluster"):
         return Colouring(
             "categorical",
             label,
             series.to_numpy().astype(np.int64),
-            tuple(f"cluster {c}" for c in range(int(series.max()) + 1)),
+            tuple(
+                f"{'text ' if column == 'emb_cluster' else ''}cluster {c}"
+                for c in range(int(series.max()) + 1)
+            ),
         )
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return Colouring("numeric", label, series.to_numpy(dtype=np.float64, na_value=np.nan))
@@ -76,6 +83,47 @@ def colouring(frame: pd.DataFrame, label: str, column: str | None) -> Colouring:
     code_of = {name: i for i, name in enumerate(top)}
     codes = text.map(lambda v: code_of.get(v, len(top))).to_numpy(dtype=np.int64)
     return Colouring("categorical", label, codes, tuple(str(n) for n in names))
+
+
+# -- the two spaces ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Space:
+    """One map: gradient space (the features) or text space (sentence embeddings)."""
+
+    name: str
+    x: str
+    y: str
+    title: str
+
+    @property
+    def chart_key(self) -> str:
+        return state.MAP_CHART if self.name == "gradient" else f"{state.MAP_CHART}_{self.name}"
+
+    @property
+    def event_key(self) -> str:
+        return state.MAP_EVENT if self.name == "gradient" else f"{state.MAP_EVENT}_{self.name}"
+
+    @property
+    def shown_key(self) -> str:
+        return state.MAP_SHOWN if self.name == "gradient" else f"{state.MAP_SHOWN}_{self.name}"
+
+
+GRADIENT = Space("gradient", "umap_x", "umap_y", "Gradient space")
+TEXT = Space("text", "emb_umap_x", "emb_umap_y", "Text space")
+_VIEWS = {"Gradient space": (GRADIENT,), "Text space": (TEXT,), "Side by side": (GRADIENT, TEXT)}
+
+
+def map_views(frame: pd.DataFrame) -> list[str]:
+    """The views this workspace can show: text space needs `prism embed`."""
+    if TEXT.x in frame.columns and TEXT.y in frame.columns:
+        return list(_VIEWS)
+    return ["Gradient space"]
+
+
+def view_spaces(view: str) -> tuple[Space, ...]:
+    return _VIEWS.get(view, (GRADIENT,))
 
 
 # -- which points are drawn ---------------------------------------------------------------------
@@ -115,30 +163,46 @@ def _reset_table(name: str) -> None:
     st.session_state[f"{name}_generation"] = st.session_state.get(f"{name}_generation", 0) + 1
 
 
-def apply_events(ws: Workspace, frame: pd.DataFrame, drawn: np.ndarray | None) -> None:
-    """Fold the last map selection and cluster-table selection into the current selection.
+def apply_events(
+    ws: Workspace,
+    frame: pd.DataFrame,
+    drawn: np.ndarray | None,
+    spaces: tuple[Space, ...] = (GRADIENT,),
+) -> None:
+    """Fold the last map selections and cluster-table selection into the current selection.
 
-    Each event is acted on once (by its signature): the map's widget keeps its last value until
-    the figure changes, and a selection made elsewhere must not be overwritten by it.
+    Each event is acted on once (by its signature): a map's widget keeps its last value until
+    the figure changes, and a selection made elsewhere (or on the other map) must not be
+    overwritten by it.
     """
     n = len(frame)
-    event = st.session_state.get(state.MAP_CHART)
-    signature = event_signature(event)
-    shown = st.session_state.get(state.MAP_SHOWN) or {}
-    if event is not None and signature is None and shown.get("native"):
-        # The map shows Plotly's own lasso and the user cleared it there (a double click).
-        state.clear_selection()
-    elif signature and signature != st.session_state.get(state.MAP_EVENT):
-        st.session_state[state.MAP_EVENT] = signature
-        coords = (frame["umap_x"].to_numpy(), frame["umap_y"].to_numpy())
-        rows = rows_from_event(event, n, coords=coords, sampled=drawn is not None)
-        if rows is not None:
-            selection = (event or {}).get("selection", {})
-            method = (
-                "lasso" if selection.get("lasso") else "box" if selection.get("box") else "points"
-            )
-            state.set_selection(ws, rows, {"method": method})
-            _reset_table(state.CLUSTER_TABLE)
+    for space in spaces:
+        event = st.session_state.get(space.chart_key)
+        signature = event_signature(event)
+        shown = st.session_state.get(space.shown_key) or {}
+        if event is not None and signature is None and shown.get("native"):
+            # The map shows Plotly's own lasso and the user cleared it there (a double click).
+            state.clear_selection()
+        elif signature and signature != st.session_state.get(space.event_key):
+            st.session_state[space.event_key] = signature
+            coords = (frame[space.x].to_numpy(), frame[space.y].to_numpy())
+            rows = rows_from_event(event, n, coords=coords, sampled=drawn is not None)
+            if rows is not None:
+                selection = (event or {}).get("selection", {})
+                method = (
+                    "lasso"
+                    if selection.get("lasso")
+                    else "box"
+                    if selection.get("box")
+                    else "points"
+                )
+                how = (
+                    {"method": method}
+                    if space is GRADIENT
+                    else {"method": method, "space": space.name}
+                )
+                state.set_selection(ws, rows, how)
+                _reset_table(state.CLUSTER_TABLE)
     table = st.session_state.get(_table_key(state.CLUSTER_TABLE))
     picked = ((table or {}).get("selection") or {}).get("rows") or []
     picked_sig = json.dumps(sorted(int(r) for r in picked))
@@ -164,9 +228,12 @@ def map_chart(
     colour: Colouring,
     rows: np.ndarray | None,
     drawn: np.ndarray | None,
+    space: Space = GRADIENT,
+    *,
+    height: int = 600,
 ) -> None:
-    x = frame["umap_x"].to_numpy()
-    y = frame["umap_y"].to_numpy()
+    x = frame[space.x].to_numpy()
+    y = frame[space.y].to_numpy()
     hover = cache.hover_texts(ws)
     all_rows = np.arange(len(frame))
     if drawn is not None:
@@ -177,25 +244,28 @@ def map_chart(
     # (and spares sending the whole map again). Any other selection is drawn into the figure.
     generation = st.session_state.get(state.MAP_GENERATION, 0)
     base = (str(ws.path), cache.samples_version(ws)[1], colour.label, len(all_rows), generation)
-    last = st.session_state.get(state.MAP_SHOWN) or {}
+    last = st.session_state.get(space.shown_key) or {}
+    how = state.selection_how(ws)
+    signature = event_signature(st.session_state.get(space.chart_key))
     native = (
         rows is not None
-        and state.selection_how(ws).get("method") in ("lasso", "box")
-        and event_signature(st.session_state.get(state.MAP_CHART)) is not None
-        and event_signature(st.session_state.get(state.MAP_CHART))
-        == st.session_state.get(state.MAP_EVENT)
+        and how.get("method") in ("lasso", "box")
+        and how.get("space", GRADIENT.name) == space.name  # drawn on this very map
+        and signature is not None
+        and signature == st.session_state.get(space.event_key)
         and last.get("base") == base
         and not last.get("selected")
     )
     selected = None
     if rows is not None and not native:
         selected = rows if drawn is None else np.flatnonzero(np.isin(drawn, rows))
-    st.session_state[state.MAP_SHOWN] = {
+    st.session_state[space.shown_key] = {
         "base": base,
         "native": native,
         "selected": selected is not None,
     }
     shown = "" if drawn is None else f" (showing {len(drawn):,} of {len(frame):,})"
+    prefix = "UMAP" if space is GRADIENT else f"{space.title}: UMAP"
     figure = map_figure(
         x,
         y,
@@ -204,11 +274,12 @@ def map_chart(
         colour,
         selected=selected,
         revision=generation,
-        title=f"UMAP of {fmt.count(len(frame), 'sample')}{shown}{_coloured_by(colour.label)}",
+        title=(f"{prefix} of {fmt.count(len(frame), 'sample')}{shown}{_coloured_by(colour.label)}"),
+        height=height,
     )
     st.plotly_chart(
         figure,
-        key=state.MAP_CHART,
+        key=space.chart_key,
         on_select="rerun",
         selection_mode=("lasso", "box"),
         config={
@@ -300,8 +371,71 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
             f"covered clusters · entropy {cov.entropy:.2f} nats"
         )
         st.progress(min(max(cov.fraction, 0.0), 1.0))
+    if ws.has_embeddings:
+        selection_text_scores(ws, rows)
     save_rows_form(ws, rows, how, key="save_subset")
     records(ws, frame, rows)
+
+
+def selection_text_scores(ws: Workspace, rows: np.ndarray) -> None:
+    """The text-space measures of the selection, beside its G-Vendi."""
+    from ui.compareview import cached_text_scores
+
+    if len(rows) > TEXT_SCORE_LIMIT:
+        st.caption(
+            f"Text-space measures are shown for selections of up to {TEXT_SCORE_LIMIT:,} samples "
+            "here; save the selection and open Compare for larger ones."
+        )
+        return
+    scores = cached_text_scores(ws, np.asarray(rows, dtype=np.int64))
+    distinct = scores.get("distinct_2")
+    st.markdown(
+        f"**Text space** · embedding Vendi {fmt.score(scores.get('embedding_vendi'))} · "
+        f"n-gram Vendi {fmt.score(scores.get('ngram_vendi'))} · distinct-2 "
+        f"{'–' if distinct is None else f'{distinct:.3f}'}",
+        help=" \n\n".join(
+            f"**{name}**: {explain.MEASURES[name]}"
+            for name in ("Embedding Vendi", "n-gram Vendi", "distinct-2")
+        ),
+    )
+
+
+def text_space_summary(ws: Workspace, frame: pd.DataFrame) -> None:
+    """Whole-set numbers of the two spaces and how far their neighbourhoods agree."""
+    section = ws.manifest.get("embedding") or {}
+    lexical = ws.manifest.get("lexical") or {}
+    near = section.get("neighbours") or {}
+    st.markdown("#### Gradient space beside text space")
+    a, b, c, d = st.columns(4)
+    a.metric(
+        "G-Vendi",
+        fmt.score(ws.manifest.get("scores", {}).get("g_vendi")),
+        help=explain.MEASURES["G-Vendi"],
+    )
+    b.metric(
+        "Embedding Vendi",
+        fmt.score(section.get("embedding_vendi")),
+        help=explain.MEASURES["Embedding Vendi"],
+    )
+    c.metric(
+        "n-gram Vendi", fmt.score(lexical.get("ngram_vendi")), help=explain.MEASURES["n-gram Vendi"]
+    )
+    distinct = lexical.get("distinct_2")
+    d.metric(
+        "distinct-2",
+        "–" if distinct is None else f"{distinct:.3f}",
+        help=explain.MEASURES["distinct-2"],
+    )
+    if near:
+        ratio = near["mean_agreement"] / near["chance"] if near.get("chance") else float("nan")
+        st.caption(
+            f"Of each sample's {near['k']} nearest neighbours, on average "
+            f"{fmt.percent(near['mean_agreement'], digits=1)} are the same in both spaces "
+            f"({ratio:.1f}× the {fmt.percent(near['chance'], digits=2)} of chance); the rank "
+            f"correlation of pairwise similarities is ρ = {near['rank_correlation']:.2f}. "
+            "Colour by *Neighbourhood agreement* to find samples that read alike but teach the "
+            "model different things."
+        )
 
 
 # -- below the map ------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ def set_workspace(path: str | Path | None) -> None:
     value = str(path) if path is not None else None
     if st.session_state.get(WORKSPACE) != value:
         st.session_state.pop(SELECTION, None)
-        st.session_state.pop(MAP_EVENT, None)
+        for key in [k for k in st.session_state if str(k).startswith(MAP_EVENT)]:
+            st.session_state.pop(key, None)
         st.session_state.pop(CLUSTER_PICK, None)
     st.session_state[WORKSPACE] = value
     if value is not None:
@@ -138,7 +139,8 @@ def set_selection(workspace: Workspace, rows: Any, how: dict[str, Any]) -> None:
 
 def clear_selection() -> None:
     st.session_state.pop(SELECTION, None)
-    st.session_state.pop(MAP_EVENT, None)
+    for key in [k for k in st.session_state if str(k).startswith(MAP_EVENT)]:
+        st.session_state.pop(key, None)  # every map's last event
     # The map may still show Plotly's own selection: draw it afresh.
     st.session_state[MAP_GENERATION] = st.session_state.get(MAP_GENERATION, 0) + 1
 

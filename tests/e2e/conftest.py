@@ -47,7 +47,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def prism_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("prism-home")
-    make_workspace(home / "workspaces" / "demo-gsm8k", n=DEMO_ROWS, dim=64, seed=0)
+    make_workspace(home / "workspaces" / "demo-gsm8k", n=DEMO_ROWS, dim=64, seed=0, text_space=True)
     return home
 
 

@@ -170,6 +170,7 @@ def test_demo_map_lasso_and_save_subset(
 
     # A click on a record shows it in full, its text escaped.
     records = page.locator('[data-testid="stDataFrame"]').filter(has_text="Prompt").first
+    records.scroll_into_view_if_needed()  # a mouse click only lands inside the viewport
     first_row = records.bounding_box()
     page.mouse.click(first_row["x"] + 14, first_row["y"] + 35 + 17)
     page.get_by_text("Response", exact=True).wait_for()
