@@ -146,6 +146,20 @@ def demo_subsets(size: int, seeds: int) -> tuple[list[dict], dict]:
             }
         )
     whole = {"n": pool.n, "g_vendi": workspace.manifest["scores"]["g_vendi"]}
+    if workspace.has_embeddings:  # the text-space measures of the same subsets
+        from core.textspace import text_scores
+
+        whole.update(text_scores(workspace, np.arange(pool.n)))
+        for row in rows:
+            k = row["size"] if row["method"] not in ("sparse_clusters", "dedupe") else size
+            per_seed = [
+                text_scores(workspace, select(row["method"], pool, k=k, seed=s))
+                for s in range(seeds)
+            ]
+            for key in ("embedding_vendi", "ngram_vendi", "distinct_2"):
+                values = np.array([scores[key] for scores in per_seed], dtype=float)
+                row[key] = float(values.mean())
+                row[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return rows, whole
 
 
@@ -178,6 +192,11 @@ def main() -> None:
     rows, whole = demo_subsets(args.size, args.seeds)
     result["demo"] = {"whole": whole, "subsets": rows}
     print(f"whole set: n = {whole['n']:,}, G-Vendi {whole['g_vendi']:.1f}\n")
+    if "embedding_vendi" in whole:
+        print(
+            f"text space, whole set: embedding Vendi {whole['embedding_vendi']:.1f}, n-gram Vendi "
+            f"{whole['ngram_vendi']:.1f}, distinct-2 {whole['distinct_2']:.3f}\n"
+        )
     print(
         "| selector | rows | G-Vendi (mean ± sd) | min–max | × random of that size | as random at |"
     )
@@ -189,6 +208,16 @@ def main() -> None:
             f"{row['g_vendi_low']:.1f}–{row['g_vendi_high']:.1f} | {row['vs_random']:.2f} | "
             f"{'> N' if equal is None or equal != equal else f'{equal:,.0f}'} |"
         )
+    if "embedding_vendi" in whole:
+        print("\n| selector | rows | G-Vendi | embedding Vendi | n-gram Vendi | distinct-2 |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for row in rows:
+            print(
+                f"| {row['method']} | {row['size']} | {row['g_vendi_mean']:.1f} ± "
+                f"{row['g_vendi_sd']:.1f} | {row['embedding_vendi']:.1f} ± "
+                f"{row['embedding_vendi_sd']:.1f} | {row['ngram_vendi']:.1f} ± "
+                f"{row['ngram_vendi_sd']:.1f} | {row['distinct_2']:.3f} ± {row['distinct_2_sd']:.3f} |"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"\nwrote {RESULTS}")
