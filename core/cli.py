@@ -395,7 +395,7 @@ def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.
                 f"Workspace {ws.path} has no subset named {subset!r} (subsets: {names})."
             )
         wanted = [str(i) for i in subsets[subset]["ids"]]
-    else:
+    elif ids_file is not None:
         if not ids_file.is_file():
             raise PrismError(f"--ids file {ids_file} does not exist.")
         wanted = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]

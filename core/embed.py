@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError, PrismError
+from core.lexical import check_texts
 from core.textspace import text_scores
 from core.workspace import Workspace, now
 
@@ -148,16 +149,6 @@ def load_encoder(model: str = DEFAULT_MODEL, *, device: str = "auto") -> Any:
     return _load(model, _resolve_device(device))
 
 
-def _check_texts(texts: object) -> list[str]:
-    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence | np.ndarray):
-        raise PrismError(f"texts must be a sequence of strings; got {type(texts).__name__}.")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise PrismError(f"texts[{i}] must be a string; got {type(text).__name__}.")
-    return out
-
-
 def embed_texts(
     texts: Sequence[str],
     *,
@@ -174,7 +165,7 @@ def embed_texts(
     import torch
 
     EmbedConfig(model=model, batch_size=batch_size, device=device)
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     encoder = load_encoder(model, device=device)
     # sentence-transformers ≥ 6 renamed the method; older versions only have the old name
     get_dim = getattr(encoder, "get_embedding_dimension", None) or (

@@ -56,7 +56,8 @@ _SUBSPACE_ROUNDS = 2
 _INTERMEDIATE_BYTES = 256 * 2**20
 
 
-def _check_texts(texts: object) -> list[str]:
+def check_texts(texts: object) -> list[str]:
+    """``texts`` as a list of strings, or a PrismError naming the first that is not one."""
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence | np.ndarray):
         raise PrismError(f"texts must be a sequence of strings; got {type(texts).__name__}.")
     out = list(texts)
@@ -101,7 +102,7 @@ class _Tokens:
 def _tokenise(texts: Sequence[str]) -> _Tokens:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     # scikit-learn's own analyser, so the tokens are exactly CountVectorizer's with this pattern
     analyse = CountVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN).build_analyzer()
     vocabulary: dict[str, int] = {}

@@ -84,7 +84,7 @@ def default_model_dir() -> Path:
     finally:
         hf_logging.set_verbosity(verbosity)
     # The dequantised weights are plain float32; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 — the attribute is typed as never None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,7 @@ def load_proxy(
     else:
         model, tokenizer = _load_hf(name, torch_dtype, trust_remote_code)
         fingerprint = _config_fingerprint(model)
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to() for its own wrappers
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

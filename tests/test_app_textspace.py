@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_workspaces import make_workspace
-from test_app import app, assert_clean, metric, router_only, texts  # noqa: F401 — fixture
+from test_app import app, assert_clean, home, metric, router_only, texts  # noqa: F401 — fixtures
 
 from core.textspace import text_scores
 from core.workspace import Workspace
@@ -22,16 +22,6 @@ from ui import format as fmt
 from ui import state
 
 N = 160
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "home"
-    root.mkdir()
-    monkeypatch.setenv("PRISM_HOME", str(root))
-    monkeypatch.setattr("core.demo.SHIPPED", tmp_path / "no-shipped-demo")
-    monkeypatch.delenv("PRISM_DATA_ROOTS", raising=False)
-    return root
 
 
 @pytest.fixture

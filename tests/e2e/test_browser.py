@@ -63,6 +63,19 @@ def choose(page: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def draw_lasso(page: Any, index: int = 0, *, steps: int = 12) -> None:
+    """Drag the LASSO polygon with the mouse over the ``index``-th map of the page."""
+    area = page.locator(".js-plotly-plot .nsewdrag").nth(index)
+    area.wait_for()
+    box = area.bounding_box()
+    path = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in LASSO]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in [*path[1:], path[0]]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+
 def no_traceback(page: Any) -> None:
     body = page.locator("body").inner_text()
     assert "Traceback" not in body and "Something went wrong" not in body
@@ -116,13 +129,7 @@ def test_demo_map_lasso_and_save_subset(
             });
         }"""
     )
-    box = plot.bounding_box()
-    path = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in LASSO]
-    page.mouse.move(*path[0])
-    page.mouse.down()
-    for x, y in [*path[1:], path[0]]:
-        page.mouse.move(x, y, steps=15)
-    page.mouse.up()
+    draw_lasso(page, steps=15)
     page.wait_for_function("() => window.__lasso !== null")
     lasso = page.evaluate("() => window.__lasso")
     page.get_by_text("Selected samples").wait_for()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from test_browser import LASSO, choose, metric_value, no_traceback, settle, shot
+from test_browser import choose, draw_lasso, metric_value, no_traceback, settle, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -24,18 +24,6 @@ LASSOED = "lasso for compare"
 
 def subsets(prism_home: Path) -> dict[str, Any]:
     return json.loads((prism_home / "workspaces" / "demo-gsm8k" / "subsets.json").read_text())
-
-
-def lasso(page: Any) -> None:
-    plot = page.locator(".js-plotly-plot .nsewdrag").first
-    plot.wait_for()
-    box = plot.bounding_box()
-    path = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in LASSO]
-    page.mouse.move(*path[0])
-    page.mouse.down()
-    for x, y in [*path[1:], path[0]]:
-        page.mouse.move(x, y, steps=12)
-    page.mouse.up()
 
 
 def grid_rows(page: Any, n_columns_at_least: int = 2) -> dict[str, list[str]]:
@@ -81,7 +69,7 @@ def test_selector_and_lasso_subsets_compared_and_downloaded(
     page.goto(server)
     page.get_by_text("Draw a", exact=False).first.wait_for()
     settle(page)
-    lasso(page)
+    draw_lasso(page)
     page.get_by_text("Selected samples").wait_for()
     settle(page)
     lassoed = int(metric_value(page, "Selected samples").replace(",", ""))

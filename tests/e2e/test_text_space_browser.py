@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import LASSO, metric_value, no_traceback, settle, shot
+from test_browser import draw_lasso, metric_value, no_traceback, settle, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +23,8 @@ HIGHLIGHTED = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).
 })"""
 
 
-def lasso_on(page: Any, index: int) -> None:
-    area = page.locator(".js-plotly-plot .nsewdrag").nth(index)
-    box = area.bounding_box()
-    path = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in LASSO]
-    page.mouse.move(*path[0])
-    page.mouse.down()
-    for x, y in [*path[1:], path[0]]:
-        page.mouse.move(x, y, steps=12)
-    page.mouse.up()
-
-
 def highlighted_after_lasso(page: Any, index: int, previous: int | None) -> list[list[int]]:
-    lasso_on(page, index)
+    draw_lasso(page, index)
     page.wait_for_function(
         f"""() => {{
             const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
