@@ -5,7 +5,8 @@ workspace in ``demo/gsm8k`` — built by ``prism features demo:gsm8k`` with the 
 then ``prism cluster`` and ``prism map`` — and ``ensure_demo_workspace`` copies it into
 ``$PRISM_HOME/workspaces/demo-gsm8k`` on first use (an older copy without embeddings is
 replaced, its subsets kept). ``prism features demo:gsm8k --workspace WS`` followed by
-``prism cluster``, ``prism map`` and ``prism embed`` recomputes it from scratch.
+``prism cluster``, ``prism map`` and ``prism embed`` recomputes it from scratch (the shipped copy
+also holds the Compare page's budget curves for the default settings, ``curves.parquet``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from core.compare import CURVES
 from core.errors import WorkspaceError
 from core.proxy import prism_home
 from core.workspace import EMBEDDINGS, FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace
@@ -62,7 +64,7 @@ def ensure_demo_workspace() -> Workspace:
     staging = target.with_name(f".{DEMO_NAME}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in (MANIFEST, SAMPLES, FEATURES, EMBEDDINGS, SUBSETS):
+    for name in (MANIFEST, SAMPLES, FEATURES, EMBEDDINGS, CURVES, SUBSETS):
         if (SHIPPED / name).is_file():
             shutil.copy2(SHIPPED / name, staging / name)
     if kept_subsets is not None:
