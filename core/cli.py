@@ -955,21 +955,9 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a subset's rows (all original columns, original order) and a manifest beside them."""
-    from core.export import export_rows
-    from core.subsets import subset_record, subset_rows
+    from core.export import export_subset
 
-    ws = _open(workspace)
-    record = subset_record(ws, subset)
-    result = export_rows(
-        ws,
-        subset_rows(ws, subset),
-        fmt=fmt,
-        out=out,
-        derived=derived,
-        force=force,
-        subset=subset,
-        how=record.get("how"),
-    )
+    result = export_subset(_open(workspace), subset, fmt=fmt, out=out, derived=derived, force=force)
     if as_json:
         _print_json(
             {

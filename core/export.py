@@ -247,6 +247,24 @@ def export_rows(
     return ExportResult(target, manifest_target, count, fmt, tuple(new_names))
 
 
+def export_subset(
+    workspace: Workspace,
+    name: str,
+    *,
+    fmt: str,
+    out: str | os.PathLike[str],
+    derived: bool = False,
+    force: bool = False,
+) -> ExportResult:
+    """``export_rows`` of the named subset ``name``, its ``how`` going into the manifest."""
+    from core.subsets import named_subset
+
+    rows, how = named_subset(workspace, name)
+    return export_rows(
+        workspace, rows, fmt=fmt, out=out, derived=derived, force=force, subset=name, how=how
+    )
+
+
 def export_bytes(
     workspace: Workspace,
     rows: np.ndarray,
@@ -258,7 +276,7 @@ def export_bytes(
 ) -> tuple[bytes, str]:
     """The export as one downloadable blob and its file name: the file itself, or for ``hf``
     a zip of the dataset folder; the manifest travels inside a zip (``hf``) or separately via
-    ``export_manifest_bytes``."""
+    ``export_manifest``."""
     name = download_name(subset, fmt)
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / (name.removesuffix(".zip") if fmt == "hf" else name)

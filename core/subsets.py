@@ -167,6 +167,11 @@ def combine_subsets(
     return save_subset(workspace, name, ids, how=how, overwrite=overwrite)
 
 
+def named_subset(workspace: Workspace, name: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """(row positions, how it was made) of a named subset: what an export of it needs."""
+    return subset_rows(workspace, name), dict(subset_record(workspace, name).get("how") or {})
+
+
 def subset_rows(workspace: Workspace, name: str, *, ids: list[str] | None = None) -> np.ndarray:
     """Row positions (int64, in the subset's order) of a named subset, or of ``ids``."""
     wanted = list(subset_record(workspace, name)["ids"]) if ids is None else [str(i) for i in ids]

@@ -25,7 +25,7 @@ import pandas as pd
 from core.data import ColumnMap, conversations
 from core.errors import PrismError
 from core.lexical import NGRAM_RANGE, distinct_n, lexical_summary, ngram_vendi
-from core.vendi import subset_vendi
+from core.vendi import check_indices, subset_vendi
 from core.workspace import SAMPLES, Workspace
 
 LEXICAL = "lexical"
@@ -91,21 +91,6 @@ def _ngram_vendi_or_none(texts: list[str]) -> float | None:
         return None
 
 
-def _check_rows(rows: object, n: int) -> np.ndarray:
-    array = np.asarray(rows)
-    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
-        raise PrismError(
-            f"rows must be a non-empty 1-D array of integer row positions; got dtype "
-            f"{array.dtype} and shape {array.shape}."
-        )
-    low, high = int(array.min()), int(array.max())
-    if low < 0 or high >= n:
-        raise PrismError(
-            f"rows must lie in [0, {n - 1}] (N={n} samples); got values from {low} to {high}."
-        )
-    return array.astype(np.int64)
-
-
 def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | None]:
     """Embedding Vendi, n-gram Vendi and distinct-2 of the samples at ``rows`` (row positions).
 
@@ -114,7 +99,7 @@ def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | Non
     word token. For the whole set, the values stored by ``lexical_workspace`` are reused.
     """
     texts = workspace_texts(workspace)
-    positions = _check_rows(rows, len(texts))
+    positions = check_indices(rows, len(texts), name="rows")
     embedding = None
     if workspace.has_embeddings:
         embedding = subset_vendi(workspace.embeddings(), positions, qs=(1.0,))[1.0]

@@ -227,26 +227,27 @@ def vendi_scores(features: np.ndarray, *, qs: Iterable[float] = QS_DEFAULT) -> d
     return _scores(_spectrum(features), checked)
 
 
-def _check_indices(indices: object, n: int) -> np.ndarray:
+def check_indices(indices: object, n: int, *, name: str = "indices") -> np.ndarray:
+    """Row positions into n rows, from integers or a boolean mask; a PrismError otherwise."""
     index_array = np.asarray(indices)
     if index_array.dtype == bool:
         if index_array.shape != (n,):
             raise PrismError(
-                f"indices given as a boolean mask must have length N={n}; got shape "
+                f"{name} given as a boolean mask must have length N={n}; got shape "
                 f"{index_array.shape}."
             )
         return np.flatnonzero(index_array)
     if index_array.size == 0:
-        raise PrismError("indices is empty; the Vendi score of an empty subset is undefined.")
+        raise PrismError(f"{name} is empty; the Vendi score of an empty subset is undefined.")
     if index_array.ndim != 1 or not np.issubdtype(index_array.dtype, np.integer):
         raise PrismError(
-            f"indices must be a 1-D array of integer row numbers or a boolean mask; got dtype "
+            f"{name} must be a 1-D array of integer row numbers or a boolean mask; got dtype "
             f"{index_array.dtype} and shape {index_array.shape}."
         )
     low, high = int(index_array.min()), int(index_array.max())
     if low < 0 or high >= n:
         raise PrismError(
-            f"indices must lie in [0, {n - 1}] (N={n} rows); got values from {low} to {high}."
+            f"{name} must lie in [0, {n - 1}] (N={n} rows); got values from {low} to {high}."
         )
     return index_array
 
@@ -260,7 +261,7 @@ def subset_vendi(
     """
     checked = _check_qs(qs)
     features = _check_features(features)
-    rows = _check_indices(indices, features.shape[0])
+    rows = check_indices(indices, features.shape[0])
     if rows.size == 0:
         raise PrismError(
             "indices selects no rows; the Vendi score of an empty subset is undefined."

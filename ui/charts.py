@@ -84,6 +84,20 @@ def _base_layout(title: str, **extra: Any) -> dict[str, Any]:
     return layout
 
 
+G_VENDI_AXIS = {"title": {"text": "G-Vendi"}, "gridcolor": GRID, "rangemode": "tozero"}
+
+
+def _log_size_axis(title: str, ticks: list[int]) -> dict[str, Any]:
+    """A log x axis of subset sizes, ticks written as plain counts."""
+    return {
+        "title": {"text": title},
+        "type": "log",
+        "gridcolor": GRID,
+        "tickvals": ticks,
+        "ticktext": [f"{t:,}" for t in ticks],
+    }
+
+
 def marker_size(n: int) -> float:
     if n <= 2_000:
         return 7
@@ -347,14 +361,8 @@ def saturation_figure(
     layout = _base_layout(
         "G-Vendi of random subsets by size",
         height=380,
-        xaxis={
-            "title": {"text": "Subset size (samples, log scale)"},
-            "type": "log",
-            "gridcolor": GRID,
-            "tickvals": ticks,
-            "ticktext": [f"{t:,}" for t in ticks],
-        },
-        yaxis={"title": {"text": "G-Vendi"}, "gridcolor": GRID, "rangemode": "tozero"},
+        xaxis=_log_size_axis("Subset size (samples, log scale)", ticks),
+        yaxis=G_VENDI_AXIS,
         legend={"orientation": "h", "y": -0.25, "x": 0},
         margin={"l": 60, "r": 20, "t": 56, "b": 90},
     )
@@ -511,14 +519,8 @@ def budget_figure(
         "G-Vendi against budget: each selector next to random subsets",
         height=height,
         hovermode="closest",
-        xaxis={
-            "title": {"text": "Budget (rows, log scale)"},
-            "type": "log",
-            "gridcolor": GRID,
-            "tickvals": ticks,
-            "ticktext": [f"{t:,}" for t in ticks],
-        },
-        yaxis={"title": {"text": "G-Vendi"}, "gridcolor": GRID, "rangemode": "tozero"},
+        xaxis=_log_size_axis("Budget (rows, log scale)", ticks),
+        yaxis=G_VENDI_AXIS,
         legend={
             "orientation": "v",
             "x": 1.02,

@@ -21,7 +21,7 @@ from core.export import (
     export_bytes,
     export_columns,
     export_manifest,
-    export_rows,
+    export_subset,
     manifest_path_for,
 )
 from core.proxy import prism_home
@@ -32,12 +32,12 @@ from core.subsets import (
     combine_ids,
     combine_subsets,
     delete_subset,
+    named_subset,
     rename_subset,
     restore_subset,
     run_selector,
     save_subset,
     subset_record,
-    subset_rows,
 )
 from core.workspace import Workspace
 from ui import cache, dataview, filters, state
@@ -695,25 +695,16 @@ def _stem(name: str) -> str:
 def export_file(path: str, name: str, fmt_name: str, derived: bool) -> bytes:
     """The export of subset ``name`` as bytes: the file itself, or a zip for ``hf``."""
     ws = Workspace.open(path)
-    record = subset_record(ws, name)
-    data, _ = export_bytes(
-        ws,
-        subset_rows(ws, name),
-        fmt=fmt_name,
-        derived=derived,
-        subset=name,
-        how=record.get("how"),
-    )
+    rows, how = named_subset(ws, name)
+    data, _ = export_bytes(ws, rows, fmt=fmt_name, derived=derived, subset=name, how=how)
     return data
 
 
 def manifest_file(path: str, name: str, fmt_name: str, derived: bool) -> bytes:
     """The manifest an export of subset ``name`` carries, as JSON bytes."""
     ws = Workspace.open(path)
-    record = subset_record(ws, name)
-    manifest = export_manifest(
-        ws, subset_rows(ws, name), fmt=fmt_name, derived=derived, subset=name, how=record.get("how")
-    )
+    rows, how = named_subset(ws, name)
+    manifest = export_manifest(ws, rows, fmt=fmt_name, derived=derived, subset=name, how=how)
     return json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
 
 
@@ -748,17 +739,7 @@ WRITTEN = "prism_export_written"  # the message of the last write, shown once af
 def _write(
     ws: Workspace, name: str, target: Path, fmt_name: str, derived: bool, force: bool
 ) -> None:
-    record = subset_record(ws, name)
-    result = export_rows(
-        ws,
-        positions(ws)[name],
-        fmt=fmt_name,
-        out=target,
-        derived=derived,
-        force=force,
-        subset=name,
-        how=record.get("how"),
-    )
+    result = export_subset(ws, name, fmt=fmt_name, out=target, derived=derived, force=force)
     st.session_state[WRITTEN] = (
         f"Wrote {fmt.count(result.n_rows, 'row')} to {code(result.path)} "
         f"({FORMAT_LABELS[fmt_name]}); manifest {code(result.manifest_path)}."
