@@ -538,6 +538,8 @@ def test_features_page_for_a_new_dataset(home: Path, tmp_path: Path) -> None:
     assert_clean(at)
     assert "pairs.csv" in texts(at)
     assert {"Dimension d", "Parameters", "Precision"} <= {s.label for s in at.selectbox}
+    batch = next(n for n in at.number_input if n.label == "Batch size")
+    assert batch.value == 0  # the device picks: 8 on a CPU, 128 on a GPU
     # asking for another model without naming it is a message
     at.radio[0].set_value("other")
     next(b for b in at.button if b.label == "Start").click()

@@ -69,10 +69,11 @@ def settings_form(pending: dict[str, Any]) -> None:
         )
         batch = e.number_input(
             "Batch size",
-            min_value=1,
+            min_value=0,
             max_value=256,
-            value=8,
-            help="Samples per pass; does not change the features.",
+            value=0,
+            help="Samples per pass; does not change the features. 0 picks for the device: 8 on "
+            "a CPU, 128 on a GPU (long samples go in fewer at a time).",
         )
         max_length = f.number_input(
             "Max length (tokens)",
@@ -107,7 +108,7 @@ def settings_form(pending: dict[str, Any]) -> None:
             scope="all" if scope_kind == "all" else f"last:{int(last_k)}",
             dim=int(dim),
             seed=int(seed),
-            batch_size=int(batch),
+            batch_size=int(batch) or None,
             max_length=int(max_length) or None,
             dtype=dtype,
         )
@@ -123,7 +124,7 @@ def settings_form(pending: dict[str, Any]) -> None:
         )
         return
     if not workspace.has_features:
-        start_background(workspace.path, batch_size=int(batch))
+        start_background(workspace.path, batch_size=int(batch) or None)
         st.session_state[GOTO_MAP] = str(workspace.path)
     st.session_state.pop(state.PENDING, None)
     state.set_workspace(workspace.path)
