@@ -1,25 +1,37 @@
-"""Prism's app: page configuration and navigation only; each task is a file in pages/."""
+"""Prism's app: page configuration and navigation only; each task is a file in pages/.
+
+`streamlit run app.py` reads this file twice over. First it imports it to build the server: the
+`st.App` below, which serves this same file as the app's script behind ui/guard.py's Host/Origin
+check (no DNS rebinding). Then it runs it as that script (`__name__ == "__main__"`) for every
+browser session: the router.
+"""
 
 import streamlit as st
 
-from ui.widgets import LOGO, PAGES, sidebar
+if __name__ != "__main__":
+    from ui import guard
 
-st.set_page_config(
-    page_title="Prism · gradient-space diversity",
-    page_icon=":material/change_history:",
-    layout="wide",
-    initial_sidebar_state="expanded",
-)
-st.logo(str(LOGO), size="large")
-navigation = st.navigation(
-    [
-        st.Page(PAGES["data"], title="Data", icon=":material/table_view:"),
-        st.Page(PAGES["features"], title="Features", icon=":material/memory:"),
-        st.Page(PAGES["map"], title="Map", icon=":material/scatter_plot:", default=True),
-        st.Page(PAGES["diversity"], title="Diversity", icon=":material/insights:"),
-        st.Page(PAGES["subsets"], title="Subsets", icon=":material/bookmarks:"),
-        st.Page(PAGES["compare"], title="Compare", icon=":material/compare_arrows:"),
-    ]
-)
-sidebar()
-navigation.run()
+    app = st.App(__file__, middleware=guard.middleware())
+else:
+    from ui.widgets import LOGO, PAGES, sidebar
+
+    st.set_page_config(
+        page_title="Prism · gradient-space diversity",
+        # A file served by the app itself: a `:material/…:` page icon is fetched from a font host.
+        page_icon=LOGO,
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
+    st.logo(str(LOGO), size="large")
+    navigation = st.navigation(
+        [
+            st.Page(PAGES["data"], title="Data", icon=":material/table_view:"),
+            st.Page(PAGES["features"], title="Features", icon=":material/memory:"),
+            st.Page(PAGES["map"], title="Map", icon=":material/scatter_plot:", default=True),
+            st.Page(PAGES["diversity"], title="Diversity", icon=":material/insights:"),
+            st.Page(PAGES["subsets"], title="Subsets", icon=":material/bookmarks:"),
+            st.Page(PAGES["compare"], title="Compare", icon=":material/compare_arrows:"),
+        ]
+    )
+    sidebar()
+    navigation.run()

@@ -40,8 +40,9 @@ def cluster_workspace(
         "objective": float(result.objective),
         "method": "spherical k-means (cosine), k-means++ init",
     }
-    workspace.add_columns({"cluster": result.labels.astype(np.int32)})
-    workspace.update("clusters", summary)
+    with workspace.lock():  # labels and their section are written together
+        workspace.add_columns({"cluster": result.labels.astype(np.int32)})
+        workspace.update("clusters", summary)
     return summary
 
 
@@ -52,15 +53,16 @@ def layout_workspace(
     coords = umap_layout(
         workspace.features(mmap=False), seed=seed, n_neighbors=n_neighbors, min_dist=min_dist
     )
-    workspace.add_columns({"umap_x": coords[:, 0], "umap_y": coords[:, 1]})
-    workspace.update(
-        "layout",
-        {
-            "method": "umap",
-            "metric": "cosine",
-            "seed": int(seed),
-            "n_neighbors": int(n_neighbors),
-            "min_dist": float(min_dist),
-        },
-    )
+    with workspace.lock():  # coordinates and their section are written together
+        workspace.add_columns({"umap_x": coords[:, 0], "umap_y": coords[:, 1]})
+        workspace.update(
+            "layout",
+            {
+                "method": "umap",
+                "metric": "cosine",
+                "seed": int(seed),
+                "n_neighbors": int(n_neighbors),
+                "min_dist": float(min_dist),
+            },
+        )
     return coords

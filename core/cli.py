@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.errors import PrismError
@@ -101,6 +103,17 @@ def features(
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Use a seeded random sample of N samples, kept in file order (instead of --limit)."
+        ),
+    ] = None,
+    sample_seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Split of a saved DatasetDict folder (default: train)."),
+    ] = None,
     prompt_col: Annotated[str | None, typer.Option(help="Column holding the prompt.")] = None,
     response_col: Annotated[str | None, typer.Option(help="Column holding the response.")] = None,
     messages_col: Annotated[
@@ -115,7 +128,11 @@ def features(
             help="Column of unique sample ids (default: 'id' if present, else the row number)."
         ),
     ] = None,
-    shard_size: Annotated[int, typer.Option(help="Samples per resumable shard.")] = 128,
+    shard_size: Annotated[int, typer.Option(help="Most samples per resumable shard.")] = 128,
+    shard_seconds: Annotated[
+        float,
+        typer.Option(help="A shard also closes after this many seconds of work (a kill loses at most that)."),
+    ] = 30.0,
     force: Annotated[
         bool, typer.Option(help="Rebuild a workspace that was built with other data or settings.")
     ] = False,
@@ -126,8 +143,14 @@ def features(
 ) -> None:
     """Compute sketched per-sample gradient features of a dataset (resumes an interrupted run)."""
     from core.data import ColumnMap, load_dataset
+    from core.estimate import estimate_run
     from core.gradients import FeatureConfig
-    from core.jobs import prepare_workspace
+    from core.jobs import (
+        check_workspace_target,
+        outermost_missing,
+        prepare_workspace,
+        remove_created,
+    )
     from core.workspace import default_workspace_path
 
     config = FeatureConfig(
@@ -144,6 +167,8 @@ def features(
     )
     if limit is not None and limit < 1:
         raise PrismError(f"--limit must be ≥ 1, got {limit}.")
+    if workspace is not None:
+        check_workspace_target(workspace)  # before reading a possibly large file
     columns = None
     if any(c is not None for c in (prompt_col, response_col, messages_col, text_col)):
         columns = ColumnMap(
@@ -156,9 +181,13 @@ def features(
     elif id_col is not None:
         from core.data import detect_columns, read_table
 
-        detected = detect_columns(read_table(source))
+        detected = detect_columns(read_table(source, split=split))
         columns = ColumnMap(**{**detected.to_dict(), "id": id_col})
-    dataset = load_dataset(source, columns=columns, limit=limit)
+    dataset = load_dataset(
+        source, columns=columns, limit=limit, sample=sample, sample_seed=sample_seed, split=split
+    )
+    for note in dataset.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     path = workspace or default_workspace_path(source, dataset.fingerprint)
     if not quiet:
         skipped = f", {dataset.n_skipped:,} skipped (empty cells)" if dataset.n_skipped else ""
@@ -166,9 +195,12 @@ def features(
             f"[bold]{dataset.source}[/]: {dataset.n_samples:,} samples{skipped}; "
             f"columns {dataset.columns.to_dict()}"
         )
-    existed = path.exists()
-    fresh = not existed or not any(path.iterdir())
+        err.print(f"estimate: {escape(estimate_run(dataset, config).sentence())}", highlight=False)
+    fresh = not path.exists() or not any(path.iterdir())
+    created = outermost_missing(path)
     ws = prepare_workspace(path, dataset, config, force=force)
+    for note in ws.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     try:
         _run(
             ws,
@@ -176,6 +208,7 @@ def features(
             batch_tokens=batch_tokens,
             device=device,
             shard_size=shard_size,
+            shard_seconds=shard_seconds,
             quiet=quiet,
         )
     except PrismError:
@@ -184,9 +217,7 @@ def features(
         # nothing half-written behind; one with finished shards is kept for a resume.
         status = ws.manifest.get("features", {}).get("status")
         if fresh and status == "failed" and not any(ws.shard_dir.glob("*.npz")):
-            shutil.rmtree(path, ignore_errors=True)
-            if existed:
-                path.mkdir(parents=True, exist_ok=True)
+            remove_created(path, created)
         raise
 
 
@@ -204,8 +235,12 @@ def resume(
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     shard_size: Annotated[
-        int, typer.Option(help="Samples per shard (a started job keeps its own).")
+        int, typer.Option(help="Most samples per shard (a started job keeps its own).")
     ] = 128,
+    shard_seconds: Annotated[
+        float,
+        typer.Option(help="A shard also closes after this many seconds of work (a kill loses at most that)."),
+    ] = 30.0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Finish the feature extraction of a prepared or interrupted workspace."""
@@ -215,6 +250,7 @@ def resume(
         batch_tokens=batch_tokens,
         device=device,
         shard_size=shard_size,
+        shard_seconds=shard_seconds,
         quiet=quiet,
     )
 
@@ -227,6 +263,7 @@ def _run(
     shard_size: int,
     quiet: bool,
     batch_tokens: int | None = None,
+    shard_seconds: float = 30.0,
 ) -> None:
     from rich.progress import (
         BarColumn,
@@ -252,6 +289,7 @@ def _run(
             batch_tokens=batch_tokens,
             device=device,
             shard_size=shard_size,
+            shard_seconds=shard_seconds,
         )
     else:
         with Progress(
@@ -284,9 +322,17 @@ def _run(
                 batch_tokens=batch_tokens,
                 device=device,
                 shard_size=shard_size,
+                shard_seconds=shard_seconds,
                 on_progress=on_progress,
             )
     err.print(f"wrote {ws.path}")
+    if n_truncated := int(ws.manifest.get("features", {}).get("n_truncated") or 0):
+        err.print(
+            f"note: {n_truncated:,} of {ws.n_samples:,} samples were longer than --max-length "
+            f"{ws.manifest['features'].get('settings', {}).get('max_length')} tokens and were "
+            "truncated (the model read only their start).",
+            highlight=False,
+        )
     _print_scores(ws.manifest.get("scores", {}), as_json=False)
 
 
@@ -387,27 +433,17 @@ def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.
         return None
     if subset is not None and ids_file is not None:
         raise PrismError("Pass either --subset or --ids, not both.")
+    from core.subsets import subset_rows
+
     if subset is not None:
-        subsets = ws.subsets()
-        if subset not in subsets:
-            names = ", ".join(sorted(subsets)) or "none yet"
-            raise PrismError(
-                f"Workspace {ws.path} has no subset named {subset!r} (subsets: {names})."
-            )
-        wanted = [str(i) for i in subsets[subset]["ids"]]
-    elif ids_file is not None:
-        if not ids_file.is_file():
-            raise PrismError(f"--ids file {ids_file} does not exist.")
-        wanted = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
-    index = {
-        sample_id: i for i, sample_id in enumerate(ws.samples(columns=["id"])["id"].astype(str))
-    }
-    missing = [i for i in wanted if i not in index]
-    if missing:
-        raise PrismError(f"{len(missing):,} ids are not in the workspace, e.g. {missing[:5]}.")
+        return np.unique(subset_rows(ws, subset))
+    path = Path(str(ids_file))
+    if not path.is_file():
+        raise PrismError(f"--ids file {path} does not exist.")
+    wanted = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not wanted:
-        raise PrismError("The subset is empty; nothing to score.")
-    return np.array(sorted({index[i] for i in wanted}), dtype=np.int64)
+        raise PrismError(f"--ids file {path} names no ids; nothing to score.")
+    return np.unique(subset_rows(ws, str(path), ids=wanted))
 
 
 def _cluster_scores(ws: Any, qs: tuple[float, ...]) -> list[dict[str, Any]]:
@@ -611,31 +647,76 @@ def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(record)
         return
-    dataset, feats = record.get("dataset", {}), record.get("features", {})
+    if progress is not None and progress.status == "done":
+        record.pop("job")  # a finished job is the features section
+    _print_info(ws, record)
+
+
+INFO_SECTIONS = {  # manifest section → heading; sections not named here follow, in their order
+    "dataset": "Dataset",
+    "features": "Features",
+    "job": "Job",
+    "scores": "Scores",
+    "clusters": "Clusters",
+    "layout": "Map",
+}
+INFO_SKIP = {"schema_version", "prism_version", "created", "updated", "columns", "subsets"}
+
+
+def _info_value(value: Any) -> str:
+    """One manifest value for people: numbers rounded, short lists listed, long ones summarised."""
+    if isinstance(value, dict):
+        return ", ".join(f"{escape(str(k))} {_info_value(v)}" for k, v in value.items()) or "–"
+    if isinstance(value, list):
+        if len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value):
+            return ", ".join(_info_value(v) for v in value) or "none"
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(value):
+            return f"{len(value):,} values, {_number(min(numbers))} to {_number(max(numbers))}"
+        return f"{len(value):,} values"
+    return _number(value)
+
+
+def _info_rows(section: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, value in section.items():
+        label = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, dict) and value and len(value) > 3 and not prefix:
+            rows += _info_rows(value, prefix=f"{key}.")
+        else:
+            rows.append((escape(label), _info_value(value)))
+    return rows
+
+
+def _print_info(ws: Any, record: dict[str, Any]) -> None:
+    """``prism info`` for people: a heading per manifest section, one line per setting."""
     console.print(
-        f"[bold]{ws.path}[/] (schema {record['schema_version']}, Prism {record.get('prism_version')})"
+        f"[bold]{escape(str(ws.path))}[/] · workspace schema {record.get('schema_version')}, "
+        f"Prism {escape(str(record.get('prism_version')))}, updated "
+        f"{escape(str(record.get('updated') or record.get('created') or '–'))}"
     )
-    console.print(
-        f"dataset   {dataset.get('source')}: {dataset.get('n_samples', 0):,} samples "
-        f"({dataset.get('n_skipped', 0):,} skipped), fingerprint {dataset.get('fingerprint')}"
-    )
-    console.print(f"features  {feats.get('status')}; {feats.get('settings')}")
-    if progress is not None and progress.status != "done":
+    names = [k for k in INFO_SECTIONS if isinstance(record.get(k), dict)]
+    names += [
+        k for k, v in record.items() if k not in INFO_SECTIONS and k not in INFO_SKIP
+    ]
+    for name in names:
+        value = record[name]
+        table = _table(INFO_SECTIONS.get(name, name.replace("_", " ").capitalize()), [])
+        table.show_header = False
+        table.add_column(no_wrap=True, style="dim")
+        table.add_column(overflow="fold")
+        rows = _info_rows(value) if isinstance(value, dict) else [("", _info_value(value))]
+        for label, text in rows:
+            table.add_row(label, text)
+        console.print(table)
+    columns = record.get("columns", [])
+    console.print(f"[bold]Columns[/] ({len(columns)}): " + escape(", ".join(map(str, columns))))
+    subsets = record.get("subsets", {})
+    if subsets:
         console.print(
-            f"job       {progress.status}: {progress.done:,}/{progress.total:,} {progress.message}"
+            f"[bold]Subsets[/] ({len(subsets)}): "
+            + ", ".join(f"{escape(str(n))} ({size:,})" for n, size in subsets.items())
         )
-    if "scores" in record:
-        console.print(
-            f"G-Vendi   {record['scores']['g_vendi']:.2f}  (q: {record['scores']['vendi']})"
-        )
-    if "clusters" in record:
-        c = record["clusters"]
-        console.print(f"clusters  k = {c['n_clusters']}, seed {c['seed']}, {c['n_sparse']} sparse")
-    if "layout" in record:
-        console.print(f"map       {record['layout']}")
-    console.print(f"columns   {', '.join(record['columns'])}")
-    if record["subsets"]:
-        console.print(f"subsets   {record['subsets']}")
 
 
 @app.command()
@@ -738,14 +819,23 @@ def select(
             overwrite=force,
         )
     report = subset_report(ws.features(), rows)
+    reused = from_manifest is None and name is not None and text != " ".join(name.split())
     record = {"name": text, "size": int(len(rows)), "g_vendi": report["g_vendi"]}
     if identical is not None:
         record["identical_to_manifest"] = identical
+    if reused:
+        record["reused"] = True
     if as_json:
         _print_json(record)
         return
+    if reused:
+        console.print(
+            f"same as stored subset “{escape(text)}” (the same selector, settings and rows): "
+            f"nothing new stored; {len(rows):,} rows, G-Vendi {report['g_vendi']:.2f}"
+        )
+        return
     console.print(
-        f"stored subset “{text}”: {len(rows):,} rows, G-Vendi {report['g_vendi']:.2f}"
+        f"stored subset “{escape(text)}”: {len(rows):,} rows, G-Vendi {report['g_vendi']:.2f}"
         + (
             ""
             if identical is None
@@ -777,15 +867,16 @@ def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     if not subsets:
         console.print("no subsets yet: make one with `prism select` or in the app")
         return
-    table = Table(title=f"Subsets ({len(subsets)})")
-    for column in ("name", "size", "how", "created"):
-        table.add_column(column, justify="right" if column == "size" else "left")
+    table = _table(
+        f"Subsets ({len(subsets)})",
+        [("name", False), ("size", True), ("how", False), ("created", True)],
+    )
     for name, record in subsets.items():
         table.add_row(
-            name,
+            escape(name),
             f"{len(record['ids']):,}",
-            describe_how(record.get("how") or {}),
-            str(record.get("created", ""))[:19],
+            escape(describe_how(record.get("how") or {})),
+            escape(str(record.get("created", ""))[:16].replace("T", " ")),
         )
     console.print(table)
 
@@ -831,8 +922,141 @@ def _fmt(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else escape(str(value))
+
+
+def _number(value: Any) -> str:
+    """A number for people: thousands separated, 3–4 significant digits ("1,319", "87.42",
+    "0.0531"); text as it is (escaped)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return "∞" if value > 0 else "–" if math.isnan(value) else "−∞"
+        magnitude = abs(value)
+        if magnitude >= 1000 or magnitude == 0 or value == int(value):
+            return f"{value:,.0f}"
+        if magnitude >= 1:
+            return f"{value:,.{3 - int(math.floor(math.log10(magnitude)))}f}"
+        return f"{value:.3g}"
+    return escape(str(value))
+
+
+def _table(title: str | None, columns: list[tuple[str, bool]]) -> Table:
+    """A table that fits a 100-column terminal: number columns never break (``True``), text
+    columns fold onto more lines; light borders leave the width to the numbers."""
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False
+    )
+    for header, numeric in columns:
+        if numeric:
+            table.add_column(header, justify="right", no_wrap=True)
+        else:
+            table.add_column(header, overflow="fold", min_width=8)
+    return table
+
+
+SUBSET_COLUMNS = [  # (header, key, digits); the rest come with --wide
+    ("rows", "size", 0),
+    ("G-Vendi", "g_vendi", 2),
+    ("q=2", "vendi_q2", 2),
+    ("q=∞", "vendi_qinf", 2),
+    ("cover", "coverage", -1),
+    ("loss", "mean_loss", 2),
+]
+WIDE_COLUMNS = [
+    ("q=0.5", "vendi_q0.5", 2),
+    ("cover (w)", "coverage_weighted", -1),
+    ("entropy", "cluster_entropy", 2),
+    ("emb. Vendi", "embedding_vendi", 2),
+    ("n-gram Vendi", "ngram_vendi", 2),
+    ("distinct-2", "distinct_2", 3),
+]
+
+
+def _cell(value: Any, digits: int) -> str:
+    if digits < 0:  # a fraction, shown as a percentage
+        return "–" if value is None or value != value else f"{100 * value:.0f}%"
+    return _fmt(value, digits)
+
+
+def _random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
+    """("≈ random at", "rows saved") in words: a size, or above every random size."""
+    from core.compare import ABOVE_RANDOM
+
+    if equal is None or equal != equal:
+        return ABOVE_RANDOM, f"> {n / size:,.1f}×"
+    return f"{equal:,.0f}", f"{equal / size:,.1f}×"
+
+
+def _print_subsets(ws: Any, rows: Any, summary: Any, *, wide: bool) -> None:
+    from core.compare import random_equivalents
+
+    table = _table(
+        f"Subsets of {escape(ws.name)}",
+        [("subset", False), ("rows", True), ("G-Vendi", True)]
+        + ([("≈ random at", False), ("saved", True)] if summary is not None else [])
+        + [(header, True) for header, _, _ in SUBSET_COLUMNS[2:]]
+        + [("how", False)],
+    )
+    equals = random_equivalents(rows, summary, n=ws.n_samples) if summary is not None else None
+    for i, row in enumerate(rows.to_dict(orient="records")):
+        cells = [escape(str(row["subset"])), _cell(row["size"], 0), _cell(row["g_vendi"], 2)]
+        if equals is not None:
+            cells += _random_at(equals[i], int(row["size"]), ws.n_samples)
+        cells += [_cell(row.get(key), digits) for _, key, digits in SUBSET_COLUMNS[2:]]
+        table.add_row(*cells, escape(str(row["how"])))
+    console.print(table)
+    more = [c for c in WIDE_COLUMNS if c[1] in rows and not rows[c[1]].isna().all()]
+    if not wide:
+        console.print("more measures: --wide; every number: --json", style="dim")
+        return
+    # A second table, so that both fit a narrow terminal.
+    table = _table("More measures", [("subset", False)] + [(h, True) for h, _, _ in more])
+    for row in rows.to_dict(orient="records"):
+        table.add_row(escape(str(row["subset"])), *[_cell(row.get(k), d) for _, k, d in more])
+    console.print(table)
+
+
+def _print_curves(summary: Any, *, sizes: list[int], seeds: int, n: int) -> None:
+    table = _table(
+        f"G-Vendi against budget (mean ± sd over {seeds} seeds)",
+        [
+            ("method", False),
+            ("budget", True),
+            ("G-Vendi", True),
+            ("± sd", True),
+            ("≈ random at", False),
+            ("saved", True),
+        ],
+    )
+    methods = list(dict.fromkeys(summary["method"]))
+    for method in methods:
+        part = summary[summary["method"] == method]
+        if method == "random":
+            part = part[part["size"].isin(sizes)]
+        records = part.to_dict(orient="records")
+        for i, row in enumerate(records):
+            size = int(row["size"])
+            equal, saved = (
+                ("the baseline" if i == 0 else "", "")
+                if method == "random"
+                else _random_at(row["random_equivalent"], size, n)
+            )
+            table.add_row(
+                escape(method) if i == 0 else "",
+                f"{size:,}",
+                f"{row['mean']:,.2f}",
+                f"{row['sd']:.2f}",
+                equal,
+                saved,
+                end_section=i == len(records) - 1,
+            )
+    console.print(table)
 
 
 @app.command()
@@ -842,7 +1066,11 @@ def compare(
         list[str] | None, typer.Argument(help="Subsets to compare (default all).")
     ] = None,
     curves: Annotated[
-        bool, typer.Option(help="Also G-Vendi against budget for each selector next to random.")
+        bool,
+        typer.Option(
+            help="Also G-Vendi against budget for each selector next to random (stored for the "
+            "app's Compare page)."
+        ),
     ] = False,
     methods: Annotated[
         list[str] | None, typer.Option("--method", help="Selectors for --curves (default all).")
@@ -851,18 +1079,14 @@ def compare(
     largest: Annotated[
         int, typer.Option(help="Largest selector budget on the curves (random goes to N).")
     ] = 2000,
+    wide: Annotated[
+        bool,
+        typer.Option(help="All measures: q=0.5, weighted coverage, entropy, text-space scores."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Subsets side by side: size, G-Vendi, Vendi q=0.5/2/∞, coverage, cluster entropy, loss."""
-    from core.compare import (
-        budget_curves,
-        budget_sizes,
-        compare_subsets,
-        random_equivalent,
-        summarise_curves,
-    )
-    from core.select import SELECTORS
-    from core.subsets import selector_pool
+    """Subsets side by side: size, G-Vendi, Vendi q=2/∞, coverage, loss (--wide: more)."""
+    from core.compare import budget_sizes, compare_subsets, curve_settings, workspace_curves
 
     ws = _open(workspace)
     names = list(subsets) if subsets else list(ws.subsets())
@@ -870,67 +1094,23 @@ def compare(
     record: dict[str, Any] = {"subsets": table_rows.to_dict(orient="records")}
     summary = None
     if curves:
-        pool = selector_pool(ws)
-        sizes = budget_sizes(pool.n, largest=largest)
+        settings = curve_settings(ws, methods=methods or None, seeds=seeds, largest=largest)
         with console.status("scoring selectors over budgets …") as status:
-            raw = budget_curves(
-                pool,
-                methods=list(methods or SELECTORS),
-                sizes=sizes,
-                seeds=range(seeds),
-                random_sizes=budget_sizes(pool.n),
-                progress=lambda text: status.update(f"scoring {text} …"),
+            summary = workspace_curves(
+                ws, settings, progress=lambda text: status.update(f"scoring {text} …")
             )
-        summary = summarise_curves(raw)
-        summary["random_equivalent"] = [random_equivalent(summary, v) for v in summary["mean"]]
-        record["curves"] = summary.to_dict(orient="records")
+        record["curves"] = [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in summary.to_dict(orient="records")
+        ]
     if as_json:
         _print_json(record)
         return
-    columns = [
-        ("subset", "subset"),
-        ("size", "size"),
-        ("G-Vendi", "g_vendi"),
-        ("q=0.5", "vendi_q0.5"),
-        ("q=2", "vendi_q2"),
-        ("q=∞", "vendi_qinf"),
-        ("coverage", "coverage"),
-        ("cov. (weighted)", "coverage_weighted"),
-        ("cluster entropy", "cluster_entropy"),
-        ("mean loss", "mean_loss"),
-    ]
-    extra = [c for c in ("embedding_vendi", "ngram_vendi", "distinct_2") if c in table_rows]
-    labels = {
-        "embedding_vendi": "emb. Vendi",
-        "ngram_vendi": "n-gram Vendi",
-        "distinct_2": "distinct-2",
-    }
-    table = Table(title=f"Subsets of {ws.name}")
-    for title, _ in columns:
-        table.add_column(title, justify="left" if title == "subset" else "right")
-    for key in extra:
-        table.add_column(labels[key], justify="right")
-    table.add_column("how")
-    for row in table_rows.to_dict(orient="records"):
-        cells = [_fmt(row[key]) for _, key in columns]
-        cells += [_fmt(row.get(key), 3 if key == "distinct_2" else 2) for key in extra]
-        table.add_row(*cells, str(row["how"]))
-    console.print(table)
+    _print_subsets(ws, table_rows, summary, wide=wide)
     if summary is not None:
-        curve_table = Table(title=f"G-Vendi against budget (mean ± sd over {seeds} seeds)")
-        for title in ("method", "budget", "G-Vendi", "as random at"):
-            curve_table.add_column(title, justify="left" if title == "method" else "right")
-        for row in summary.to_dict(orient="records"):
-            if row["method"] == "random" and row["size"] not in sizes:
-                continue
-            equal = row["random_equivalent"]
-            curve_table.add_row(
-                row["method"],
-                f"{row['size']:,}",
-                f"{row['mean']:.2f} ± {row['sd']:.2f}",
-                "> N" if equal is None or math.isnan(equal) else f"{equal:,.0f}",
-            )
-        console.print(curve_table)
+        sizes = budget_sizes(ws.n_samples, largest=int(settings["largest"]))
+        _print_curves(summary, sizes=sizes, seeds=seeds, n=ws.n_samples)
+        console.print(f"stored the curves in {escape(str(ws.path))} for the app's Compare page")
 
 
 def _text_scores() -> Any:
@@ -945,19 +1125,28 @@ def _text_scores() -> Any:
 @app.command()
 def export(
     workspace: WorkspaceArg,
-    subset: Annotated[str, typer.Option(help="Name of the subset to export.")],
     out: Annotated[Path, typer.Option(help="File to write (a folder for --format hf).")],
+    subset: Annotated[
+        str | None, typer.Option(help="Name of the subset to export (default: the whole set).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet or hf.")] = "jsonl",
     derived: Annotated[
         bool, typer.Option(help="Add Prism's columns (cluster, umap_x/umap_y, loss, grad_norm…).")
     ] = False,
-    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Replace a previous export or a file of the same kind (never a folder that is "
+            "not a previous export, nor anything in a workspace)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a subset's rows (all original columns, original order) and a manifest beside them."""
     from core.export import export_subset
 
     result = export_subset(_open(workspace), subset, fmt=fmt, out=out, derived=derived, force=force)
+    what = "the whole set" if subset is None else f"“{escape(subset)}”"
     if as_json:
         _print_json(
             {
@@ -969,20 +1158,25 @@ def export(
         )
         return
     console.print(
-        f"wrote {result.n_rows:,} rows of “{subset}” to {result.path} ({fmt}); "
-        f"manifest {result.manifest_path}"
+        f"wrote {result.n_rows:,} rows of {what} to {escape(str(result.path))} ({escape(fmt)}); "
+        f"manifest {escape(str(result.manifest_path))}"
     )
 
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one-line messages (exit status 2)."""
+    from core.errors import JobStopped
+
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+    except JobStopped as error:
+        err.print(f"[bold yellow]stopped:[/] {escape(str(error))}", highlight=False)
+        sys.exit(error.exit_code)
     except PrismError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted; finished shards are kept — run the same command again to resume.")
+        err.print("interrupted; nothing was left half-written.")
         sys.exit(130)
     except Exception as error:  # usage errors and the like
         import click
@@ -996,7 +1190,22 @@ def main() -> None:
             sys.exit(error.exit_code)
         if isinstance(error, (click.exceptions.Abort, typer.Abort)):
             sys.exit(130)
-        raise
+        if os.environ.get("PRISM_DEBUG"):
+            raise
+        # Not a known kind of bad input: one line, not a traceback; PRISM_DEBUG=1 shows it.
+        err.print(
+            f"[bold red]error:[/] unexpected {type(error).__name__}: {escape(str(error))}\n"
+            "This is a bug in Prism or an input it does not recognise; run again with "
+            "PRISM_DEBUG=1 for the details.",
+            highlight=False,
+        )
+        sys.exit(1)
+    # Typer returns the exit code instead of exiting when standalone_mode is off (e.g. 130 for
+    # a Ctrl-C it caught itself).
+    if isinstance(code, int) and code:
+        if code == 130:
+            err.print("interrupted.")
+        sys.exit(code)
 
 
 if __name__ == "__main__":

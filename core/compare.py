@@ -7,7 +7,10 @@
   prefixes are their smaller answers (random, k_center, vendi_greedy) are run once per seed at
   the largest budget and scored prefix by prefix, incrementally.
 - ``random_equivalent``: the size at which random subsets reach a given G-Vendi, read off the
-  random curve (so "vendi_greedy at 300 rows is as diverse as random at N rows").
+  random curve from one row (G-Vendi 1) up (so "vendi_greedy at 300 rows is as diverse as random
+  at N rows"); None, said as ``ABOVE_RANDOM``, above the whole set's own score.
+- ``curve_settings`` / ``workspace_curves``: the curves of a workspace, computed and stored under
+  one set of settings by the CLI and the app alike (``load_curves`` finds them again).
 """
 
 from __future__ import annotations
@@ -226,29 +229,124 @@ def summarise_curves(curves: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"std": "sd", "min": "low", "max": "high", "count": "n_seeds"})
 
 
-def random_equivalent(summary: pd.DataFrame, value: float) -> float | None:
-    """The subset size at which random subsets reach G-Vendi ``value`` (log-size interpolation
-    of the mean random curve); None if ``value`` is above the random curve's largest point."""
+ABOVE_RANDOM = "above every random size"  # what a G-Vendi above the whole random curve reads as
+SMALL_RANDOM_SIZES = (1, 2, 3, 5, 10)  # random subsets scored below the selectors' smallest budget
+
+
+def random_budget_sizes(n: int) -> list[int]:
+    """The sizes random subsets are scored at: a few small ones (a subset of one row has G-Vendi
+    exactly 1), then ``budget_sizes`` up to all ``n`` rows, so that small subsets are matched
+    against measured random ones rather than clamped to the smallest budget."""
+    return sorted({s for s in SMALL_RANDOM_SIZES if s <= n} | set(budget_sizes(n)))
+
+
+def _random_curve(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(log size, log mean G-Vendi) of the random curve, from (1, 1) on and non-decreasing.
+
+    One row has G-Vendi exactly 1, so the curve starts at (1, 1) whatever sizes were measured;
+    between measured sizes it is read as a power law (linear in log–log), which is exact for
+    near-orthogonal rows (G-Vendi ≈ size) and follows the curve where it saturates.
+    """
     curve = summary[summary["method"] == "random"].sort_values("size")
+    curve = curve[curve["size"] > 1]
     if curve.empty:
         return None
-    sizes = curve["size"].to_numpy(dtype=float)
-    means = np.maximum.accumulate(curve["mean"].to_numpy(dtype=float))
-    if value > means[-1] * (1 + 1e-9):  # the whole set's own score reads as the whole set
+    sizes = np.concatenate([[1.0], curve["size"].to_numpy(dtype=float)])
+    means = np.concatenate([[1.0], np.maximum(curve["mean"].to_numpy(dtype=float), 1.0)])
+    return np.log(sizes), np.log(np.maximum.accumulate(means))
+
+
+def random_equivalent(summary: pd.DataFrame, value: float) -> float | None:
+    """The subset size at which random subsets reach G-Vendi ``value`` (log–log interpolation of
+    the mean random curve, from one row at G-Vendi 1); None if ``value`` is above the random
+    curve's largest point (``ABOVE_RANDOM``)."""
+    curve = _random_curve(summary)
+    if curve is None:
         return None
-    value = min(value, means[-1])
-    if value <= means[0]:
-        return float(sizes[0])
-    return float(np.exp(np.interp(value, means, np.log(sizes))))
+    log_sizes, log_means = curve
+    if value > math.exp(log_means[-1]) * (1 + 1e-9):  # the whole set's own score reads as it
+        return None
+    log_value = math.log(min(max(value, 1.0), math.exp(log_means[-1])))
+    # np.interp needs strictly increasing x: plateaus read as their smallest size.
+    keep = np.concatenate([[True], np.diff(log_means) > 0])
+    return float(np.exp(np.interp(log_value, log_means[keep], log_sizes[keep])))
 
 
 def random_mean_at(summary: pd.DataFrame, size: int) -> float | None:
-    """Mean G-Vendi of random subsets of ``size`` rows (log-size interpolation of the curve)."""
-    curve = summary[summary["method"] == "random"].sort_values("size")
-    if curve.empty:
+    """Mean G-Vendi of random subsets of ``size`` rows (log–log interpolation of the curve)."""
+    curve = _random_curve(summary)
+    if curve is None:
         return None
-    sizes = np.log(curve["size"].to_numpy(dtype=float))
-    return float(np.interp(math.log(size), sizes, curve["mean"].to_numpy(dtype=float)))
+    log_sizes, log_means = curve
+    return float(np.exp(np.interp(math.log(max(size, 1)), log_sizes, log_means)))
+
+
+def random_equivalents(table: pd.DataFrame, summary: pd.DataFrame, *, n: int) -> list[float | None]:
+    """``random_equivalent`` of each row of a ``compare_subsets`` table; the whole set reads as
+    its own size (random subsets of all rows are the whole set)."""
+    return [
+        float(n) if name == WHOLE_SET else random_equivalent(summary, float(value))
+        for name, value in zip(table["subset"], table["g_vendi"], strict=True)
+    ]
+
+
+def curve_settings(
+    workspace: Workspace,
+    *,
+    methods: Sequence[str] | None = None,
+    seeds: int = 5,
+    largest: int = 2000,
+) -> dict[str, Any]:
+    """The settings budget curves are computed, stored and found again under, the same from the
+    CLI and the app: random first, then the asked-for selectors in ``SELECTORS`` order (those that
+    need clusters only when the workspace has them), ``seeds`` seeds, selectors' largest budget at
+    most the workspace's rows."""
+    unknown = [m for m in methods or () if m not in SELECTORS]
+    if unknown:
+        raise PrismError(f"Unknown selector(s) {unknown}; choose from {', '.join(SELECTORS)}.")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise PrismError(f"seeds must be a whole number ≥ 1, got {seeds!r}.")
+    if isinstance(largest, bool) or not isinstance(largest, int) or largest < 1:
+        raise PrismError(f"largest must be a whole number of rows ≥ 1, got {largest!r}.")
+    wanted = set(SELECTORS if methods is None else methods)
+    clustered = "cluster" in workspace.samples().columns
+    chosen = [
+        m
+        for m in SELECTORS
+        if m != "random" and m in wanted and (clustered or m not in NEEDS_CLUSTERS)
+    ]
+    return {
+        "methods": ["random", *chosen],
+        "seeds": seeds,
+        "largest": min(largest, workspace.n_samples or largest),
+    }
+
+
+def workspace_curves(
+    workspace: Workspace,
+    settings: dict[str, Any],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Budget curves of a workspace for ``curve_settings``: the ``summarise_curves`` columns plus
+    ``random_equivalent`` (NaN above every random size), stored with ``save_curves``."""
+    from core.subsets import selector_pool
+
+    pool = selector_pool(workspace)
+    raw = budget_curves(
+        pool,
+        methods=list(settings["methods"]),
+        sizes=budget_sizes(pool.n, largest=int(settings["largest"])),
+        seeds=range(int(settings["seeds"])),
+        random_sizes=random_budget_sizes(pool.n),
+        progress=progress,
+    )
+    summary = summarise_curves(raw)
+    summary["random_equivalent"] = [
+        math.nan if (e := random_equivalent(summary, v)) is None else e for v in summary["mean"]
+    ]
+    save_curves(workspace, summary, settings)
+    return summary
 
 
 # -- stored curves ----------------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """Load and validate datasets: file formats, column mapping, sample ids and fingerprints.
 
-- `read_table` reads CSV, TSV, JSON, JSON Lines, Parquet, a directory written by Hugging Face
-  `datasets.save_to_disk`, or a bundled demo (`DEMO_SOURCES`) into a DataFrame.
+- `read_table` reads CSV, TSV, JSON, JSON Lines (each also gzip-compressed, `.jsonl.gz` …),
+  Parquet, a directory written by Hugging Face `datasets.save_to_disk` (one `split` of a
+  DatasetDict), or a bundled demo (`DEMO_SOURCES`) into a DataFrame.
 - `detect_columns` guesses which columns hold a prompt/response pair, a chat (`messages`) or plain
   text; `ColumnMap` records the choice.
 - `load_dataset` validates both and returns a `Dataset` whose `samples` start with a unique string
-  `id`, with rows whose mapped cells are empty skipped and counted.
+  `id`, with rows whose mapped cells are empty skipped and counted, optionally a seeded random
+  `sample` of the rows; `Dataset.notes` says what was done that the user did not ask for.
+- Metadata columns that a Parquet column cannot hold as they are (mixed value types, integers
+  beyond 64 bits, objects with differing keys) are kept as JSON text, listed in
+  `Dataset.json_columns`; `restore_json_columns` turns them back into values.
 - `conversations` gives what the proxy model sees per row; `preview_text` a short label per row.
 
 Every bad input raises `DataError` naming the file and saying what to do. Rows in messages are
@@ -15,15 +20,19 @@ numbers in the file.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import errno
+import gzip
 import hashlib
 import importlib.util
 import io
 import json
 import logging
 import os
-from collections import Counter
-from collections.abc import Mapping
+import stat
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +83,10 @@ RESERVED_COLUMNS = (
     "nbr_agreement",
 )
 
+# Longest content cell (prompt, response, text, or all messages of a chat together) a dataset may
+# hold: the tokenizer needs gigabytes for a cell of tens of megabytes, so it is refused up front.
+MAX_CELL_CHARS = 1_000_000
+
 _FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -84,6 +97,8 @@ _FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+# Text formats may also be gzip-compressed (`rows.jsonl.gz`); Parquet compresses itself.
+_GZIP_FORMATS = ("csv", "tsv", "json", "jsonl")
 
 # Checked in order: the first pair whose two columns both exist wins, so the more specific
 # (instruction, output) comes before (input, output) for Alpaca-style data.
@@ -212,6 +227,13 @@ class Dataset:
     n_total: int  # rows in the file
     n_skipped: int  # rows in the file whose mapped content was empty
     renamed: dict[str, str]
+    # What loading did that the user did not ask for (renamed headers, an id column not used,
+    # the split chosen, columns kept as JSON text), one sentence each, to be shown as warnings.
+    notes: tuple[str, ...] = ()
+    json_columns: tuple[str, ...] = ()  # stored names of columns kept as JSON text
+    split: str | None = None  # the split read from a saved DatasetDict
+    sample: int | None = None  # rows asked for by a seeded random sample
+    sample_seed: int | None = None
 
     @property
     def n_samples(self) -> int:
@@ -289,40 +311,111 @@ def _row(i: int, ids: list[str] | None = None) -> str:
 # Reading files
 
 
-def read_table(source: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(source: str | os.PathLike[str], *, split: str | None = None) -> pd.DataFrame:
     """Read a dataset file, a `save_to_disk` directory or a demo name into a DataFrame.
 
     Text stays text: CSV/TSV cells are read as strings, and a column becomes numeric only when
     every value reads back identically (so "007" and "1.50" stay strings). Empty CSV cells and
     JSON nulls are missing values (NaN/None/NA); "NA" or "None" written in a cell stays text.
+    `split` picks the split of a saved DatasetDict (default `train`).
     """
+    return _read_source(source, split=split, notes=[])[0]
+
+
+def _read_source(
+    source: str | os.PathLike[str], *, split: str | None, notes: list[str]
+) -> tuple[pd.DataFrame, str | None]:
+    """`read_table`, also returning the split read; what it did silently goes into `notes`."""
+    if split is not None and (not isinstance(split, str) or not split.strip()):
+        raise DataError(f"split (--split) must be a split name, got {split!r}.")
     if isinstance(source, str) and source.startswith("demo:"):
-        return _read_demo(source)
+        if split is not None:
+            raise DataError(f"{source} has no splits; drop --split.")
+        return _read_demo(source), None
     name = os.fspath(source)
     path = Path(name)
-    if not path.exists():
-        raise DataError(f"{name}: file not found. Check the path (relative to {Path.cwd()}).")
-    if path.is_dir():
-        frame = _read_saved_dataset(path, name)
+    mode = _stat_mode(path, name)
+    if stat.S_ISDIR(mode):
+        frame, split = _read_saved_dataset(path, name, split=split, notes=notes)
+        return _checked(frame, name), split
+    if split is not None:
+        raise DataError(
+            f"{name} is a file; --split picks a split of a folder written by datasets' "
+            "save_to_disk. Drop --split."
+        )
+    _check_regular(mode, name)
+    fmt, compressed = _format_of(path, name)
+    if fmt == "parquet":
+        frame = _read_parquet(path, name)
     else:
-        fmt = _FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            raise DataError(
-                f"{name}: unsupported file type {path.suffix or '(no extension)'!r}. Supported: "
-                f"{', '.join(_FORMATS)}, a directory written by datasets' save_to_disk, or "
-                f"{', '.join(DEMO_SOURCES)}."
-            )
-        if fmt == "parquet":
-            frame = _read_parquet(path, name)
+        text = _read_text(path, name, compressed=compressed)
+        if fmt in ("csv", "tsv"):
+            frame = _read_delimited(text, name, fmt=fmt, notes=notes)
+        elif fmt == "json":
+            frame = _read_json(text, name)
         else:
-            text = _read_text(path, name)
-            if fmt in ("csv", "tsv"):
-                frame = _read_delimited(text, name, fmt=fmt)
-            elif fmt == "json":
-                frame = _read_json(text, name)
-            else:
-                frame = _read_jsonl(text, name)
-    return _checked(frame, name)
+            frame = _read_jsonl(text, name)
+    return _checked(frame, name), None
+
+
+def _stat_mode(path: Path, name: str) -> int:
+    """The file mode of `path` (links followed), or a message for a missing file or a link loop."""
+    try:
+        return os.stat(path).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise DataError(
+                f"{name}: a symbolic link that loops back on itself (it never reaches a file). "
+                "Point the link at the data file, or pass the file's own path."
+            ) from err
+        if path.is_symlink():
+            raise DataError(
+                f"{name}: a symbolic link to {os.readlink(path)}, which does not exist. Point the "
+                "link at the data file, or pass the file's own path."
+            ) from err
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise DataError(
+                f"{name}: file not found. Check the path (relative to {Path.cwd()})."
+            ) from err
+        raise DataError(f"{name}: cannot read the file ({err.strerror or err}).") from err
+
+
+def _check_regular(mode: int, name: str) -> None:
+    """Refuse pipes, devices and sockets before opening them: reading one may never end."""
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise DataError(
+        f"{name} is {kind}, not a regular file. Save the data to a file (.csv, .jsonl, "
+        ".parquet, …) and pass that file."
+    )
+
+
+def _format_of(path: Path, name: str) -> tuple[str, bool]:
+    """(format, gzip-compressed) from the file name: `rows.jsonl` or `rows.jsonl.gz`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    suffix = (suffixes[-2] if len(suffixes) > 1 else "") if compressed else path.suffix.lower()
+    fmt = _FORMATS.get(suffix)
+    if fmt is None or (compressed and fmt not in _GZIP_FORMATS):
+        given = "".join(path.suffixes[-2:] if compressed else path.suffixes[-1:])
+        gzipped = ", ".join(f"{s}.gz" for s, f in _FORMATS.items() if f in _GZIP_FORMATS)
+        raise DataError(
+            f"{name}: unsupported file type {given or '(no extension)'!r}. Supported: "
+            f"{', '.join(_FORMATS)}, gzip-compressed {gzipped}, a directory written by "
+            f"datasets' save_to_disk, or {', '.join(DEMO_SOURCES)}."
+        )
+    return fmt, compressed
 
 
 def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -360,11 +453,19 @@ def _read_demo(source: str) -> pd.DataFrame:
     return _checked(_read_jsonl(_read_text(path, source), source), source)
 
 
-def _read_text(path: Path, name: str) -> str:
+def _read_text(path: Path, name: str, *, compressed: bool = False) -> str:
     try:
         data = path.read_bytes()
     except OSError as err:
         raise DataError(f"{name}: cannot read the file ({err.strerror or err}).") from err
+    if compressed:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(
+                f"{name} is not a complete gzip file ({err}). Compress it again with gzip, or "
+                "pass the uncompressed file."
+            ) from err
     if not data or data.isspace():
         raise DataError(f"{name} is empty: it contains no rows.")
     try:
@@ -377,13 +478,24 @@ def _read_text(path: Path, name: str) -> str:
         ) from err
 
 
-def _read_delimited(text: str, name: str, *, fmt: str) -> pd.DataFrame:
+def _read_delimited(text: str, name: str, *, fmt: str, notes: list[str]) -> pd.DataFrame:
+    sep = "\t" if fmt == "tsv" else ","
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        header = []  # pandas reports the malformed file below
+    if fmt == "csv" and len(header) == 1 and ";" in header[0]:
+        raise DataError(
+            f"{name}: the header {_snippet(header[0])} is one column containing ';', so the file "
+            "looks semicolon-delimited; Prism reads comma-separated CSV. Save it with commas as "
+            "separators (or tabs, as .tsv) and try again."
+        )
     try:
         # Only truly empty cells are missing: pandas' default would also turn the words
         # "NA", "null" or "None" into missing values and drop real text.
         frame = pd.read_csv(
             io.StringIO(text),
-            sep="\t" if fmt == "tsv" else ",",
+            sep=sep,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
@@ -395,6 +507,16 @@ def _read_delimited(text: str, name: str, *, fmt: str) -> pd.DataFrame:
             f"{name} could not be read as {fmt.upper()}: {str(err).strip()}. Check that every row "
             "has as many fields as the header and that quotes are closed."
         ) from err
+    renamed = [
+        f"{old!r} → {new!r}"
+        for old, new in zip(header, map(str, frame.columns), strict=False)
+        if old.strip() and old != new and header.count(old) > 1
+    ]
+    if renamed:
+        notes.append(
+            f"{name}: the header repeats column names; the repeats were renamed "
+            f"({', '.join(renamed)})."
+        )
     return pd.DataFrame({c: _numeric_if_lossless(frame[c]) for c in frame.columns})
 
 
@@ -521,7 +643,15 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
 
 def _frame_from_arrow(table: Any) -> pd.DataFrame:
     # integer_object_nulls: integer columns with nulls would otherwise become floats.
-    frame = table.to_pandas(integer_object_nulls=True)
+    import pyarrow as pa
+
+    # maps_as_pydicts: a map cell becomes a dict (pandas' default, a list of pairs, is neither
+    # what the file meant nor something Parquet can store again); a map with a repeated key
+    # stays a list of pairs, so that no value is lost.
+    try:
+        frame = table.to_pandas(integer_object_nulls=True, maps_as_pydicts="strict")
+    except pa.ArrowException:
+        frame = table.to_pandas(integer_object_nulls=True)
     return pd.DataFrame(
         {
             c: _series_from_values(list(frame[c])) if frame[c].dtype == object else frame[c]
@@ -530,20 +660,54 @@ def _frame_from_arrow(table: Any) -> pd.DataFrame:
     )
 
 
-def _read_saved_dataset(path: Path, name: str) -> pd.DataFrame:
-    """Read a `datasets` save_to_disk directory with pyarrow (no need to import `datasets`)."""
+def _read_saved_dataset(
+    path: Path, name: str, *, split: str | None, notes: list[str]
+) -> tuple[pd.DataFrame, str | None]:
+    """Read a `datasets` save_to_disk directory with pyarrow (no need to import `datasets`).
+
+    Returns the rows and the split read (None for a single saved Dataset). Every file the
+    directory's JSON names must lie inside it: a `../` or a link out is refused.
+    """
     import pyarrow as pa
 
+    root = path.resolve()
+    chosen: str | None = None
     if (path / "dataset_dict.json").is_file():
         try:
             splits = json.loads((path / "dataset_dict.json").read_text("utf-8"))["splits"]
+            splits = [str(s) for s in splits]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"{name}: dataset_dict.json is unreadable ({err}).") from err
         if not splits:
             raise DataError(f"{name}: the saved DatasetDict has no splits.")
-        split = "train" if "train" in splits else splits[0]
-        logger.info("%s: using split %r of %s", name, split, splits)
-        path = path / split
+        listed = ", ".join(map(repr, splits))
+        if split is not None:
+            if split not in splits:
+                raise DataError(
+                    f"{name} has no split {split!r}; its splits are {listed}. Pass one of them "
+                    "with --split."
+                )
+            chosen = split
+        elif "train" in splits:
+            chosen = "train"
+            if len(splits) > 1:
+                notes.append(
+                    f"{name}: read the split 'train' of {listed}; pass --split NAME for another."
+                )
+        elif len(splits) == 1:
+            chosen = splits[0]
+            notes.append(f"{name}: read its only split, {chosen!r}.")
+        else:
+            raise DataError(
+                f"{name} is a DatasetDict with the splits {listed} and no 'train' split. Pass "
+                "the one to read with --split NAME."
+            )
+        path = _inside(root, path / chosen, name, what=f"the split {chosen!r}")
+    elif split is not None:
+        raise DataError(
+            f"{name} is a single saved dataset, not a DatasetDict, so it has no splits. "
+            "Drop --split."
+        )
     if not (path / "state.json").is_file():
         raise DataError(
             f"{name} is a directory but not a dataset written by datasets' save_to_disk (no "
@@ -552,24 +716,39 @@ def _read_saved_dataset(path: Path, name: str) -> pd.DataFrame:
         )
     try:
         state = json.loads((path / "state.json").read_text("utf-8"))
-        files = [path / f["filename"] for f in state["_data_files"]]
-        tables = [_read_arrow_file(f) for f in files]
+        files = [
+            _inside(root, path / f["filename"], name, what="a data file")
+            for f in state["_data_files"]
+        ]
+        tables = [_read_arrow_file(f, name) for f in files]
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+        if isinstance(err, DataError):
+            raise
         raise DataError(
             f"{name}: the saved dataset in {path} cannot be read ({err}). Save it again with "
             "save_to_disk."
         ) from err
     if not tables:
         raise DataError(f"{name}: the saved dataset in {path} has no data files.")
-    frame = _frame_from_arrow(pa.concat_tables(tables))
-    if path.name != Path(name).name:
-        frame.attrs["split"] = path.name
-    return frame
+    return _frame_from_arrow(pa.concat_tables(tables)), chosen
 
 
-def _read_arrow_file(path: Path) -> Any:
+def _inside(root: Path, path: Path, name: str, *, what: str) -> Path:
+    """`path` resolved, if it lies inside the resolved directory `root`; else a message."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise DataError(
+            f"{name}: {what} is named as {os.path.relpath(path, root)!r}, which lies outside the "
+            "dataset folder; Prism reads only files inside it. Save the dataset again with "
+            "save_to_disk."
+        )
+    return resolved
+
+
+def _read_arrow_file(path: Path, name: str) -> Any:
     import pyarrow as pa
 
+    _check_regular(_stat_mode(path, f"{name}: {path.name}"), f"{name}: {path.name}")
     with pa.memory_map(str(path)) as source:
         try:
             return pa.ipc.open_stream(source).read_all()  # what save_to_disk writes
@@ -678,6 +857,34 @@ def _id_strings(series: pd.Series) -> list[str | None]:
     return [None if _is_blank(v) else _scalar_text(v) for v in series]
 
 
+def _id_problem(series: pd.Series) -> str | None:
+    """Why a column cannot serve as sample ids (empty or repeated values), or None if it can.
+
+    Ids are compared as text, since that is how they are stored: 1 and "1" are the same id.
+    """
+    ids = _id_strings(series)
+    missing = [i for i, v in enumerate(ids) if v is None]
+    if missing:
+        rows = ", ".join(str(i + 1) for i in missing[:5])
+        return (
+            f"is empty or not a plain value in {len(missing)} row(s) (rows {rows}"
+            f"{', …' if len(missing) > 5 else ''})"
+        )
+    rows_of: dict[str, list[int]] = {}
+    for i, v in enumerate(ids):
+        rows_of.setdefault(str(v), []).append(i)
+    duplicated = {v: rows for v, rows in rows_of.items() if len(rows) > 1}
+    if not duplicated:
+        return None
+    listed = "; ".join(
+        f"{v!r} (rows {', '.join(str(i + 1) for i in rows[:3])}{', …' if len(rows) > 3 else ''})"
+        for v, rows in list(duplicated.items())[:5]
+    )
+    mixed = any(len({type(series.iloc[i]) for i in rows}) > 1 for rows in duplicated.values())
+    as_text = ' (ids are compared as text, so 1 and "1" are the same id)' if mixed else ""
+    return f"has {len(duplicated)} duplicated value(s): {listed}{as_text}"
+
+
 def detect_columns(df: pd.DataFrame, *, source: str | None = None) -> ColumnMap:
     """Guess the content columns from common names (case-insensitive) and cell types.
 
@@ -691,11 +898,9 @@ def detect_columns(df: pd.DataFrame, *, source: str | None = None) -> ColumnMap:
         lower.setdefault(str(c).lower(), c)
     id_col = None
     for key in _ID_NAMES:
-        if key in lower:
-            ids = _id_strings(df[lower[key]])
-            if None not in ids and len(set(ids)) == len(ids):
-                id_col = lower[key]
-                break
+        if key in lower and _id_problem(df[lower[key]]) is None:
+            id_col = lower[key]
+            break
     for prompt, response in _PAIR_NAMES:
         if (
             prompt in lower
@@ -737,29 +942,25 @@ def _check_columns_exist(df: pd.DataFrame, columns: ColumnMap, name: str) -> Non
 def _sample_ids(df: pd.DataFrame, id_col: str | None, name: str) -> list[str]:
     if id_col is None:
         return [str(i) for i in range(len(df))]
-    ids = _id_strings(df[id_col])
-    missing = [i for i, v in enumerate(ids) if v is None]
-    if missing:
-        rows = ", ".join(str(i + 1) for i in missing[:5])
+    problem = _id_problem(df[id_col])
+    if problem is not None:
         raise DataError(
-            f"{name}: the id column {id_col!r} is empty or not a plain value in {len(missing)} "
-            f"row(s) (rows {rows}{', …' if len(missing) > 5 else ''}). Fill in unique ids, or "
-            "drop --id-col to number the rows."
+            f"{name}: the id column {id_col!r} {problem}. Ids must be present and unique; fix "
+            "them, or drop --id-col to number the rows."
         )
-    texts = [v for v in ids if v is not None]
-    counts = Counter(texts)
-    duplicated = [v for v, n in counts.items() if n > 1]
-    if duplicated:
-        where = {v: [i + 1 for i, x in enumerate(texts) if x == v][:3] for v in duplicated[:5]}
-        listed = "; ".join(
-            f"{v!r} (rows {', '.join(map(str, rows))}{', …' if counts[v] > 3 else ''})"
-            for v, rows in where.items()
-        )
-        raise DataError(
-            f"{name}: the id column {id_col!r} has {len(duplicated)} duplicated value(s): "
-            f"{listed}. Ids must be unique; fix them, or drop --id-col to number the rows."
-        )
-    return texts
+    return [str(v) for v in _id_strings(df[id_col])]
+
+
+def _unused_id_note(df: pd.DataFrame, name: str) -> str | None:
+    """Say so when a column named like an id was passed over because it cannot serve as one."""
+    for c in df.columns:
+        if str(c).lower() in _ID_NAMES and (problem := _id_problem(df[c])) is not None:
+            return (
+                f"{name}: the column {c!r} {problem}, so it is not used as the sample id; rows "
+                "are numbered from 0 instead (the column is kept). Pass --id-col with a column "
+                "of unique ids to use your own."
+            )
+    return None
 
 
 def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str]) -> np.ndarray:
@@ -771,12 +972,19 @@ def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str])
                 blank[i] = True
                 continue
             chat = _normalise_chat(value, where=f"{name}, {_row(i, ids)}")
+            _check_cell_size(
+                sum(len(m["content"]) for m in chat),
+                col=columns.messages,
+                where=f"{name}, {_row(i, ids)}",
+            )
             # A chat whose reply is empty teaches nothing, like an empty response cell.
             blank[i] = not chat or not chat[-1]["content"].strip()
         return blank
     for col in columns.content_columns:
         for i, value in enumerate(df[col]):
             text = None if _is_blank(value) else _scalar_text(value)
+            if text is not None:
+                _check_cell_size(len(text), col=col, where=f"{name}, {_row(i, ids)}")
             if _is_blank(value) or (text is not None and not text.strip()):
                 blank[i] = True
             elif text is None:
@@ -790,6 +998,16 @@ def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str])
                     f"({_snippet(value)}), expected text.{hint}"
                 )
     return blank
+
+
+def _check_cell_size(n_chars: int, *, col: str, where: str) -> None:
+    if n_chars > MAX_CELL_CHARS:
+        raise DataError(
+            f"{where}: column {col!r} holds {n_chars:,} characters, more than the limit of "
+            f"{MAX_CELL_CHARS:,} characters per content cell (the model could not read it in "
+            "any reasonable time or memory). Shorten the cell, split it into several rows, or "
+            "drop the row."
+        )
 
 
 def _unique_name(base: str, taken: set[str]) -> str:
@@ -822,6 +1040,103 @@ def _build_samples(
     return pd.DataFrame(data, index=pd.RangeIndex(len(keep))), stored, renamed
 
 
+def _plain(value: Any) -> Any:
+    """A cell as plain Python (lists, dicts, scalars; missing → None), to compare and to JSON."""
+    if isinstance(value, np.ndarray | list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if _is_null(value) else value
+
+
+def _parquet_can_hold(arrow_type: Any) -> bool:
+    """False for types Arrow builds but Parquet cannot write (a struct without fields)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return arrow_type.num_fields > 0 and all(
+            _parquet_can_hold(arrow_type.field(i).type) for i in range(arrow_type.num_fields)
+        )
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _parquet_can_hold(arrow_type.value_type)
+    if pa.types.is_map(arrow_type):
+        return _parquet_can_hold(arrow_type.key_type) and _parquet_can_hold(arrow_type.item_type)
+    return True
+
+
+def _arrow_keeps(series: pd.Series) -> bool:
+    """Whether a Parquet column gives back exactly these values (same types, same keys)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return False
+    return _parquet_can_hold(array.type) and array.to_pylist() == [_plain(v) for v in series]
+
+
+def _json_text(value: Any) -> str | None:
+    if _is_null(value):
+        return None
+    return json.dumps(_plain(value), ensure_ascii=False, default=str)
+
+
+def _storable(
+    samples: pd.DataFrame, columns: ColumnMap, name: str, renamed: Mapping[str, str]
+) -> tuple[pd.DataFrame, tuple[str, ...], list[str]]:
+    """Make every column writable to `samples.parquet` without changing what the model sees.
+
+    A content column of mixed scalars (3 and "three") becomes the text the model reads; any other
+    column Parquet cannot hold as it is becomes JSON text, one JSON value per cell. Returns the
+    frame, the columns turned into JSON text, and a note per such column.
+    """
+    out: dict[str, pd.Series] = {}
+    as_json: list[str] = []
+    notes: list[str] = []
+    text_columns = {columns.prompt, columns.response, columns.text} - {None}
+    for col in samples.columns:
+        series = samples[col]
+        if series.dtype != object or _arrow_keeps(series):
+            out[col] = series
+        elif col in text_columns:
+            out[col] = pd.Series([_scalar_text(v) for v in series], dtype="str")
+        else:
+            out[col] = pd.Series([_json_text(v) for v in series], dtype=object)
+            as_json.append(col)
+            kinds = sorted({_type_name(_plain(v)) for v in series if not _is_null(v)})
+            reason = (
+                f"mixes {' and '.join(kinds)} values"
+                if len(kinds) > 1
+                else "holds integers beyond 64 bits"
+                if kinds == ["int"]
+                else f"holds {kinds[0]} values of differing shapes"
+            )
+            original = {v: k for k, v in renamed.items()}.get(col, col)
+            notes.append(
+                f"{name}: the column {original!r} {reason}, which a Parquet column cannot hold "
+                "as they are; it is kept as JSON text (one JSON value per cell)."
+            )
+    return pd.DataFrame(out, index=samples.index), tuple(as_json), notes
+
+
+def restore_json_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """A copy of `frame` whose JSON-text columns `names` hold their values again (see `_storable`).
+
+    Names not in the frame are ignored, so a subset of the columns can be restored.
+    """
+    out = frame.copy()
+    for col in names:
+        if col in out.columns:
+            out[col] = pd.Series(
+                [None if _is_null(v) else json.loads(v) for v in out[col]],
+                dtype=object,
+                index=out.index,
+            )
+    return out
+
+
 def _fingerprint(ids: Any, chats: list[list[dict[str, str]] | str]) -> str:
     digest = hashlib.sha256()
     for sample_id, chat in zip(ids, chats, strict=True):
@@ -836,27 +1151,50 @@ def fingerprint(samples: pd.DataFrame, columns: ColumnMap) -> str:
     return _fingerprint(samples["id"], conversations(samples, columns))
 
 
+def _row_count(value: Any, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise DataError(f"{param} must be a positive number of rows, got {value!r}.")
+    return int(value)
+
+
 def load_dataset(
     source: str | os.PathLike[str],
     *,
     columns: ColumnMap | None = None,
     limit: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
+    split: str | None = None,
 ) -> Dataset:
     """Read, map, validate and id a dataset; rows with empty content are skipped and counted.
 
-    `limit` keeps the first `limit` non-empty rows.
+    `limit` keeps the first `limit` non-empty rows; `sample` keeps a random `sample` of them
+    drawn with `sample_seed`, in their original order (one or the other). `split` picks the
+    split of a saved DatasetDict (default `train`).
     """
     name = os.fspath(source)
-    if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit <= 0
-    ):
-        raise DataError(f"limit must be a positive number of rows, got {limit!r}.")
+    if limit is not None:
+        limit = _row_count(limit, "limit")
+    if sample is not None:
+        sample = _row_count(sample, "sample")
+        if limit is not None:
+            raise DataError(
+                "Pass either limit (--limit, the first N rows) or sample (--sample, N random "
+                "rows), not both."
+            )
+    if isinstance(sample_seed, bool) or not isinstance(sample_seed, int | np.integer):
+        raise DataError(f"sample_seed (--sample-seed) must be an integer, got {sample_seed!r}.")
+    if sample_seed < 0:
+        raise DataError(f"sample_seed (--sample-seed) must be ≥ 0, got {sample_seed}.")
     if columns is not None and not isinstance(columns, ColumnMap):
         raise TypeError(f"columns must be a ColumnMap, got {type(columns).__name__}")
-    frame = read_table(source)
+    notes: list[str] = []
+    frame, split = _read_source(source, split=split, notes=notes)
     if columns is None:
         columns = detect_columns(frame, source=name)
     _check_columns_exist(frame, columns, name)
+    if columns.id is None and (note := _unused_id_note(frame, name)) is not None:
+        notes.append(note)
     ids = _sample_ids(frame, columns.id, name)
     blank = _blank_rows(frame, columns, name, ids)
     n_skipped = int(blank.sum())
@@ -869,8 +1207,21 @@ def load_dataset(
         logger.info("%s: skipped %d of %d rows with empty content", name, n_skipped, len(frame))
     keep = np.flatnonzero(~blank)
     if limit is not None:
-        keep = keep[: int(limit)]
+        keep = keep[:limit]
+    if sample is not None:
+        if sample < len(keep):
+            rng = np.random.default_rng(int(sample_seed))
+            keep = np.sort(rng.choice(keep, size=sample, replace=False))
+        else:
+            notes.append(
+                f"{name}: a sample of {sample:,} rows was asked for, but only {len(keep):,} rows "
+                "have content; all of them are used."
+            )
     samples, stored, renamed = _build_samples(frame, keep, ids, columns)
+    samples, json_columns, json_notes = _storable(samples, stored, name, renamed)
+    notes += json_notes
+    for note in notes:
+        logger.info("%s", note)
     return Dataset(
         samples=samples,
         columns=stored,
@@ -879,6 +1230,11 @@ def load_dataset(
         n_total=len(frame),
         n_skipped=n_skipped,
         renamed=renamed,
+        notes=tuple(notes),
+        json_columns=json_columns,
+        split=split,
+        sample=sample,
+        sample_seed=int(sample_seed) if sample is not None else None,
     )
 
 

@@ -29,8 +29,8 @@ import functools
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -599,16 +599,33 @@ class FeatureExtractor:
         *,
         on_batch: Callable[[int], None] | None = None,
     ) -> FeatureBatch:
+        """Features and per-sample columns of ``encoded``, in the order given."""
         n = len(encoded)
-        dim = self.config.dim
         out = FeatureBatch(
-            features=np.zeros((n, dim), dtype=np.float32),
+            features=np.zeros((n, self.config.dim), dtype=np.float32),
             loss=np.zeros(n, dtype=np.float32),
             n_tokens=np.array([len(e.input_ids) for e in encoded], dtype=np.int32),
             n_response_tokens=np.array([e.n_response for e in encoded], dtype=np.int32),
             grad_norm=np.zeros(n, dtype=np.float32),
             truncated=np.array([e.truncated for e in encoded], dtype=bool),
         )
+        with closing(self.iter_batches(encoded)) as batches:
+            for batch, features, norms, losses in batches:
+                out.features[batch] = features
+                out.grad_norm[batch] = norms
+                out.loss[batch] = losses
+                if on_batch is not None:
+                    on_batch(len(batch))
+        return out
+
+    def iter_batches(
+        self, encoded: Sequence[Encoded]
+    ) -> Generator[tuple[list[int], np.ndarray, np.ndarray, np.ndarray], None, None]:
+        """Per batch: (indices into ``encoded``, unit features, sketch norms, losses).
+
+        Lets a caller keep what is finished at any batch boundary (``core.jobs`` closes a shard
+        by time as well as by size). Close the iterator when stopping early.
+        """
         hooked = {
             name: module
             for name, module in self.layers.items()
@@ -618,27 +635,13 @@ class FeatureExtractor:
         try:
             with fused_rms_norms(self.proxy.model) if self.fused_norms else nullcontext():
                 for batch in self.batches(encoded):
-                    self._add_batch(out, batch, encoded, hooks, on_batch)
+                    sketches, losses = self._run_batch([encoded[i] for i in batch], hooks)
+                    norms = np.linalg.norm(sketches.astype(np.float64), axis=1)
+                    safe = np.where(norms > 0, norms, 1.0)
+                    features = (sketches / safe[:, None]).astype(np.float32)
+                    yield batch, features, norms.astype(np.float32), losses
         finally:
             hooks.remove()
-        return out
-
-    def _add_batch(
-        self,
-        out: FeatureBatch,
-        batch: list[int],
-        encoded: Sequence[Encoded],
-        hooks: _Hooks,
-        on_batch: Callable[[int], None] | None,
-    ) -> None:
-        sketches, losses = self._run_batch([encoded[i] for i in batch], hooks)
-        norms = np.linalg.norm(sketches.astype(np.float64), axis=1)
-        safe = np.where(norms > 0, norms, 1.0)
-        out.features[batch] = (sketches / safe[:, None]).astype(np.float32)
-        out.grad_norm[batch] = norms.astype(np.float32)
-        out.loss[batch] = losses
-        if on_batch is not None:
-            on_batch(len(batch))
 
     def _run_batch(self, batch: Sequence[Encoded], hooks: _Hooks) -> tuple[np.ndarray, np.ndarray]:
         device = self.proxy.device

@@ -12,12 +12,14 @@ browser tab — and ``cancel`` stops it; its finished shards are kept for a late
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,13 @@ from typing import Any
 import numpy as np
 
 from core.data import ColumnMap, Dataset, conversations
-from core.errors import PrismError, WorkspaceError
+from core.errors import JobStopped, PrismError, WorkspaceError
 from core.gradients import FeatureConfig
 from core.workspace import JOB, Workspace, atomic_path, now, read_npy, write_json
 
 DEFAULT_SHARD_SIZE = 128
+# A shard also closes after this much work, so a kill loses at most about this much.
+DEFAULT_SHARD_SECONDS = 30.0
 FEATURE_COLUMNS = ("loss", "grad_norm", "n_tokens", "n_response_tokens", "truncated")
 
 
@@ -61,15 +65,58 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
+def check_workspace_target(path: str | os.PathLike[str]) -> None:
+    """Refuse a workspace path that is, or lies under, an existing file — before any work."""
+    root = Path(path)
+    for part in (root, *root.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                where = "" if part == root else f" (its parent {part} is a file)"
+                raise WorkspaceError(
+                    f"{root} is not a directory{where}; a workspace is a folder. Choose a new "
+                    "or empty directory for --workspace."
+                )
+            return
+
+
+def outermost_missing(path: str | os.PathLike[str]) -> Path | None:
+    """The outermost folder that creating ``path`` would add (``path`` itself or a parent)."""
+    root = Path(path).absolute()
+    missing = None
+    for part in (root, *root.parents):
+        if part.exists() or part.is_symlink():
+            break
+        missing = part
+    return missing
+
+
+def remove_created(path: str | os.PathLike[str], created: Path | None) -> None:
+    """Undo a workspace this run created, and nothing else.
+
+    ``created`` (from ``outermost_missing`` before the run) is removed with everything in it; when
+    it is None the folder existed, empty, before the run, so only what was written into it goes.
+    """
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for child in Path(path).iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def prepare_workspace(
     path: str | os.PathLike[str], dataset: Dataset, config: FeatureConfig, *, force: bool = False
 ) -> Workspace:
     """Create the workspace for ``dataset`` + ``config``, or reopen it to resume the same job.
 
     An existing workspace built from other data or settings is refused unless ``force``, which
-    clears its features and derived results (its subsets are kept).
+    clears its features and derived results. Its subsets are kept; those whose ids now name other
+    rows are marked stale (``core.subsets.mark_stale``), and ``workspace.notes`` says so.
     """
     root = Path(path)
+    check_workspace_target(root)
     wanted = {"fingerprint": dataset.fingerprint, **config.settings()}
     workspace: Workspace | None = None
     if Workspace.exists(root):
@@ -105,17 +152,41 @@ def prepare_workspace(
             "renamed": dataset.renamed,
             # Stored names of the columns the file brought (export writes exactly these).
             "original_columns": [c for c in dataset.samples.columns if c != "id"],
+            # Columns stored as JSON text (core.data.restore_json_columns gives the values).
+            "json_columns": list(dataset.json_columns),
+            "split": dataset.split,
+            "sample": dataset.sample,
+            "sample_seed": dataset.sample_seed,
+            "notes": list(dataset.notes),
         },
         "features": {"settings": config.settings(), "status": "pending"},
     }
     if workspace is not None:
+        from core.subsets import mark_stale
+
+        before = workspace.samples()
+        before_columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
         # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
         # re-reading the file would bring them back.
-        workspace.manifest.update(manifest)
-        workspace.write_samples(dataset.samples)
-        workspace.save_manifest()
+        with workspace.lock():
+            workspace.manifest.update(manifest)
+            workspace.write_samples(dataset.samples)
+            workspace.save_manifest()
+            stale = mark_stale(workspace, before=before, before_columns=before_columns)
+        if stale:
+            names = ", ".join(repr(n) for n in stale[:5]) + (", …" if len(stale) > 5 else "")
+            workspace.notes.append(
+                f"{len(stale)} subset(s) ({names}) name rows that changed with the new data; "
+                "their ids would now select other rows, so they are marked stale and cannot be "
+                "exported or used. Delete them with `prism subset delete`."
+            )
         return workspace
-    return Workspace.create(root, manifest, dataset.samples)
+    created = outermost_missing(root)
+    try:
+        return Workspace.create(root, manifest, dataset.samples)
+    except BaseException:
+        remove_created(root, created)  # leave no half-written workspace behind
+        raise
 
 
 def config_from_workspace(workspace: Workspace, **overrides: Any) -> FeatureConfig:
@@ -133,23 +204,47 @@ def config_from_workspace(workspace: Workspace, **overrides: Any) -> FeatureConf
 # Running
 
 
-def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
-    return [(start, min(start + shard_size, n)) for start in range(0, n, shard_size)]
+def _shard_path(workspace: Workspace, rows: np.ndarray) -> Path:
+    # Rows of a new shard are all still missing, so (first row, count) never names a kept shard.
+    return workspace.shard_dir / f"shard-{int(rows.min()):09d}-{len(rows):06d}.npz"
 
 
-def _shard_path(workspace: Workspace, index: int) -> Path:
-    return workspace.shard_dir / f"shard-{index:05d}.npz"
+def _shard_rows(path: Path, shard: Any, legacy_size: int) -> np.ndarray:
+    """The sample rows a shard holds: stored in it, or (older shards) implied by its index."""
+    if "rows" in shard.files:
+        return np.asarray(shard["rows"], dtype=np.int64)
+    index = int(path.stem.split("-")[1])
+    start = index * legacy_size
+    return np.arange(start, start + len(shard["features"]), dtype=np.int64)
 
 
-def _finished_shard(workspace: Workspace, index: int, size: int, dim: int) -> bool:
-    path = _shard_path(workspace, index)
-    if not path.is_file():
-        return False
-    try:
-        with np.load(path, allow_pickle=False) as shard:
-            return shard["features"].shape == (size, dim)
-    except Exception:  # a shard we cannot read is simply recomputed
-        return False
+def finished_shards(
+    workspace: Workspace, total: int, dim: int
+) -> tuple[np.ndarray, list[tuple[Path, np.ndarray]]]:
+    """(mask of rows already computed, [(shard file, its rows)]) from the readable shards.
+
+    A shard that cannot be read, or whose arrays do not fit, is ignored and its rows computed
+    again: a run killed while writing one loses that shard, nothing else.
+    """
+    done = np.zeros(total, dtype=bool)
+    shards: list[tuple[Path, np.ndarray]] = []
+    legacy_size = int(workspace.manifest.get("features", {}).get("shard_size") or 1)
+    if not workspace.shard_dir.is_dir():
+        return done, shards
+    for path in sorted(workspace.shard_dir.glob("shard-*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as shard:
+                rows = _shard_rows(path, shard, legacy_size)
+                ok = shard["features"].shape == (len(rows), dim) and all(
+                    len(shard[name]) == len(rows) for name in FEATURE_COLUMNS
+                )
+        except Exception:  # unreadable: recomputed
+            continue
+        if not ok or len(rows) == 0 or rows.min() < 0 or rows.max() >= total:
+            continue
+        done[rows] = True
+        shards.append((path, rows))
+    return done, shards
 
 
 def write_progress(workspace: Workspace, progress: Progress) -> None:
@@ -206,34 +301,41 @@ def run_features(
     batch_tokens: int | None = None,
     device: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_seconds: float = DEFAULT_SHARD_SECONDS,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Workspace:
-    """Compute (or finish) the features of a prepared workspace, then its scores."""
+    """Compute (or finish) the features of a prepared workspace, then its scores.
+
+    Work goes in windows of ``shard_size`` missing rows; a shard closes when its window is done
+    or when ``shard_seconds`` of work have passed since the last one closed, whichever comes
+    first, so a kill loses at most about ``shard_seconds`` of work whatever the data or device.
+    A stop (Ctrl-C, SIGTERM from the app's Cancel) keeps the finished rows and raises
+    ``JobStopped`` saying what was kept and how to resume.
+    """
     from core.proxy import load_proxy
 
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=device
     )
     if shard_size < 1:
-        raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.")
+        raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.", param="shard_size")
+    if not shard_seconds > 0:
+        raise PrismError(f"shard_seconds must be > 0, got {shard_seconds}.", param="shard_seconds")
     if workspace.has_features:
         return workspace
     samples = workspace.samples()
     columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
     total = len(samples)
-    ranges = shard_ranges(total, workspace.manifest["features"].get("shard_size", shard_size))
-    workspace.manifest["features"]["shard_size"] = (
-        ranges[0][1] - ranges[0][0] if ranges else shard_size
-    )
-    workspace.manifest["features"]["status"] = "running"
+    section = workspace.manifest["features"]
+    shard_size = int(section.get("shard_size") or shard_size)  # a started job keeps its own
+    section.update({"shard_size": shard_size, "shard_seconds": float(shard_seconds)})
+    section["status"] = "running"
     workspace.save_manifest()
     workspace.shard_dir.mkdir(exist_ok=True)
-    todo = [
-        i for i, (a, b) in enumerate(ranges) if not _finished_shard(workspace, i, b - a, config.dim)
-    ]
-    done = total - sum(ranges[i][1] - ranges[i][0] for i in todo)
+    covered, _ = finished_shards(workspace, total, config.dim)
+    todo = np.flatnonzero(~covered)
     started, t0 = now(), time.monotonic()
-    state = {"done": done, "new": 0}
+    state = {"done": int(covered.sum()), "new": 0}
 
     def report(status: str, message: str = "") -> None:
         elapsed = time.monotonic() - t0
@@ -251,8 +353,8 @@ def run_features(
 
     previous = signal.signal(signal.SIGTERM, stop) if _main_thread() else None
     try:
-        report("running", "loading the proxy model" if todo else "assembling")
-        if todo:
+        report("running", "loading the proxy model" if len(todo) else "assembling")
+        if len(todo):
             from core.gradients import FeatureExtractor
 
             proxy = load_proxy(
@@ -262,7 +364,8 @@ def run_features(
                 trust_remote_code=config.trust_remote_code,
             )
             extractor = FeatureExtractor(proxy, config)
-            workspace.manifest["features"].update(
+            section = workspace.manifest["features"]
+            section.update(
                 {
                     "model_fingerprint": proxy.fingerprint,
                     "n_params_in_scope": extractor.n_params,
@@ -273,32 +376,39 @@ def run_features(
             workspace.save_manifest()
             t0 = time.monotonic()  # the rate counts extraction only, not the model load
             report("running")
-            for index in todo:
-                start, end = ranges[index]
-                encoded = extractor.encode(conversations(samples.iloc[start:end], columns))
-
-                def on_batch(n: int) -> None:
-                    state["done"] += n
-                    state["new"] += n
-                    report("running")
-
-                batch = extractor.compute(encoded, on_batch=on_batch)
-                with atomic_path(_shard_path(workspace, index)) as tmp, open(tmp, "wb") as handle:
-                    np.savez(
-                        handle,
-                        **{
-                            "features": batch.features,
-                            **{name: getattr(batch, name) for name in FEATURE_COLUMNS},
-                        },
-                    )
-        _assemble(workspace, ranges, config.dim)
+            last_close = time.monotonic()
+            for first in range(0, len(todo), shard_size):
+                rows = todo[first : first + shard_size]
+                encoded = extractor.encode(conversations(samples.iloc[rows], columns))
+                pending: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
+                with closing(extractor.iter_batches(encoded)) as batches:
+                    for part in batches:
+                        pending.append(part)
+                        state["done"] += len(part[0])
+                        state["new"] += len(part[0])
+                        report("running")
+                        if time.monotonic() - last_close >= shard_seconds:
+                            _write_shard(workspace, rows, encoded, pending)
+                            pending, last_close = [], time.monotonic()
+                _write_shard(workspace, rows, encoded, pending)
+                last_close = time.monotonic()
+        _assemble(workspace, total, config.dim)
         report("done", "features complete")
-    except _Stop:
+    except (_Stop, KeyboardInterrupt) as error:
+        kept, _ = finished_shards(workspace, total, config.dim)
+        state["done"] = int(kept.sum())
         workspace.manifest["features"]["status"] = "cancelled"
         workspace.save_manifest()
-        report("cancelled", "stopped; finished shards are kept — resume to continue")
-        raise PrismError(
-            "Feature extraction was stopped; run it again to resume from the last finished shard."
+        report(
+            "cancelled",
+            f"stopped; {state['done']:,} finished samples are kept — resume to continue",
+        )
+        interrupted = isinstance(error, KeyboardInterrupt)
+        raise JobStopped(
+            f"Feature extraction was {'interrupted' if interrupted else 'stopped'}: "
+            f"{state['done']:,} of {total:,} samples are finished and kept in {workspace.path}. "
+            f"Continue with: prism resume {shlex.quote(str(workspace.path))}",
+            exit_code=130 if interrupted else 143,
         ) from None
     except BaseException as error:
         workspace.manifest["features"]["status"] = "failed"
@@ -311,44 +421,85 @@ def run_features(
     return workspace
 
 
+def _write_shard(
+    workspace: Workspace,
+    rows: np.ndarray,
+    encoded: list[Any],
+    parts: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]],
+) -> None:
+    """Write the finished batches ``parts`` of the window ``rows`` as one shard (atomically)."""
+    if not parts:
+        return
+    local = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
+    order = np.argsort(local, kind="stable")
+    local = local[order]
+    shard_rows = rows[local]
+    arrays = {
+        "rows": shard_rows,
+        "features": np.concatenate([p[1] for p in parts])[order],
+        "grad_norm": np.concatenate([p[2] for p in parts])[order],
+        "loss": np.concatenate([p[3] for p in parts])[order].astype(np.float32),
+        "n_tokens": np.array([len(encoded[i].input_ids) for i in local], dtype=np.int32),
+        "n_response_tokens": np.array([encoded[i].n_response for i in local], dtype=np.int32),
+        "truncated": np.array([encoded[i].truncated for i in local], dtype=bool),
+    }
+    with atomic_path(_shard_path(workspace, shard_rows)) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
 def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
 
 
-def _assemble(workspace: Workspace, ranges: list[tuple[int, int]], dim: int) -> None:
+def _assemble(workspace: Workspace, total: int, dim: int) -> None:
     """Stream the shards into features.npy and the per-sample columns; then score."""
     from numpy.lib.format import open_memmap
 
     from core.vendi import covariance_from_npy, vendi_from_covariance
 
-    total = ranges[-1][1] if ranges else 0
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in FEATURE_COLUMNS}
+    covered, shards = finished_shards(workspace, total, dim)
+    if not covered.all():
+        missing = np.flatnonzero(~covered)
+        raise WorkspaceError(
+            f"{workspace.path}: {len(missing):,} samples have no finished shard (first row "
+            f"{int(missing[0]):,}); run `prism resume {workspace.path}` to compute them."
+        )
+    columns = {
+        "loss": np.zeros(total, dtype=np.float32),
+        "grad_norm": np.zeros(total, dtype=np.float32),
+        "n_tokens": np.zeros(total, dtype=np.int32),
+        "n_response_tokens": np.zeros(total, dtype=np.int32),
+        "truncated": np.zeros(total, dtype=bool),
+    }
     with atomic_path(workspace.features_path) as tmp:
         out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim))
-        for index, (start, end) in enumerate(ranges):
-            with np.load(_shard_path(workspace, index), allow_pickle=False) as shard:
-                out[start:end] = shard["features"]
+        for path, rows in shards:
+            with np.load(path, allow_pickle=False) as shard:
+                out[rows] = shard["features"]
                 for name in FEATURE_COLUMNS:
-                    columns[name].append(shard[name])
+                    columns[name][rows] = shard[name]
         out.flush()
         del out
-    workspace.add_columns({name: np.concatenate(parts) for name, parts in columns.items()})
-    truncated = int(np.concatenate(columns["truncated"]).sum()) if total else 0
-    workspace.manifest["features"].update(
-        {
-            "status": "complete",
-            "n_samples": total,
-            "dim": dim,
-            "n_truncated": truncated,
-            "grad_norm": "estimated from the sketch (JL estimate, a few % relative error), not exact",
-            "completed": now(),
-        }
-    )
-    covariance, n = covariance_from_npy(workspace.features_path)
-    workspace.manifest["scores"] = scores_record(vendi_from_covariance(covariance), n=n, dim=dim)
-    workspace.save_manifest()
+    with workspace.lock():
+        workspace.add_columns(columns)
+        workspace.manifest["features"].update(
+            {
+                "status": "complete",
+                "n_samples": total,
+                "dim": dim,
+                "n_truncated": int(columns["truncated"].sum()),
+                "grad_norm": "estimated from the sketch (JL estimate, a few % relative error), "
+                "not exact",
+                "completed": now(),
+            }
+        )
+        covariance, n = covariance_from_npy(workspace.features_path)
+        workspace.manifest["scores"] = scores_record(
+            vendi_from_covariance(covariance), n=n, dim=dim
+        )
+        workspace.save_manifest()
     # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
     shutil.rmtree(workspace.shard_dir, ignore_errors=True)
 
@@ -376,6 +527,7 @@ def start_background(
     *,
     batch_size: int | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_seconds: float = DEFAULT_SHARD_SECONDS,
 ) -> int:
     """Run `prism resume` for a prepared workspace in a detached process; returns its pid."""
     root = Path(path)
@@ -388,6 +540,8 @@ def start_background(
         "--quiet",
         "--shard-size",
         str(shard_size),
+        "--shard-seconds",
+        str(shard_seconds),
     ]
     if batch_size:
         command += ["--batch-size", str(batch_size)]

@@ -127,9 +127,10 @@ def _available(pool: Pool, chosen: np.ndarray) -> np.ndarray:
 
 def _check_fit(method: str, k: int, chosen: int, available: int) -> None:
     if k - chosen > available:
+        kept = f" ({chosen:,} of them already chosen)" if chosen else ""
         raise PrismError(
-            f"{method}: the budget k = {k:,} needs {k - chosen:,} more rows but only "
-            f"{available:,} can be added; lower k."
+            f"budget (--k) = {k:,} is more than the {chosen + available:,} rows {method} can "
+            f"choose from{kept}; lower the budget."
         )
 
 
@@ -528,6 +529,9 @@ def select(
         raise PrismError(f"--seed must be a whole number ≥ 0, got {seed!r}.")
     budget = resolve_budget(k, pool.n, allow_none=method in FILTERS)
     if budget is not None and budget > pool.n:
-        raise PrismError(f"--k = {budget:,} is more than the {pool.n:,} rows of this workspace.")
+        raise PrismError(
+            f"budget (--k) = {budget:,} is more than the {pool.n:,} rows of this workspace; "
+            "lower the budget, or give a fraction such as 0.5."
+        )
     typed = parse_options(method, options)
     return SELECTORS[method](pool, k=budget, seed=int(seed), start=start, **typed)

@@ -4,15 +4,26 @@
 
 Ids are the workspace's string sample ids, so a subset survives re-running analyses. Names are
 what the user typed, trimmed; an existing name is never overwritten unless asked.
+
+When a workspace is rebuilt on other data (``prism features --force``), a subset whose ids now
+name other rows (row-number ids of a changed file, or rows whose content changed) is marked
+``stale`` by ``mark_stale``, and ``subset_rows`` refuses it with a message; it can only be
+deleted. Subsets whose rows are unchanged (stable ids) stay valid.
+Every change to ``subsets.json`` holds the workspace lock, so concurrent commands keep each
+other's subsets.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from core.data import ColumnMap, conversations
 from core.errors import PrismError
 from core.workspace import Workspace, now
 
@@ -50,20 +61,72 @@ def save_subset(
         raise PrismError(
             f"{len(unknown):,} of the ids are not samples of this workspace (e.g. {unknown[:3]})."
         )
-    subsets = workspace.subsets()
-    if text in subsets and not overwrite:
-        raise PrismError(f"A subset named “{text}” already exists; choose another name.")
-    subsets[text] = {"ids": id_list, "how": dict(how or {}), "created": now()}
-    workspace.write_subsets(subsets)
+    with workspace.lock():
+        subsets = workspace.subsets()
+        if text in subsets and not overwrite:
+            raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+        subsets[text] = {"ids": id_list, "how": dict(how or {}), "created": now()}
+        workspace.write_subsets(subsets)
     return text
 
 
+def stale_reason(record: Mapping[str, Any]) -> str | None:
+    """Why a subset's ids no longer name the rows it was made of, or None when they do."""
+    stale = record.get("stale")
+    if not stale:
+        return None
+    return (
+        f"the workspace was rebuilt on other data and {stale.get('changed', 'some')} of its ids now "
+        "name other rows or none"
+    )
+
+
+def _row_digests(samples: pd.DataFrame, columns: ColumnMap) -> dict[str, str]:
+    """id → digest of what the model sees in that row."""
+    ids = samples["id"].astype(str).tolist()
+    texts = conversations(samples, columns)
+    return {
+        i: hashlib.sha256(json.dumps(t, ensure_ascii=False).encode()).hexdigest()[:16]
+        for i, t in zip(ids, texts, strict=True)
+    }
+
+
+def mark_stale(
+    workspace: Workspace, *, before: pd.DataFrame, before_columns: ColumnMap
+) -> list[str]:
+    """After a rebuild on other data, mark the subsets whose rows changed; returns their names.
+
+    ``before`` are the samples the workspace held before (with ``before_columns``). A subset
+    stays valid when every one of its ids still names a row with the same content (rows kept
+    under stable ids); otherwise its ids would select other rows, so it is marked ``stale``.
+    """
+    with workspace.lock():
+        subsets = workspace.subsets()
+        live = {n: r for n, r in subsets.items() if not r.get("stale")}
+        if not live:
+            return []
+        old = _row_digests(before, before_columns)
+        new = _row_digests(
+            workspace.samples(), ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
+        )
+        marked = []
+        for name, record in live.items():
+            changed = sum(1 for i in record["ids"] if old.get(str(i)) != new.get(str(i)))
+            if changed:
+                record["stale"] = {"changed": changed, "marked": now()}
+                marked.append(name)
+        if marked:
+            workspace.write_subsets(subsets)
+    return marked
+
+
 def delete_subset(workspace: Workspace, name: str) -> None:
-    subsets = workspace.subsets()
-    if name not in subsets:
-        raise PrismError(f"There is no subset named “{name}”.")
-    del subsets[name]
-    workspace.write_subsets(subsets)
+    with workspace.lock():
+        subsets = workspace.subsets()
+        if name not in subsets:
+            raise PrismError(f"There is no subset named “{name}”.")
+        del subsets[name]
+        workspace.write_subsets(subsets)
 
 
 def subset_record(workspace: Workspace, name: str) -> dict[str, Any]:
@@ -76,26 +139,28 @@ def subset_record(workspace: Workspace, name: str) -> dict[str, Any]:
 
 def restore_subset(workspace: Workspace, name: str, record: Mapping[str, Any]) -> str:
     """Put back a deleted subset exactly as it was (the app's undo)."""
-    subsets = workspace.subsets()
-    if name in subsets:
-        raise PrismError(f"A subset named “{name}” exists again; rename it before undoing.")
-    subsets[name] = dict(record)
-    workspace.write_subsets(subsets)
+    with workspace.lock():
+        subsets = workspace.subsets()
+        if name in subsets:
+            raise PrismError(f"A subset named “{name}” exists again; rename it before undoing.")
+        subsets[name] = dict(record)
+        workspace.write_subsets(subsets)
     return name
 
 
 def rename_subset(workspace: Workspace, old: str, new: str) -> str:
-    record = subset_record(workspace, old)
     text = check_name(new)
-    if text == old:
-        return text
-    subsets = workspace.subsets()
-    if text in subsets:
-        raise PrismError(f"A subset named “{text}” already exists; choose another name.")
-    # Keep the order of subsets.json: the renamed subset stays where it was.
-    workspace.write_subsets(
-        {(text if n == old else n): (record if n == old else r) for n, r in subsets.items()}
-    )
+    with workspace.lock():
+        record = subset_record(workspace, old)
+        if text == old:
+            return text
+        subsets = workspace.subsets()
+        if text in subsets:
+            raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+        # Keep the order of subsets.json: the renamed subset stays where it was.
+        workspace.write_subsets(
+            {(text if n == old else n): (record if n == old else r) for n, r in subsets.items()}
+        )
     return text
 
 
@@ -107,18 +172,23 @@ def edit_subset(
     remove: Iterable[object] = (),
 ) -> int:
     """Add and remove single records by id; returns the new size (an empty result is refused)."""
-    record = subset_record(workspace, name)
-    ids = list(record["ids"])
-    gone = {str(i) for i in remove}
-    ids = [i for i in ids if i not in gone]
-    ids.extend(i for i in dict.fromkeys(str(i) for i in add) if i not in set(ids))
-    if not ids:
-        raise PrismError(
-            f"That would leave “{name}” empty; delete the subset instead of removing its last record."
-        )
-    how = dict(record.get("how") or {})
-    edits = how.get("edits", 0) + 1
-    save_subset(workspace, name, ids, how={**how, "edits": edits}, overwrite=True)
+    with workspace.lock():
+        record = subset_record(workspace, name)
+        reason = stale_reason(record)
+        if reason:
+            raise PrismError(f"Subset “{name}” cannot be edited: {reason}. Delete it.")
+        ids = list(record["ids"])
+        gone = {str(i) for i in remove}
+        ids = [i for i in ids if i not in gone]
+        ids.extend(i for i in dict.fromkeys(str(i) for i in add) if i not in set(ids))
+        if not ids:
+            raise PrismError(
+                f"That would leave “{name}” empty; delete the subset instead of removing its "
+                "last record."
+            )
+        how = dict(record.get("how") or {})
+        edits = how.get("edits", 0) + 1
+        save_subset(workspace, name, ids, how={**how, "edits": edits}, overwrite=True)
     return len(ids)
 
 
@@ -156,7 +226,8 @@ def combine_subsets(
     workspace: Workspace, operation: str, names: list[str], *, name: str, overwrite: bool = False
 ) -> str:
     """Store the union / intersection / difference / complement of named subsets as ``name``."""
-    members = [list(subset_record(workspace, n)["ids"]) for n in names]
+    samples_ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()
+    members = [samples_ids[subset_rows(workspace, n)].tolist() for n in names]
     all_ids = None
     if operation == "complement":
         all_ids = workspace.samples(columns=["id"])["id"].astype(str).tolist()
@@ -174,7 +245,17 @@ def named_subset(workspace: Workspace, name: str) -> tuple[np.ndarray, dict[str,
 
 def subset_rows(workspace: Workspace, name: str, *, ids: list[str] | None = None) -> np.ndarray:
     """Row positions (int64, in the subset's order) of a named subset, or of ``ids``."""
-    wanted = list(subset_record(workspace, name)["ids"]) if ids is None else [str(i) for i in ids]
+    if ids is None:
+        record = subset_record(workspace, name)
+        reason = stale_reason(record)
+        if reason:
+            raise PrismError(
+                f"Subset “{name}” is stale: {reason}. Delete it "
+                f"(`prism subset delete {workspace.path} '{name}'`) and select again."
+            )
+        wanted = list(record["ids"])
+    else:
+        wanted = [str(i) for i in ids]
     position = {v: i for i, v in enumerate(workspace.samples(columns=["id"])["id"].astype(str))}
     missing = [i for i in wanted if i not in position]
     if missing:
@@ -211,7 +292,9 @@ def run_selector(
     options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> tuple[str, np.ndarray]:
-    """Run a selector on the workspace and store its result as subset ``name``.
+    """Run a selector on the workspace and store its result as subset ``name``; returns (the name
+    stored, rows). When the same run (method, budget, seed, options, ``within``, ``start``) with
+    the same result is stored already, nothing new is stored and that subset's name is returned.
 
     The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
     clustering it used, which is everything ``reproduce_subset`` needs.
@@ -236,8 +319,25 @@ def run_selector(
     if method in NEEDS_CLUSTERS:
         clusters = workspace.manifest.get("clusters", {})
         how["clusters"] = {key: clusters.get(key) for key in ("n_clusters", "seed")}
+    same = None if overwrite else identical_subset(workspace, ids.tolist(), how=how)
+    if same is not None:  # this run is stored already: reuse it rather than store a copy
+        return same, rows
     save_subset(workspace, text, ids.tolist(), how=how, overwrite=overwrite)
     return text, rows
+
+
+def identical_subset(
+    workspace: Workspace, ids: Iterable[object], *, how: Mapping[str, Any]
+) -> str | None:
+    """The name of a stored subset made the same way (``how``) with the same ids in the same
+    order, or None; ``run_selector`` returns it instead of storing a second copy."""
+    wanted = [str(i) for i in ids]
+    for name, record in workspace.subsets().items():
+        if stale_reason(record):
+            continue
+        if record.get("how") == dict(how) and [str(i) for i in record.get("ids", [])] == wanted:
+            return name
+    return None
 
 
 def reproduce_subset(

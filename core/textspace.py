@@ -26,7 +26,7 @@ from core.data import ColumnMap, conversations
 from core.errors import PrismError
 from core.lexical import NGRAM_RANGE, distinct_n, lexical_summary, ngram_vendi
 from core.vendi import check_indices, subset_vendi
-from core.workspace import SAMPLES, Workspace
+from core.workspace import Workspace
 
 LEXICAL = "lexical"
 TEXT_SCORE_KEYS = ("embedding_vendi", "ngram_vendi", "distinct_2")
@@ -43,7 +43,7 @@ def sample_texts(samples: pd.DataFrame, columns: ColumnMap) -> list[str]:
 def workspace_texts(workspace: Workspace) -> list[str]:
     """``sample_texts`` of every sample of a workspace, in row order (cached per file version)."""
     columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
-    path = workspace.path / SAMPLES
+    path = workspace.samples_path
     stat = path.stat()
     return list(_texts(str(path), stat.st_mtime_ns, stat.st_size, columns))
 

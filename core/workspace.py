@@ -11,16 +11,27 @@ of unit-length sketched gradients, written with ``allow_pickle=False``; ``embedd
 ``job.json`` the progress.
 
 Every write goes to a temporary name in the same directory and is then renamed over the target,
-so a killed process never leaves a half-written file behind.
+so a killed process never leaves a half-written file behind. Every read-modify-write (manifest,
+samples, subsets) holds the workspace lock (``Workspace.lock``: ``fcntl.flock`` on ``.lock``), and
+``save_manifest`` merges by section: it writes only the sections this process changed since it
+read the manifest onto what is on disk now, so two commands never drop each other's results.
+
+A damaged file (truncated ``features.npy``, garbage ``samples.parquet`` or ``subsets.json``, a
+manifest that is not a JSON object, features whose rows do not match the samples or are not
+finite) raises a ``WorkspaceError`` naming the file and the command that rebuilds it;
+``problems(path)`` lists them without raising, for listings.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -40,6 +51,60 @@ EMBEDDINGS = "embeddings.npy"
 SUBSETS = "subsets.json"
 SHARDS = "shards"
 JOB = "job.json"
+LOCK = ".lock"
+LOCK_TIMEOUT_S = 120.0
+_FINITE_CHUNK_ROWS = 65_536
+
+
+class _HeldLock:
+    """One process-wide holder per workspace lock file: reentrant across nested ``with`` blocks."""
+
+    def __init__(self) -> None:
+        self.guard = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+
+
+_locks: dict[str, _HeldLock] = {}
+# Feature files (path, mtime, size) already found finite in this process: checked once per version.
+_finite_files: set[tuple[str, int, int]] = set()
+_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def lock_file(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S, what: str = "") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (reentrant in this process; waits ``timeout_s``)."""
+    key = os.path.abspath(path)
+    with _locks_guard:
+        held = _locks.setdefault(key, _HeldLock())
+    with held.guard:
+        if held.depth == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        os.close(fd)
+                        raise WorkspaceError(
+                            f"{what or path.parent} is being written by another Prism command "
+                            f"and stayed locked for {timeout_s:.0f} s; wait for it to finish and "
+                            "run this again."
+                        ) from None
+                    time.sleep(0.02)
+            held.fd = fd
+        held.depth += 1
+        try:
+            yield
+        finally:
+            held.depth -= 1
+            if held.depth == 0 and held.fd is not None:
+                fcntl.flock(held.fd, fcntl.LOCK_UN)
+                os.close(held.fd)
+                held.fd = None
 
 
 @contextlib.contextmanager
@@ -98,6 +163,17 @@ class Workspace:
     def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any]):
         self.path = Path(path)
         self.manifest = manifest
+        # The manifest as last read or written: save_manifest writes only what changed since.
+        self._base: dict[str, Any] = {}
+        # Things the last operation did that the user should be told (printed by the CLI,
+        # shown by the app), e.g. subsets marked stale by a rebuild on other data.
+        self.notes: list[str] = []
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this workspace's lock: every read-modify-write of its files runs inside one."""
+        with lock_file(self.path / LOCK, what=str(self.path)):
+            yield
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -112,12 +188,7 @@ class Workspace:
                 f"{root} is not a Prism workspace ({hint}). Build one with "
                 f"`prism features DATA --workspace {root}`."
             )
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise WorkspaceError(
-                f"{manifest_path} cannot be read ({error}); rebuild the workspace with --force."
-            ) from None
+        manifest = _read_manifest(manifest_path)
         version = manifest.get("schema_version")
         if not isinstance(version, int):
             raise WorkspaceError(
@@ -128,7 +199,9 @@ class Workspace:
                 f"{root} was written by a newer Prism (workspace schema {version}; this Prism reads "
                 f"up to {SCHEMA_VERSION}). Upgrade Prism to open it; the workspace is left untouched."
             )
-        return cls(root, manifest)
+        workspace = cls(root, manifest)
+        workspace._base = copy.deepcopy(manifest)
+        return workspace
 
     @classmethod
     def exists(cls, path: str | os.PathLike[str]) -> bool:
@@ -155,14 +228,41 @@ class Workspace:
     # -- manifest -----------------------------------------------------------------------------
 
     def save_manifest(self) -> None:
-        self.manifest["updated"] = now()
-        self.manifest["schema_version"] = SCHEMA_VERSION
-        write_json(self.path / MANIFEST, self.manifest)
+        """Write the sections changed since the last read onto the manifest on disk, under the lock.
+
+        Sections another command wrote meanwhile are kept (and read back into ``self.manifest``).
+        """
+        path = self.path / MANIFEST
+        with self.lock():
+            on_disk = _read_manifest(path) if path.is_file() else {}
+            merged = dict(on_disk)
+            missing = object()
+            for key in set(self.manifest) | set(self._base):
+                mine = self.manifest.get(key, missing)
+                if mine == self._base.get(key, missing):
+                    continue
+                if mine is missing:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = mine
+            merged["updated"] = now()
+            merged["schema_version"] = SCHEMA_VERSION
+            write_json(path, merged)
+            self.manifest.clear()
+            self.manifest.update(merged)
+            self._base = copy.deepcopy(merged)
 
     def update(self, section: str, values: Mapping[str, Any]) -> None:
         """Replace one top-level section of the manifest and save it."""
         self.manifest[section] = dict(values)
         self.save_manifest()
+
+    def reload(self) -> None:
+        """Read the manifest again from disk (dropping unsaved changes)."""
+        fresh = _read_manifest(self.path / MANIFEST)
+        self.manifest.clear()
+        self.manifest.update(fresh)
+        self._base = copy.deepcopy(fresh)
 
     @property
     def name(self) -> str:
@@ -180,39 +280,105 @@ class Workspace:
 
     # -- samples ------------------------------------------------------------------------------
 
+    @property
+    def samples_path(self) -> Path:
+        """``samples.parquet``, checked readable (its footer): a WorkspaceError says what to do."""
+        import pyarrow.parquet as pq
+
+        path = self.path / SAMPLES
+        if not path.is_file():
+            raise WorkspaceError(
+                f"{path} is missing, so the workspace has no samples. {self._rebuild_hint()}"
+            )
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError) as error:
+            raise WorkspaceError(
+                f"{path} cannot be read ({_short(error)}). {self._rebuild_hint()}"
+            ) from None
+        return path
+
     def samples(self, columns: list[str] | None = None) -> pd.DataFrame:
-        return pd.read_parquet(self.path / SAMPLES, columns=columns)
+        path = self.samples_path
+        try:
+            return pd.read_parquet(path, columns=columns)
+        except (OSError, ValueError) as error:  # pyarrow's errors derive from these
+            raise WorkspaceError(
+                f"{path} cannot be read ({_short(error)}). {self._rebuild_hint()}"
+            ) from None
 
     def write_samples(self, frame: pd.DataFrame) -> None:
-        write_parquet(self.path / SAMPLES, frame)
+        with self.lock():
+            write_parquet(self.path / SAMPLES, frame)
 
     def add_columns(self, columns: Mapping[str, np.ndarray | pd.Series]) -> None:
         """Add or replace derived per-sample columns (one value per row, in row order)."""
-        frame = self.samples()
-        for name, values in columns.items():
-            if len(values) != len(frame):
-                raise WorkspaceError(
-                    f"column {name!r} has {len(values)} values for {len(frame)} samples."
-                )
-            frame[name] = np.asarray(values)
-        self.write_samples(frame)
+        with self.lock():
+            frame = self.samples()
+            for name, values in columns.items():
+                if len(values) != len(frame):
+                    raise WorkspaceError(
+                        f"column {name!r} has {len(values)} values for {len(frame)} samples."
+                    )
+                frame[name] = np.asarray(values)
+            self.write_samples(frame)
 
     def drop_columns(self, names: list[str]) -> None:
-        frame = self.samples()
-        present = [n for n in names if n in frame.columns]
-        if present:
-            self.write_samples(frame.drop(columns=present))
+        with self.lock():
+            frame = self.samples()
+            present = [n for n in names if n in frame.columns]
+            if present:
+                self.write_samples(frame.drop(columns=present))
+
+    def _rebuild_hint(self) -> str:
+        source = self.manifest.get("dataset", {}).get("source") if self.manifest else None
+        data = source if isinstance(source, str) and source else "DATA"
+        return (
+            f"Rebuild the workspace with `prism features {data} --workspace {self.path} --force` "
+            "(subsets are kept)."
+        )
 
     # -- features -----------------------------------------------------------------------------
 
-    def features(self, *, mmap: bool = True) -> np.ndarray:
-        """The (n_samples × dim) float32 unit features, memory-mapped by default."""
+    def features(self, *, mmap: bool = True, check_finite: bool = True) -> np.ndarray:
+        """The (n_samples × dim) float32 unit features, memory-mapped by default.
+
+        Refuses (WorkspaceError) a file that cannot be read, whose shape does not match the
+        samples and the recorded dim, or (``check_finite``) that holds NaN or infinite values.
+        """
         if not self.has_features:
             raise WorkspaceError(
-                f"{self.path} has no finished features yet. Run `prism features … --workspace {self.path}` "
-                "(a stopped run resumes where it left off)."
+                f"{self.path} has no finished features yet. Run `prism resume {self.path}` "
+                "(or `prism features … --workspace` again; a stopped run resumes where it left off)."
             )
-        return read_npy(self.path / FEATURES, mmap=mmap)
+        path = self.path / FEATURES
+        try:
+            features = read_npy(path, mmap=mmap)
+        except (OSError, ValueError, EOFError) as error:
+            raise WorkspaceError(
+                f"{path} cannot be read ({_short(error)}). {self._rebuild_hint()}"
+            ) from None
+        dim = self.manifest.get("features", {}).get("dim")
+        expected = (self.n_samples, dim if isinstance(dim, int) else features.shape[-1])
+        if features.ndim != 2 or features.shape != expected:
+            raise WorkspaceError(
+                f"{path} holds an array of shape {features.shape}, but the workspace has "
+                f"{expected[0]:,} samples × {expected[1]} numbers. {self._rebuild_hint()}"
+            )
+        stat = path.stat()
+        version = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if check_finite and version not in _finite_files:
+            for start in range(0, len(features), _FINITE_CHUNK_ROWS):
+                block = np.asarray(features[start : start + _FINITE_CHUNK_ROWS])
+                bad = ~np.isfinite(block).all(axis=1)
+                if bad.any():
+                    row = start + int(np.flatnonzero(bad)[0])
+                    raise WorkspaceError(
+                        f"{path} holds non-finite values (NaN or infinity), first at row {row:,}; "
+                        f"no score or analysis can use it. {self._rebuild_hint()}"
+                    )
+            _finite_files.add(version)
+        return features
 
     @property
     def features_path(self) -> Path:
@@ -266,10 +432,84 @@ class Workspace:
         path = self.path / SUBSETS
         if not path.is_file():
             return {}
-        return json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            data, reason = None, _short(error)
+        else:
+            reason = "it is not a JSON object of named subsets"
+        valid = isinstance(data, dict) and all(
+            isinstance(r, dict) and isinstance(r.get("ids"), list) for r in data.values()
+        )
+        if not valid:
+            raise WorkspaceError(
+                f"{path} is damaged ({reason}). Move it away to start again with no subsets "
+                f"(`mv '{path}' '{path}.damaged'`), or restore it from a copy."
+            )
+        return data
 
     def write_subsets(self, subsets: Mapping[str, Any]) -> None:
         write_json(self.path / SUBSETS, dict(subsets))
+
+
+def _short(error: BaseException, max_chars: int = 160) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WorkspaceError(
+            f"{path} cannot be read ({_short(error)}). Rebuild the workspace with "
+            f"`prism features DATA --workspace {path.parent} --force`."
+        ) from None
+    if not isinstance(manifest, dict):
+        raise WorkspaceError(
+            f"{path} is JSON but not an object (it holds {type(manifest).__name__}); it was not "
+            f"written by Prism or is damaged. Rebuild the workspace with "
+            f"`prism features DATA --workspace {path.parent} --force`."
+        )
+    return manifest
+
+
+def problems(path: str | os.PathLike[str]) -> list[str]:
+    """What is damaged in the workspace at ``path``, one message per file (empty: healthy).
+
+    Cheap: reads the manifest, the Parquet footer, the ``.npy`` header and ``subsets.json``, not
+    the feature values (those are checked when an analysis loads them).
+    """
+    import pyarrow.parquet as pq
+
+    root = Path(path)
+    try:
+        workspace = Workspace.open(root)
+    except WorkspaceError as error:
+        return [str(error)]
+    found: list[str] = []
+    samples = root / SAMPLES
+    try:
+        n_rows = pq.read_metadata(samples).num_rows
+    except (OSError, ValueError) as error:
+        reason = "missing" if not samples.exists() else f"cannot be read ({_short(error)})"
+        found.append(f"{samples} is {reason}. {workspace._rebuild_hint()}")
+    else:
+        if n_rows != workspace.n_samples:
+            found.append(
+                f"{samples} has {n_rows:,} rows but the manifest records {workspace.n_samples:,} "
+                f"samples. {workspace._rebuild_hint()}"
+            )
+    if workspace.has_features:
+        try:
+            workspace.features(check_finite=False)
+        except WorkspaceError as error:
+            found.append(str(error))
+    try:
+        workspace.subsets()
+    except WorkspaceError as error:
+        found.append(str(error))
+    return found
 
 
 def default_workspace_path(source: str, fingerprint: str) -> Path:

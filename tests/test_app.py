@@ -51,12 +51,15 @@ N = 240
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty $PRISM_HOME; the shipped demo is hidden so 'no workspace' stays true."""
+    """An empty $PRISM_HOME; the shipped demo is hidden so 'no workspace' stays true.
+
+    The test's folder is a data root, so the pages may read and write files beside the home.
+    """
     root = tmp_path / "home"
     root.mkdir()
     monkeypatch.setenv("PRISM_HOME", str(root))
     monkeypatch.setattr("core.demo.SHIPPED", tmp_path / "no-shipped-demo")
-    monkeypatch.delenv("PRISM_DATA_ROOTS", raising=False)
+    monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
     return root
 
 
@@ -379,7 +382,7 @@ def test_data_page_maps_columns_from_a_server_path(home: Path, tmp_path: Path) -
     at = app("data")
     at.segmented_control(key="data_origin").set_value("Path on the server")
     at.run()
-    at.text_input[0].input(str(source))
+    at.text_input(key="server_path").input(str(source))
     at.run()
     assert_clean(at)
     # auto-detection picks (instruction, output): 10 usable rows
@@ -419,12 +422,13 @@ def test_data_page_mapping_problem_is_a_message(home: Path, tmp_path: Path) -> N
     at = app("data")
     at.segmented_control(key="data_origin").set_value("Path on the server")
     at.run()
-    at.text_input[0].input(str(source))
+    at.text_input(key="server_path").input(str(source))
     at.run()
     assert_clean(at)
     assert any("Pick the columns below" in i.value for i in at.info)
-    prompt = next(s for s in at.selectbox if s.label == "Prompt column")
-    prompt.select("b")
+    next(s for s in at.selectbox if s.label == "Prompt column").select("b")
+    at.run()
+    next(s for s in at.selectbox if s.label == "Response column").select("b")
     at.run()  # prompt and response are now the same column
     assert_clean(at)
     assert any("must differ" in e for e in errors(at))
@@ -434,7 +438,7 @@ def test_data_page_missing_path_is_a_message(home: Path) -> None:
     at = app("data")
     at.segmented_control(key="data_origin").set_value("Path on the server")
     at.run()
-    at.text_input[0].input("/no/such/file.jsonl")
+    at.text_input(key="server_path").input(str(home / "no" / "such" / "file.jsonl"))
     at.run()
     assert_clean(at)
     assert any("no such file" in e for e in errors(at))
@@ -706,7 +710,7 @@ def test_feature_job_runs_in_its_own_process_and_moves_on_to_the_map(
     at = app("data")
     at.segmented_control(key="data_origin").set_value("Path on the server")
     at.run()
-    at.text_input[0].input(str(source))
+    at.text_input(key="server_path").input(str(source))
     at.run()
     next(b for b in at.button if b.label == "Continue: compute features").click()
     at.run()

@@ -533,7 +533,7 @@ def test_compare_table_shows_what_compare_subsets_computes(ready: Workspace) -> 
     assert np.allclose(shown["mean_loss"], expected["mean_loss"])
     assert shown["how"].tolist() == expected["how"].tolist()
     # the random equivalent of the whole set is the whole set
-    assert shown["random_at"].iloc[0] == pytest.approx(N, rel=0.02)
+    assert shown["random_at"].iloc[0] == f"{N:,}" and shown["efficiency"].iloc[0] == "1.0×"
     # choosing fewer subsets
     at.multiselect[0].set_value(["evens"])
     at.run()
@@ -606,7 +606,7 @@ def test_compare_curves_read_against_random(ready: Workspace) -> None:
     shown = at.dataframe[0].value
     evens = shown.loc[shown["subset"] == "evens"]
     expected = random_equivalent(summary, float(evens["g_vendi"].item()))
-    assert evens["random_at"].item() == pytest.approx(round(expected))
+    assert evens["random_at"].item() == f"{expected:,.0f}"
 
 
 def test_compare_on_a_workspace_without_subsets(home: Path) -> None:
@@ -615,3 +615,69 @@ def test_compare_on_a_workspace_without_subsets(home: Path) -> None:
     assert_clean(at)
     assert "No saved subsets yet" in texts(at)
     assert at.dataframe[0].value["subset"].tolist() == [WHOLE_SET]
+
+
+def test_selector_budget_above_the_data_is_refused_not_clamped(ready: Workspace) -> None:
+    at = app("subsets")
+    at.selectbox(key="selector_method").select("random")
+    at.run()
+    at.number_input(key="budget_rows").set_value(N + 50)
+    at.run()
+    button(at, "Run selector").click()
+    at.run()
+    assert_clean(at)
+    said = " ".join(errors(at))
+    assert "budget" in said and f"{N + 50:,}" in said and f"{N:,} rows" in said, errors(at)
+    assert subsets_of(ready) == {}  # nothing was stored, in particular no clamped subset
+
+
+def test_running_the_same_selector_again_reuses_the_stored_subset(ready: Workspace) -> None:
+    at = app("subsets")
+    at.selectbox(key="selector_method").select("k_center")
+    at.run()
+    at.number_input(key="budget_rows").set_value(20)
+    for name in ("first", "second"):
+        at.text_input(key="selector_name").input(name)
+        button(at, "Run selector").click()
+        at.run()
+        assert_clean(at)
+    assert list(subsets_of(ready)) == ["first"]
+    assert any("Same as stored subset “first”" in s.value.replace("\\", "") for s in at.success)
+
+
+def test_compare_says_above_every_random_size_in_words(ready: Workspace) -> None:
+    pool = selector_pool(ready)
+    greedy = select("vendi_greedy", pool, k=N // 2, seed=0)
+    save_subset(ready, "greedy half", [str(i) for i in greedy], how={"method": "hand"})
+    at = app("compare")
+    assert_clean(at)
+    shown = at.dataframe[0].value
+    row = shown.loc[shown["subset"] == "greedy half"].iloc[0]
+    whole = shown.loc[shown["subset"] == WHOLE_SET].iloc[0]
+    assert row["g_vendi"] > 1.05 * whole["g_vendi"]  # more diverse than all rows together
+    assert row["random_at"] == "above every random size"
+    assert row["efficiency"] == f"> {N / (N // 2):.1f}×"
+    assert "None" not in shown.astype(str).to_numpy().ravel().tolist()
+
+
+def test_compare_page_shows_the_curves_the_cli_computed(ready: Workspace) -> None:
+    import base64
+
+    from cli_support import invoke
+
+    code, out, err = invoke("compare", ready.path, "--curves", "--seeds", "2", "--json")
+    assert code == 0, err
+    computed = json.loads(out)["curves"]
+    at = app("compare")
+    at.number_input(key="curve_seeds_demo-gsm8k").set_value(2)
+    at.run()
+    assert_clean(at)
+    # no "Compute the curves" click: the page reads what `prism compare --curves` stored
+    assert not any(b.label == "Compute the curves" for b in at.button)
+    assert len(at.get("plotly_chart")) == 1
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    random_trace = next(t for t in spec["data"] if t.get("name") == "random (baseline)")
+    y = random_trace["y"]  # plotly sends arrays as base64 typed data
+    shown = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if "bdata" in y else y
+    expected = [c["mean"] for c in computed if c["method"] == "random"]
+    assert list(shown) == pytest.approx(expected)

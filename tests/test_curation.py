@@ -332,3 +332,34 @@ def test_curves_are_stored_for_their_settings_and_basis(synthetic: Workspace) ->
     assert load_curves(again, {**settings, "seeds": 2}) is None
     again.manifest["clusters"]["seed"] = 99  # re-clustered: the stored curves are stale
     assert load_curves(again, settings) is None
+
+
+def test_random_equivalent_reads_small_subsets_below_the_smallest_budget() -> None:
+    from core.compare import ABOVE_RANDOM, random_budget_sizes, random_mean_at
+
+    # Nearly orthogonal rows: a random subset of s rows has G-Vendi close to s, so a 5-row subset
+    # reads as random at about 5 rows, not at the curve's smallest budget (20).
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((300, 512)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    pool = Pool(features)
+    coarse = summarise_curves(
+        budget_curves(pool, methods=[], sizes=[20, 40], seeds=[0, 1], random_sizes=[20, 80, 300])
+    )
+    five = vendi_score(features[:5])
+    assert 4.5 < five < 5.0
+    assert random_equivalent(coarse, five) == pytest.approx(five, rel=0.1)
+    assert random_equivalent(coarse, 1.0) == pytest.approx(1.0)  # one row: G-Vendi exactly 1
+    assert random_mean_at(coarse, 1) == pytest.approx(1.0)
+    assert random_mean_at(coarse, 5) == pytest.approx(five, rel=0.1)
+    # Measured small sizes: the curve starts at one row, whose G-Vendi is exactly 1.
+    sizes = random_budget_sizes(300)
+    assert sizes[:3] == [1, 2, 3] and sizes[-1] == 300
+    fine = summarise_curves(
+        budget_curves(pool, methods=[], sizes=[20], seeds=[0, 1], random_sizes=sizes)
+    )
+    assert fine.loc[fine["size"] == 1, "mean"].item() == pytest.approx(1.0)
+    assert random_equivalent(fine, five) == pytest.approx(5, rel=0.05)
+    # Above the whole set's score there is no random size: None, said in words by the CLI/app.
+    assert random_equivalent(fine, 1.01 * float(fine["mean"].max())) is None
+    assert ABOVE_RANDOM == "above every random size"

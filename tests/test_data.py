@@ -416,14 +416,18 @@ def test_json_object_wrapping_records_and_json_lines_named_json(tmp_path):
     assert read_table(lines)["text"].tolist() == ["a", "b"]
 
 
-def test_dataset_dict_uses_train_split_else_first(tmp_path):
+def test_dataset_dict_uses_train_split_else_asks(tmp_path):
     train = datasets.Dataset.from_list([{"text": "train row"}])
     test = datasets.Dataset.from_list([{"text": "test row"}, {"text": "test row 2"}])
     datasets.DatasetDict({"test": test, "train": train}).save_to_disk(str(tmp_path / "dd"))
-    frame = read_table(tmp_path / "dd")
-    assert frame["text"].tolist() == ["train row"] and frame.attrs["split"] == "train"
+    assert read_table(tmp_path / "dd")["text"].tolist() == ["train row"]
+    loaded = load_dataset(tmp_path / "dd")
+    assert loaded.split == "train" and any("'train'" in n and "--split" in n for n in loaded.notes)
     datasets.DatasetDict({"test": test, "validation": train}).save_to_disk(str(tmp_path / "d2"))
-    assert read_table(tmp_path / "d2")["text"].tolist() == ["test row", "test row 2"]
+    with pytest.raises(DataError, match=r"'test', 'validation'.*no 'train'.*--split"):
+        read_table(tmp_path / "d2")
+    assert read_table(tmp_path / "d2", split="test")["text"].tolist() == ["test row", "test row 2"]
+    assert load_dataset(tmp_path / "d2", split="validation").split == "validation"
 
 
 def test_dataset_type():

@@ -26,6 +26,9 @@ from core.gradients import (
 from core.proxy import Proxy, load_proxy
 
 N_REAL = 16
+# Largest absolute difference allowed between two computations of the same unit feature row in
+# other batch shapes or on other devices (float32; observed ~1e-7).
+FEATURE_ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +101,9 @@ def test_batched_equals_one_sample_at_a_time(real_last1):
     order = np.argsort([len(e.input_ids) for e in encoded])
     picked = [int(order[0]), int(order[1]), int(order[-2]), int(order[-1])]
     single = np.concatenate([extractor.compute([encoded[i]]).features for i in picked])
-    np.testing.assert_allclose(batched.features[picked], single, rtol=1e-4, atol=1e-6)
-    # Stronger: samples go through identical shapes whatever the batch, so the bits agree.
-    assert np.array_equal(batched.features[picked], single)
+    # Float32 tolerance, not bits: math libraries pick kernels by matrix shape and processor, so
+    # the same sample in another batch agrees to ~1e-7 on unit rows (bound tested: 1e-5).
+    assert np.abs(batched.features[picked] - single).max() <= FEATURE_ATOL
 
 
 def test_unit_rows_and_columns(real_last1):
@@ -197,7 +200,7 @@ def test_truncation_keeps_the_response_and_is_reported(tiny_proxy):
     assert cut.input_ids[cut.n_prompt :] == full.input_ids[full.n_prompt :]
 
 
-def test_same_seed_bit_identical_across_runs_and_batch_sizes(tiny_proxy, gsm8k):
+def test_same_seed_same_features_across_runs_and_batch_sizes(tiny_proxy, gsm8k):
     def run(seed, batch_size):
         extractor = FeatureExtractor(
             tiny_proxy, FeatureConfig(model="tiny", seed=seed, batch_size=batch_size)
@@ -205,11 +208,13 @@ def test_same_seed_bit_identical_across_runs_and_batch_sizes(tiny_proxy, gsm8k):
         return extractor.compute(extractor.encode(gsm8k)).features
 
     first = run(0, 1)
+    # The same computation again (same shapes, same process) repeats its bits ...
     assert np.array_equal(first, run(0, 1))
-    assert np.array_equal(first, run(0, 5))
-    assert np.array_equal(first, run(0, 16))
+    # ... other batch sizes agree to float32 tolerance (kernels may differ by shape).
+    for batch_size in (5, 16):
+        assert np.abs(run(0, batch_size) - first).max() <= FEATURE_ATOL
     other = run(1, 5)
-    assert not np.allclose(first, other)
+    assert not np.allclose(first, other, atol=0.01)
 
 
 def test_scopes(default_proxy):
@@ -268,7 +273,7 @@ def test_fused_rms_norm_equals_the_models_norm(tiny_proxy):
     fused = gradients._rms_norm(x, weight=norm.weight, eps=norm.variance_epsilon)
     np.testing.assert_allclose(fused, norm(x), rtol=1e-5, atol=1e-6)
     with gradients.fused_rms_norms(tiny_proxy.model) as replaced:
-        assert replaced == 0  # on a CPU nothing is replaced: features stay bit-stable there
+        assert replaced == 0  # on a CPU nothing is replaced
 
 
 def test_padded_width():

@@ -18,7 +18,7 @@ import streamlit as st
 
 from core.data import ColumnMap, conversations, preview_text
 from core.jobs import read_progress
-from core.workspace import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace
+from core.workspace import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
 from ui import format as fmt
 from ui.stats import SelectionScorer, grid_tiles, saturation_curve
 
@@ -293,15 +293,31 @@ JOB_WORDS = {
 }
 
 
+DAMAGED = "damaged"
+
+
 def workspace_summaries(paths: list[os.PathLike[str] | str]) -> pd.DataFrame:
-    """A row per workspace for the pickers: name, source, rows, status, G-Vendi, updated."""
+    """A row per workspace for the pickers: name, source, rows, status, G-Vendi, updated.
+
+    A damaged workspace has the status ``DAMAGED`` and, under ``problems``, what is wrong with
+    which file and the command that rebuilds it (``core.workspace.problems``).
+    """
     rows = []
     for path in paths:
+        ws: Workspace | None = None
         try:
-            ws = Workspace.open(path)
-        except Exception:  # a broken workspace is listed, never fatal
+            found = problems(path)
+            ws = None if found else Workspace.open(path)
+        except Exception as error:  # a broken workspace is listed, never fatal
+            found = [f"{path} cannot be read ({type(error).__name__}: {error})."]
+        if ws is None or found:
             rows.append(
-                {"path": str(path), "name": os.path.basename(str(path)), "status": "unreadable"}
+                {
+                    "path": str(path),
+                    "name": os.path.basename(str(path)),
+                    "status": DAMAGED,
+                    "problems": "\n".join(found),
+                }
             )
             continue
         manifest = ws.manifest
@@ -325,6 +341,7 @@ def workspace_summaries(paths: list[os.PathLike[str] | str]) -> pd.DataFrame:
                 "status": status,
                 "g_vendi": manifest.get("scores", {}).get("g_vendi"),
                 "updated": manifest.get("updated", manifest.get("created", "")),
+                "problems": "",
             }
         )
     return pd.DataFrame(rows)

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.compare import ABOVE_RANDOM
+
 PRIMARY = "#5B4BDB"
 MUTED = "#9AA0B4"
 SPARSE = "#E8590C"
@@ -391,8 +393,8 @@ def _rgba(colour: str, alpha: float) -> str:
 def equivalent_text(size: float, equivalent: float | None, *, n: int) -> str:
     """ "as diverse as random at 1,020 rows (3.1×)" — the sentence the Compare page is for."""
     if equivalent is None or not np.isfinite(equivalent):
-        return f"more diverse than random subsets of any size up to all {n:,} rows"
-    return f"as diverse as random at {equivalent:,.0f} rows ({equivalent / size:.1f}×)"
+        return f"{ABOVE_RANDOM}: more diverse than random subsets of all {n:,} rows"
+    return f"as diverse as random at {equivalent:,.0f} rows ({round(equivalent) / size:.1f}×)"
 
 
 def budget_figure(

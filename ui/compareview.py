@@ -9,7 +9,7 @@ import importlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,17 +17,16 @@ import pandas as pd
 import streamlit as st
 
 from core.compare import (
+    ABOVE_RANDOM,
     WHOLE_SET,
-    budget_curves,
-    budget_sizes,
     compare_subsets,
     load_curves,
     random_equivalent,
-    save_curves,
-    summarise_curves,
+    random_equivalents,
+    workspace_curves,
 )
+from core.compare import curve_settings as stored_curve_settings
 from core.select import DESCRIPTIONS, NEEDS_CLUSTERS, SELECTORS
-from core.subsets import selector_pool
 from core.workspace import EMBEDDINGS, Workspace
 from ui import cache, charts
 from ui import format as fmt
@@ -101,16 +100,15 @@ COLUMNS = {
         help="Vendi score (q = 1) of the gradient features: the effective number of distinct "
         "directions the subset pushes the model in.",
     ),
-    "random_at": st.column_config.NumberColumn(
+    "random_at": st.column_config.TextColumn(
         "≈ random at",
-        format="localized",
-        help="The size at which random subsets reach this G-Vendi (empty: more than any random "
-        "subset, the whole set included).",
+        help="The size at which random subsets reach this G-Vendi; “above every random size” when "
+        "no random subset does, the whole set included.",
     ),
-    "efficiency": st.column_config.NumberColumn(
+    "efficiency": st.column_config.TextColumn(
         "Rows saved",
-        format="%.1f×",
-        help="“≈ random at” over the subset's size: how many random rows each of its rows is worth.",
+        help="“≈ random at” over the subset's size: how many random rows each of its rows is worth "
+        "(“>” when it is above every random size: at least that many).",
     ),
     "vendi_q0.5": st.column_config.NumberColumn(
         "Vendi q=0.5", format="%.1f", help="Weighs rare directions more."
@@ -152,13 +150,28 @@ COLUMNS = {
 }
 
 
-def presented(table: pd.DataFrame, curve: pd.DataFrame | None) -> pd.DataFrame:
-    """The comparison as shown: the random equivalent after G-Vendi, empty text columns dropped."""
+def random_words(equal: float | None, size: int, n: int) -> tuple[str, str]:
+    """("≈ random at", "rows saved") as words: "1,020" and "3.1×", or above every random size
+    and the least it saves (all ``n`` rows over ``size``)."""
+    if equal is None or equal != equal:
+        return ABOVE_RANDOM, f"> {n / size:,.1f}×"
+    return f"{equal:,.0f}", f"{round(equal) / size:,.1f}×"
+
+
+def presented(
+    table: pd.DataFrame, curve: pd.DataFrame | None, *, n: int | None = None
+) -> pd.DataFrame:
+    """The comparison as shown: the random equivalent after G-Vendi, empty text columns dropped;
+    ``n`` (default: the largest row, the whole set) is the workspace's size."""
     out = table.copy()
+    n = int(n if n is not None else out["size"].max())
     if curve is not None:
-        equal = [random_equivalent(curve, float(v)) for v in out["g_vendi"]]
-        out.insert(3, "random_at", [np.nan if e is None else round(e) for e in equal])
-        out.insert(4, "efficiency", out["random_at"] / out["size"])
+        words = [
+            random_words(e, int(size), n)
+            for e, size in zip(random_equivalents(out, curve, n=n), out["size"], strict=True)
+        ]
+        out.insert(3, "random_at", [w[0] for w in words])
+        out.insert(4, "efficiency", [w[1] for w in words])
     for column in ("coverage", "coverage_weighted"):  # shown as percentages
         out[column] = pd.to_numeric(out[column], errors="coerce") * 100
     for column in TEXT_COLUMNS:
@@ -259,28 +272,23 @@ def curve_job(ws: Workspace, settings: CurveSettings) -> CurveJob | None:
     return _jobs().get(_key(ws, settings))
 
 
+def stored_settings(workspace: Workspace, settings: CurveSettings) -> dict[str, Any]:
+    """The settings the curves are stored under: the CLI's (`prism compare --curves`) for the
+    same selectors, seeds and largest budget, so that either finds the other's curves."""
+    return stored_curve_settings(
+        workspace, methods=settings.methods, seeds=settings.seeds, largest=settings.largest
+    )
+
+
 def _compute(path: str, settings: CurveSettings, job: CurveJob) -> pd.DataFrame:
     workspace = Workspace.open(path)
-    pool = selector_pool(workspace)
 
     def tick(step: str) -> None:
         job.done += 1
         job.step = step
 
-    raw = budget_curves(
-        pool,
-        methods=list(settings.methods),
-        sizes=budget_sizes(pool.n, largest=settings.largest),
-        seeds=range(settings.seeds),
-        random_sizes=budget_sizes(pool.n),
-        progress=tick,
-    )
-    summary = summarise_curves(raw)
-    summary["random_equivalent"] = [
-        np.nan if (e := random_equivalent(summary, v)) is None else e for v in summary["mean"]
-    ]
+    summary = workspace_curves(workspace, stored_settings(workspace, settings), progress=tick)
     job.seconds = time.monotonic() - job.started
-    save_curves(workspace, summary, asdict(settings))
     return summary
 
 
@@ -326,8 +334,10 @@ def stored_curves(
     path: str, version: float, methods: tuple[str, ...], seeds: int, largest: int
 ) -> pd.DataFrame | None:
     """Curves computed earlier (another session, before a restart) for the same settings."""
-    settings = CurveSettings(methods, seeds, largest)
-    return load_curves(Workspace.open(path), asdict(settings))
+    workspace = Workspace.open(path)
+    return load_curves(
+        workspace, stored_settings(workspace, CurveSettings(methods, seeds, largest))
+    )
 
 
 def curves_status(ws: Workspace, settings: CurveSettings) -> None:
@@ -376,7 +386,12 @@ def at_budget(summary: pd.DataFrame, size: int, *, n: int) -> pd.DataFrame:
     """One row per method at ``size``: G-Vendi mean ± sd and what random needs to match it."""
     part = summary[summary["size"] == size].copy()
     part["random_equivalent"] = part["random_equivalent"].round()
-    part["ratio"] = part["random_equivalent"] / part["size"]
+    words = [
+        ("the baseline", "") if m == "random" else random_words(e, size, n)
+        for m, e in zip(part["method"], part["random_equivalent"], strict=True)
+    ]
+    part["random_at"] = [w[0] for w in words]
+    part["ratio"] = [w[1] for w in words]
     part["reads"] = [
         "the baseline"
         if m == "random"
@@ -445,17 +460,15 @@ def budget_section(
             st.success(said[0], icon=":material/emoji_events:")
         rows = at_budget(summary, int(size), n=n)
         st.dataframe(
-            rows[["method", "mean", "random_equivalent", "ratio"]],
+            rows[["method", "mean", "random_at", "ratio"]],
             hide_index=True,
             width="stretch",
             key="curve_at_budget",
             column_config={
                 "method": st.column_config.TextColumn("Selector"),
                 "mean": st.column_config.NumberColumn("G-Vendi", format="%.1f", width="small"),
-                "random_equivalent": st.column_config.NumberColumn(
-                    "≈ random at", format="localized", width="small"
-                ),
-                "ratio": st.column_config.NumberColumn("Rows saved", format="%.1f×", width="small"),
+                "random_at": st.column_config.TextColumn("≈ random at"),
+                "ratio": st.column_config.TextColumn("Rows saved", width="small"),
             },
         )
     with left:

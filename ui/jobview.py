@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import PrismError
+from core.estimate import estimate_run
 from core.gradients import FeatureConfig
 from core.jobs import Progress, cancel, prepare_workspace, read_progress, start_background
 from core.proxy import DEFAULT_MODEL, prism_home
@@ -17,6 +18,7 @@ from ui import format as fmt
 from ui.widgets import PAGES, code, error_message, plain
 
 GOTO_MAP = "prism_goto_map"  # set when this session started a job: move on to the map when done
+ESTIMATE = "prism_run_estimate"  # (source, sentence) of the last "Estimate the run time"
 DIMS = [256, 512, 1024, 2048, 4096]
 
 
@@ -92,11 +94,26 @@ def settings_form(pending: dict[str, Any]) -> None:
             placeholder="default: the file name and a fingerprint",
             help="A folder under $PRISM_HOME/workspaces.",
         )
+        n_rows = int(pending.get("n_samples") or 0)
+        sample = st.number_input(
+            "Random sample of rows (0 = every row)",
+            min_value=0,
+            max_value=n_rows or None,
+            value=0,
+            step=100,
+            help="A seeded random sample of the rows (seed 0), kept in their original order: "
+            "unlike the first N rows, it is not biased by how the file is sorted.",
+        )
         rebuild = st.checkbox(
             "Replace the features if this workspace was built with other settings (subsets are kept)"
         )
-        start = st.form_submit_button("Start", type="primary", icon=":material/play_arrow:")
-    if not start:
+        left, right = st.columns([1, 4], vertical_alignment="center")
+        start = left.form_submit_button("Start", type="primary", icon=":material/play_arrow:")
+        probe = right.form_submit_button("Estimate the run time", icon=":material/timer:")
+    said = st.session_state.get(ESTIMATE)
+    if said and said[0] == pending.get("source"):
+        st.info(f"Estimated: {said[1]}", icon=":material/timer:")
+    if not (start or probe):
         return
     model = DEFAULT_MODEL if model_kind == "embedded" else model_name.strip()
     if model_kind == "other" and not model:
@@ -113,7 +130,12 @@ def settings_form(pending: dict[str, Any]) -> None:
             dtype=dtype,
         )
         columns = dataview.ColumnMap.from_dict(pending["columns"])
-        dataset = dataview.load(pending["source"], columns)
+        dataset = dataview.load(pending["source"], columns, sample=int(sample) or None)
+        if probe:
+            with st.spinner("Timing a few rows with the proxy model…", show_time=True):
+                estimate = estimate_run(dataset, config)
+            st.session_state[ESTIMATE] = (pending.get("source"), estimate.sentence())
+            st.rerun()
         path = workspace_path(name, pending["source"], dataset.fingerprint)
         workspace = prepare_workspace(path, dataset, config, force=rebuild)
     except PrismError as error:  # shown under the form, in the form's words
@@ -123,6 +145,9 @@ def settings_form(pending: dict[str, Any]) -> None:
             .replace("Choose another --workspace", "Choose another workspace name")
         )
         return
+    st.session_state.pop(ESTIMATE, None)
+    if workspace.notes:
+        state.flash(" ".join(workspace.notes), icon="⚠️")
     if not workspace.has_features:
         start_background(workspace.path, batch_size=int(batch) or None)
         st.session_state[GOTO_MAP] = str(workspace.path)

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core.errors import PrismError
+from core.errors import PrismError, WorkspaceError
 from core.proxy import prism_home
-from core.workspace import Workspace, list_workspaces, write_json
+from core.workspace import Workspace, list_workspaces, lock_file, problems, write_json
 
 WORKSPACE = "prism_workspace"  # str path of the workspace the pages show
 SELECTION = "prism_selection"  # {"workspace", "rows", "how"}
@@ -42,25 +42,32 @@ MAP_CHART = "map_chart"  # widget keys
 CLUSTER_TABLE = "cluster_table"
 RECORD_TABLE = "record_table"
 
-_APP_STATE = "app.json"
+_APP_STATE = "app.json"  # {"last_workspace": path, "recent_workspaces": [path, …] newest first}
+RECENT_MAX = 20  # workspaces remembered in the recent list
+PROJECT_FOLDER = "ws"  # workspaces built with `--workspace ws/NAME` in the working directory
 
 
 def _app_state_path() -> Path:
     return prism_home() / _APP_STATE
 
 
-def _remembered() -> str | None:
+def _app_state() -> dict[str, Any]:
     try:
-        value = json.loads(_app_state_path().read_text()).get("last_workspace")
-    except (OSError, ValueError, AttributeError):
-        return None
+        value = json.loads(_app_state_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _remembered() -> str | None:
+    value = _app_state().get("last_workspace")
     return value if isinstance(value, str) else None
 
 
 def _default_workspace() -> str | None:
     """Last workspace opened in the app (so a refresh keeps it), else the demo, else any."""
     remembered = _remembered()
-    if remembered and Workspace.exists(remembered):
+    if remembered and Workspace.exists(remembered) and _readable(remembered):
         return remembered
     try:
         from core.demo import ensure_demo_workspace
@@ -74,6 +81,66 @@ def _default_workspace() -> str | None:
     return str(found[0]) if found else None
 
 
+def recent_workspaces() -> list[str]:
+    """Workspaces opened in the app, newest first; those no longer on disk are left out."""
+    value = _app_state().get("recent_workspaces")
+    if not isinstance(value, list):
+        return []
+    paths = dict.fromkeys(v for v in value if isinstance(v, str))
+    return [p for p in paths if Workspace.exists(p)]
+
+
+def remember_workspace(path: str) -> None:
+    """Make ``path`` the last and the newest recent workspace in ``app.json``."""
+    # Two tabs may open workspaces at once: the read-modify-write of app.json holds its lock.
+    with lock_file(prism_home() / f".{_APP_STATE}.lock", timeout_s=5.0):
+        recent = [path, *(p for p in recent_workspaces() if p != path)][:RECENT_MAX]
+        data = _app_state()
+        data.update(last_workspace=path, recent_workspaces=recent)
+        write_json(_app_state_path(), data)
+
+
+def known_workspaces() -> list[str]:
+    """Every workspace the app can show, each once: the current one, the recent ones (newest
+    first), then those under ``$PRISM_HOME/workspaces`` and under ``./ws``.
+
+    Only workspaces inside the folders the app may read (``ui.dataview.check_server_path``).
+    """
+    found = [workspace_path() or "", *recent_workspaces()]
+    found += [str(p) for p in list_workspaces()]
+    found += [str(p) for p in list_workspaces(Path.cwd() / PROJECT_FOLDER)]
+    listed: dict[str, str] = {}
+    for path in found:
+        key = _readable(path) if path and Workspace.exists(path) else None
+        if key is not None:
+            listed.setdefault(key, path)
+    return list(listed.values())
+
+
+def _readable(path: str) -> str | None:
+    """The resolved path when the app may read it (inside its data roots), else None."""
+    from ui.dataview import check_server_path
+
+    try:
+        return str(check_server_path(path))
+    except PrismError:
+        return None
+
+
+def open_workspace_folder(text: str) -> str:
+    """The workspace folder a user typed, checked: inside the readable folders, a workspace,
+    undamaged. Raises a PrismError that says what to do otherwise."""
+    from ui.dataview import check_server_path
+
+    path = check_server_path(text)
+    if not Workspace.exists(path):
+        Workspace.open(path)  # raises: not a workspace, and how to build one
+    found = problems(path)
+    if found:
+        raise WorkspaceError("\n".join(found))
+    return str(path)
+
+
 def set_workspace(path: str | Path | None) -> None:
     """Make ``path`` the current workspace (remembered across refreshes); clears the selection."""
     value = str(path) if path is not None else None
@@ -84,8 +151,8 @@ def set_workspace(path: str | Path | None) -> None:
         st.session_state.pop(CLUSTER_PICK, None)
     st.session_state[WORKSPACE] = value
     if value is not None:
-        with contextlib.suppress(OSError):  # remembering is a convenience, never an error
-            write_json(_app_state_path(), {"last_workspace": value})
+        with contextlib.suppress(PrismError, OSError):  # remembering is a convenience
+            remember_workspace(value)
 
 
 def workspace_path() -> str | None:
@@ -99,6 +166,9 @@ def current_workspace() -> Workspace | None:
     path = workspace_path()
     if not path or not Workspace.exists(path):
         return None
+    found = problems(path)
+    if found:  # a damaged file: say which and how to rebuild it, before any page trips on it
+        raise WorkspaceError("\n".join(found))
     return Workspace.open(path)
 
 

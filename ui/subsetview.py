@@ -338,8 +338,7 @@ def _budget(ws: Workspace, method: str) -> float | int | None:
             return int(
                 st.number_input(
                     "Rows",
-                    min_value=1,
-                    max_value=n,
+                    min_value=1,  # no max: a budget above the data is refused with a message
                     value=min(200, max(1, n // 5)),
                     step=10,
                     key="budget_rows",
@@ -448,6 +447,10 @@ def selector_form(ws: Workspace) -> None:
             except PrismError as error:
                 error_message(str(error))
                 return
+        if stored != " ".join((name.strip() or auto).split()):  # the same run was stored before
+            notice(f"Same as stored subset “{plain(stored)}” (same selector, settings and rows).")
+            st.session_state[state.SUBSET_NEXT] = stored
+            st.rerun()
         _saved(ws, stored, rows)
 
 
@@ -713,23 +716,19 @@ def exports_folder() -> Path:
 
 
 def check_target(text: str) -> Path:
-    """Where a write may go: an absolute path; on an exposed app, only under the data roots."""
+    """Where a write may go: an absolute path under the exports folder or a data root."""
     if not text.strip():
         raise PrismError("Type the path of the file to write.")
     target = Path(text.strip()).expanduser()
     if not target.is_absolute():
         raise PrismError(f"{text.strip()} is not an absolute path; start it with / (or ~).")
-    allowed, _ = dataview.server_paths_allowed()
-    roots = dataview.data_roots()
-    resolved = target.resolve()
-    inside = [exports_folder().resolve(), *roots]
-    if (roots or not allowed) and not any(r == resolved or r in resolved.parents for r in inside):
+    inside = list(dict.fromkeys([exports_folder().resolve(), *dataview.data_roots()]))
+    if not dataview.within(target, inside):
         raise PrismError(
-            f"This app may write only under {', '.join(str(r) for r in inside)}; "
-            f"{target} is elsewhere."
+            f"{target} is outside the folders this app may write to. " + dataview.roots_note(inside)
         )
-    if resolved.parent == exports_folder().resolve():
-        resolved.parent.mkdir(parents=True, exist_ok=True)
+    if dataview.resolved(target).parent == exports_folder().resolve():
+        exports_folder().mkdir(parents=True, exist_ok=True)
     return target
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core.errors import PrismError
-from core.workspace import Workspace, list_workspaces
+from core.workspace import Workspace
 from ui import cache, state
 from ui import format as fmt
 
@@ -84,10 +84,8 @@ def sidebar() -> None:
     st.html(_CSS)
     state.show_flash()
     with st.sidebar, guard():
-        paths = [str(p) for p in list_workspaces()]
+        paths = state.known_workspaces()
         current = state.workspace_path()
-        if current and current not in paths and Workspace.exists(current):
-            paths.insert(0, current)
         if not paths:
             st.caption("No workspace yet. Start on the **Data** page.")
             return
@@ -96,6 +94,8 @@ def sidebar() -> None:
         def label(path: str) -> str:
             row = summaries.loc[path]
             rows = row.get("rows")
+            if row["status"] == cache.DAMAGED:
+                return f"{row['name']} · damaged"
             return (
                 f"{row['name']} · {fmt.count(int(rows), 'row')}"
                 if rows == rows and rows
@@ -108,8 +108,9 @@ def sidebar() -> None:
             paths,
             index=index,
             format_func=label,
-            help="Every workspace built on this machine (under $PRISM_HOME/workspaces). "
-            "The pages show the one chosen here.",
+            help="The workspaces under $PRISM_HOME/workspaces and ./ws, and those opened on the "
+            "Data page (open any other workspace folder there). The pages show the one chosen "
+            "here.",
             key=f"sidebar_ws_{current}",
         )
         if choice != current:
@@ -117,6 +118,9 @@ def sidebar() -> None:
             st.rerun()
         row = summaries.loc[choice]
         status = row.get("status", "")
+        if status == cache.DAMAGED:
+            st.caption(f"status: {status} (see the page for what to do)")
+            return
         g = row.get("g_vendi")
         details = [f"source {code(str(row.get('source', '')))}", f"status: {status}"]
         if g == g and g is not None:
@@ -200,28 +204,3 @@ def error_message(message: str) -> None:
 def code(text: str) -> str:
     """Text from the data as an inline code span (backticks inside cannot close it)."""
     return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
-
-
-def record_view(ws: Workspace, row: int) -> None:
-    """One sample in full: its id, scores, and every turn of what the model saw."""
-    frame = cache.samples(ws)
-    values = frame.iloc[row]
-    facts = [f"id **{plain(str(values['id']))}**"]
-    if "cluster" in frame.columns:
-        facts.append(f"cluster {int(values['cluster'])}")
-    if "loss" in frame.columns:
-        facts.append(f"loss {float(values['loss']):.3f}")
-    if "n_tokens" in frame.columns:
-        facts.append(fmt.count(int(values["n_tokens"]), "token"))
-    with st.container(border=True):
-        st.markdown(" · ".join(facts))
-        sample = cache.record(ws, row)
-        if isinstance(sample, str):
-            st.markdown(plain(sample))
-            return
-        for message in sample:
-            role = {"user": "Prompt", "assistant": "Response"}.get(
-                message["role"], message["role"].title()
-            )
-            st.markdown(f"**{role}**")
-            st.markdown(plain(message["content"]))

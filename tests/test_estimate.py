@@ -1,0 +1,135 @@
+"""The run-time estimate shown before feature extraction: a probe of a few median-length rows,
+scaled to all rows, writing nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from cli_support import DIM, N_SAMPLES
+
+from core.data import load_dataset
+from core.errors import PrismError
+from core.estimate import RunEstimate, estimate_run, probe_indices, rough_duration
+from core.gradients import FeatureConfig
+from core.proxy import prism_home
+
+TINY = FeatureConfig(model="tiny", dim=DIM)
+
+
+def _files(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in root.rglob("*")} if root.exists() else {}
+
+
+def test_estimate_probes_a_few_rows_and_writes_nothing(dataset_file: Path) -> None:
+    dataset = load_dataset(dataset_file)
+    data_before = _files(dataset_file.parent)
+    workspaces_before = _files(prism_home() / "workspaces")
+    estimate = estimate_run(dataset, TINY)
+    assert _files(dataset_file.parent) == data_before
+    assert _files(prism_home() / "workspaces") == workspaces_before
+    assert isinstance(estimate, RunEstimate)
+    assert estimate.rows == N_SAMPLES and estimate.probe_rows == 4 and estimate.device == "cpu"
+    assert 0 < estimate.probe_seconds <= estimate.seconds
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        estimate.seconds = 0.0  # type: ignore[misc]
+    assert re.fullmatch(
+        rf"about \d+ (s|min) for {N_SAMPLES} rows on cpu \(probe: 4 rows in \d+\.\d s\)",
+        estimate.sentence(),
+    ), estimate.sentence()
+
+
+def test_estimate_scales_the_probe_by_tokens_and_rows() -> None:
+    # Rows of one length: every row costs what a probe row costs, so the run is rows / probe_rows
+    # probes (plus loading the model).
+    samples = ["The same short sentence about rivers and trains, again."] * 40
+    estimate = estimate_run(samples, TINY, probe_rows=2, seed=3)
+    assert estimate.rows == 40 and estimate.probe_rows == 2
+    assert estimate.seconds - estimate.load_seconds == pytest.approx(
+        estimate.probe_seconds * 40 / 2, rel=1e-9
+    )
+
+
+def test_probe_rows_are_those_nearest_the_median_length() -> None:
+    lengths = [5, 100, 50, 51, 49, 2000, 48, 7]  # median 50
+    chosen = probe_indices(lengths, 3, seed=0)
+    assert sorted(lengths[i] for i in chosen) == [49, 50, 51]
+    assert probe_indices(lengths, 3, seed=0).tolist() == chosen.tolist()  # seeded
+    assert len(probe_indices(lengths, 20, seed=1)) == len(lengths)
+
+
+def test_rough_durations_read_like_estimates() -> None:
+    assert rough_duration(3.2) == "3 s"
+    assert rough_duration(41) == "40 s"
+    assert rough_duration(25 * 60 + 10) == "25 min"
+    assert rough_duration(3 * 3600 + 9 * 60) == "3 h 10 min"
+    assert rough_duration(2 * 3600 + 1) == "2 h"
+
+
+def test_bad_probe_rows_and_empty_data_are_messages() -> None:
+    with pytest.raises(PrismError, match="probe_rows"):
+        estimate_run(["text"], TINY, probe_rows=0)
+    with pytest.raises(PrismError, match="no rows"):
+        estimate_run([], TINY)
+
+
+def test_cli_features_prints_the_estimate_first(built: dict) -> None:
+    said = built["stderr"]
+    line = next(s for s in said.splitlines() if s.startswith("estimate:"))
+    assert f"for {N_SAMPLES} rows on cpu (probe: 4 rows in" in line
+    assert said.index("estimate:") < said.index("wrote")
+
+
+def test_features_page_estimates_before_start_and_offers_a_random_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from cli_support import sample_records, write_jsonl
+    from streamlit.testing.v1 import AppTest
+    from test_app import REPO, USER_PRISM_HOME
+
+    from ui import state
+
+    home = tmp_path / "home"
+    home.mkdir()
+    models = USER_PRISM_HOME / "models"  # the tiny model borrows the embedded tokenizer
+    if models.is_dir():
+        (home / "models").symlink_to(models, target_is_directory=True)
+    monkeypatch.setenv("PRISM_HOME", str(home))
+    monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
+    source = write_jsonl(tmp_path / "rows.jsonl", sample_records(24))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.session_state[state.PENDING] = {
+        "source": str(source),
+        "columns": {
+            "prompt": "prompt",
+            "response": "response",
+            "messages": None,
+            "text": None,
+            "id": "id",
+        },
+        "label": "rows.jsonl",
+        "n_samples": 24,
+    }
+    at.switch_page("pages/features.py")
+    at.run()
+    at.radio[0].set_value("other")
+    next(t for t in at.text_input if t.label == "Model name or path").input("tiny")
+    next(s for s in at.selectbox if s.label == "Dimension d").select(DIM)
+
+    def estimated() -> str:
+        next(b for b in at.button if b.label == "Estimate the run time").click()
+        at.run()
+        assert not at.exception, at.exception
+        said = " ".join(i.value for i in at.info if "Estimated" in i.value)
+        assert said, ([e.value for e in at.error], [m.value for m in at.markdown][:8])
+        return said
+
+    assert "for 24 rows on cpu (probe: 4 rows in" in estimated()
+    next(n for n in at.number_input if n.label.startswith("Random sample")).set_value(10)
+    assert "for 10 rows on cpu (probe: 4 rows in" in estimated()
+    assert not (home / "workspaces").exists()  # estimating wrote no workspace
+    shutil.rmtree(home / "models", ignore_errors=True) if not models.is_dir() else None
