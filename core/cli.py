@@ -131,7 +131,9 @@ def features(
     shard_size: Annotated[int, typer.Option(help="Most samples per resumable shard.")] = 128,
     shard_seconds: Annotated[
         float,
-        typer.Option(help="A shard also closes after this many seconds of work (a kill loses at most that)."),
+        typer.Option(
+            help="A shard also closes after this many seconds of work (a kill loses at most that)."
+        ),
     ] = 30.0,
     force: Annotated[
         bool, typer.Option(help="Rebuild a workspace that was built with other data or settings.")
@@ -239,7 +241,9 @@ def resume(
     ] = 128,
     shard_seconds: Annotated[
         float,
-        typer.Option(help="A shard also closes after this many seconds of work (a kill loses at most that)."),
+        typer.Option(
+            help="A shard also closes after this many seconds of work (a kill loses at most that)."
+        ),
     ] = 30.0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
@@ -436,6 +440,13 @@ def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.
     from core.subsets import subset_rows
 
     if subset is not None:
+        subsets = ws.subsets()
+        if subset not in subsets:
+            names = ", ".join(sorted(subsets)) or "none yet"
+            raise PrismError(
+                f"Workspace {ws.path} has no subset named {subset!r} (subsets: {names}).",
+                param="subset",
+            )
         return np.unique(subset_rows(ws, subset))
     path = Path(str(ids_file))
     if not path.is_file():
@@ -695,10 +706,9 @@ def _print_info(ws: Any, record: dict[str, Any]) -> None:
         f"Prism {escape(str(record.get('prism_version')))}, updated "
         f"{escape(str(record.get('updated') or record.get('created') or '–'))}"
     )
+    _print_info_summary(record)
     names = [k for k in INFO_SECTIONS if isinstance(record.get(k), dict)]
-    names += [
-        k for k, v in record.items() if k not in INFO_SECTIONS and k not in INFO_SKIP
-    ]
+    names += [k for k, v in record.items() if k not in INFO_SECTIONS and k not in INFO_SKIP]
     for name in names:
         value = record[name]
         table = _table(INFO_SECTIONS.get(name, name.replace("_", " ").capitalize()), [])
@@ -709,14 +719,59 @@ def _print_info(ws: Any, record: dict[str, Any]) -> None:
         for label, text in rows:
             table.add_row(label, text)
         console.print(table)
-    columns = record.get("columns", [])
-    console.print(f"[bold]Columns[/] ({len(columns)}): " + escape(", ".join(map(str, columns))))
-    subsets = record.get("subsets", {})
-    if subsets:
-        console.print(
-            f"[bold]Subsets[/] ({len(subsets)}): "
-            + ", ".join(f"{escape(str(n))} ({size:,})" for n, size in subsets.items())
+
+
+def _print_info_summary(record: dict[str, Any]) -> None:
+    """The lines most people open `prism info` for, before the full sections."""
+    table = _table("Summary", [])
+    table.show_header = False
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    dataset, feats = record.get("dataset") or {}, record.get("features") or {}
+    skipped = dataset.get("n_skipped") or 0
+    table.add_row(
+        "data",
+        f"{_number(dataset.get('n_samples', 0))} samples ({_number(skipped)} skipped) from "
+        + escape(str(dataset.get("source", "–"))),
+    )
+    settings = feats.get("settings") or {}
+    table.add_row(
+        "features",
+        " · ".join(
+            escape(str(part))
+            for part in (
+                feats.get("status", "not started"),
+                f"model {settings.get('model', '–')}",
+                f"scope {settings.get('scope', '–')}",
+                f"d {_number(settings.get('dim'))}",
+                f"seed {settings.get('seed', '–')}",
+                f"{_number(feats.get('n_truncated', 0))} truncated",
+            )
+        ),
+    )
+    scores = record.get("scores") or {}
+    if scores:
+        orders = ", ".join(
+            f"q={'∞' if q == 'inf' else q} {_number(v)}"
+            for q, v in (scores.get("vendi") or {}).items()
+            if q != "1"
         )
+        table.add_row("G-Vendi", f"{_number(scores.get('g_vendi'))} ({orders})")
+    clusters = record.get("clusters") or {}
+    if clusters:
+        table.add_row(
+            "clusters",
+            f"{_number(clusters.get('n_clusters'))} (seed {clusters.get('seed')}), "
+            f"{_number(clusters.get('n_sparse'))} sparse",
+        )
+    columns = record.get("columns", [])
+    table.add_row("columns", escape(", ".join(map(str, columns))))
+    subsets = record.get("subsets", {})
+    table.add_row(
+        "subsets",
+        ", ".join(f"{escape(str(n))} ({size:,})" for n, size in subsets.items()) or "none yet",
+    )
+    console.print(table)
 
 
 @app.command()
@@ -854,12 +909,18 @@ app.add_typer(subset_app, name="subset")
 def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """The workspace's named subsets: size and how each was made."""
     from core.compare import describe_how
+    from core.subsets import stale_reason
 
     subsets = _open(workspace).subsets()
     if as_json:
         _print_json(
             {
-                n: {"size": len(r["ids"]), "how": r.get("how"), "created": r.get("created")}
+                n: {
+                    "size": len(r["ids"]),
+                    "how": r.get("how"),
+                    "created": r.get("created"),
+                    "stale": stale_reason(r),
+                }
                 for n, r in subsets.items()
             }
         )
@@ -875,7 +936,11 @@ def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
         table.add_row(
             escape(name),
             f"{len(record['ids']):,}",
-            escape(describe_how(record.get("how") or {})),
+            escape(
+                f"STALE: {stale_reason(record)}; delete it"
+                if stale_reason(record)
+                else describe_how(record.get("how") or {})
+            ),
             escape(str(record.get("created", ""))[:16].replace("T", " ")),
         )
     console.print(table)

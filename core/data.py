@@ -945,8 +945,8 @@ def _sample_ids(df: pd.DataFrame, id_col: str | None, name: str) -> list[str]:
     problem = _id_problem(df[id_col])
     if problem is not None:
         raise DataError(
-            f"{name}: the id column {id_col!r} {problem}. Ids must be present and unique; fix "
-            "them, or drop --id-col to number the rows."
+            f"{name}: the id column {id_col!r} {problem}. Ids must be unique and present; "
+            "fix them, or drop --id-col to number the rows."
         )
     return [str(v) for v in _id_strings(df[id_col])]
 

@@ -7,7 +7,7 @@ sample of at most ``LENGTH_SAMPLE`` rows). It writes nothing: no workspace, no s
 
 The cost of a row grows about linearly with its tokens at these lengths, so the estimate is
 probe seconds × (mean tokens per row × rows) / probe tokens, plus the model's load time. A GPU
-runs the real job in larger batches than the probe, so there the estimate errs on the long side.
+runs the real job in larger batches than the probe, which this does not model.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def _length_sample(
         return conversations(frame, dataset_or_samples.columns), n
     samples = list(dataset_or_samples)
     n = len(samples)
-    picks = np.sort(rng.choice(n, size=min(n, LENGTH_SAMPLE), replace=False)) if n else []
-    return [samples[int(i)] for i in picks], n
+    chosen = np.sort(rng.choice(n, size=min(n, LENGTH_SAMPLE), replace=False)) if n else ()
+    return [samples[int(i)] for i in chosen], n
 
 
 def estimate_run(

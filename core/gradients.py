@@ -19,8 +19,9 @@ and the features are the same (the head's weight gradient only involves those po
 On a GPU (see bench/README.md for what each step bought on an H100): a bf16 model's sketch
 projections run in bf16 on the tensor cores; a batch of equal lengths runs without pad column or
 mask (the fused causal attention kernel); the loss over the head's logits is one ``torch.compile``d
-function; RMSNorms run as PyTorch's fused kernel. On a CPU the computation is what it always was,
-so features stay bit-identical across batch sizes there.
+function; RMSNorms run as PyTorch's fused kernel. On a CPU the computation is what it always was.
+Across batch sizes, processors and devices a sample's features agree to float32 rounding (~1e-7 on
+unit rows, tested at 1e-5), not bit for bit: math libraries pick kernels by shape and processor.
 """
 
 from __future__ import annotations
@@ -275,9 +276,10 @@ def padded_width(length: int, *, spare_column: bool = True) -> int:
     """The sequence width a sample of ``length`` tokens is computed at: a multiple of PAD_MULTIPLE.
 
     With ``spare_column`` (on a CPU) at least one pad column is always added: with an all-ones mask
-    the attention takes another kernel path, which would make a sample's bits depend on whether a
-    neighbour needed padding. A GPU's results are not bit-stable across batch shapes anyway, so
-    there a batch of equal lengths needs no pad column and no mask (the fused causal kernel).
+    the attention takes another kernel path, so a sample would go through other kernels depending
+    on whether a neighbour needed padding (keeping shapes alike keeps rounding differences small; it
+    does not promise bits, which BLAS libraries choose per processor). On a GPU a batch of equal
+    lengths needs no pad column and no mask (the fused causal kernel).
     """
     if spare_column:
         return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
@@ -345,8 +347,7 @@ def head_loss_backward(
     For hidden states h (N, H) and head weight W (V, H): logits = h Wᵀ, NLL from a float32
     log-softmax, δ = weight · (softmax − onehot(target)) (the gradient of the per-sample mean
     losses by the logits) and h's gradient δ W. The row count is padded to a multiple of
-    PAD_MULTIPLE (pad rows weigh 0), so that every product runs on the same kernel path whatever
-    the batch (bit-stable on a CPU).
+    PAD_MULTIPLE (pad rows weigh 0), so that every product runs at alike shapes whatever the batch.
 
     Returns:
         nll (N,) float32; grad (N, H) in h's dtype; ``project(δ)`` (N, k) float32 when
@@ -576,9 +577,8 @@ class FeatureExtractor:
         """Index batches of samples that share a padded width (longest first).
 
         Every sample is padded to its own length rounded up to ``PAD_MULTIPLE``, and only samples
-        of equal padded width share a batch. Each sample then goes through the same shapes
-        whatever the batch size or neighbours, which makes features bit-identical across batch
-        sizes on the CPU (BLAS row results do not depend on the row count at these sizes).
+        of equal padded width share a batch, so each sample goes through alike shapes whatever the
+        batch size or neighbours; its features agree across batch sizes to float32 rounding.
         """
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i].input_ids), i))
         groups: dict[int, list[int]] = {}

@@ -258,6 +258,10 @@ def subset_rows(workspace: Workspace, name: str, *, ids: list[str] | None = None
         wanted = [str(i) for i in ids]
     position = {v: i for i, v in enumerate(workspace.samples(columns=["id"])["id"].astype(str))}
     missing = [i for i in wanted if i not in position]
+    if missing and ids is not None:
+        raise PrismError(
+            f"{len(missing):,} ids are not in the workspace, e.g. {missing[:5]}.", param="ids"
+        )
     if missing:
         raise PrismError(
             f"Subset “{name}” names {len(missing):,} ids that are not samples of this workspace "
@@ -291,10 +295,12 @@ def run_selector(
     start: str | None = None,
     options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    reuse: bool = True,
 ) -> tuple[str, np.ndarray]:
     """Run a selector on the workspace and store its result as subset ``name``; returns (the name
-    stored, rows). When the same run (method, budget, seed, options, ``within``, ``start``) with
-    the same result is stored already, nothing new is stored and that subset's name is returned.
+    stored, rows). With ``reuse``, when the same run (method, budget, seed, options, ``within``,
+    ``start``) with the same result is stored already, nothing new is stored and that subset's
+    name is returned.
 
     The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
     clustering it used, which is everything ``reproduce_subset`` needs.
@@ -319,7 +325,7 @@ def run_selector(
     if method in NEEDS_CLUSTERS:
         clusters = workspace.manifest.get("clusters", {})
         how["clusters"] = {key: clusters.get(key) for key in ("n_clusters", "seed")}
-    same = None if overwrite else identical_subset(workspace, ids.tolist(), how=how)
+    same = identical_subset(workspace, ids.tolist(), how=how) if reuse and not overwrite else None
     if same is not None:  # this run is stored already: reuse it rather than store a copy
         return same, rows
     save_subset(workspace, text, ids.tolist(), how=how, overwrite=overwrite)
@@ -371,6 +377,7 @@ def reproduce_subset(
             start=how.get("start"),
             options=how.get("options"),
             overwrite=overwrite,
+            reuse=False,
         )
         got = sorted(subset_record(workspace, text)["ids"])
         return text, got == wanted

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import test_app
 from cli_support import DIM, N_SAMPLES
 
 from core.data import load_dataset
@@ -17,6 +18,7 @@ from core.gradients import FeatureConfig
 from core.proxy import prism_home
 
 TINY = FeatureConfig(model="tiny", dim=DIM)
+router_only = test_app.router_only  # AppTest runs routed by app.py, as the server does
 
 
 def _files(root: Path) -> dict[str, float]:
@@ -85,7 +87,6 @@ def test_cli_features_prints_the_estimate_first(built: dict) -> None:
 def test_features_page_estimates_before_start_and_offers_a_random_sample(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
 
     from cli_support import sample_records, write_jsonl
     from streamlit.testing.v1 import AppTest
@@ -100,6 +101,7 @@ def test_features_page_estimates_before_start_and_offers_a_random_sample(
         (home / "models").symlink_to(models, target_is_directory=True)
     monkeypatch.setenv("PRISM_HOME", str(home))
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setattr("core.demo.SHIPPED", tmp_path / "no-shipped-demo")
     source = write_jsonl(tmp_path / "rows.jsonl", sample_records(24))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state[state.PENDING] = {
@@ -128,8 +130,8 @@ def test_features_page_estimates_before_start_and_offers_a_random_sample(
         assert said, ([e.value for e in at.error], [m.value for m in at.markdown][:8])
         return said
 
+    before = _files(home / "workspaces")
     assert "for 24 rows on cpu (probe: 4 rows in" in estimated()
     next(n for n in at.number_input if n.label.startswith("Random sample")).set_value(10)
     assert "for 10 rows on cpu (probe: 4 rows in" in estimated()
-    assert not (home / "workspaces").exists()  # estimating wrote no workspace
-    shutil.rmtree(home / "models", ignore_errors=True) if not models.is_dir() else None
+    assert _files(home / "workspaces") == before  # estimating wrote no workspace

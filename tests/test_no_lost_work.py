@@ -215,6 +215,12 @@ def test_export_of_a_stale_subset_is_refused_by_the_cli(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2 and "stale" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+    listed = subprocess.run(
+        [sys.executable, "-m", "core", "subset", "list", str(ws), "--json"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "other rows" in json.loads(listed.stdout)["head"]["stale"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_bad_input_is_refused_with_a_message(clustered: Pool) -> None:
         select("cluster_balanced", Pool(clustered.features), k=5)
     with pytest.raises(PrismError, match="more than the budget"):
         select("random", clustered, k=2, start=np.array([1, 2, 3]))
-    with pytest.raises(PrismError, match="only"):
+    with pytest.raises(PrismError, match=r"budget \(--k\) = 10 is more than the 5 rows"):
         select("random", Pool(clustered.features, candidates=np.arange(5)), k=10)
     assert resolve_budget(0.5, 10) == 5 and resolve_budget(3, 10) == 3
 

@@ -37,6 +37,7 @@ from core.subsets import (
     restore_subset,
     run_selector,
     save_subset,
+    stale_reason,
     subset_record,
 )
 from core.workspace import Workspace
@@ -75,6 +76,9 @@ def _positions(skey: tuple[str, float], subsets_mtime: float) -> dict[str, np.nd
     index = pd.Index(cache._samples(skey)["id"].astype(str))
     out = {}
     for name, entry in Workspace.open(skey[0]).subsets().items():
+        if stale_reason(entry):  # its ids name other rows now: it selects nothing
+            out[name] = np.zeros(0, dtype=np.int64)
+            continue
         rows = index.get_indexer([str(i) for i in entry.get("ids", [])])
         out[name] = rows[rows >= 0].astype(np.int64)
     return out
@@ -125,7 +129,11 @@ def _listing(
                 "Share": 100 * rows.size / n if n else 0.0,
                 "G-Vendi": g,
                 "vs random": None if random_mean is None else g - random_mean,
-                "Made by": how_text(entry.get("how") or {}),
+                "Made by": (
+                    f"⚠ stale: {stale_reason(entry)}; delete it"
+                    if stale_reason(entry)
+                    else how_text(entry.get("how") or {})
+                ),
                 "Created": str(entry.get("created", ""))[:16].replace("T", " "),
             }
         )

@@ -59,7 +59,10 @@ def metric_value(page: Any, label: str) -> str:
 
 
 def choose(page: Any, label: str, option: str) -> None:
-    page.get_by_role("combobox", name=label).click()
+    box = page.get_by_role("combobox", name=label)
+    # Scrolled first: a list opened by a click that also scrolls the page closes at once.
+    box.scroll_into_view_if_needed()
+    box.click()
     page.get_by_role("option", name=option, exact=True).click()
 
 
