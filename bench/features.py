@@ -29,9 +29,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.data import conversations, load_dataset  # noqa: E402
-from core.gradients import FeatureConfig, FeatureExtractor, response_loss  # noqa: E402
-from core.proxy import load_proxy  # noqa: E402
+from core.data.dataset import conversations, load_dataset  # noqa: E402
+from core.features.extract import FeatureConfig, FeatureExtractor, response_loss  # noqa: E402
+from core.features.proxy import load_proxy  # noqa: E402
 
 
 def sparse_projection(n_in: int, dim: int, *, seed: int) -> torch.Tensor:

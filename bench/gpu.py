@@ -24,9 +24,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.gradients import Encoded, FeatureConfig, FeatureExtractor, response_loss, scope_layers  # noqa: E402
-from core.proxy import Proxy  # noqa: E402
-from core.vendi import vendi_from_covariance  # noqa: E402
+from core.features.extract import (  # noqa: E402
+    Encoded,
+    FeatureConfig,
+    FeatureExtractor,
+    response_loss,
+    scope_layers,
+)
+from core.features.proxy import Proxy  # noqa: E402
+from core.measures.vendi import vendi_from_covariance  # noqa: E402
 
 QWEN25_05B = dict(
     vocab_size=151936,

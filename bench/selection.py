@@ -23,15 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.compare import (  # noqa: E402
+from core.select.selectors import SELECTORS, Pool, eager_greedy, lazy_greedy, select  # noqa: E402
+from core.workspace.compare import (  # noqa: E402
     budget_curves,
     budget_sizes,
     random_equivalent,
     random_mean_at,
     summarise_curves,
 )
-from core.select import SELECTORS, Pool, eager_greedy, lazy_greedy, select  # noqa: E402
-from core.workspace import read_npy, write_npy  # noqa: E402
+from core.workspace.store import read_npy, write_npy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "select.json"
 
@@ -116,8 +116,8 @@ def timing(n: int, dim: int, k: int) -> list[dict]:
 
 
 def demo_subsets(size: int, seeds: int) -> tuple[list[dict], dict]:
-    from core.demo import ensure_demo_workspace
-    from core.subsets import selector_pool
+    from core.workspace.demo import ensure_demo_workspace
+    from core.workspace.subsets import selector_pool
 
     workspace = ensure_demo_workspace()
     pool = selector_pool(workspace)
@@ -147,7 +147,7 @@ def demo_subsets(size: int, seeds: int) -> tuple[list[dict], dict]:
         )
     whole = {"n": pool.n, "g_vendi": workspace.manifest["scores"]["g_vendi"]}
     if workspace.has_embeddings:  # the text-space measures of the same subsets
-        from core.textspace import text_scores
+        from core.measures.textspace import text_scores
 
         whole.update(text_scores(workspace, np.arange(pool.n)))
         for row in rows:

@@ -34,7 +34,7 @@ import scipy.linalg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.vendi import QS_DEFAULT, covariance_from_npy, vendi_from_covariance, vendi_scores  # noqa: E402
+from core.measures.vendi import QS_DEFAULT, covariance_from_npy, vendi_from_covariance, vendi_scores  # noqa: E402
 
 STREAM_TARGET_S = 15.0
 REL_DIFF_TARGET = 1e-6

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui import analyze, cache, charts, explain, mapview, widgets
+from core.workspace import analysis_job as analyze
+from ui import cache, charts, explain, mapview, widgets
 from ui import format as fmt
 
 # What each order of the Vendi score weighs, in one line for a curator.

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui import analyze, cache, explain, mapview, state, widgets
+from core.workspace import analysis_job as analyze
+from ui import cache, explain, mapview, state, widgets
 from ui import format as fmt
 
 widgets.page_header(

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.clusters import cluster_sizes, default_n_clusters, sparse_clusters
-from core.jobs import scores_record
-from core.vendi import covariance, vendi_from_covariance
-from core.workspace import Workspace, write_npy
+from core.measures.clusters import cluster_sizes, default_n_clusters, sparse_clusters
+from core.measures.vendi import covariance, vendi_from_covariance
+from core.workspace.jobs import scores_record
+from core.workspace.store import Workspace, write_npy
 
 _TOPICS = [
     "apples",
@@ -41,7 +41,7 @@ _TOPICS = [
 
 def _texts(n: int, *, gsm8k: bool, seed: int) -> pd.DataFrame:
     if gsm8k:
-        from core.data import read_table
+        from core.data.dataset import read_table
 
         table = read_table("demo:gsm8k").head(n).reset_index(drop=True)
         if len(table) == n:
@@ -82,7 +82,7 @@ def make_workspace(
     # The map: each cluster at its own spot, its samples scattered around it.
     spots = rng.uniform(-10, 10, size=(k, 2))
     coords = spots[labels] + rng.normal(scale=0.7, size=(n, 2))
-    # Relabel so that 0 is the largest cluster, as core.clusters does.
+    # Relabel so that 0 is the largest cluster, as core.measures.clusters does.
     sizes = np.bincount(labels, minlength=k)
     order = np.argsort(-sizes, kind="stable")
     relabel = np.empty(k, dtype=np.int64)
@@ -161,9 +161,9 @@ def make_workspace(
 def add_text_space(workspace: Workspace, labels: np.ndarray, *, seed: int = 0) -> None:
     """What `prism embed` adds, with synthetic embeddings: text clusters that only partly follow
     the gradient clusters, their own 2-D map, neighbourhood agreement and the lexical section."""
-    from core.neighbours import compare_spaces
-    from core.textspace import lexical_workspace
-    from core.vendi import vendi_score
+    from core.measures.neighbours import compare_spaces
+    from core.measures.textspace import lexical_workspace
+    from core.measures.vendi import vendi_score
 
     rng = np.random.default_rng(seed + 1)
     n = len(labels)

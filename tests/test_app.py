@@ -2,7 +2,7 @@
 
 Every page must render without an exception and without a traceback, show its key elements, and
 turn injected state (a selection, a chosen dataset, a job's progress) into the right numbers.
-The selection helpers behind the map (``ui.stats``) are checked against ``core.vendi`` directly.
+The selection helpers behind the map (``core.measures.selection``) are checked against ``core.measures.vendi`` directly.
 Plotly's lasso cannot be driven here; tests/e2e does that in a real browser.
 """
 
@@ -20,15 +20,10 @@ from app_workspaces import make_workspace
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from core.clusters import coverage
-from core.data import load_dataset
-from core.gradients import FeatureConfig
-from core.jobs import Progress, prepare_workspace, write_progress
-from core.vendi import subset_vendi
-from core.workspace import Workspace
-from ui import format as fmt
-from ui import state
-from ui.stats import (
+from core.data.dataset import load_dataset
+from core.features.extract import FeatureConfig
+from core.measures.clusters import coverage
+from core.measures.selection import (
     SelectionScorer,
     baseline_at,
     curve_sizes,
@@ -38,6 +33,11 @@ from ui.stats import (
     rows_from_event,
     saturation_curve,
 )
+from core.measures.vendi import subset_vendi
+from core.workspace.jobs import Progress, prepare_workspace, write_progress
+from core.workspace.store import Workspace
+from ui import format as fmt
+from ui import state
 
 REPO = Path(__file__).resolve().parent.parent
 USER_PRISM_HOME = Path(os.environ.get("PRISM_HOME") or Path.home() / ".cache" / "prism")
@@ -58,7 +58,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "home"
     root.mkdir()
     monkeypatch.setenv("PRISM_HOME", str(root))
-    monkeypatch.setattr("core.demo.SHIPPED", tmp_path / "no-shipped-demo")
+    monkeypatch.setattr("core.workspace.demo.SHIPPED", tmp_path / "no-shipped-demo")
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
     return root
 
@@ -292,7 +292,7 @@ def test_save_selection_as_subset_and_list_it(ready: Workspace) -> None:
 
 
 def test_saved_subset_can_be_shown_on_the_map_and_cleared(ready: Workspace) -> None:
-    from core.subsets import save_subset
+    from core.workspace.subsets import save_subset
 
     save_subset(ready, "tail", ["5", "6", "200"], how={"method": "hand"})
     at = app()
@@ -569,7 +569,7 @@ def test_a_broken_workspace_is_a_message(ready: Workspace) -> None:
 def test_map_build_is_started_when_clusters_are_missing(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ui import analyze
+    from core.workspace import analysis_job as analyze
 
     ws = make_workspace(home / "workspaces" / "bare", n=50, dim=16)
     for section in ("clusters", "layout"):
@@ -597,7 +597,7 @@ def test_map_build_is_started_when_clusters_are_missing(
 
 
 # ------------------------------------------------------------------------------------------
-# ui.stats: the map's arithmetic
+# core.measures.selection: the map's arithmetic
 
 
 def _unit(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -629,7 +629,7 @@ def test_grid_tiles_are_balanced() -> None:
 
 
 def test_saturation_curve_ends_at_the_whole_set() -> None:
-    from core.vendi import vendi_score
+    from core.measures.vendi import vendi_score
 
     features = _unit(300, 16)
     curve = saturation_curve(SelectionScorer(features), seed=0)
@@ -686,8 +686,8 @@ def test_feature_job_runs_in_its_own_process_and_moves_on_to_the_map(
     """The real thing: Start on the page runs `prism resume` in a separate process (tiny model)."""
     import time
 
-    from core.jobs import read_progress
-    from ui import analyze
+    from core.workspace import analysis_job as analyze
+    from core.workspace.jobs import read_progress
 
     # The tiny model borrows the embedded model's tokenizer; reuse the user's cached copy.
     models = USER_PRISM_HOME / "models"

@@ -1,8 +1,8 @@
 """The curation pages with streamlit's AppTest: Subsets (selectors, filters, set operations,
 rename/delete/undo, record membership, export) and Compare (the table, the budget curves).
 
-Every number the pages show is checked against the engine (core.select, core.subsets,
-core.compare, core.export) computed independently here.
+Every number the pages show is checked against the engine (core.select.selectors, core.workspace.subsets,
+core.workspace.compare, core.workspace.export) computed independently here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from app_workspaces import make_workspace
 from streamlit.testing.v1 import AppTest
 from test_app import app, assert_clean, errors, texts
 
-from core.compare import (
+from core.select import filters
+from core.select.selectors import select
+from core.workspace.compare import (
     WHOLE_SET,
     budget_curves,
     budget_sizes,
@@ -28,11 +30,10 @@ from core.compare import (
     random_equivalent,
     summarise_curves,
 )
-from core.export import read_export
-from core.select import select
-from core.subsets import save_subset, selector_pool, subset_record
-from core.workspace import Workspace
-from ui import compareview, filters, state, subsetview
+from core.workspace.export import read_export
+from core.workspace.store import Workspace
+from core.workspace.subsets import save_subset, selector_pool, subset_record
+from ui import compareview, state, subsetview
 
 # The fixtures of the other app tests: an empty $PRISM_HOME, a finished workspace in it, and
 # every run routed by app.py alone.
@@ -404,7 +405,7 @@ def test_map_selection_can_be_saved_from_the_subsets_page(ready: Workspace) -> N
 def _membership_script(path: str, row: int) -> None:
     import streamlit as st  # noqa: F401
 
-    from core.workspace import Workspace
+    from core.workspace.store import Workspace
     from ui import cache, records
 
     ws = Workspace.open(path)

@@ -2,7 +2,7 @@
 were built, damaged workspaces, columns that could not be detected, and one record in full.
 
 Workspaces are written by ``app_workspaces.make_workspace`` (no model); what the page shows is
-checked against the files: the folders on disk, ``app.json``, ``core.workspace.problems``.
+checked against the files: the folders on disk, ``app.json``, ``core.workspace.store.problems``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from app_workspaces import make_workspace
 from streamlit.testing.v1 import AppTest
 from test_app import app, assert_clean, errors, metric, texts
 
-from core.workspace import Workspace, problems, write_parquet
+from core.workspace.store import Workspace, problems, write_parquet
 from ui import state
 
 # The fixtures of the other app tests: an empty $PRISM_HOME, a finished workspace in it, and
@@ -241,7 +241,7 @@ def test_undetected_columns_start_empty_and_continue_waits(home: Path) -> None:
 def _record_script(path: str, row: int) -> None:
     import streamlit as st  # noqa: F401
 
-    from core.workspace import Workspace
+    from core.workspace.store import Workspace
     from ui import records
 
     records.record_view(Workspace.open(path), row)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from cli_support import DIM, N_EMPTY, N_SAMPLES, TINY, run_subprocess, sample_records, write_jsonl
 
-from core.workspace import MANIFEST, Workspace
+from core.workspace.store import MANIFEST, Workspace
 
 
 def _flat(text: str) -> str:

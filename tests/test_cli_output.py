@@ -15,9 +15,9 @@ import pytest
 from app_workspaces import make_workspace
 from cli_support import invoke, run_subprocess
 
-from core.compare import ABOVE_RANDOM, curve_settings, load_curves
-from core.subsets import save_subset
-from core.workspace import Workspace
+from core.workspace.compare import ABOVE_RANDOM, curve_settings, load_curves
+from core.workspace.store import Workspace
+from core.workspace.subsets import save_subset
 
 WIDTH = 100
 N = 120

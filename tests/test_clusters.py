@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from core.clusters import (
+from core.errors import PrismError
+from core.measures.clusters import (
     Clustering,
     Coverage,
     cluster_sizes,
@@ -18,7 +19,6 @@ from core.clusters import (
     sparse_clusters,
     spherical_kmeans,
 )
-from core.errors import PrismError
 
 
 def planted(

@@ -15,7 +15,11 @@ import pytest
 from app_workspaces import make_workspace
 from cli_support import N_SAMPLES, sample_records
 
-from core.compare import (
+from core.data.dataset import load_dataset
+from core.errors import PrismError
+from core.measures.vendi import subset_vendi, vendi_score
+from core.select.selectors import Pool, select
+from core.workspace.compare import (
     WHOLE_SET,
     budget_curves,
     compare_subsets,
@@ -24,11 +28,9 @@ from core.compare import (
     subset_report,
     summarise_curves,
 )
-from core.data import load_dataset
-from core.errors import PrismError
-from core.export import FORMATS, export_bytes, export_rows, read_export
-from core.select import Pool, select
-from core.subsets import (
+from core.workspace.export import FORMATS, export_bytes, export_rows, read_export
+from core.workspace.store import Workspace
+from core.workspace.subsets import (
     combine_subsets,
     delete_subset,
     edit_subset,
@@ -39,8 +41,6 @@ from core.subsets import (
     subset_record,
     subset_rows,
 )
-from core.vendi import subset_vendi, vendi_score
-from core.workspace import Workspace
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def test_export_never_overwrites_without_force_and_adds_derived(
 def test_export_streams_in_batches(
     real: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.export as export_module
+    import core.workspace.export as export_module
 
     monkeypatch.setattr(export_module, "BATCH_ROWS", 3)  # many batches, some with no chosen row
     rows = np.array([1, 2, 8, 13, 15])
@@ -320,7 +320,7 @@ def test_select_reproduces_selector_runs_exactly(synthetic: Workspace) -> None:
 
 
 def test_curves_are_stored_for_their_settings_and_basis(synthetic: Workspace) -> None:
-    from core.compare import load_curves, save_curves
+    from core.workspace.compare import load_curves, save_curves
 
     labels = synthetic.samples(columns=["cluster"])["cluster"].to_numpy()
     pool = Pool(synthetic.features(), labels=labels)
@@ -335,7 +335,7 @@ def test_curves_are_stored_for_their_settings_and_basis(synthetic: Workspace) ->
 
 
 def test_random_equivalent_reads_small_subsets_below_the_smallest_budget() -> None:
-    from core.compare import ABOVE_RANDOM, random_budget_sizes, random_mean_at
+    from core.workspace.compare import ABOVE_RANDOM, random_budget_sizes, random_mean_at
 
     # Nearly orthogonal rows: a random subset of s rows has G-Vendi close to s, so a 5-row subset
     # reads as random at about 5 rows, not at the curve's smallest budget (20).

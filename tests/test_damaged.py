@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from cli_support import DIM, N_SAMPLES
 
-from core.workspace import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
+from core.workspace.store import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
 
 
 def _truncate_features(ws: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for core.data: formats, column detection, ids, fingerprints and every bad input."""
+"""Tests for core.data.dataset: formats, column detection, ids, fingerprints and every bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import data
-from core.data import (
+from core.data import dataset as data
+from core.data.dataset import (
     DEMO_SOURCES,
     RESERVED_COLUMNS,
     ColumnMap,

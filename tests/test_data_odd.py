@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 from cli_support import TINY, invoke, run_subprocess, sample_records, write_jsonl
 
-from core import workspace as workspace_module
-from core.data import MAX_CELL_CHARS, load_dataset, read_table, restore_json_columns
+from core.data.dataset import MAX_CELL_CHARS, load_dataset, read_table, restore_json_columns
 from core.errors import DataError, WorkspaceError
-from core.gradients import FeatureConfig
-from core.jobs import prepare_workspace
-from core.workspace import SAMPLES
+from core.features.extract import FeatureConfig
+from core.workspace import store as workspace_module
+from core.workspace.jobs import prepare_workspace
+from core.workspace.store import SAMPLES
 
 ODD_RECORDS = [
     {
@@ -135,7 +135,7 @@ def test_ids_1_and_text_1_collide(tmp_path):
     assert "'id'" in note and "rows 1, 2" in note and "numbered" in note
     back = restore_json_columns(_stored_samples(tmp_path, dataset), dataset.json_columns)
     assert back["id_orig"].tolist() == [1, "1"]
-    from core.data import ColumnMap
+    from core.data.dataset import ColumnMap
 
     explicit = ColumnMap(prompt="prompt", response="response", id="id")
     with pytest.raises(DataError, match=r"'id'.*'1' \(rows 1, 2\).*compared as text"):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.compare import load_curves
-from core.demo import SHIPPED, ensure_demo_workspace
-from core.workspace import EMBEDDINGS, Workspace
+from core.workspace.compare import load_curves
+from core.workspace.demo import SHIPPED, ensure_demo_workspace
+from core.workspace.store import EMBEDDINGS, Workspace
 
 
 @pytest.fixture

@@ -17,20 +17,20 @@ from cli_support import N_SAMPLES
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from core import embed as embed_module  # noqa: E402 — after the offline switches
-from core.data import ColumnMap  # noqa: E402
-from core.embed import (  # noqa: E402
+from core.data.dataset import ColumnMap  # noqa: E402
+from core.errors import PrismError  # noqa: E402
+from core.measures import embed as embed_module  # noqa: E402 — after the offline switches
+from core.measures.embed import (  # noqa: E402
     EmbedConfig,
     embed_texts,
     embed_workspace,
     packaged_model_dir,
     text_scores,
 )
-from core.errors import PrismError  # noqa: E402
-from core.lexical import distinct_n, ngram_vendi  # noqa: E402
-from core.textspace import sample_texts, workspace_texts  # noqa: E402
-from core.vendi import vendi_score  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.measures.lexical import distinct_n, ngram_vendi  # noqa: E402
+from core.measures.textspace import sample_texts, workspace_texts  # noqa: E402
+from core.measures.vendi import vendi_score  # noqa: E402
+from core.workspace.store import Workspace  # noqa: E402
 
 TEXTS = [
     "A cat sits on the mat.",

@@ -11,11 +11,11 @@ import pytest
 import test_app
 from cli_support import DIM, N_SAMPLES
 
-from core.data import load_dataset
+from core.data.dataset import load_dataset
 from core.errors import PrismError
-from core.estimate import RunEstimate, estimate_run, probe_indices, rough_duration
-from core.gradients import FeatureConfig
-from core.proxy import prism_home
+from core.features.extract import FeatureConfig
+from core.features.proxy import prism_home
+from core.workspace.estimate import RunEstimate, estimate_run, probe_indices, rough_duration
 
 TINY = FeatureConfig(model="tiny", dim=DIM)
 router_only = test_app.router_only  # AppTest runs routed by app.py, as the server does
@@ -101,7 +101,7 @@ def test_features_page_estimates_before_start_and_offers_a_random_sample(
         (home / "models").symlink_to(models, target_is_directory=True)
     monkeypatch.setenv("PRISM_HOME", str(home))
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
-    monkeypatch.setattr("core.demo.SHIPPED", tmp_path / "no-shipped-demo")
+    monkeypatch.setattr("core.workspace.demo.SHIPPED", tmp_path / "no-shipped-demo")
     source = write_jsonl(tmp_path / "rows.jsonl", sample_records(24))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state[state.PENDING] = {

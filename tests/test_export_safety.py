@@ -2,7 +2,7 @@
 kills (real ``python -m core export`` processes killed at each publishing step), two exports to
 one path at once, and JSONL/CSV cells that read back as they were.
 
-The processes are held at a step with ``PRISM_EXPORT_PAUSE`` (``core.export``): the export says
+The processes are held at a step with ``PRISM_EXPORT_PAUSE`` (``core.workspace.export``): the export says
 so on stderr and waits for a line on stdin, so a kill lands exactly there.
 """
 
@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 from cli_support import REPO, invoke
 
-from core.compare import WHOLE_SET
 from core.errors import PrismError
-from core.export import (
+from core.workspace.compare import WHOLE_SET
+from core.workspace.export import (
     PAUSE_ENV,
     content_digest,
     export_rows,
@@ -34,8 +34,8 @@ from core.export import (
     read_export,
     read_manifest,
 )
-from core.subsets import save_subset
-from core.workspace import Workspace, write_npy
+from core.workspace.store import Workspace, write_npy
+from core.workspace.subsets import save_subset
 
 N = 12
 COLUMNS = ["id", "prompt", "response", "tags", "meta", "score", "count"]

@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from core import gradients
-from core.data import conversations, load_dataset
+from core.data.dataset import conversations, load_dataset
 from core.errors import PrismError
-from core.gradients import (
+from core.features import extract as gradients
+from core.features.extract import (
     PAD_MULTIPLE,
     Encoded,
     FeatureConfig,
@@ -23,7 +23,7 @@ from core.gradients import (
     response_loss,
     scope_layers,
 )
-from core.proxy import Proxy, load_proxy
+from core.features.proxy import Proxy, load_proxy
 
 N_REAL = 16
 # Largest absolute difference allowed between two computations of the same unit feature row in

@@ -1,4 +1,4 @@
-"""Tests for core.jobs: kill-and-resume gives the uninterrupted features, runs are reproducible,
+"""Tests for core.workspace.jobs: kill-and-resume gives the uninterrupted features, runs are reproducible,
 and a workspace is never mixed with other data or settings unless forced."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from cli_support import DIM, N_SAMPLES, REPO, TINY, sample_records, write_jsonl
 
-from core.data import load_dataset
+from core.data.dataset import load_dataset
 from core.errors import WorkspaceError
-from core.gradients import PAD_MULTIPLE, FeatureConfig
-from core.jobs import (
+from core.features.extract import PAD_MULTIPLE, FeatureConfig
+from core.workspace.jobs import (
     FEATURE_COLUMNS,
     Progress,
     cancel,
@@ -29,7 +29,7 @@ from core.jobs import (
     read_progress,
     write_progress,
 )
-from core.workspace import JOB, MANIFEST, Workspace
+from core.workspace.store import JOB, MANIFEST, Workspace
 
 # Float32 agreement of the same feature row computed in other batch shapes (observed ~1e-7).
 FEATURE_ATOL = 1e-5

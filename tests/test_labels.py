@@ -1,4 +1,4 @@
-"""core.labels: the words that name a cluster."""
+"""core.measures.words: the words that name a cluster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import PrismError
-from core.labels import top_words
+from core.measures.words import top_words
 
 
 def test_each_cluster_is_named_by_its_own_recurring_words() -> None:

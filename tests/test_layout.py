@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.errors import PrismError
-from core.layout import umap_layout
+from core.measures.layout import umap_layout
 
 
 def planted(n_per_cluster: int, n_clusters: int, d: int = 32, *, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Tests for core.lexical: distinct-n by hand, and the n-gram Vendi score against a direct N×N kernel."""
+"""Tests for core.measures.lexical: distinct-n by hand, and the n-gram Vendi score against a direct N×N kernel."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from vendi_score.vendi import score_K
 
 from core.errors import PrismError
-from core.lexical import TOKEN_PATTERN, distinct_n, distinct_ns, ngram_counts, ngram_vendi
+from core.measures.lexical import TOKEN_PATTERN, distinct_n, distinct_ns, ngram_counts, ngram_vendi
 
 
 def _sklearn_counts(texts: list[str], ngram_range: tuple[int, int] = (1, 2)) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests for core.neighbours: kNN against brute force, agreement 1 for one space and chance for two."""
+"""Tests for core.measures.neighbours: kNN against brute force, agreement 1 for one space and chance for two."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import PrismError
-from core.neighbours import (
+from core.measures.neighbours import (
     chance_agreement,
     compare_spaces,
     nearest_neighbours,
@@ -33,7 +33,7 @@ def test_nearest_neighbours_match_brute_force() -> None:
 
 
 def test_blocks_do_not_change_the_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.neighbours as module
+    import core.measures.neighbours as module
 
     features = _unit(np.random.default_rng(1), 300, 16)
     whole = nearest_neighbours(features, k=7)
@@ -43,7 +43,7 @@ def test_blocks_do_not_change_the_neighbours(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_the_torch_path_finds_the_same_neighbours() -> None:
     """The GPU path (torch products and top-k), run here on the CPU, against the numpy path."""
-    from core.neighbours import _knn, _knn_torch
+    from core.measures.neighbours import _knn, _knn_torch
 
     features = _unit(np.random.default_rng(8), 400, 24)
     np.testing.assert_array_equal(_knn_torch(features, 6, "cpu"), _knn(features, 6))

@@ -17,12 +17,18 @@ import numpy as np
 import pytest
 from cli_support import DIM, REPO, TINY, sample_records, write_jsonl
 
-from core.data import load_dataset
+from core.data.dataset import load_dataset
 from core.errors import PrismError
-from core.gradients import FeatureConfig
-from core.jobs import cancel, finished_shards, prepare_workspace, read_progress, run_features
-from core.subsets import save_subset, subset_rows
-from core.workspace import Workspace
+from core.features.extract import FeatureConfig
+from core.workspace.jobs import (
+    cancel,
+    finished_shards,
+    prepare_workspace,
+    read_progress,
+    run_features,
+)
+from core.workspace.store import Workspace
+from core.workspace.subsets import save_subset, subset_rows
 
 # Float32 agreement of the same feature row computed in other batch shapes (observed ~1e-7).
 FEATURE_ATOL = 1e-5
@@ -131,7 +137,7 @@ def test_shards_close_by_time_so_a_kill_keeps_work_below_one_shard(
 def test_cancel_of_a_background_job_keeps_its_finished_rows(
     long_file: Path, tmp_path: Path
 ) -> None:
-    from core.jobs import start_background
+    from core.workspace.jobs import start_background
 
     dataset = load_dataset(long_file)
     ws = prepare_workspace(tmp_path / "ws", dataset, FeatureConfig(model="tiny", dim=DIM))
@@ -263,7 +269,7 @@ def test_concurrent_clusterings_leave_labels_and_manifest_in_agreement(copy_buil
 WRITER = """
 import sys
 import numpy as np
-from core.workspace import Workspace
+from core.workspace.store import Workspace
 path, tag, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(rounds):
     ws = Workspace.open(path)

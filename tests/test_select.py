@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.errors import PrismError
-from core.select import (
+from core.measures.vendi import vendi_score
+from core.select.selectors import (
     SELECTORS,
     Pool,
     near_duplicates,
@@ -14,7 +15,6 @@ from core.select import (
     resolve_budget,
     select,
 )
-from core.vendi import vendi_score
 
 N, DIM, N_CLUSTERS = 600, 32, 12
 
@@ -145,7 +145,7 @@ def test_dedupe_removes_planted_duplicates_and_nothing_else() -> None:
 
 
 def test_dedupe_crosses_blocks_and_keeps_one_per_chain(monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.select as select_module
+    import core.select.selectors as select_module
 
     monkeypatch.setattr(select_module, "BLOCK_ROWS", 7)  # duplicates land in different blocks
     rng = np.random.default_rng(1)
@@ -180,7 +180,7 @@ def test_bad_input_is_refused_with_a_message(clustered: Pool) -> None:
 @pytest.mark.parametrize("aggregate", ["sum_sq", "max"])
 @pytest.mark.parametrize("batch", [1, 16, 4096])
 def test_lazy_greedy_makes_the_eager_choices(clustered: Pool, aggregate: str, batch: int) -> None:
-    from core.select import eager_greedy, lazy_greedy
+    from core.select.selectors import eager_greedy, lazy_greedy
 
     free = np.ones(N, dtype=bool)
     eager = eager_greedy(clustered.features, k=60, chosen=[11], free=free, aggregate=aggregate)

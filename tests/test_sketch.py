@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.errors import PrismError
-from core.sketch import MAX_DIM, KroneckerSketch, gaussian_matrix, validate_dim
+from core.features.sketch import MAX_DIM, KroneckerSketch, gaussian_matrix, validate_dim
 
 
 def test_same_seed_same_matrix_other_seed_or_layer_differs():

@@ -1,4 +1,4 @@
-"""core.subsets: named subsets saved in a workspace's subsets.json."""
+"""core.workspace.subsets: named subsets saved in a workspace's subsets.json."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from core.errors import PrismError
-from core.subsets import delete_subset, save_subset
-from core.workspace import Workspace
+from core.workspace.store import Workspace
+from core.workspace.subsets import delete_subset, save_subset
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from vendi_score import vendi
 
 from core.errors import PrismError
-from core.vendi import (
+from core.measures.vendi import (
     QS_DEFAULT,
     cluster_vendi,
     covariance,

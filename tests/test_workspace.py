@@ -1,4 +1,4 @@
-"""Tests for core.workspace: round trips, safe formats, atomic writes and clear refusals."""
+"""Tests for core.workspace.store: round trips, safe formats, atomic writes and clear refusals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.errors import WorkspaceError
-from core.workspace import (
+from core.workspace.store import (
     FEATURES,
     MANIFEST,
     SCHEMA_VERSION,

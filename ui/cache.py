@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import ColumnMap, conversations, preview_text
-from core.jobs import read_progress
-from core.workspace import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
+from core.data.dataset import ColumnMap, conversations, preview_text
+from core.measures.selection import SelectionScorer, grid_tiles, saturation_curve
+from core.workspace.jobs import read_progress
+from core.workspace.store import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
 from ui import format as fmt
-from ui.stats import SelectionScorer, grid_tiles, saturation_curve
 
 # One BLAS thread per computation: the server runs a page and a background curve at once on a
 # small machine, and OpenBLAS threads that outnumber free cores spin instead of working (a 0.6 s
@@ -148,14 +148,14 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def _cluster_vendi_of(scorer: SelectionScorer, labels: np.ndarray) -> dict[int, float]:
-    from core.vendi import cluster_vendi as vendi_per_cluster
+    from core.measures.vendi import cluster_vendi as vendi_per_cluster
 
     scores = vendi_per_cluster(scorer.features, labels, qs=(1.0,))
     return {c: v[1.0] for c, v in scores.items()}
 
 
 def _words_of(frame: pd.DataFrame, mapping: ColumnMap, k: int) -> list[str]:
-    from core.labels import top_words
+    from core.measures.words import top_words
 
     if mapping.kind == "prompt_response":
         both = (
@@ -204,7 +204,7 @@ def _result(future: Future[Any], n: int, wait: bool | None) -> Any:
 
 
 def curve(ws: Workspace, *, wait: bool | None = None) -> pd.DataFrame | None:
-    """G-Vendi of random subsets by size (ui.stats.saturation_curve)."""
+    """G-Vendi of random subsets by size (core.measures.selection.saturation_curve)."""
     return _result(_curve_future(features_version(ws)), ws.n_samples, wait)
 
 
@@ -300,7 +300,7 @@ def workspace_summaries(paths: list[os.PathLike[str] | str]) -> pd.DataFrame:
     """A row per workspace for the pickers: name, source, rows, status, G-Vendi, updated.
 
     A damaged workspace has the status ``DAMAGED`` and, under ``problems``, what is wrong with
-    which file and the command that rebuilds it (``core.workspace.problems``).
+    which file and the command that rebuilds it (``core.workspace.store.problems``).
     """
     rows = []
     for path in paths:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.compare import ABOVE_RANDOM
+from core.workspace.compare import ABOVE_RANDOM
 
 PRIMARY = "#5B4BDB"
 MUTED = "#9AA0B4"
@@ -410,7 +410,7 @@ def budget_figure(
     first; saved subsets as yellow marks; ``highlight`` (method, size, G-Vendi, random equivalent) draws
     the dotted step from a selector's point across to the random curve.
 
-    ``summary`` has the columns of core.compare.summarise_curves plus ``random_equivalent``.
+    ``summary`` has the columns of core.workspace.compare.summarise_curves plus ``random_equivalent``.
     """
     methods = ["random", *[m for m in dict.fromkeys(summary["method"]) if m != "random"]]
     traces: list[dict[str, Any]] = []

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.compare import (
+from core.select.selectors import DESCRIPTIONS, NEEDS_CLUSTERS, SELECTORS
+from core.workspace.compare import (
     ABOVE_RANDOM,
     WHOLE_SET,
     compare_subsets,
@@ -25,9 +26,8 @@ from core.compare import (
     random_equivalents,
     workspace_curves,
 )
-from core.compare import curve_settings as stored_curve_settings
-from core.select import DESCRIPTIONS, NEEDS_CLUSTERS, SELECTORS
-from core.workspace import EMBEDDINGS, Workspace
+from core.workspace.compare import curve_settings as stored_curve_settings
+from core.workspace.store import EMBEDDINGS, Workspace
 from ui import cache, charts
 from ui import format as fmt
 from ui.widgets import error_message, plain
@@ -42,7 +42,7 @@ DEFAULT_LARGEST = 2000  # the selectors' largest budget on the curves (random go
 
 def text_scorer() -> Callable[[Workspace, np.ndarray], dict[str, Any]] | None:
     """``text_scores(workspace, rows)`` from the text-space part of Prism, when it is installed."""
-    for module in ("core.embed", "core.textspace"):
+    for module in ("core.measures.embed", "core.measures.textspace"):
         try:
             return importlib.import_module(module).text_scores
         except (ImportError, AttributeError):
@@ -70,7 +70,7 @@ def _comparison(
 
 
 def comparison(ws: Workspace, names: list[str], *, text: bool = False) -> pd.DataFrame:
-    """``core.compare.compare_subsets`` of the workspace (cached per version of its files)."""
+    """``core.workspace.compare.compare_subsets`` of the workspace (cached per version of its files)."""
     versions = (
         cache.features_version(ws)[1],
         cache.samples_version(ws)[1],
@@ -82,7 +82,7 @@ def comparison(ws: Workspace, names: list[str], *, text: bool = False) -> pd.Dat
 
 def random_curve(ws: Workspace, summary: pd.DataFrame | None) -> pd.DataFrame | None:
     """The random-subset curve to read equivalents from: the budget curves' when computed, else
-    the map's baseline (ui.stats.saturation_curve), both as (method, size, mean)."""
+    the map's baseline (core.measures.selection.saturation_curve), both as (method, size, mean)."""
     if summary is not None and (summary["method"] == "random").any():
         return summary
     baseline = cache.curve(ws)

@@ -13,9 +13,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.data import DEMO_SOURCES, ColumnMap, Dataset, detect_columns, load_dataset, read_table
+from core.data.dataset import (
+    DEMO_SOURCES,
+    ColumnMap,
+    Dataset,
+    detect_columns,
+    load_dataset,
+    read_table,
+)
 from core.errors import DataError, PrismError
-from core.proxy import prism_home
+from core.features.proxy import prism_home
 from ui import state
 
 UPLOAD_TYPES = ["csv", "tsv", "json", "jsonl", "parquet"]

@@ -8,11 +8,11 @@ from typing import Any
 import streamlit as st
 
 from core.errors import PrismError
-from core.estimate import estimate_run
-from core.gradients import FeatureConfig
-from core.jobs import Progress, cancel, prepare_workspace, read_progress, start_background
-from core.proxy import DEFAULT_MODEL, prism_home
-from core.workspace import Workspace, default_workspace_path, list_workspaces
+from core.features.extract import FeatureConfig
+from core.features.proxy import DEFAULT_MODEL, prism_home
+from core.workspace.estimate import estimate_run
+from core.workspace.jobs import Progress, cancel, prepare_workspace, read_progress, start_background
+from core.workspace.store import Workspace, default_workspace_path, list_workspaces
 from ui import dataview, state
 from ui import format as fmt
 from ui.widgets import PAGES, code, error_message, plain

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.workspace import Workspace
-from ui import analyze, cache, explain, state
+from core.measures.selection import event_signature, rows_from_event, selection_stats
+from core.workspace import analysis_job as analyze
+from core.workspace.store import Workspace
+from ui import cache, explain, state
 from ui import format as fmt
 from ui.charts import Colouring, map_figure
 from ui.records import records
-from ui.stats import event_signature, rows_from_event, selection_stats
 from ui.subsetview import delete_with_undo, how_text, save_rows_form, undo_notice
 from ui.widgets import PAGES, empty_state, plain
 

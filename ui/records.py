@@ -11,9 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.export import export_columns
-from core.subsets import edit_subset
-from core.workspace import Workspace
+from core.workspace.export import export_columns
+from core.workspace.store import Workspace
+from core.workspace.subsets import edit_subset
 from ui import cache, state
 from ui import format as fmt
 from ui.widgets import code, error_message, plain
@@ -181,7 +181,9 @@ def truncation_note(values: pd.Series, *, kind: str) -> str | None:
         return f"The model read the first {n_tokens:,} tokens; the rest was cut by `--max-length`."
     n_response = int(values["n_response_tokens"])
     n_prompt = n_tokens - n_response
-    if n_prompt > 1:  # the response fitted: the prompt lost its start (core.gradients.encode)
+    if (
+        n_prompt > 1
+    ):  # the response fitted: the prompt lost its start (core.features.extract.encode)
         return (
             f"The model read {n_tokens:,} tokens: the whole response and the last "
             f"{n_prompt:,} tokens of the prompt (with the chat template); the start of the "

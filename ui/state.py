@@ -21,8 +21,8 @@ import numpy as np
 import streamlit as st
 
 from core.errors import PrismError, WorkspaceError
-from core.proxy import prism_home
-from core.workspace import Workspace, list_workspaces, lock_file, problems, write_json
+from core.features.proxy import prism_home
+from core.workspace.store import Workspace, list_workspaces, lock_file, problems, write_json
 
 WORKSPACE = "prism_workspace"  # str path of the workspace the pages show
 SELECTION = "prism_selection"  # {"workspace", "rows", "how"}
@@ -70,7 +70,7 @@ def _default_workspace() -> str | None:
     if remembered and Workspace.exists(remembered) and _readable(remembered):
         return remembered
     try:
-        from core.demo import ensure_demo_workspace
+        from core.workspace.demo import ensure_demo_workspace
 
         return str(ensure_demo_workspace().path)
     except PrismError:

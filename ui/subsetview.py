@@ -13,9 +13,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.compare import describe_how
 from core.errors import PrismError
-from core.export import (
+from core.features.proxy import prism_home
+from core.measures.selection import baseline_at
+from core.select import filters
+from core.select.selectors import (
+    DEDUPE_THRESHOLD,
+    DESCRIPTIONS,
+    FILTERS,
+    NEEDS_CLUSTERS,
+    OPTIONS,
+    SELECTORS,
+)
+from core.workspace.compare import describe_how
+from core.workspace.export import (
     FORMATS,
     download_name,
     export_bytes,
@@ -24,9 +35,8 @@ from core.export import (
     export_subset,
     manifest_path_for,
 )
-from core.proxy import prism_home
-from core.select import DEDUPE_THRESHOLD, DESCRIPTIONS, FILTERS, NEEDS_CLUSTERS, OPTIONS, SELECTORS
-from core.subsets import (
+from core.workspace.store import Workspace
+from core.workspace.subsets import (
     MAX_NAME,
     SET_OPERATIONS,
     combine_ids,
@@ -40,10 +50,8 @@ from core.subsets import (
     stale_reason,
     subset_record,
 )
-from core.workspace import Workspace
-from ui import cache, dataview, filters, state
+from ui import cache, dataview, state
 from ui import format as fmt
-from ui.stats import baseline_at
 from ui.widgets import PAGES, code, error_message, plain
 
 NOTICE = "prism_subset_notice"  # a success message to show once, after the rerun that made it

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core.errors import PrismError
-from core.workspace import Workspace
+from core.workspace.store import Workspace
 from ui import cache, state
 from ui import format as fmt
 
@@ -166,7 +166,7 @@ def no_workspace() -> None:
 
 
 def no_features(ws: Workspace) -> None:
-    from core.jobs import read_progress
+    from core.workspace.jobs import read_progress
 
     progress = read_progress(ws.path)
     if progress is not None and progress.status == "running":

@@ -20,8 +20,8 @@ import pytest
 from app_workspaces import make_workspace
 from test_browser import choose, no_traceback, settle, shot
 
-from core.subsets import save_subset
-from core.workspace import write_parquet
+from core.workspace.store import write_parquet
+from core.workspace.subsets import save_subset
 
 pytestmark = pytest.mark.e2e
 

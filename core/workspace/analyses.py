@@ -11,10 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from core.clusters import cluster_sizes, default_n_clusters, sparse_clusters, spherical_kmeans
 from core.errors import PrismError
-from core.layout import umap_layout
-from core.workspace import Workspace
+from core.measures.clusters import (
+    cluster_sizes,
+    default_n_clusters,
+    sparse_clusters,
+    spherical_kmeans,
+)
+from core.measures.layout import umap_layout
+from core.workspace.store import Workspace
 
 
 def cluster_workspace(

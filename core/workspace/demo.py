@@ -14,14 +14,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from core.compare import CURVES
 from core.errors import WorkspaceError
-from core.proxy import prism_home
-from core.workspace import EMBEDDINGS, FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace
+from core.features.proxy import prism_home
+from core.paths import SOURCE_ROOT
+from core.workspace.compare import CURVES
+from core.workspace.store import EMBEDDINGS, FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace
 
 DEMO_SOURCE = "demo:gsm8k"
 DEMO_NAME = "demo-gsm8k"
-SHIPPED = Path(__file__).resolve().parent.parent / "demo" / "gsm8k"
+SHIPPED = SOURCE_ROOT / "demo" / "gsm8k"
 
 
 def demo_workspace_path() -> Path:

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from core.clusters import sparse_clusters as sparse_cluster_mask
 from core.errors import PrismError
+from core.measures.clusters import sparse_clusters as sparse_cluster_mask
 
 BLOCK_ROWS = 8192  # rows per block of a full pass over the features (8192 × 1024 float32 = 32 MB)
 DEDUPE_THRESHOLD = 0.95

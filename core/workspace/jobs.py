@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from core.data import ColumnMap, Dataset, conversations
+from core.data.dataset import ColumnMap, Dataset, conversations
 from core.errors import JobStopped, PrismError, WorkspaceError
-from core.gradients import FeatureConfig
-from core.workspace import JOB, Workspace, atomic_path, now, read_npy, write_json
+from core.features.extract import FeatureConfig
+from core.paths import SOURCE_ROOT
+from core.workspace.store import JOB, Workspace, atomic_path, now, read_npy, write_json
 
 DEFAULT_SHARD_SIZE = 128
 # A shard also closes after this much work, so a kill loses at most about this much.
@@ -113,7 +114,7 @@ def prepare_workspace(
 
     An existing workspace built from other data or settings is refused unless ``force``, which
     clears its features and derived results. Its subsets are kept; those whose ids now name other
-    rows are marked stale (``core.subsets.mark_stale``), and ``workspace.notes`` says so.
+    rows are marked stale (``core.workspace.subsets.mark_stale``), and ``workspace.notes`` says so.
     """
     root = Path(path)
     check_workspace_target(root)
@@ -152,7 +153,7 @@ def prepare_workspace(
             "renamed": dataset.renamed,
             # Stored names of the columns the file brought (export writes exactly these).
             "original_columns": [c for c in dataset.samples.columns if c != "id"],
-            # Columns stored as JSON text (core.data.restore_json_columns gives the values).
+            # Columns stored as JSON text (core.data.dataset.restore_json_columns gives the values).
             "json_columns": list(dataset.json_columns),
             "split": dataset.split,
             "sample": dataset.sample,
@@ -162,7 +163,7 @@ def prepare_workspace(
         "features": {"settings": config.settings(), "status": "pending"},
     }
     if workspace is not None:
-        from core.subsets import mark_stale
+        from core.workspace.subsets import mark_stale
 
         before = workspace.samples()
         before_columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
@@ -312,7 +313,7 @@ def run_features(
     A stop (Ctrl-C, SIGTERM from the app's Cancel) keeps the finished rows and raises
     ``JobStopped`` saying what was kept and how to resume.
     """
-    from core.proxy import load_proxy
+    from core.features.proxy import load_proxy
 
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=device
@@ -355,7 +356,7 @@ def run_features(
     try:
         report("running", "loading the proxy model" if len(todo) else "assembling")
         if len(todo):
-            from core.gradients import FeatureExtractor
+            from core.features.extract import FeatureExtractor
 
             proxy = load_proxy(
                 config.model,
@@ -457,7 +458,7 @@ def _assemble(workspace: Workspace, total: int, dim: int) -> None:
     """Stream the shards into features.npy and the per-sample columns; then score."""
     from numpy.lib.format import open_memmap
 
-    from core.vendi import covariance_from_npy, vendi_from_covariance
+    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
 
     covered, shards = finished_shards(workspace, total, dim)
     if not covered.all():
@@ -552,7 +553,7 @@ def start_background(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=SOURCE_ROOT,
     )
     log.close()
     write_progress(

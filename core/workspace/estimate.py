@@ -22,8 +22,8 @@ import numpy as np
 from core.errors import PrismError
 
 if TYPE_CHECKING:
-    from core.data import Dataset
-    from core.gradients import Conversation, FeatureConfig
+    from core.data.dataset import Dataset
+    from core.features.extract import Conversation, FeatureConfig
 
 LENGTH_SAMPLE = 256  # rows tokenised to learn the data's length distribution
 
@@ -73,7 +73,7 @@ def _length_sample(
     dataset_or_samples: Dataset | Sequence[Conversation | str], seed: int
 ) -> tuple[list[Conversation | str], int]:
     """(a seeded sample of at most ``LENGTH_SAMPLE`` rows as the model sees them, all rows)."""
-    from core.data import Dataset, conversations
+    from core.data.dataset import Dataset, conversations
 
     rng = np.random.default_rng(seed)
     if isinstance(dataset_or_samples, Dataset):
@@ -98,8 +98,8 @@ def estimate_run(
     device, and scale it to all rows (see the module docstring); writes nothing."""
     import torch
 
-    from core.gradients import FeatureExtractor
-    from core.proxy import load_proxy
+    from core.features.extract import FeatureExtractor
+    from core.features.proxy import load_proxy
 
     if isinstance(probe_rows, bool) or not isinstance(probe_rows, int) or probe_rows < 1:
         raise PrismError(f"probe_rows must be a whole number ≥ 1, got {probe_rows!r}.")

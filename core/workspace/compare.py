@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.clusters import coverage
 from core.errors import PrismError
-from core.select import FILTERS, NEEDS_CLUSTERS, SELECTORS, Pool, select
-from core.subsets import subset_record, subset_rows
-from core.vendi import vendi_from_eigenvalues, vendi_scores
-from core.workspace import Workspace
+from core.measures.clusters import coverage
+from core.measures.vendi import vendi_from_eigenvalues, vendi_scores
+from core.select.selectors import FILTERS, NEEDS_CLUSTERS, SELECTORS, Pool, select
+from core.workspace.store import Workspace
+from core.workspace.subsets import subset_record, subset_rows
 
 REPORT_QS = (1.0, 0.5, 2.0, math.inf)
 PREFIX_METHODS = frozenset({"random", "k_center", "vendi_greedy"})
@@ -330,7 +330,7 @@ def workspace_curves(
 ) -> pd.DataFrame:
     """Budget curves of a workspace for ``curve_settings``: the ``summarise_curves`` columns plus
     ``random_equivalent`` (NaN above every random size), stored with ``save_curves``."""
-    from core.subsets import selector_pool
+    from core.workspace.subsets import selector_pool
 
     pool = selector_pool(workspace)
     raw = budget_curves(
@@ -366,7 +366,7 @@ def _curve_basis(workspace: Workspace) -> dict[str, Any]:
 def save_curves(workspace: Workspace, summary: pd.DataFrame, settings: dict[str, Any]) -> None:
     """Keep computed budget curves in the workspace (``curves.parquet`` + a manifest section),
     so that they survive a restart; ``load_curves`` gives them back for the same settings."""
-    from core.workspace import write_parquet
+    from core.workspace.store import write_parquet
 
     write_parquet(workspace.path / CURVES, summary.reset_index(drop=True))
     workspace.update("curves", {"settings": dict(settings), "basis": _curve_basis(workspace)})

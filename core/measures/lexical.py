@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse
 
 from core.errors import PrismError
-from core.vendi import vendi_from_eigenvalues
+from core.measures.vendi import vendi_from_eigenvalues
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 NGRAM_RANGE: tuple[int, int] = (1, 2)

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.clusters import Coverage, coverage
-from core.vendi import vendi_from_eigenvalues
+from core.measures.clusters import Coverage, coverage
+from core.measures.vendi import vendi_from_eigenvalues
 
 
 def _entropy_vendi(matrix: np.ndarray) -> float:

@@ -3,7 +3,7 @@
 The loss of a sample is the mean token negative log-likelihood over its response tokens (prompt
 tokens masked) after the proxy's chat template; a plain-text sample uses all of its tokens. The
 gradient is taken with respect to the Linear weights in the chosen scope and sketched by
-``core.sketch.KroneckerSketch`` from forward/backward hooks, so no per-sample gradient is ever
+``core.features.sketch.KroneckerSketch`` from forward/backward hooks, so no per-sample gradient is ever
 materialised and no weight gradient is ever computed (parameters stay frozen; the backward pass
 only carries activation gradients down to the first block in scope).
 
@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from core.errors import PrismError
-from core.proxy import DTYPES, Proxy
-from core.sketch import STAGE1_K, KroneckerSketch, validate_dim
+from core.features.proxy import DTYPES, Proxy
+from core.features.sketch import STAGE1_K, KroneckerSketch, validate_dim
 
 Conversation = list[dict[str, str]]
 PAD_MULTIPLE = 64
@@ -623,7 +623,7 @@ class FeatureExtractor:
     ) -> Generator[tuple[list[int], np.ndarray, np.ndarray, np.ndarray], None, None]:
         """Per batch: (indices into ``encoded``, unit features, sketch norms, losses).
 
-        Lets a caller keep what is finished at any batch boundary (``core.jobs`` closes a shard
+        Lets a caller keep what is finished at any batch boundary (``core.workspace.jobs`` closes a shard
         by time as well as by size). Close the iterator when stopping early.
         """
         hooked = {

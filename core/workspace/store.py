@@ -7,7 +7,7 @@ stable ``id``, all original columns, and derived columns added as analyses run (
 ``grad_norm``, ``cluster``, ``umap_x``…). ``features.npy`` is the (n_samples × dim) float32 matrix
 of unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
 (n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline
-(``core.embed``). While features are being extracted, ``shards/`` holds finished shards and
+(``core.measures.embed``). While features are being extracted, ``shards/`` holds finished shards and
 ``job.json`` the progress.
 
 Every write goes to a temporary name in the same directory and is then renamed over the target,
@@ -514,7 +514,7 @@ def problems(path: str | os.PathLike[str]) -> list[str]:
 
 def default_workspace_path(source: str, fingerprint: str) -> Path:
     """``$PRISM_HOME/workspaces/<dataset name>-<fingerprint prefix>``."""
-    from core.proxy import prism_home
+    from core.features.proxy import prism_home
 
     stem = source.replace("demo:", "demo-").rstrip("/").split("/")[-1].split(".")[0] or "data"
     return prism_home() / "workspaces" / f"{stem}-{fingerprint[:8]}"
@@ -522,7 +522,7 @@ def default_workspace_path(source: str, fingerprint: str) -> Path:
 
 def list_workspaces(root: Path | None = None) -> list[Path]:
     """Workspace directories directly under ``root`` (default ``$PRISM_HOME/workspaces``)."""
-    from core.proxy import prism_home
+    from core.features.proxy import prism_home
 
     base = root or prism_home() / "workspaces"
     if not base.is_dir():

@@ -9,13 +9,13 @@
   Inference only, in eval mode: the same texts, model and device give the same numbers.
   Texts longer than the model's ``max_seq_length`` (256 word pieces for the default) are
   truncated by the model; ``embed_workspace`` counts them.
-- ``embed_workspace``: embeds a workspace's sample texts (``core.textspace.sample_texts``), writes
+- ``embed_workspace``: embeds a workspace's sample texts (``core.measures.textspace.sample_texts``), writes
   ``embeddings.npy``, clusters them (spherical k-means) and lays them out (UMAP) exactly as the
   gradient features are, compares their neighbourhoods with the gradient features'
-  (``core.neighbours``) when those exist, and stores the columns ``emb_cluster``,
+  (``core.measures.neighbours``) when those exist, and stores the columns ``emb_cluster``,
   ``emb_umap_x``, ``emb_umap_y``, ``nbr_agreement`` and the manifest sections ``embedding`` and
-  ``lexical`` (``core.textspace.lexical_workspace``).
-- ``text_scores`` (from ``core.textspace``, re-exported): embedding Vendi, n-gram Vendi and
+  ``lexical`` (``core.measures.textspace.lexical_workspace``).
+- ``text_scores`` (from ``core.measures.textspace``, re-exported): embedding Vendi, n-gram Vendi and
   distinct-2 of any rows of a workspace, for every diversity table.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError, PrismError
-from core.lexical import check_texts
-from core.textspace import text_scores
-from core.workspace import Workspace, now
+from core.measures.lexical import check_texts
+from core.measures.textspace import text_scores
+from core.workspace.store import Workspace, now
 
 DEFAULT_MODEL = "default"
 PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -226,11 +226,16 @@ def embed_workspace(
     ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
     is dropped) and the section's ``neighbours`` is None.
     """
-    from core.clusters import cluster_sizes, default_n_clusters, sparse_clusters, spherical_kmeans
-    from core.layout import umap_layout
-    from core.neighbours import compare_spaces
-    from core.textspace import lexical_workspace, workspace_texts
-    from core.vendi import vendi_scores
+    from core.measures.clusters import (
+        cluster_sizes,
+        default_n_clusters,
+        sparse_clusters,
+        spherical_kmeans,
+    )
+    from core.measures.layout import umap_layout
+    from core.measures.neighbours import compare_spaces
+    from core.measures.textspace import lexical_workspace, workspace_texts
+    from core.measures.vendi import vendi_scores
 
     config = EmbedConfig(
         model=model, batch_size=batch_size, device=device, seed=seed, n_clusters=n_clusters, k=k

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.data import ColumnMap, conversations
+from core.data.dataset import ColumnMap, conversations
 from core.errors import PrismError
-from core.workspace import Workspace, now
+from core.workspace.store import Workspace, now
 
 MAX_NAME = 80
 
@@ -274,9 +274,9 @@ def subset_rows(workspace: Workspace, name: str, *, ids: list[str] | None = None
 
 
 def selector_pool(workspace: Workspace, *, within: str | None = None) -> Any:
-    """The ``core.select.Pool`` of a workspace: its features, its clusters if it has them, and
+    """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them, and
     the rows of subset ``within`` as the only candidates."""
-    from core.select import Pool
+    from core.select.selectors import Pool
 
     frame = workspace.samples(columns=None)
     labels = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
@@ -305,7 +305,7 @@ def run_selector(
     The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
     clustering it used, which is everything ``reproduce_subset`` needs.
     """
-    from core.select import NEEDS_CLUSTERS, parse_options, select
+    from core.select.selectors import NEEDS_CLUSTERS, parse_options, select
 
     text = check_name(name)
     if text in workspace.subsets() and not overwrite:
@@ -354,7 +354,7 @@ def reproduce_subset(
     A selector subset is re-run with its recorded method, budget, seed and options (its
     ``within``/``start`` subsets must exist here too); any other subset is restored from its ids.
     """
-    from core.select import SELECTORS
+    from core.select.selectors import SELECTORS
 
     fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
     mine = workspace.manifest.get("dataset", {}).get("fingerprint")

@@ -76,7 +76,7 @@ RESERVED_COLUMNS = (
     "n_tokens",
     "n_response_tokens",
     "truncated",
-    # text-space baseline (core.embed)
+    # text-space baseline (core.measures.embed)
     "emb_cluster",
     "emb_umap_x",
     "emb_umap_y",

@@ -1,9 +1,9 @@
 """Clusters and the 2-D map of a workspace, built in a background process for the app.
 
-``start`` launches ``python -m ui.analyze WORKSPACE``, which runs ``core.analysis`` (spherical
+``start`` launches ``python -m core.workspace.analysis_job WORKSPACE``, which runs ``core.workspace.analyses`` (spherical
 k-means, then UMAP) on a workspace whose features are complete and records its progress in
 ``analysis.json`` inside the workspace; ``read_status`` reads it back. Like a feature job it
-survives a closed tab. No streamlit here; this belongs beside ``core.jobs`` once the engine
+survives a closed tab. No streamlit here; this belongs beside ``core.workspace.jobs`` once the engine
 takes it.
 """
 
@@ -17,8 +17,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from core.jobs import process_alive
-from core.workspace import Workspace, now, write_json
+from core.paths import SOURCE_ROOT
+from core.workspace.jobs import process_alive
+from core.workspace.store import Workspace, now, write_json
 
 STATUS = "analysis.json"
 
@@ -58,12 +59,12 @@ def start(path: str | os.PathLike[str]) -> int:
     root = Path(path)
     log = open(root / "analysis.log", "ab")  # noqa: SIM115 — handed to the child process
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.analyze", str(root)],
+        [sys.executable, "-m", "core.workspace.analysis_job", str(root)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=SOURCE_ROOT,
     )
     log.close()
     write_json(
@@ -80,7 +81,7 @@ def start(path: str | os.PathLike[str]) -> int:
 
 
 def run(path: str | os.PathLike[str]) -> None:
-    from core.analysis import cluster_workspace, layout_workspace
+    from core.workspace.analyses import cluster_workspace, layout_workspace
 
     root = Path(path)
 

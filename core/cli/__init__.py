@@ -45,7 +45,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _open(path: Path) -> Any:
-    from core.workspace import Workspace
+    from core.workspace.store import Workspace
 
     return Workspace.open(path)
 
@@ -144,16 +144,16 @@ def features(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Compute sketched per-sample gradient features of a dataset (resumes an interrupted run)."""
-    from core.data import ColumnMap, load_dataset
-    from core.estimate import estimate_run
-    from core.gradients import FeatureConfig
-    from core.jobs import (
+    from core.data.dataset import ColumnMap, load_dataset
+    from core.features.extract import FeatureConfig
+    from core.workspace.estimate import estimate_run
+    from core.workspace.jobs import (
         check_workspace_target,
         outermost_missing,
         prepare_workspace,
         remove_created,
     )
-    from core.workspace import default_workspace_path
+    from core.workspace.store import default_workspace_path
 
     config = FeatureConfig(
         model=model,
@@ -181,7 +181,7 @@ def features(
             id=id_col,
         )
     elif id_col is not None:
-        from core.data import detect_columns, read_table
+        from core.data.dataset import detect_columns, read_table
 
         detected = detect_columns(read_table(source, split=split))
         columns = ColumnMap(**{**detected.to_dict(), "id": id_col})
@@ -278,7 +278,7 @@ def _run(
         TimeRemainingColumn,
     )
 
-    from core.jobs import run_features
+    from core.workspace.jobs import run_features
 
     if ws.has_features:
         err.print(
@@ -396,8 +396,13 @@ def score(
     ] = False,
 ) -> None:
     """G-Vendi and the order-q Vendi family of the whole set, a subset, or each cluster."""
-    from core.jobs import scores_record
-    from core.vendi import QS_DEFAULT, covariance_from_npy, subset_vendi, vendi_from_covariance
+    from core.measures.vendi import (
+        QS_DEFAULT,
+        covariance_from_npy,
+        subset_vendi,
+        vendi_from_covariance,
+    )
+    from core.workspace.jobs import scores_record
 
     ws = _open(workspace)
     qs = tuple(sorted({1.0, *(_parse_q(x) for x in q)})) if q else QS_DEFAULT
@@ -425,7 +430,7 @@ def score(
 
 def _score_text(ws: Any, selected: np.ndarray | None) -> dict[str, float | None]:
     """Embedding Vendi, n-gram Vendi and distinct-2 of the same rows (text-space baselines)."""
-    from core.textspace import text_scores
+    from core.measures.textspace import text_scores
 
     # The whole set's lexical numbers are stored by `prism embed`; without them they are
     # computed here (nothing is written: `score` only reads).
@@ -437,7 +442,7 @@ def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.
         return None
     if subset is not None and ids_file is not None:
         raise PrismError("Pass either --subset or --ids, not both.")
-    from core.subsets import subset_rows
+    from core.workspace.subsets import subset_rows
 
     if subset is not None:
         subsets = ws.subsets()
@@ -458,8 +463,8 @@ def _selected_indices(ws: Any, subset: str | None, ids_file: Path | None) -> np.
 
 
 def _cluster_scores(ws: Any, qs: tuple[float, ...]) -> list[dict[str, Any]]:
-    from core.jobs import q_label
-    from core.vendi import cluster_vendi
+    from core.measures.vendi import cluster_vendi
+    from core.workspace.jobs import q_label
 
     if "cluster" not in ws.samples(columns=None).columns:
         raise PrismError(f"{ws.path} has no clusters yet; run `prism cluster {ws.path}` first.")
@@ -508,7 +513,7 @@ def cluster(
     as_json: JsonOpt = False,
 ) -> None:
     """Spherical k-means on the features: sizes, sparse clusters (below the median size)."""
-    from core.analysis import cluster_workspace
+    from core.workspace.analyses import cluster_workspace
 
     ws = _open(workspace)
     summary = cluster_workspace(ws, n_clusters=k, seed=seed)
@@ -541,7 +546,7 @@ def map_(
     min_dist: Annotated[float, typer.Option(help="UMAP min_dist.")] = 0.1,
 ) -> None:
     """UMAP 2-D layout of the features (cosine), stored as umap_x / umap_y."""
-    from core.analysis import layout_workspace
+    from core.workspace.analyses import layout_workspace
 
     ws = _open(workspace)
     layout_workspace(ws, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
@@ -577,7 +582,7 @@ def embed(
     """Sentence embeddings (text space): Vendi, clusters, map, agreement with gradient space."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from core.embed import EmbedConfig, embed_workspace
+    from core.measures.embed import EmbedConfig, embed_workspace
 
     config = EmbedConfig(
         model=model, batch_size=batch_size, device=device, seed=seed, n_clusters=k, k=neighbours
@@ -646,7 +651,7 @@ def embed(
 @app.command()
 def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """What a workspace holds: dataset, settings, scores, analyses and columns."""
-    from core.jobs import read_progress
+    from core.workspace.jobs import read_progress
 
     ws = _open(workspace)
     record = dict(ws.manifest)
@@ -779,7 +784,7 @@ def demo(
     quiet: Annotated[bool, typer.Option(help="Print only the workspace path.")] = False,
 ) -> None:
     """Make sure the GSM8K demo workspace (features, clusters, map) is ready; print its path."""
-    from core.demo import ensure_demo_workspace
+    from core.workspace.demo import ensure_demo_workspace
 
     ws = ensure_demo_workspace()
     if quiet:
@@ -848,9 +853,9 @@ def select(
     as_json: JsonOpt = False,
 ) -> None:
     """Choose a subset with a selector and store it under --name."""
-    from core.compare import subset_report
-    from core.export import read_manifest
-    from core.subsets import reproduce_subset, run_selector, subset_rows
+    from core.workspace.compare import subset_report
+    from core.workspace.export import read_manifest
+    from core.workspace.subsets import reproduce_subset, run_selector, subset_rows
 
     ws = _open(workspace)
     identical = None
@@ -908,8 +913,8 @@ app.add_typer(subset_app, name="subset")
 @subset_app.command("list")
 def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """The workspace's named subsets: size and how each was made."""
-    from core.compare import describe_how
-    from core.subsets import stale_reason
+    from core.workspace.compare import describe_how
+    from core.workspace.subsets import stale_reason
 
     subsets = _open(workspace).subsets()
     if as_json:
@@ -959,7 +964,7 @@ def subset_combine(
     force: Annotated[bool, typer.Option(help="Replace a subset of the same name.")] = False,
 ) -> None:
     """Store a set operation over named subsets as a new subset."""
-    from core.subsets import combine_subsets, subset_record
+    from core.workspace.subsets import combine_subsets, subset_record
 
     ws = _open(workspace)
     text = combine_subsets(ws, operation, names, name=name, overwrite=force)
@@ -969,7 +974,7 @@ def subset_combine(
 @subset_app.command("rename")
 def subset_rename(workspace: WorkspaceArg, old: str, new: str) -> None:
     """Rename a subset."""
-    from core.subsets import rename_subset
+    from core.workspace.subsets import rename_subset
 
     console.print(f"renamed to “{rename_subset(_open(workspace), old, new)}”")
 
@@ -977,7 +982,7 @@ def subset_rename(workspace: WorkspaceArg, old: str, new: str) -> None:
 @subset_app.command("delete")
 def subset_delete(workspace: WorkspaceArg, name: str) -> None:
     """Delete a subset (its rows stay in the workspace)."""
-    from core.subsets import delete_subset
+    from core.workspace.subsets import delete_subset
 
     delete_subset(_open(workspace), name)
     console.print(f"deleted subset “{name}”")
@@ -1051,7 +1056,7 @@ def _cell(value: Any, digits: int) -> str:
 
 def _random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
     """("≈ random at", "rows saved") in words: a size, or above every random size."""
-    from core.compare import ABOVE_RANDOM
+    from core.workspace.compare import ABOVE_RANDOM
 
     if equal is None or equal != equal:
         return ABOVE_RANDOM, f"> {n / size:,.1f}×"
@@ -1059,7 +1064,7 @@ def _random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
 
 
 def _print_subsets(ws: Any, rows: Any, summary: Any, *, wide: bool) -> None:
-    from core.compare import random_equivalents
+    from core.workspace.compare import random_equivalents
 
     table = _table(
         f"Subsets of {escape(ws.name)}",
@@ -1151,7 +1156,12 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Subsets side by side: size, G-Vendi, Vendi q=2/∞, coverage, loss (--wide: more)."""
-    from core.compare import budget_sizes, compare_subsets, curve_settings, workspace_curves
+    from core.workspace.compare import (
+        budget_sizes,
+        compare_subsets,
+        curve_settings,
+        workspace_curves,
+    )
 
     ws = _open(workspace)
     names = list(subsets) if subsets else list(ws.subsets())
@@ -1181,7 +1191,7 @@ def compare(
 def _text_scores() -> Any:
     """The text-space scorer, when that part of Prism is installed."""
     try:
-        from core.textspace import text_scores
+        from core.measures.textspace import text_scores
     except ImportError:
         return None
     return text_scores
@@ -1208,7 +1218,7 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a subset's rows (all original columns, original order) and a manifest beside them."""
-    from core.export import export_subset
+    from core.workspace.export import export_subset
 
     result = export_subset(_open(workspace), subset, fmt=fmt, out=out, derived=derived, force=force)
     what = "the whole set" if subset is None else f"“{escape(subset)}”"

@@ -60,10 +60,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core import __version__
-from core.data import RESERVED_COLUMNS
+from core.data.dataset import RESERVED_COLUMNS
 from core.errors import PrismError, WorkspaceError
-from core.vendi import subset_vendi
-from core.workspace import MANIFEST, SAMPLES, Workspace, lock_file, now
+from core.measures.vendi import subset_vendi
+from core.workspace.store import MANIFEST, SAMPLES, Workspace, lock_file, now
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "hf": ""}
@@ -592,11 +592,11 @@ def export_subset(
     """``export_rows`` of the named subset ``name``, its ``how`` going into the manifest; with
     ``name`` None, of the whole set (the manifest's subset is then ``WHOLE_SET``)."""
     if name is None:
-        from core.compare import WHOLE_SET
+        from core.workspace.compare import WHOLE_SET
 
         rows, how, name = np.arange(workspace.n_samples), dict(WHOLE_SET_HOW), WHOLE_SET
     else:
-        from core.subsets import named_subset
+        from core.workspace.subsets import named_subset
 
         rows, how = named_subset(workspace, name)
     return export_rows(

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.data import ColumnMap, conversations
+from core.data.dataset import ColumnMap, conversations
 from core.errors import PrismError
-from core.lexical import NGRAM_RANGE, distinct_n, lexical_summary, ngram_vendi
-from core.vendi import check_indices, subset_vendi
-from core.workspace import Workspace
+from core.measures.lexical import NGRAM_RANGE, distinct_n, lexical_summary, ngram_vendi
+from core.measures.vendi import check_indices, subset_vendi
+from core.workspace.store import Workspace
 
 LEXICAL = "lexical"
 TEXT_SCORE_KEYS = ("embedding_vendi", "ngram_vendi", "distinct_2")
@@ -94,7 +94,7 @@ def _ngram_vendi_or_none(texts: list[str]) -> float | None:
 def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | None]:
     """Embedding Vendi, n-gram Vendi and distinct-2 of the samples at ``rows`` (row positions).
 
-    Repeated rows count repeatedly, as in ``core.vendi.subset_vendi``. ``embedding_vendi`` is None
+    Repeated rows count repeatedly, as in ``core.measures.vendi.subset_vendi``. ``embedding_vendi`` is None
     while the workspace has no embeddings; ``ngram_vendi`` is None when no selected text has a
     word token. For the whole set, the values stored by ``lexical_workspace`` are reused.
     """

@@ -1,0 +1,1 @@
+"""Datasets in: reading every format, column mapping, ids and fingerprint, what the model sees."""

@@ -1,0 +1,1 @@
+"""Per-sample gradient features: proxy models, tokenising, loss, scope, the sketch, extraction."""

@@ -1,0 +1,1 @@
+"""Measures on feature matrices: the Vendi score, clusters, layouts, neighbours, text measures."""

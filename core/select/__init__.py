@@ -1,0 +1,1 @@
+"""Selectors (random, cluster-balanced, k-center, greedy Vendi, …) and row filters."""
