@@ -8,10 +8,10 @@ PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all lint format typecheck bench browser clean
+.PHONY: help install run test test-all lint format typecheck bench bench-tables browser clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-13s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install Prism with everything it needs (torch pinned, CPU build)
 
@@ -45,15 +45,19 @@ format: install ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-typecheck: install ## mypy on core/
+typecheck: install ## mypy on core/ and ui/
 	$(PY) -m mypy
 
-bench: install ## run the benchmarks (prints tables, writes bench/results/)
+bench: install ## run the benchmarks (writes bench/results/, then the README tables)
 	$(PY) bench/vendi.py
 	$(PY) bench/features.py
 	$(PY) bench/app.py
 	$(PY) bench/selection.py
 	$(PY) bench/gpu.py
+	$(PY) bench/tables.py
+
+bench-tables: ## render the README benchmark tables from bench/results/*.json
+	$(PY) bench/tables.py
 
 clean: ## remove caches (not .venv, not workspaces)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -29,8 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.data.dataset import conversations, load_dataset  # noqa: E402
-from core.features.extract import FeatureConfig, FeatureExtractor, response_loss  # noqa: E402
+from core.data.dataset import load_dataset  # noqa: E402
+from core.data.text import conversations  # noqa: E402
+from core.features.extract import FeatureConfig, FeatureExtractor  # noqa: E402
+from core.features.loss import exact_gradients, response_loss  # noqa: E402
 from core.features.proxy import load_proxy  # noqa: E402
 
 
@@ -47,26 +49,12 @@ def sparse_projection(n_in: int, dim: int, *, seed: int) -> torch.Tensor:
 
 
 def bench_naive(extractor: FeatureExtractor, encoded: list, projection: torch.Tensor) -> float:
-    model = extractor.proxy.model
     params = [m.weight for m in extractor.layers.values()]
-    for p in params:
-        p.requires_grad_(True)
-    try:
-        start = time.perf_counter()
-        for e in encoded:
-            ids = torch.tensor([e.input_ids])
-            logits = model(input_ids=ids, use_cache=False).logits
-            loss = response_loss(
-                logits, ids, torch.tensor([e.n_prompt]), torch.tensor([len(e.input_ids)])
-            )[0]
-            grads = torch.autograd.grad(loss, params)
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            out = torch.mv(projection, flat)
-            _ = out / out.norm()
-        return len(encoded) / (time.perf_counter() - start)
-    finally:
-        for p in params:
-            p.requires_grad_(False)
+    start = time.perf_counter()
+    for grads, _ in exact_gradients(extractor.proxy.model, encoded, params):
+        out = torch.mv(projection, torch.cat([g.reshape(-1) for g in grads]))
+        _ = out / out.norm()
+    return len(encoded) / (time.perf_counter() - start)
 
 
 def bench_train_step(extractor: FeatureExtractor, encoded: list) -> float:

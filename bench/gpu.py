@@ -24,14 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.features.extract import (  # noqa: E402
-    Encoded,
-    FeatureConfig,
-    FeatureExtractor,
-    response_loss,
-    scope_layers,
-)
+from core.features.extract import FeatureConfig, FeatureExtractor  # noqa: E402
+from core.features.loss import exact_gradients, response_loss  # noqa: E402
 from core.features.proxy import Proxy  # noqa: E402
+from core.features.scope import scope_layers  # noqa: E402
+from core.features.sketch import DenseSketch  # noqa: E402
+from core.features.tokenize import Encoded  # noqa: E402
 from core.measures.vendi import vendi_from_covariance  # noqa: E402
 
 QWEN25_05B = dict(
@@ -152,45 +150,32 @@ def time_train_step(
 def time_naive(
     proxy: Proxy, samples: list[Encoded], *, device: str, dim: int = 1024, chunk: int = 1 << 20
 ) -> float:
-    """One sample at a time, the full gradient materialised, then a dense seeded projection in chunks."""
-    model = proxy.model
-    layers, _ = scope_layers(model, "all")
+    """One sample at a time, the full gradient materialised, then the dense reference sketch
+    (Gaussian, drawn in chunks on the device for every sample: the whole matrix does not fit)."""
+    layers, _ = scope_layers(proxy.model, "all")
     params = [m.weight for m in layers.values()]
-    for p in params:
-        p.requires_grad_(True)
-    try:
+    sketch = DenseSketch(
+        sum(p.numel() for p in params),
+        dim=dim,
+        seed=0,
+        kind="gaussian",
+        device=device,
+        chunk_cols=chunk,
+        draw="device",
+        cache_entries=0,
+    )
 
-        def one(e: Encoded) -> torch.Tensor:
-            ids = torch.tensor([e.input_ids], device=device)
-            loss = response_loss(
-                model(input_ids=ids, use_cache=False).logits,
-                ids,
-                torch.tensor([e.n_prompt], device=device),
-                torch.tensor([len(e.input_ids)], device=device),
-            )[0]
-            grads = torch.autograd.grad(loss, params)
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            out = torch.zeros(dim, device=device, dtype=torch.float32)
-            generator = torch.Generator(device=device)
-            for j, start in enumerate(range(0, flat.numel(), chunk)):
-                piece = flat[start : start + chunk]
-                generator.manual_seed(j)
-                projection = torch.randn(
-                    piece.numel(), dim, generator=generator, device=device, dtype=piece.dtype
-                )
-                out += (piece @ projection).float()
-            return out / out.norm()
+    def run(batch: list[Encoded]) -> None:
+        for grads, _ in exact_gradients(proxy.model, batch, params):
+            out = sketch.project(torch.cat([g.reshape(-1) for g in grads]))
+            out / out.norm()
 
-        one(samples[0])
-        sync(device)
-        start = time.perf_counter()
-        for e in samples:
-            one(e)
-        sync(device)
-        return len(samples) / (time.perf_counter() - start)
-    finally:
-        for p in params:
-            p.requires_grad_(False)
+    run(samples[:1])
+    sync(device)
+    start = time.perf_counter()
+    run(samples)
+    sync(device)
+    return len(samples) / (time.perf_counter() - start)
 
 
 def matmul_rate(device: str, dtype: torch.dtype, n: int) -> float:

@@ -2,6 +2,7 @@
 
     python bench/selection.py                 # both parts; writes bench/results/select.json
     python bench/selection.py --n 20000       # a smaller timing run
+    python bench/selection.py --skip-demo     # the timing only; the stored demo part is kept
 
 Part 1 times each selector on seeded clustered unit features (memory-mapped from a temporary
 .npy, as a workspace's features are), against one full pass over the features (a matrix–vector
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -23,14 +25,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.select.selectors import SELECTORS, Pool, eager_greedy, lazy_greedy, select  # noqa: E402
-from core.workspace.compare import (  # noqa: E402
-    budget_curves,
+from core.measures.curves import (  # noqa: E402
     budget_sizes,
     random_equivalent,
     random_mean_at,
     summarise_curves,
 )
+from core.select.greedy import eager_greedy, lazy_greedy  # noqa: E402
+from core.select.selectors import SELECTORS, Pool, select  # noqa: E402
+from core.workspace.compare import budget_curves  # noqa: E402
 from core.workspace.store import read_npy, write_npy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "select.json"
@@ -73,9 +76,9 @@ def timing(n: int, dim: int, k: int) -> list[dict]:
             {"method": "one pass (features @ v)", "k": None, "seconds": one_pass, "passes": 1.0}
         ]
         for method in SELECTORS:
-            budget = None if method in ("sparse_clusters", "dedupe") else k
+            budget = None if SELECTORS[method].is_filter else k
             start = time.perf_counter()
-            chosen = select(method, pool, k=budget, seed=0)
+            chosen = select(method, pool, budget=budget, seed=0)
             seconds = time.perf_counter() - start
             rows.append(
                 {
@@ -95,7 +98,7 @@ def timing(n: int, dim: int, k: int) -> list[dict]:
             timed = {}
             for name, run in (("eager", eager_greedy), ("lazy", lazy_greedy)):
                 start = time.perf_counter()
-                order = run(mapped, k=small, chosen=[0], free=free, aggregate=aggregate)
+                order = run(mapped, budget=small, chosen=[0], free=free, aggregate=aggregate)
                 timed[name] = (time.perf_counter() - start, order)
             same = timed["eager"][1] == timed["lazy"][1]
             for name in ("eager", "lazy"):
@@ -147,13 +150,13 @@ def demo_subsets(size: int, seeds: int) -> tuple[list[dict], dict]:
         )
     whole = {"n": pool.n, "g_vendi": workspace.manifest["scores"]["g_vendi"]}
     if workspace.has_embeddings:  # the text-space measures of the same subsets
-        from core.measures.textspace import text_scores
+        from core.workspace.analyses import text_scores
 
         whole.update(text_scores(workspace, np.arange(pool.n)))
         for row in rows:
-            k = row["size"] if row["method"] not in ("sparse_clusters", "dedupe") else size
+            k = size if SELECTORS[row["method"]].is_filter else row["size"]
             per_seed = [
-                text_scores(workspace, select(row["method"], pool, k=k, seed=s))
+                text_scores(workspace, select(row["method"], pool, budget=k, seed=s))
                 for s in range(seeds)
             ]
             for key in ("embedding_vendi", "ngram_vendi", "distinct_2"):
@@ -170,13 +173,28 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000, help="budget of the greedy selectors")
     parser.add_argument("--size", type=int, default=200, help="demo subset size")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument(
+        "--skip-timing", action="store_true", help="keep the stored timing part of the results"
+    )
+    parser.add_argument(
+        "--skip-demo", action="store_true", help="keep the stored demo part of the results"
+    )
     args = parser.parse_args()
 
-    result: dict = {"n": args.n, "dim": args.dim, "k": args.k}
+    # A part that is skipped keeps its stored numbers, so the results file always holds both.
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    result: dict = {key: stored[key] for key in ("timing", "timing_setup", "demo") if key in stored}
     if not args.skip_timing:
         print(f"timing selectors on {args.n:,} × {args.dim} (budget {args.k:,}) …", flush=True)
+        result["timing_setup"] = {
+            "n": args.n,
+            "dim": args.dim,
+            "k": args.k,
+            "cpu_count": os.cpu_count(),
+            "load_average_before": list(os.getloadavg()),
+        }
         result["timing"] = timing(args.n, args.dim, args.k)
+        result["timing_setup"]["load_average_after"] = list(os.getloadavg())
         print("\n| selector | budget | seconds | × one pass | × faster than eager |")
         print("| --- | ---: | ---: | ---: | ---: |")
         for row in result["timing"]:
@@ -186,11 +204,14 @@ def main() -> None:
                 f"| {row['method']} | {budget} | {row['seconds']:.2f} | {row['passes']:.0f} "
                 f"| {speedup} |"
             )
+    if args.skip_demo:
+        write(result)
+        return
     print(
         f"\nG-Vendi of {args.size}-row subsets of the GSM8K demo ({args.seeds} seeds) …", flush=True
     )
     rows, whole = demo_subsets(args.size, args.seeds)
-    result["demo"] = {"whole": whole, "subsets": rows}
+    result["demo"] = {"size": args.size, "seeds": args.seeds, "whole": whole, "subsets": rows}
     print(f"whole set: n = {whole['n']:,}, G-Vendi {whole['g_vendi']:.1f}\n")
     if "embedding_vendi" in whole:
         print(
@@ -218,6 +239,10 @@ def main() -> None:
                 f"{row['embedding_vendi_sd']:.1f} | {row['ngram_vendi']:.1f} ± "
                 f"{row['ngram_vendi_sd']:.1f} | {row['distinct_2']:.3f} ± {row['distinct_2_sd']:.3f} |"
             )
+    write(result)
+
+
+def write(result: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"\nwrote {RESULTS}")

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from ui import format as fmt
-from ui import jobview, state, widgets
+from ui import state, widgets
+from ui.panels import features, jobs
 
 widgets.page_header(
     "Features",
@@ -19,14 +20,14 @@ with widgets.guard():
             f"{fmt.count(int(pending['n_samples']), 'sample')} · columns "
             + ", ".join(f"{k} = {widgets.code(v)}" for k, v in pending["columns"].items() if v)
         )
-        jobview.settings_form(pending)
+        features.settings_form(pending)
         if st.button("Choose other data", icon=":material/arrow_back:"):
             st.session_state.pop(state.PENDING, None)
             st.switch_page(widgets.PAGES["data"])
     elif ws is None:
         widgets.no_workspace()
     elif ws.has_features:
-        jobview.finished(ws)
+        jobs.finished(ws)
         widgets.empty_state(
             "Measure another dataset",
             "Choose a file on the **Data** page; its features get a workspace of their own.",
@@ -35,5 +36,5 @@ with widgets.guard():
         )
     else:
         st.markdown(f"#### {widgets.plain(ws.name)}")
-        jobview.job_view(ws)
-    jobview.other_jobs(ws)
+        jobs.job_view(ws)
+    jobs.other_jobs(ws)

@@ -3,14 +3,14 @@ each one's records and export."""
 
 import streamlit as st
 
-from ui import cache, records, subsetview, widgets
-from ui import format as fmt
+from ui import cache, widgets
+from ui.panels import combine, export, filters, records, selectors, subsets
 
 MODES = {
-    "Selector": ":material/auto_awesome:",
-    "Filters": ":material/filter_alt:",
-    "Set operation": ":material/join:",
-    "Map selection": ":material/gesture_select:",
+    "Selector": (":material/auto_awesome:", selectors.selector_form),
+    "Filters": (":material/filter_alt:", filters.filter_form),
+    "Set operation": (":material/join:", combine.combine_form),
+    "Map selection": (":material/gesture_select:", subsets.selection_form),
 }
 
 widgets.page_header(
@@ -20,44 +20,34 @@ widgets.page_header(
 )
 with widgets.guard():
     ws = widgets.workspace_with_features()
-    subsetview.undo_notice(ws)
+    subsets.undo_notice(ws)
 
     st.subheader("Make a subset", anchor=False)
-    subsetview.show_notice()
+    subsets.show_notice()
     mode = (
         st.segmented_control(
             "Make it from",
             list(MODES),
             default="Selector",
-            format_func=lambda m: f"{MODES[m]} {m}",
+            format_func=lambda m: f"{MODES[m][0]} {m}",
             key="subset_mode",
         )
         or "Selector"
     )
     with st.container(border=True):
-        {
-            "Selector": subsetview.selector_form,
-            "Filters": subsetview.filter_form,
-            "Set operation": subsetview.combine_form,
-            "Map selection": subsetview.selection_form,
-        }[mode](ws)
+        MODES[mode][1](ws)
 
     st.subheader("Saved subsets", anchor=False)
-    name = subsetview.pick_subset(ws)
+    name = subsets.saved_subset(ws)
     if name is None:
-        st.caption(
-            f"None yet in **{widgets.plain(ws.name)}** "
-            f"({fmt.count(ws.n_samples, 'sample')}). Make one above, or save a lasso on the map."
-        )
         st.stop()
-    subsetview.subset_table(ws)
     left, right = st.columns([1, 1.25], gap="large")
     with left:
         st.markdown(f"#### “{widgets.plain(name)}”")
-        subsetview.actions(ws, name)
-        rows = subsetview.positions(ws).get(name)
+        subsets.actions(ws, name)
+        rows = subsets.positions(ws).get(name)
         if rows is not None and rows.size:
             records.records(ws, cache.samples(ws), rows, title="Its records")
     with right:
         st.markdown("#### Export")
-        subsetview.export_panel(ws, name)
+        export.export_panel(ws, name)

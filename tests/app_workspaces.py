@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.measures.clusters import cluster_sizes, default_n_clusters, sparse_clusters
 from core.measures.vendi import covariance, vendi_from_covariance
-from core.workspace.jobs import scores_record
+from core.workspace.manifest import scores_record
 from core.workspace.store import Workspace, write_npy
 
 _TOPICS = [
@@ -41,7 +41,7 @@ _TOPICS = [
 
 def _texts(n: int, *, gsm8k: bool, seed: int) -> pd.DataFrame:
     if gsm8k:
-        from core.data.dataset import read_table
+        from core.data.read import read_table
 
         table = read_table("demo:gsm8k").head(n).reset_index(drop=True)
         if len(table) == n:
@@ -162,8 +162,8 @@ def add_text_space(workspace: Workspace, labels: np.ndarray, *, seed: int = 0) -
     """What `prism embed` adds, with synthetic embeddings: text clusters that only partly follow
     the gradient clusters, their own 2-D map, neighbourhood agreement and the lexical section."""
     from core.measures.neighbours import compare_spaces
-    from core.measures.textspace import lexical_workspace
     from core.measures.vendi import vendi_score
+    from core.workspace.analyses import lexical_workspace
 
     rng = np.random.default_rng(seed + 1)
     n = len(labels)
@@ -173,7 +173,9 @@ def add_text_space(workspace: Workspace, labels: np.ndarray, *, seed: int = 0) -
     embeddings = centres[text_labels] + 0.8 * rng.standard_normal((n, 32)).astype(np.float32)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     coords = rng.uniform(-10, 10, size=(k, 2))[text_labels] + rng.normal(scale=0.8, size=(n, 2))
-    comparison = compare_spaces(workspace.features(mmap=False), embeddings, k=10, seed=seed)
+    comparison = compare_spaces(
+        workspace.features(mmap=False), embeddings, n_neighbors=10, seed=seed
+    )
     workspace.write_embeddings(embeddings)
     workspace.add_columns(
         {
@@ -194,7 +196,7 @@ def add_text_space(workspace: Workspace, labels: np.ndarray, *, seed: int = 0) -
             "fingerprint": workspace.manifest["dataset"]["fingerprint"],
             "embedding_vendi": vendi_score(embeddings),
             "neighbours": {
-                "k": comparison.k,
+                "k": comparison.n_neighbors,
                 "mean_agreement": comparison.mean_agreement,
                 "chance": comparison.chance,
                 "rank_correlation": comparison.rank_correlation,

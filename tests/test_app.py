@@ -23,18 +23,17 @@ from streamlit.testing.v1 import AppTest
 from core.data.dataset import load_dataset
 from core.features.extract import FeatureConfig
 from core.measures.clusters import coverage
+from core.measures.curves import baseline_at, budget_sizes, random_baseline
 from core.measures.selection import (
     SelectionScorer,
-    baseline_at,
-    curve_sizes,
     event_signature,
     grid_tiles,
     points_in_polygon,
     rows_from_event,
-    saturation_curve,
 )
 from core.measures.vendi import subset_vendi
-from core.workspace.jobs import Progress, prepare_workspace, write_progress
+from core.workspace.extraction import prepare_workspace
+from core.workspace.jobs import Progress, write_progress
 from core.workspace.store import Workspace
 from ui import format as fmt
 from ui import state
@@ -338,9 +337,9 @@ def test_map_figure_carries_row_ids_and_escapes_text(home: Path) -> None:
 def test_selection_on_large_map_uses_a_sample_and_the_polygon(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ui import mapview
+    from ui.panels import map as map_panel
 
-    monkeypatch.setattr(mapview, "MAX_POINTS", 100)
+    monkeypatch.setattr(map_panel, "MAX_POINTS", 100)
     ws = make_workspace(home / "workspaces" / "big", n=400, dim=16, seed=1)
     at = app()
     assert_clean(at)
@@ -447,13 +446,13 @@ def test_data_page_missing_path_is_a_message(home: Path) -> None:
 def test_exposed_app_reads_server_paths_only_under_data_roots(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ui import dataview
+    from ui import paths
 
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path / "allowed"))
     (tmp_path / "allowed").mkdir()
     with pytest.raises(Exception, match="outside the folders"):
-        dataview.check_server_path(str(_csv(tmp_path / "x.csv")))
-    assert dataview.check_server_path(str(_csv(tmp_path / "allowed" / "y.csv"))).name == "y.csv"
+        paths.check_server_path(str(_csv(tmp_path / "x.csv")))
+    assert paths.check_server_path(str(_csv(tmp_path / "allowed" / "y.csv"))).name == "y.csv"
 
 
 def test_open_another_workspace(ready: Workspace, home: Path) -> None:
@@ -628,11 +627,11 @@ def test_grid_tiles_are_balanced() -> None:
     assert sorted(np.bincount(tiles).tolist()) == [100] * 9
 
 
-def test_saturation_curve_ends_at_the_whole_set() -> None:
+def test_random_baseline_ends_at_the_whole_set() -> None:
     from core.measures.vendi import vendi_score
 
     features = _unit(300, 16)
-    curve = saturation_curve(SelectionScorer(features), seed=0)
+    curve = random_baseline(features, seed=0)
     assert curve["size"].iloc[-1] == 300 and curve["size"].iloc[0] == 10
     assert curve["mean"].iloc[-1] == pytest.approx(vendi_score(features), rel=1e-6)
     assert curve["sd"].iloc[-1] == 0
@@ -642,7 +641,7 @@ def test_saturation_curve_ends_at_the_whole_set() -> None:
     assert mean == pytest.approx(curve["mean"].iloc[0])
     between, _ = baseline_at(curve, int(math.sqrt(curve["size"].iloc[3] * curve["size"].iloc[4])))
     assert curve["mean"].iloc[3] <= between <= curve["mean"].iloc[4]
-    assert curve_sizes(5) == [5]
+    assert budget_sizes(5, points=12, smallest=10) == [5]
 
 
 def test_points_in_polygon() -> None:

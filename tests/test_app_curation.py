@@ -20,20 +20,15 @@ from app_workspaces import make_workspace
 from streamlit.testing.v1 import AppTest
 from test_app import app, assert_clean, errors, texts
 
+from core.measures.curves import budget_sizes, random_equivalent, summarise_curves
 from core.select import filters
 from core.select.selectors import select
-from core.workspace.compare import (
-    WHOLE_SET,
-    budget_curves,
-    budget_sizes,
-    compare_subsets,
-    random_equivalent,
-    summarise_curves,
-)
+from core.workspace.compare import WHOLE_SET, budget_curves, compare_subsets
 from core.workspace.export import read_export
 from core.workspace.store import Workspace
 from core.workspace.subsets import save_subset, selector_pool, subset_record
-from ui import compareview, state, subsetview
+from ui import state
+from ui.panels import curves, export, textspace
 
 # The fixtures of the other app tests: an empty $PRISM_HOME, a finished workspace in it, and
 # every run routed by app.py alone.
@@ -111,7 +106,7 @@ def test_selector_makes_the_subset_core_makes(ready: Workspace) -> None:
     at.run()
     assert_clean(at)
     stored = subsets_of(ready)["greedy thirty"]
-    expected = select("vendi_greedy", selector_pool(ready), k=30, seed=3)
+    expected = select("vendi_greedy", selector_pool(ready), budget=30, seed=3)
     assert stored["ids"] == [str(i) for i in expected]  # ids are row numbers here
     assert stored["how"]["method"] == "vendi_greedy"
     assert stored["how"]["k"] == 30 and stored["how"]["seed"] == 3
@@ -154,7 +149,7 @@ def test_filter_selector_keeps_everything_that_passes(ready: Workspace) -> None:
     at.run()
     assert_clean(at)
     (name,) = subsets_of(ready)
-    expected = select("sparse_clusters", selector_pool(ready), k=None, seed=0)
+    expected = select("sparse_clusters", selector_pool(ready), budget=None, seed=0)
     assert sorted(subsets_of(ready)[name]["ids"]) == sorted(str(i) for i in expected)
 
 
@@ -406,7 +401,8 @@ def _membership_script(path: str, row: int) -> None:
     import streamlit as st  # noqa: F401
 
     from core.workspace.store import Workspace
-    from ui import cache, records
+    from ui import cache
+    from ui.panels import records
 
     ws = Workspace.open(path)
     records.membership(ws, cache.samples(ws), row)
@@ -445,8 +441,8 @@ def test_download_builds_the_subset_in_every_format(
 ) -> None:
     ids = ["3", "1", "200", "57"]
     save_subset(ready, "four rows", ids, how={"method": "hand"})
-    data = subsetview.export_file(str(ready.path), "four rows", fmt, False)
-    name = subsetview.download_name("four rows", fmt)
+    data = export.export_file(str(ready.path), "four rows", fmt, False)
+    name = export.download_name("four rows", fmt)
     target = tmp_path / name
     target.write_bytes(data)
     if fmt == "hf":
@@ -459,7 +455,7 @@ def test_download_builds_the_subset_in_every_format(
     wanted = frame.iloc[sorted(int(i) for i in ids)]  # the original row order
     assert back["question"].tolist() == wanted["question"].tolist()
     assert "cluster" not in back.columns
-    manifest = json.loads(subsetview.manifest_file(str(ready.path), "four rows", fmt, True))
+    manifest = json.loads(export.manifest_file(str(ready.path), "four rows", fmt, True))
     assert sorted(manifest["subset"]["ids"]) == sorted(ids)
     assert manifest["n_rows"] == 4 and "cluster" in manifest["columns"]
 
@@ -542,7 +538,7 @@ def test_compare_table_shows_what_compare_subsets_computes(ready: Workspace) -> 
 
 
 def test_compare_text_space_measures(ready: Workspace) -> None:
-    scorer = compareview.text_scorer()
+    scorer = textspace.text_scorer()
     if scorer is None:
         pytest.skip("the text-space part of Prism is not installed")
     save_subset(ready, "few", [str(i) for i in range(40)], how={"method": "hand"})
@@ -590,7 +586,7 @@ def test_compare_curves_read_against_random(ready: Workspace) -> None:
             random_sizes=budget_sizes(N),
         )
     )
-    size = compareview.default_budget(compareview.budget_choices(summary), N)
+    size = curves.default_budget(curves.budget_choices(summary), N)
     at_size = summary[summary["size"] == size]
     best = at_size[at_size["method"] != "random"].sort_values("mean").iloc[-1]
     equal = random_equivalent(summary, float(best["mean"]))
@@ -648,7 +644,7 @@ def test_running_the_same_selector_again_reuses_the_stored_subset(ready: Workspa
 
 def test_compare_says_above_every_random_size_in_words(ready: Workspace) -> None:
     pool = selector_pool(ready)
-    greedy = select("vendi_greedy", pool, k=N // 2, seed=0)
+    greedy = select("vendi_greedy", pool, budget=N // 2, seed=0)
     save_subset(ready, "greedy half", [str(i) for i in greedy], how={"method": "hand"})
     at = app("compare")
     assert_clean(at)

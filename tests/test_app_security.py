@@ -23,7 +23,7 @@ import pytest
 from test_app import app, assert_clean, errors, home, router_only  # noqa: F401 — fixtures
 
 from core.errors import PrismError
-from ui import dataview, subsetview
+from ui import paths
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGURED = "prism.example"  # a name the test server is told to answer to
@@ -195,12 +195,12 @@ def roots(
 
 
 def test_server_paths_default_to_the_working_directory_and_home(roots: dict[str, Path]) -> None:
-    assert dataview.check_server_path(str(roots["work"] / "data.jsonl")).name == "data.jsonl"
-    assert dataview.check_server_path("data.jsonl").name == "data.jsonl"  # from the working dir
-    assert dataview.check_server_path(str(roots["home"] / "mine.jsonl")).name == "mine.jsonl"
+    assert paths.check_server_path(str(roots["work"] / "data.jsonl")).name == "data.jsonl"
+    assert paths.check_server_path("data.jsonl").name == "data.jsonl"  # from the working dir
+    assert paths.check_server_path(str(roots["home"] / "mine.jsonl")).name == "mine.jsonl"
     for text in (str(roots["outside"] / "secret.jsonl"), "/etc/passwd", "../elsewhere"):
         with pytest.raises(PrismError) as refused:
-            dataview.check_server_path(text)
+            paths.check_server_path(text)
         message = str(refused.value)
         assert "outside the folders" in message and "PRISM_DATA_ROOTS" in message
         assert str(roots["work"]) in message and str(roots["home"]) in message
@@ -210,8 +210,8 @@ def test_configured_roots_add_to_the_defaults(
     roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(roots["outside"]))
-    assert dataview.check_server_path(str(roots["outside"] / "secret.jsonl")).is_file()
-    assert dataview.check_server_path(str(roots["work"] / "data.jsonl")).is_file()
+    assert paths.check_server_path(str(roots["outside"] / "secret.jsonl")).is_file()
+    assert paths.check_server_path(str(roots["work"] / "data.jsonl")).is_file()
 
 
 def test_a_symlink_out_of_the_roots_is_refused(roots: dict[str, Path]) -> None:
@@ -221,12 +221,12 @@ def test_a_symlink_out_of_the_roots_is_refused(roots: dict[str, Path]) -> None:
     (work / "loop").symlink_to(work / "loop")
     for name in ("link.jsonl", "linked-folder", "linked-folder/secret.jsonl"):
         with pytest.raises(PrismError, match="outside the folders"):
-            dataview.check_server_path(str(work / name))
+            paths.check_server_path(str(work / name))
     with pytest.raises(PrismError):
-        dataview.check_server_path(str(work / "loop"))
+        paths.check_server_path(str(work / "loop"))
     # a link that stays inside is fine
     (work / "inner.jsonl").symlink_to(work / "data.jsonl")
-    assert dataview.check_server_path(str(work / "inner.jsonl")) == (work / "data.jsonl").resolve()
+    assert paths.check_server_path(str(work / "inner.jsonl")) == (work / "data.jsonl").resolve()
 
 
 def test_an_exposed_app_reads_only_configured_roots(
@@ -237,15 +237,15 @@ def test_an_exposed_app_reads_only_configured_roots(
     saved = config.get_option("server.address")
     config.set_option("server.address", "0.0.0.0")
     try:
-        allowed, note = dataview.server_paths_allowed()
+        allowed, note = paths.server_paths_allowed()
         assert not allowed and "PRISM_DATA_ROOTS" in note
         with pytest.raises(PrismError, match="PRISM_DATA_ROOTS"):
-            dataview.check_server_path(str(roots["home"] / "mine.jsonl"))
+            paths.check_server_path(str(roots["home"] / "mine.jsonl"))
         monkeypatch.setenv("PRISM_DATA_ROOTS", str(roots["outside"]))
-        assert dataview.server_paths_allowed()[0]
-        assert dataview.check_server_path(str(roots["outside"] / "secret.jsonl")).is_file()
+        assert paths.server_paths_allowed()[0]
+        assert paths.check_server_path(str(roots["outside"] / "secret.jsonl")).is_file()
         with pytest.raises(PrismError, match="outside the folders"):
-            dataview.check_server_path(str(roots["home"] / "mine.jsonl"))
+            paths.check_server_path(str(roots["home"] / "mine.jsonl"))
     finally:
         config.set_option("server.address", saved)
 
@@ -265,8 +265,8 @@ def test_data_page_does_not_read_outside_the_roots(roots: dict[str, Path]) -> No
 
 def test_path_exports_stay_inside_the_roots(roots: dict[str, Path]) -> None:
     work = roots["work"]
-    assert subsetview.check_target(str(work / "out.jsonl")) == work / "out.jsonl"
-    exported = subsetview.check_target(str(subsetview.exports_folder() / "out.jsonl"))
+    assert paths.check_target(str(work / "out.jsonl")) == work / "out.jsonl"
+    exported = paths.check_target(str(paths.exports_folder() / "out.jsonl"))
     assert exported.parent.is_dir()  # the exports folder is made on demand
     (work / "escape").symlink_to(roots["outside"], target_is_directory=True)
     (work / "dangling.jsonl").symlink_to(roots["outside"] / "new.jsonl")
@@ -277,7 +277,7 @@ def test_path_exports_stay_inside_the_roots(roots: dict[str, Path]) -> None:
         Path("/etc/cron.d/prism"),
     ):
         with pytest.raises(PrismError) as refused:
-            subsetview.check_target(str(target))
+            paths.check_target(str(target))
         assert "outside the folders" in str(refused.value)
         assert "PRISM_DATA_ROOTS" in str(refused.value)
     assert not (roots["outside"] / "new.jsonl").exists()
@@ -297,21 +297,21 @@ def _upload(home: Path, digest: str, size: int, age_s: float) -> Path:
 
 
 def test_uploads_older_than_a_day_are_pruned(home: Path) -> None:
-    day = dataview.UPLOAD_MAX_AGE_S
+    day = paths.UPLOAD_MAX_AGE_S
     old = _upload(home, "old", 10, day + 60)
     recent = _upload(home, "recent", 10, day - 60)
     kept = _upload(home, "kept", 10, 2 * day)
-    removed = dataview.prune_uploads(keep=kept)
+    removed = paths.prune_uploads(keep=kept)
     assert removed == [old]
     assert not old.exists() and recent.is_dir() and kept.is_dir()
 
 
 def test_uploads_never_exceed_the_total_size(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dataview, "UPLOAD_MAX_TOTAL_MB", 3)
+    monkeypatch.setattr(paths, "UPLOAD_MAX_TOTAL_MB", 3)
     mb = 2**20
     folders = [_upload(home, f"u{i}", mb, age_s=600 - 100 * i) for i in range(5)]  # u0 oldest
     newest = folders[-1]
-    dataview.prune_uploads(keep=newest)
+    paths.prune_uploads(keep=newest)
     left = sorted(p.name for p in (home / "uploads").iterdir())
     assert left == ["u2", "u3", "u4"]  # the least recently used went first
     total = sum(f.stat().st_size for f in (home / "uploads").rglob("*") if f.is_file())
@@ -319,7 +319,7 @@ def test_uploads_never_exceed_the_total_size(home: Path, monkeypatch: pytest.Mon
 
 
 def test_a_new_upload_prunes_old_ones(home: Path) -> None:
-    stale = _upload(home, "stale", 10, dataview.UPLOAD_MAX_AGE_S + 3600)
+    stale = _upload(home, "stale", 10, paths.UPLOAD_MAX_AGE_S + 3600)
     at = app("data")
     at.file_uploader[0].set_value(("pairs.csv", b"prompt,response\nhi,there\n", "text/csv"))
     at.run()

@@ -16,7 +16,7 @@ import pytest
 from app_workspaces import make_workspace
 from test_app import app, assert_clean, home, metric, router_only, texts  # noqa: F401 — fixtures
 
-from core.measures.textspace import text_scores
+from core.workspace.analyses import text_scores
 from core.workspace.store import Workspace
 from ui import format as fmt
 from ui import state

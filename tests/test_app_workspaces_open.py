@@ -19,7 +19,7 @@ from app_workspaces import make_workspace
 from streamlit.testing.v1 import AppTest
 from test_app import app, assert_clean, errors, metric, texts
 
-from core.workspace.store import Workspace, problems, write_parquet
+from core.workspace.store import Workspace, problems
 from ui import state
 
 # The fixtures of the other app tests: an empty $PRISM_HOME, a finished workspace in it, and
@@ -242,7 +242,7 @@ def _record_script(path: str, row: int) -> None:
     import streamlit as st  # noqa: F401
 
     from core.workspace.store import Workspace
-    from ui import records
+    from ui.panels import records
 
     records.record_view(Workspace.open(path), row)
 
@@ -283,7 +283,7 @@ def test_record_view_shows_every_column_of_the_sample(ready: Workspace) -> None:
 def test_plain_text_sample_is_named_after_its_column(home: Path) -> None:
     ws = make_workspace(home / "workspaces" / "tweets", n=20, dim=8, gsm8k=False)
     frame = ws.samples().rename(columns={"question": "tweet", "answer": "label"})
-    write_parquet(ws.path / "samples.parquet", frame)
+    ws.write_samples(frame)
     columns = {"prompt": None, "response": None, "messages": None, "text": "tweet", "id": None}
     ws.update("dataset", {**ws.manifest["dataset"], "columns": columns})
     at = record_of(ws, 3)
@@ -294,12 +294,12 @@ def test_plain_text_sample_is_named_after_its_column(home: Path) -> None:
 
 
 def test_long_record_scrolls_inside_a_box_short_one_does_not(home: Path) -> None:
-    from ui import records
+    from ui.panels import records
 
     ws = make_workspace(home / "workspaces" / "long", n=20, dim=8, gsm8k=False)
     frame = ws.samples()
     frame.loc[4, "answer"] = "\n".join(f"step {i}: carry the one" for i in range(2_000))
-    write_parquet(ws.path / "samples.parquet", frame)
+    ws.write_samples(frame)
     assert _boxes(record_of(ws, 4).main) == [records.RECORD_HEIGHT]
     assert _boxes(record_of(ws, 5).main) == []
 
@@ -310,7 +310,7 @@ def test_truncated_record_says_where_the_model_stopped(home: Path) -> None:
     frame["truncated"] = np.arange(20) % 2 == 1
     frame.loc[1, ["n_tokens", "n_response_tokens"]] = [64, 40]  # the prompt lost its start
     frame.loc[3, ["n_tokens", "n_response_tokens"]] = [64, 63]  # the response was cut
-    write_parquet(ws.path / "samples.parquet", frame)
+    ws.write_samples(frame)
     assert not record_of(ws, 0).warning
     first = record_of(ws, 1).warning[0].value
     assert "read 64 tokens" in first and "last 24 tokens of the prompt" in first

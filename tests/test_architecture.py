@@ -1,42 +1,297 @@
-"""STYLE.md, checked: core/ never imports streamlit, and every core module opens with a docstring."""
+"""The layers of README.md ("Code layout"), checked on the parsed source of every module.
+
+- ``core/`` is the engine: it never imports streamlit or ``ui``; only ``app.py``, ``pages/`` and
+  ``ui/`` import streamlit.
+- The pipeline stages (``core.data``, ``core.features``, ``core.measures``, ``core.select``) never
+  import ``core.workspace``, ``core.cli`` or ``ui``: the store and the command line sit above them.
+- Pages are thin: they import ``ui`` and nothing else but the standard library and streamlit.
+- Every module of ``core/``, ``ui/``, ``pages/`` and ``app.py`` opens with a docstring, and no
+  module of ``core/`` or ``ui/`` is above ``MAX_LINES`` lines.
+
+Imports are read from the syntax tree, wherever they sit (module level, inside a function, under
+``TYPE_CHECKING``), relative ones resolved, and ``importlib.import_module("…")`` with a literal name
+counted too, so a lazy import does not slip past. Tests and ``bench/`` may import anything.
+"""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).resolve().parent.parent / "core"
-MODULES = sorted(CORE.rglob("*.py"))
-STREAMLIT_IMPORT = re.compile(r"^\s*(import\s+streamlit\b|from\s+streamlit\b)", re.MULTILINE)
+REPO = Path(__file__).resolve().parent.parent
+CORE = REPO / "core"
+MAX_LINES = 500
+
+# The role subpackages of core/ (README.md, "Code layout").
+SUBPACKAGES = ("data", "features", "measures", "select", "workspace", "cli")
+# The stages below the store and the command line, and what they must never import.
+STAGES = ("core.data", "core.features", "core.measures", "core.select")
+ABOVE_STAGES = ("core.workspace", "core.cli", "ui")
+
+
+def _modules(*roots: str) -> list[Path]:
+    found: list[Path] = []
+    for root in roots:
+        path = REPO / root
+        found.extend([path] if path.suffix == ".py" else sorted(path.rglob("*.py")))
+    return sorted(p for p in found if "__pycache__" not in p.parts)
+
+
+def _name(path: Path) -> str:
+    """The dotted module name of a file under the repository (``core/data/__init__.py`` → core.data)."""
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def imported_names(source: str, module: str = "", is_package: bool = False) -> dict[str, int]:
+    """Every module name ``source`` imports, anywhere in it, with the line of its first import.
+
+    Relative imports are made absolute; ``from a.b import c`` yields ``a.b`` and ``a.b.c`` (``c``
+    may be a submodule); a literal ``importlib.import_module("x")`` or ``__import__("x")`` yields
+    ``x``.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".") if package else []
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                prefix = ".".join([*base, node.module] if node.module else base)
+            else:
+                prefix = node.module or ""
+            found.append((prefix, node.lineno))
+            found.extend(
+                (f"{prefix}.{alias.name}", node.lineno) for alias in node.names if alias.name != "*"
+            )
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and (
+                (
+                    isinstance(node.func, ast.Name)
+                    and node.func.id in {"__import__", "import_module"}
+                )
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            )
+        ):
+            found.append((node.args[0].value, node.lineno))
+    names: dict[str, int] = {}
+    for name, line in found:
+        if name:
+            names[name] = min(line, names.get(name, line))
+    return names
+
+
+def _imports(path: Path) -> dict[str, int]:
+    return imported_names(
+        path.read_text(encoding="utf-8"), _name(path), is_package=path.name == "__init__.py"
+    )
+
+
+def _within(name: str, packages: tuple[str, ...] | str) -> bool:
+    packages = (packages,) if isinstance(packages, str) else packages
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def _report(names: dict[str, int]) -> str:
+    """``a.b (line 3), c (line 9)``: the imported names, a name's members left out."""
+    shown = [n for n in names if n.rpartition(".")[0] not in names]
+    return ", ".join(f"{n} (line {names[n]})" for n in sorted(shown, key=lambda n: names[n]))
+
+
+def _offending(path: Path, packages: tuple[str, ...] | str) -> str:
+    return _report({n: line for n, line in _imports(path).items() if _within(n, packages)})
+
+
+CORE_MODULES = _modules("core")
+UI_MODULES = _modules("ui")
+PAGE_MODULES = _modules("pages")
+APP_MODULES = [*CORE_MODULES, *UI_MODULES, *PAGE_MODULES, *_modules("app.py")]
+STAGE_MODULES = [p for p in CORE_MODULES if _within(_name(p), STAGES)]
+# Not product code: tests and benchmarks may import anything; the rest are outputs.
+NOT_PRODUCT = {"tests", "bench", "artifacts", "ws", "build", "dist", "__pycache__"}
+
+
+def _product_modules() -> list[Path]:
+    """Every module of the repository but tests, benchmarks and hidden or build folders."""
+    found = []
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = [
+            d
+            for d in subfolders
+            if not d.startswith(".") and d not in NOT_PRODUCT and not d.endswith(".egg-info")
+        ]
+        found.extend(Path(folder) / f for f in files if f.endswith(".py"))
+    return sorted(found)
+
+
+# Everything but app.py, pages/ and ui/: core/ today, and any package added beside it later.
+NOT_UI = [
+    p for p in _product_modules() if _name(p) != "app" and not _within(_name(p), ("ui", "pages"))
+]
 
 
 def _ids(paths: list[Path]) -> list[str]:
-    return [str(p.relative_to(CORE)) for p in paths]
+    return [_id(p) for p in paths]
+
+
+# --- the tree ------------------------------------------------------------------------------------
 
 
 def test_core_has_modules() -> None:
-    names = {p.name for p in MODULES}
-    assert {"cli.py", "jobs.py", "workspace.py", "data.py", "gradients.py"} <= names
+    """The pipeline is the folder list: one subpackage of core/ per role."""
+    for sub in SUBPACKAGES:
+        assert (CORE / sub / "__init__.py").is_file(), f"core/{sub}/ is not a package"
+    assert len(STAGE_MODULES) > len(STAGES), "the stage subpackages hold no modules"
+    assert UI_MODULES and PAGE_MODULES
+
+
+def test_readme_code_layout_shows_the_tree() -> None:
+    """README.md's "Code layout" has a line per folder, and every folder it names exists."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Code layout", 1)[1]
+    block = section.split("```", 2)[1]
+    listed = [line.split()[0] for line in block.splitlines()[1:] if line.strip()]
+    for entry in listed:
+        assert (REPO / entry).exists(), f"README's code layout names {entry}, which does not exist"
+    packages = {f"core/{p.parent.relative_to(CORE)}/" for p in CORE.glob("*/__init__.py")}
+    missing = sorted(packages - set(listed))
+    assert not missing, f"README's code layout leaves out {', '.join(missing)}"
+
+
+# --- the import reader itself ----------------------------------------------------------------
 
 
 def test_the_streamlit_pattern_matches_what_it_should() -> None:
-    assert STREAMLIT_IMPORT.search("import streamlit as st\n")
-    assert STREAMLIT_IMPORT.search("x = 1\n    from streamlit.testing import AppTest\n")
-    assert not STREAMLIT_IMPORT.search("# the UI uses streamlit\nimport streamlit_foo\n")
+    def streamlit_in(source: str) -> bool:
+        return any(_within(name, "streamlit") for name in imported_names(source))
+
+    assert streamlit_in("import streamlit as st\n")
+    assert streamlit_in("x = 1\ndef f():\n    from streamlit.testing import AppTest\n")
+    assert not streamlit_in("# the UI uses streamlit\nimport streamlit_foo\n")
 
 
-@pytest.mark.parametrize("path", MODULES, ids=_ids(MODULES))
+def test_the_import_reader_resolves_relative_and_lazy_imports() -> None:
+    source = (
+        "from . import vendi\n"
+        "from ..workspace.store import Workspace\n"
+        "import importlib\n"
+        "def later():\n"
+        "    return importlib.import_module('ui.state')\n"
+        "if TYPE_CHECKING:\n"
+        "    from core.cli import app\n"
+    )
+    names = imported_names(source, "core.measures.clusters")
+    assert {"core.measures.vendi", "core.workspace.store", "ui.state", "core.cli"} <= names.keys()
+    assert names["core.cli"] == 7
+    assert "core.measures" in imported_names("from . import x\n", "core.measures", is_package=True)
+    assert _within("core.workspace.store", "core.workspace")
+    assert not _within("core.workspaces", "core.workspace")
+
+
+# --- layers --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CORE_MODULES, ids=_ids(CORE_MODULES))
 def test_core_never_imports_streamlit(path: Path) -> None:
-    match = STREAMLIT_IMPORT.search(path.read_text(encoding="utf-8"))
-    assert match is None, f"{path.relative_to(CORE)} imports streamlit: {match.group(0).strip()!r}"
+    bad = _offending(path, "streamlit")
+    assert not bad, f"{_id(path)} imports {bad}: only app.py, pages/ and ui/ may"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=_ids(MODULES))
+@pytest.mark.parametrize("path", NOT_UI, ids=_ids(NOT_UI))
+def test_only_app_pages_and_ui_import_streamlit_or_ui(path: Path) -> None:
+    bad = _offending(path, ("streamlit", "ui", "pages", "app"))
+    assert not bad, f"{_id(path)} imports {bad}: the engine never reaches into the UI"
+
+
+@pytest.mark.parametrize("path", STAGE_MODULES, ids=_ids(STAGE_MODULES))
+def test_pipeline_stages_never_import_workspace_cli_or_ui(path: Path) -> None:
+    bad = _offending(path, ABOVE_STAGES)
+    assert not bad, (
+        f"{_id(path)} imports {bad}: data/features/measures/select take arrays and "
+        "configs; the workspace and the CLI call them, not the other way round"
+    )
+
+
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+
+
+@pytest.mark.parametrize("path", PAGE_MODULES, ids=_ids(PAGE_MODULES))
+def test_pages_import_only_ui(path: Path) -> None:
+    bad = _report(
+        {
+            name: line
+            for name, line in _imports(path).items()
+            if name.split(".")[0] not in STDLIB and not _within(name, ("ui", "streamlit"))
+        }
+    )
+    assert not bad, f"{_id(path)} imports {bad}: a page calls ui/, which calls core/"
+
+
+# --- module shape --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", APP_MODULES, ids=_ids(APP_MODULES))
 def test_core_module_opens_with_a_docstring(path: Path) -> None:
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert docstring and docstring.strip(), (
-        f"{path.relative_to(CORE)} does not open with a docstring saying what it holds"
+        f"{_id(path)} does not open with a docstring saying what it holds"
     )
+
+
+SIZED = [*CORE_MODULES, *UI_MODULES]
+
+
+@pytest.mark.parametrize("path", SIZED, ids=_ids(SIZED))
+def test_modules_do_one_job(path: Path) -> None:
+    n_lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert n_lines <= MAX_LINES, (
+        f"{_id(path)} has {n_lines} lines (at most {MAX_LINES}): split it by what its parts do"
+    )
+
+
+# --- tooling -------------------------------------------------------------------------------------
+
+
+def _requirement_names(lines: list[str]) -> set[str]:
+    names = set()
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_pyproject_declares_what_requirements_install() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = _requirement_names((REPO / "requirements.txt").read_text().splitlines())
+    dev = _requirement_names((REPO / "requirements-dev.txt").read_text().splitlines())
+    assert _requirement_names(project["dependencies"]) == runtime
+    assert _requirement_names(project["optional-dependencies"]["dev"]) == dev
+    # One version, written in core/__init__.py and read from there.
+    assert "version" not in project and "version" in project["dynamic"]
+
+
+def test_make_help_lists_every_target() -> None:
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = re.findall(r"^([a-zA-Z_-]+):(?!=)", makefile, flags=re.MULTILINE)
+    described = re.findall(r"^([a-zA-Z_-]+):.*?## ", makefile, flags=re.MULTILINE)
+    missing = sorted(set(targets) - set(described))
+    assert targets and not missing, f"Makefile targets without a `## …` help line: {missing}"

@@ -1,5 +1,14 @@
-"""The app's streamlit layer: state keys, cached wrappers, charts and shared widgets.
+"""The app's Streamlit layer, and nothing else: no numbers, selection logic, filtering or jobs
+are computed here (they live in ``core/``).
 
-Only this package, ``app.py`` and ``pages/`` import streamlit; ``ui.format``, ``core.measures.selection`` and
-``core.workspace.analysis_job`` do not, so they can be tested (and later moved to ``core/``) on their own.
+- ``state``: session-state keys, the current workspace and selection
+- ``cache``: cached reads of a workspace and its derived tables, background results
+- ``charts`` / ``curve_charts``: Plotly figures (map, cluster sizes; G-Vendi curves)
+- ``widgets``: the sidebar, the error guard, empty states, text escaping
+- ``errors``: engine errors shown beside the control of their parameter
+- ``paths``: which server files the app may read and write (data roots, uploads, exports)
+- ``format``, ``explain``: numbers and measures in words; ``guard``: the Host/Origin check
+- ``panels/``: what the pages show, one module per thing shown
+
+Only this package, ``app.py`` and ``pages/`` import streamlit.
 """

@@ -2,33 +2,34 @@
 
 Everything here is shared across sessions (``st.cache_resource``) and must be treated as
 read-only by callers. A workspace rewritten on disk (new clusters, a new map) gets new keys.
+The tables themselves are computed in ``core/`` (``core.workspace.tables``,
+``core.measures.selection``); slow ones run on one background thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data.dataset import ColumnMap, conversations, preview_text
-from core.measures.selection import SelectionScorer, grid_tiles, saturation_curve
-from core.workspace.jobs import read_progress
-from core.workspace.store import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
+from core.data.columns import ColumnMap
+from core.data.text import conversations, preview_text
+from core.measures.curves import random_baseline
+from core.measures.selection import SelectionScorer, grid_tiles
+from core.workspace import tables
+from core.workspace.store import FEATURES, MANIFEST, SUBSETS, Workspace
 from ui import format as fmt
 
-# One BLAS thread per computation: the server runs a page and a background curve at once on a
-# small machine, and OpenBLAS threads that outnumber free cores spin instead of working (a 0.6 s
-# selection score was measured at 3-7 s that way on 2 busy cores).
-with contextlib.suppress(Exception):  # threadpoolctl ships with scikit-learn
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+T = TypeVar("T")
+DAMAGED = tables.DAMAGED
 
 # Up to this many samples, derived tables (random-subset curve, cluster words, within-cluster
 # Vendi) are computed while the page waits (about a second); above it a background thread
@@ -44,7 +45,8 @@ def _mtime(path: os.PathLike[str] | str) -> float:
 
 
 def samples_version(ws: Workspace) -> tuple[str, float]:
-    return (str(ws.path), _mtime(ws.path / SAMPLES))
+    """Changes with ``samples.parquet`` and with any derived column file."""
+    return (str(ws.path), ws.samples_version())
 
 
 def features_version(ws: Workspace) -> tuple[str, float]:
@@ -74,9 +76,6 @@ def samples(ws: Workspace) -> pd.DataFrame:
 
 def column_map(ws: Workspace) -> ColumnMap:
     return ColumnMap.from_dict(ws.manifest.get("dataset", {}).get("columns", {}))
-
-
-LABEL_CHARS = 600  # cluster words are read from the start of each sample
 
 
 def _plain_column(frame: pd.DataFrame, columns: ColumnMap) -> pd.Series | None:
@@ -147,30 +146,49 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="prism-background")
 
 
-def _cluster_vendi_of(scorer: SelectionScorer, labels: np.ndarray) -> dict[int, float]:
-    from core.measures.vendi import cluster_vendi as vendi_per_cluster
-
-    scores = vendi_per_cluster(scorer.features, labels, qs=(1.0,))
-    return {c: v[1.0] for c, v in scores.items()}
+_BLAS_LOCK = threading.Lock()
+_BLAS: dict[str, Any] = {"users": 0, "limit": None}  # background computations running now
 
 
-def _words_of(frame: pd.DataFrame, mapping: ColumnMap, k: int) -> list[str]:
-    from core.measures.words import top_words
+def _limit_blas() -> Any:
+    try:  # threadpoolctl ships with scikit-learn
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=1, user_api="blas")
 
-    if mapping.kind == "prompt_response":
-        both = (
-            frame[mapping.prompt].astype("string").fillna("")
-            + " "
-            + frame[mapping.response].astype("string").fillna("")
-        )
-        texts = both.str.slice(0, LABEL_CHARS).tolist()
-    elif mapping.kind == "text":
-        texts = frame[mapping.text].astype("string").fillna("").str.slice(0, LABEL_CHARS).tolist()
-    else:
-        chats = conversations(frame, mapping)
-        texts = [" ".join(m["content"] for m in c)[:LABEL_CHARS] for c in chats]
-    words = top_words(texts, frame["cluster"].to_numpy(), n_clusters=k, n_words=3)
-    return [", ".join(w) for w in words]
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """One BLAS thread while background computations run (the page's own calls included).
+
+    The server runs a page and a background curve at once on a small machine, and BLAS threads
+    that outnumber free cores spin instead of working (a 0.6 s selection score was measured at
+    3-7 s that way on 2 busy cores). OpenBLAS's setting is process-wide: the first computation
+    to start sets it, the last one to end restores what was there.
+    """
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            _BLAS["limit"] = _limit_blas()
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0 and _BLAS["limit"] is not None:
+                _BLAS["limit"].restore_original_limits()
+                _BLAS["limit"] = None
+
+
+def _background(work: Callable[..., T], *args: Any) -> Future[T]:
+    """``work(*args)`` on the background thread, with one BLAS thread."""
+
+    def run() -> T:
+        with one_blas_thread():
+            return work(*args)
+
+    return _executor().submit(run)
 
 
 # Each is computed once per workspace version, in the background thread; arguments are
@@ -178,20 +196,20 @@ def _words_of(frame: pd.DataFrame, mapping: ColumnMap, k: int) -> list[str]:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _curve_future(fkey: tuple[str, float]) -> Future[pd.DataFrame]:
     # The features are loaded in the worker too: the page that asks does not wait for them.
-    return _executor().submit(lambda: saturation_curve(_scorer(fkey), seed=0))
+    return _background(lambda: random_baseline(_scorer(fkey).features, seed=0))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _vendi_future(fkey: tuple[str, float], skey: tuple[str, float]) -> Future[dict[int, float]]:
     labels = _samples(skey)["cluster"].to_numpy().astype(np.int64)
-    return _executor().submit(lambda: _cluster_vendi_of(_scorer(fkey), labels))
+    return _background(lambda: tables.cluster_vendi_scores(_scorer(fkey).features, labels))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _words_future(
     skey: tuple[str, float], columns: tuple[tuple[str, Any], ...], k: int
 ) -> Future[list[str]]:
-    return _executor().submit(_words_of, _samples(skey), ColumnMap(**dict(columns)), k)
+    return _background(tables.cluster_words, _samples(skey), ColumnMap(**dict(columns)), k)
 
 
 def _result(future: Future[Any], n: int, wait: bool | None) -> Any:
@@ -204,7 +222,7 @@ def _result(future: Future[Any], n: int, wait: bool | None) -> Any:
 
 
 def curve(ws: Workspace, *, wait: bool | None = None) -> pd.DataFrame | None:
-    """G-Vendi of random subsets by size (core.measures.selection.saturation_curve)."""
+    """G-Vendi of random subsets by size (``core.measures.curves.random_baseline``)."""
     return _result(_curve_future(features_version(ws)), ws.n_samples, wait)
 
 
@@ -221,27 +239,13 @@ def cluster_words(ws: Workspace, *, wait: bool | None = None) -> list[str] | Non
 
 
 def cluster_table(ws: Workspace, *, with_vendi: bool = False) -> tuple[pd.DataFrame, bool]:
-    """(one row per cluster: cluster, size, sparse, [vendi], words; whether parts are pending)."""
+    """(``core.workspace.tables.cluster_table`` of the workspace; whether parts are pending)."""
     info = ws.manifest.get("clusters", {})
-    sizes = info.get("sizes", [])
-    sparse = set(info.get("sparse", []))
-    k = len(sizes)
-    table = pd.DataFrame(
-        {
-            "cluster": np.arange(k, dtype=np.int64),
-            "size": np.asarray(sizes, dtype=np.int64),
-            "sparse": [c in sparse for c in range(k)],
-        }
-    )
-    pending = False
-    if with_vendi:
-        scores = cluster_vendi(ws)
-        pending |= scores is None
-        table["vendi"] = [(scores or {}).get(c, float("nan")) for c in range(k)]
-    words = cluster_words(ws) if k else []
-    pending |= words is None
-    table["words"] = words if words is not None else ["…"] * k
-    return table, pending
+    scores = cluster_vendi(ws) if with_vendi else None
+    words = cluster_words(ws) if info.get("sizes") else []
+    pending = words is None or (with_vendi and scores is None)
+    vendi = (scores or {}) if with_vendi else None
+    return tables.cluster_table(info, vendi=vendi, words=words), pending
 
 
 TILE_MIN_ROWS = 20_000  # below this a selection's Gram matrix is cheap enough as it is
@@ -258,7 +262,7 @@ def _build_tiles(fkey: tuple[str, float], coords: np.ndarray) -> None:
 def _tiles_future(fkey: tuple[str, float], skey: tuple[str, float]) -> Future[None]:
     frame = _samples(skey)
     coords = frame[["umap_x", "umap_y"]].to_numpy(dtype=np.float64)
-    return _executor().submit(_build_tiles, fkey, coords)
+    return _background(_build_tiles, fkey, coords)
 
 
 def prefetch(ws: Workspace) -> None:
@@ -280,68 +284,3 @@ def background_ready(ws: Workspace) -> bool:
         )
         futures.append(_vendi_future(features_version(ws), samples_version(ws)))
     return all(f.done() for f in futures)
-
-
-# -- helpers for pages ---------------------------------------------------------------------------
-
-
-JOB_WORDS = {
-    "running": "computing features",
-    "failed": "stopped by an error",
-    "cancelled": "stopped",
-    "done": "ready",
-}
-
-
-DAMAGED = "damaged"
-
-
-def workspace_summaries(paths: list[os.PathLike[str] | str]) -> pd.DataFrame:
-    """A row per workspace for the pickers: name, source, rows, status, G-Vendi, updated.
-
-    A damaged workspace has the status ``DAMAGED`` and, under ``problems``, what is wrong with
-    which file and the command that rebuilds it (``core.workspace.store.problems``).
-    """
-    rows = []
-    for path in paths:
-        ws: Workspace | None = None
-        try:
-            found = problems(path)
-            ws = None if found else Workspace.open(path)
-        except Exception as error:  # a broken workspace is listed, never fatal
-            found = [f"{path} cannot be read ({type(error).__name__}: {error})."]
-        if ws is None or found:
-            rows.append(
-                {
-                    "path": str(path),
-                    "name": os.path.basename(str(path)),
-                    "status": DAMAGED,
-                    "problems": "\n".join(found),
-                }
-            )
-            continue
-        manifest = ws.manifest
-        features = manifest.get("features", {})
-        status = "ready" if ws.has_features else features.get("status", "pending")
-        if ws.has_features and "layout" not in manifest:
-            status = "features only"
-        if not ws.has_features:
-            progress = read_progress(ws.path)
-            if progress is not None:
-                status = JOB_WORDS.get(progress.status, progress.status)
-                if progress.status == "running":
-                    status += f" ({progress.done:,} of {progress.total:,})"
-        rows.append(
-            {
-                "path": str(ws.path),
-                "name": ws.name,
-                "source": manifest.get("dataset", {}).get("source", ""),
-                "rows": ws.n_samples,
-                "model": features.get("settings", {}).get("model", ""),
-                "status": status,
-                "g_vendi": manifest.get("scores", {}).get("g_vendi"),
-                "updated": manifest.get("updated", manifest.get("created", "")),
-                "problems": "",
-            }
-        )
-    return pd.DataFrame(rows)

@@ -104,7 +104,7 @@ def known_workspaces() -> list[str]:
     """Every workspace the app can show, each once: the current one, the recent ones (newest
     first), then those under ``$PRISM_HOME/workspaces`` and under ``./ws``.
 
-    Only workspaces inside the folders the app may read (``ui.dataview.check_server_path``).
+    Only workspaces inside the folders the app may read (``ui.paths.check_server_path``).
     """
     found = [workspace_path() or "", *recent_workspaces()]
     found += [str(p) for p in list_workspaces()]
@@ -119,7 +119,7 @@ def known_workspaces() -> list[str]:
 
 def _readable(path: str) -> str | None:
     """The resolved path when the app may read it (inside its data roots), else None."""
-    from ui.dataview import check_server_path
+    from ui.paths import check_server_path
 
     try:
         return str(check_server_path(path))
@@ -130,7 +130,7 @@ def _readable(path: str) -> str | None:
 def open_workspace_folder(text: str) -> str:
     """The workspace folder a user typed, checked: inside the readable folders, a workspace,
     undamaged. Raises a PrismError that says what to do otherwise."""
-    from ui.dataview import check_server_path
+    from ui.paths import check_server_path
 
     path = check_server_path(text)
     if not Workspace.exists(path):
@@ -213,6 +213,15 @@ def clear_selection() -> None:
         st.session_state.pop(key, None)  # every map's last event
     # The map may still show Plotly's own selection: draw it afresh.
     st.session_state[MAP_GENERATION] = st.session_state.get(MAP_GENERATION, 0) + 1
+
+
+def table_key(name: str) -> str:
+    """The widget key of a selectable table: a new one (no rows picked) after ``reset_table``."""
+    return f"{name}_{st.session_state.get(f'{name}_generation', 0)}"
+
+
+def reset_table(name: str) -> None:
+    st.session_state[f"{name}_generation"] = st.session_state.get(f"{name}_generation", 0) + 1
 
 
 def flash(message: str, icon: str = "✅") -> None:

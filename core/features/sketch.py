@@ -5,6 +5,9 @@
   Σ_t (R_out δ_t)(R_in a_t)ᵀ from hooked activations and output gradients, never materialising G.
   The k×k blocks of all layers (independent matrices per layer) are summed, flattened to k² numbers
   and mapped by one dense seeded matrix to ``dim`` numbers (stage two).
+- ``DenseSketch``: the reference of DESIGN.md to validate against on small parameter scopes: one
+  dense seeded Rademacher (or Gaussian) matrix applied to a whole materialised gradient
+  (``core.features.loss.exact_gradients``), drawn a chunk of columns at a time.
 - ``gaussian_matrix``: the seeded generator behind every projection matrix.
 
 All matrices are drawn on the CPU from numpy's PCG64 keyed by (seed, layer name, role), then moved
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -33,8 +37,9 @@ def validate_dim(dim: int, *, stage1_k: int = STAGE1_K) -> int:
     limit = stage1_k * stage1_k
     if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= limit:
         raise PrismError(
-            f"dim (--dim) must be an integer from 1 to {limit:,} (the first sketch stage gives "
-            f"{stage1_k}×{stage1_k} = {limit:,} numbers); got {dim!r}. 1024 is the default."
+            f"dim must be an integer from 1 to {limit:,} (the first sketch stage gives "
+            f"{stage1_k}×{stage1_k} = {limit:,} numbers); got {dim!r}. 1024 is the default.",
+            param="dim",
         )
     return dim
 
@@ -72,7 +77,9 @@ class KroneckerSketch:
     ) -> None:
         validate_dim(dim, stage1_k=stage1_k)
         if not layer_shapes:
-            raise PrismError("The parameter scope holds no linear layers; choose another --scope.")
+            raise PrismError(
+                "The parameter scope holds no linear layers; choose another scope.", param="scope"
+            )
         self.dim = dim
         self.seed = seed
         self.k = stage1_k
@@ -114,3 +121,88 @@ class KroneckerSketch:
         if self.stage2 is None:
             return flat
         return torch.matmul(flat, self.stage2)
+
+
+class DenseSketch:
+    """The dense reference sketch: R g for one seeded (dim × n_in) matrix R and a flat gradient g.
+
+    Entries are ±1/√dim (``kind="rademacher"``) or N(0, 1/dim) (``"gaussian"``), so E‖R g‖² = ‖g‖².
+    R is drawn ``chunk_cols`` columns at a time, chunk j keyed by (seed, kind, j): memory stays at
+    dim × chunk_cols whatever n_in, and the whole matrix is kept once drawn when it holds at most
+    ``cache_entries`` numbers. With ``draw="numpy"`` the chunks come from numpy's PCG64 on the CPU,
+    the same map on every device; ``draw="device"`` draws them with torch on the compute device
+    (another map per kind of device; fast enough to time a naive baseline on a GPU).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        *,
+        dim: int,
+        seed: int,
+        kind: Literal["rademacher", "gaussian"] = "rademacher",
+        device: str | torch.device = "cpu",
+        chunk_cols: int = 1 << 16,
+        draw: Literal["numpy", "device"] = "numpy",
+        cache_entries: int = 1 << 26,
+    ) -> None:
+        if kind not in ("rademacher", "gaussian"):
+            raise PrismError(f"kind must be rademacher or gaussian, got {kind!r}.", param="kind")
+        if draw not in ("numpy", "device"):
+            raise PrismError(f"draw must be numpy or device, got {draw!r}.", param="draw")
+        for name, value in (("n_in", n_in), ("dim", dim), ("chunk_cols", chunk_cols)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PrismError(f"{name} must be an integer ≥ 1, got {value!r}.", param=name)
+        self.n_in, self.dim, self.seed, self.kind = n_in, dim, seed, kind
+        self.device = torch.device(device)
+        self.chunk_cols, self.draw = chunk_cols, draw
+        self._cache: dict[int, torch.Tensor] | None = {} if dim * n_in <= cache_entries else None
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_in // self.chunk_cols)
+
+    def chunk(self, j: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Columns [j·chunk_cols, (j+1)·chunk_cols) of R, (dim × cols) on the device."""
+        if self._cache is not None and j in self._cache:
+            return self._cache[j].to(dtype)
+        cols = min(self.chunk_cols, self.n_in - j * self.chunk_cols)
+        scale = 1.0 / np.sqrt(self.dim)
+        if self.draw == "numpy":
+            rng = np.random.Generator(
+                np.random.PCG64(_key(self.seed, "__dense__", f"{self.kind}:{j}"))
+            )
+            if self.kind == "rademacher":
+                array = rng.integers(0, 2, size=(self.dim, cols), dtype=np.int8).astype(np.float32)
+                array = (2 * array - 1) * np.float32(scale)
+            else:
+                array = rng.standard_normal((self.dim, cols), dtype=np.float32) * np.float32(scale)
+            matrix = torch.from_numpy(array).to(self.device)
+        else:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(self.seed * (1 << 20) + j)
+            if self.kind == "rademacher":
+                bits = torch.randint(
+                    0, 2, (self.dim, cols), generator=generator, device=self.device
+                )
+                matrix = (2 * bits - 1).to(torch.float32) * scale
+            else:
+                matrix = (
+                    torch.randn((self.dim, cols), generator=generator, device=self.device) * scale
+                )
+        if self._cache is not None:
+            self._cache[j] = matrix
+        return matrix.to(dtype)
+
+    def project(self, flat: torch.Tensor) -> torch.Tensor:
+        """(n_in,) or (B, n_in) gradients → (dim,) or (B, dim) float32 sketches, not normalised."""
+        if flat.shape[-1] != self.n_in:
+            raise PrismError(
+                f"flat must have {self.n_in:,} numbers per row, got {flat.shape[-1]:,}.",
+                param="flat",
+            )
+        out = torch.zeros((*flat.shape[:-1], self.dim), dtype=torch.float32, device=flat.device)
+        for j in range(self.n_chunks):
+            piece = flat[..., j * self.chunk_cols : (j + 1) * self.chunk_cols]
+            out += (piece @ self.chunk(j, piece.dtype).to(piece.device).T).float()
+        return out

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from core.errors import PrismError
+from core.validate import check_features, check_int, check_seed
 
 # Row chunks keep the (chunk × k) similarity block near this many bytes.
 _SIM_BLOCK_BYTES = 64 * 2**20
@@ -33,9 +34,7 @@ _INIT_ROWS_PER_CLUSTER = 50
 
 def default_n_clusters(n_samples: int) -> int:
     """round(N/10) as published, at least 2 (1 when N == 1), at most N."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-        raise PrismError(f"n_samples must be a positive integer; got {n_samples!r}.")
-    n = int(n_samples)
+    n = check_int(n_samples, param="n_samples", minimum=1)
     return min(n, max(2, round(n / 10)))
 
 
@@ -58,23 +57,8 @@ class Clustering:
         return int(self.centroids.shape[0])
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise PrismError(f"{name} must be an integer ≥ {minimum}; got {value!r}.")
-    return int(value)
-
-
-def _as_features(features: object, *, name: str = "features") -> np.ndarray:
-    array = np.asarray(features)
-    if array.ndim != 2:
-        raise PrismError(f"{name} must be a 2-D array (n_samples × d); got shape {array.shape}.")
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise PrismError(f"{name} must hold real numbers; got dtype {array.dtype}.")
-    return array
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """float32 copy with unit rows (a zero row stays zero)."""
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """float32 copy with unit rows (a zero row stays zero); the input is never changed."""
     rows = np.array(matrix, dtype=np.float32, copy=True)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     np.divide(rows, norms, out=rows, where=norms > 0)
@@ -259,24 +243,18 @@ def spherical_kmeans(
     argmax-cosine assignment with normalised-mean centroids until no label changes or the objective improves by less than ``tol`` (relative). The run with the highest
     objective (mean cosine to own centroid) is kept.
     """
-    array = _as_features(features)
+    array = check_features(features)
     n = array.shape[0]
     if n == 0:
-        raise PrismError("features has no rows; there is nothing to cluster.")
-    if (
-        isinstance(n_clusters, bool)
-        or not isinstance(n_clusters, numbers.Integral)
-        or not 1 <= n_clusters <= n
-    ):
-        raise PrismError(f"n_clusters (--k) must be between 1 and N={n}, got {n_clusters!r}.")
-    n_clusters = int(n_clusters)
-    seed = _check_int("seed", seed, minimum=0)
-    max_iter = _check_int("max_iter", max_iter, minimum=1)
-    n_init = _check_int("n_init", n_init, minimum=1)
+        raise PrismError("features has no rows; there is nothing to cluster.", param="features")
+    n_clusters = check_int(n_clusters, param="n_clusters", minimum=1, maximum=n)
+    seed = check_seed(seed)
+    max_iter = check_int(max_iter, param="max_iter", minimum=1)
+    n_init = check_int(n_init, param="n_init", minimum=1)
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-        raise PrismError(f"tol must be a number ≥ 0; got {tol!r}.")
+        raise PrismError(f"tol must be a number ≥ 0; got {tol!r}.", param="tol")
 
-    unit = _unit_rows(array)
+    unit = unit_rows(array)
     init_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=n_init)
     runs = []
     for init_seed in init_seeds:
@@ -294,20 +272,22 @@ def _check_labels(labels: object, *, n_clusters: int, name: str = "labels") -> n
     array = np.asarray(labels)
     if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
         raise PrismError(
-            f"{name} must be a 1-D integer array; got dtype {array.dtype} and shape {array.shape}."
+            f"{name} must be a 1-D integer array; got dtype {array.dtype} and shape {array.shape}.",
+            param=name,
         )
     array = array.astype(np.int64)
     if array.size and (array.min() < 0 or array.max() >= n_clusters):
         raise PrismError(
             f"{name} must lie in [0, {n_clusters - 1}] for n_clusters={n_clusters}; got values "
-            f"from {array.min()} to {array.max()}."
+            f"from {array.min()} to {array.max()}.",
+            param=name,
         )
     return array
 
 
 def cluster_sizes(labels: np.ndarray, *, n_clusters: int) -> np.ndarray:
     """Number of rows per cluster (n_clusters,) int64, zeros for empty clusters."""
-    n_clusters = _check_int("n_clusters", n_clusters, minimum=1)
+    n_clusters = check_int(n_clusters, param="n_clusters", minimum=1)
     return np.bincount(_check_labels(labels, n_clusters=n_clusters), minlength=n_clusters)
 
 
@@ -315,7 +295,9 @@ def sparse_clusters(sizes: np.ndarray) -> np.ndarray:
     """Boolean mask of clusters whose size is strictly below the median cluster size."""
     array = np.asarray(sizes)
     if array.ndim != 1:
-        raise PrismError(f"sizes must be a 1-D array of cluster sizes; got shape {array.shape}.")
+        raise PrismError(
+            f"sizes must be a 1-D array of cluster sizes; got shape {array.shape}.", param="sizes"
+        )
     if array.size == 0:
         return np.zeros(0, dtype=bool)
     return array < np.median(array)
@@ -341,10 +323,11 @@ def coverage(subset_labels: np.ndarray, *, reference_sizes: np.ndarray) -> Cover
     sizes = np.asarray(reference_sizes)
     if sizes.ndim != 1 or sizes.size == 0:
         raise PrismError(
-            f"reference_sizes must be a non-empty 1-D array of cluster sizes; got shape {sizes.shape}."
+            f"reference_sizes must be a non-empty 1-D array of cluster sizes; got shape {sizes.shape}.",
+            param="reference_sizes",
         )
     if np.any(sizes < 0):
-        raise PrismError("reference_sizes must not be negative.")
+        raise PrismError("reference_sizes must not be negative.", param="reference_sizes")
     n_clusters = int(sizes.size)
     labels = _check_labels(subset_labels, n_clusters=n_clusters, name="subset_labels")
     histogram = np.bincount(labels, minlength=n_clusters)
@@ -368,14 +351,15 @@ def coverage(subset_labels: np.ndarray, *, reference_sizes: np.ndarray) -> Cover
 
 def nearest_cluster(features: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closest centroid by cosine for each row: (labels (n,) int32, cosines (n,) float32)."""
-    array = _as_features(features)
-    centres = _as_features(centroids, name="centroids")
+    array = check_features(features)
+    centres = check_features(centroids, param="centroids")
     if centres.shape[0] == 0:
-        raise PrismError("centroids is empty; there is no cluster to assign to.")
+        raise PrismError("centroids is empty; there is no cluster to assign to.", param="centroids")
     if array.shape[1] != centres.shape[1]:
         raise PrismError(
             f"features have d={array.shape[1]} but centroids have d={centres.shape[1]}; they must "
-            "come from the same sketch."
+            "come from the same sketch.",
+            param="centroids",
         )
     # Rows and centroids are normalised here so the returned numbers are true cosines.
-    return _assign(_unit_rows(array), _unit_rows(centres))
+    return _assign(unit_rows(array), unit_rows(centres))

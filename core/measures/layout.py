@@ -15,22 +15,15 @@ import warnings
 import numpy as np
 
 from core.errors import PrismError
+from core.validate import check_features, check_int, check_seed
 
 # With fewer rows than this, UMAP is not run: a PCA projection is the layout.
 _MIN_UMAP_ROWS = 4
 
 
 def _check_params(seed: object, n_neighbors: object, min_dist: object) -> tuple[int, int, float]:
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, numbers.Integral)
-        or not 0 <= int(seed) < 2**32
-    ):
-        raise PrismError(f"seed must be an integer from 0 to 2**32 − 1; got {seed!r}.")
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral):
-        raise PrismError(f"n_neighbors must be an integer ≥ 2; got {n_neighbors!r}.")
-    if n_neighbors < 2:
-        raise PrismError(f"n_neighbors must be an integer ≥ 2; got {n_neighbors!r}.")
+    seed = check_seed(seed)
+    n_neighbors = check_int(n_neighbors, param="n_neighbors", minimum=2)
     if (
         isinstance(min_dist, bool)
         or not isinstance(min_dist, numbers.Real)
@@ -38,9 +31,10 @@ def _check_params(seed: object, n_neighbors: object, min_dist: object) -> tuple[
         or not 0.0 <= float(min_dist) <= 1.0
     ):
         raise PrismError(
-            f"min_dist must be a number from 0 to 1 (UMAP's spread); got {min_dist!r}."
+            f"min_dist must be a number from 0 to 1 (UMAP's spread); got {min_dist!r}.",
+            param="min_dist",
         )
-    return int(seed), int(n_neighbors), float(min_dist)
+    return seed, n_neighbors, float(min_dist)
 
 
 def _pca_layout(features: np.ndarray) -> np.ndarray:
@@ -74,17 +68,15 @@ def umap_layout(
     principal axes (UMAP's spectral initialisation needs more points).
     """
     seed, n_neighbors, min_dist = _check_params(seed, n_neighbors, min_dist)
-    array = np.asarray(features)
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise PrismError(
-            f"features must be a 2-D array (n_samples × d) with d ≥ 1; got shape {array.shape}."
-        )
+    array = check_features(features)
     n = array.shape[0]
     if n == 0:
-        raise PrismError("features has no rows; there is nothing to lay out.")
+        raise PrismError("features has no rows; there is nothing to lay out.", param="features")
     array = np.asarray(array, dtype=np.float32)
     if not np.all(np.isfinite(array)):
-        raise PrismError("features contain NaN or infinite values; they cannot be laid out.")
+        raise PrismError(
+            "features contain NaN or infinite values; they cannot be laid out.", param="features"
+        )
     if n < _MIN_UMAP_ROWS:
         return _normalise(_pca_layout(array.astype(np.float64)))
 
@@ -106,7 +98,10 @@ def umap_layout(
         coords = reducer.fit_transform(array)
     coords = np.asarray(coords, dtype=np.float64)
     if not np.all(np.isfinite(coords)):
-        raise PrismError("UMAP produced non-finite coordinates; check the features for duplicates.")
+        raise PrismError(
+            "UMAP produced non-finite coordinates; check the features for duplicates.",
+            param="features",
+        )
     return _normalise(coords)
 
 

@@ -44,7 +44,8 @@ import numpy as np
 import scipy.sparse
 
 from core.errors import PrismError
-from core.measures.vendi import vendi_from_eigenvalues
+from core.measures.vendi import vendi_from_covariance
+from core.validate import check_int, check_seed
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 NGRAM_RANGE: tuple[int, int] = (1, 2)
@@ -59,18 +60,16 @@ _INTERMEDIATE_BYTES = 256 * 2**20
 def check_texts(texts: object) -> list[str]:
     """``texts`` as a list of strings, or a PrismError naming the first that is not one."""
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence | np.ndarray):
-        raise PrismError(f"texts must be a sequence of strings; got {type(texts).__name__}.")
+        raise PrismError(
+            f"texts must be a sequence of strings; got {type(texts).__name__}.", param="texts"
+        )
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
-            raise PrismError(f"texts[{i}] must be a string; got {type(text).__name__}.")
+            raise PrismError(
+                f"texts[{i}] must be a string; got {type(text).__name__}.", param="texts"
+            )
     return out
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise PrismError(f"{name} must be an integer ≥ {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _check_range(ngram_range: object) -> tuple[int, int]:
@@ -81,7 +80,8 @@ def _check_range(ngram_range: object) -> tuple[int, int]:
         or not 1 <= ngram_range[0] <= ngram_range[1]
     ):
         raise PrismError(
-            f"ngram_range must be two integers (low, high) with 1 ≤ low ≤ high; got {ngram_range!r}."
+            f"ngram_range must be two integers (low, high) with 1 ≤ low ≤ high; got {ngram_range!r}.",
+            param="ngram_range",
         )
     return int(ngram_range[0]), int(ngram_range[1])
 
@@ -174,7 +174,7 @@ def _counts(tokens: _Tokens, low: int, high: int) -> scipy.sparse.csr_matrix:
 
 def distinct_ns(texts: Sequence[str], *, ns: Sequence[int] = (1, 2, 3, 4)) -> dict[int, float]:
     """``distinct_n`` for several n from one tokenisation: {n: unique / total n-grams}."""
-    checked = [_check_int("n", n, minimum=1) for n in ns]
+    checked = [check_int(n, param="n", minimum=1) for n in ns]
     if not checked:
         return {}
     tokens = _tokenise(texts)
@@ -192,7 +192,7 @@ def distinct_n(texts: Sequence[str], *, n: int) -> float:
     Tokens never span two texts. With ``["the cat", "the dog"]``: distinct-1 = 3/4, distinct-2 =
     2/2 = 1.
     """
-    n = _check_int("n", n, minimum=1)
+    n = check_int(n, param="n", minimum=1)
     return distinct_ns(texts, ns=(n,))[n]
 
 
@@ -208,8 +208,7 @@ def _exact_vendi(unit: scipy.sparse.csr_matrix) -> float:
     n, v = unit.shape
     # The N×N kernel and the V×V covariance share their nonzero eigenvalues; take the smaller.
     gram = unit @ unit.T if n <= v else unit.T @ unit
-    eigenvalues = np.linalg.eigvalsh(gram.toarray())
-    return vendi_from_eigenvalues(eigenvalues, q=1.0)
+    return vendi_from_covariance(gram.toarray(), qs=(1.0,))[1.0]
 
 
 def _entropy_terms(eigenvalues: np.ndarray) -> np.ndarray:
@@ -324,16 +323,19 @@ def ngram_vendi(
 def _ngram_vendi(
     tokens: _Tokens, low: int, high: int, *, max_exact: int, n_probes: int, seed: int
 ) -> float:
-    max_exact = _check_int("max_exact", max_exact, minimum=0)
-    n_probes = _check_int("n_probes", n_probes, minimum=1)
-    seed = _check_int("seed", seed, minimum=0)
+    max_exact = check_int(max_exact, param="max_exact", minimum=0)
+    n_probes = check_int(n_probes, param="n_probes", minimum=1)
+    seed = check_seed(seed)
     counts = _counts(tokens, low, high)
     if counts.shape[0] == 0:
-        raise PrismError("texts is empty; the n-gram Vendi score of no texts is undefined.")
+        raise PrismError(
+            "texts is empty; the n-gram Vendi score of no texts is undefined.", param="texts"
+        )
     unit = _unit_rows(counts)
     if unit.shape[0] == 0:
         raise PrismError(
-            "no text has a word token; the n-gram Vendi score is undefined for these texts."
+            "no text has a word token; the n-gram Vendi score is undefined for these texts.",
+            param="texts",
         )
     if min(unit.shape) <= max_exact:
         return _exact_vendi(unit)

@@ -1,8 +1,8 @@
 """How far two feature spaces of the same rows agree on who is near whom.
 
-- ``nearest_neighbours``: the k nearest rows of every row by cosine, self excluded (exact, in
-  blocks of rows, so 100,000 × 1,024 features fit in a few hundred MB; on a GPU with
-  ``device="cuda"``).
+- ``nearest_neighbours``: the k = ``n_neighbors`` nearest rows of every row by cosine, self
+  excluded (exact, in blocks of rows, so 100,000 × 1,024 features fit in a few hundred MB; on a
+  GPU with ``device="cuda"``).
 - ``neighbourhood_agreement``: per row, |kNN_a(i) ∩ kNN_b(i)| / k — 1 when both spaces give a row
   the same k neighbours, 0 when they share none. Low values mark samples that read alike but
   teach the model different things (or the reverse).
@@ -18,39 +18,26 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.devices import resolve_device
 from core.errors import PrismError
+from core.measures.clusters import unit_rows
+from core.validate import check_features, check_int, check_seed
 
-K_DEFAULT = 10
+N_NEIGHBORS_DEFAULT = 10
 N_PAIRS_DEFAULT = 200_000
 # Rows per block keep the (block × N) float32 similarity matrix near this many bytes.
 _BLOCK_BYTES = 256 * 2**20
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise PrismError(f"{name} must be an integer ≥ {minimum}; got {value!r}.")
-    return int(value)
-
-
 def _unit_features(features: object, *, name: str) -> np.ndarray:
     """float32 copy with unit rows (a zero row stays zero); checks shape and values."""
-    array = np.asarray(features)
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise PrismError(
-            f"{name} must be a 2-D array (n_samples × d) with d ≥ 1; got shape {array.shape}."
-        )
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise PrismError(f"{name} must hold real numbers; got dtype {array.dtype}.")
-    rows = np.array(array, dtype=np.float32, copy=True)
+    rows = unit_rows(check_features(features, param=name))
     if not np.all(np.isfinite(rows)):
-        raise PrismError(f"{name} contains NaN or infinite values.")
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    np.divide(rows, norms, out=rows, where=norms > 0)
+        raise PrismError(f"{name} contains NaN or infinite values.", param=name)
     return rows
 
 
@@ -59,17 +46,21 @@ def _check_pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
     if ua.shape[0] != ub.shape[0]:
         raise PrismError(
             f"a and b must hold the same rows; got {ua.shape[0]:,} rows in a and "
-            f"{ub.shape[0]:,} in b."
+            f"{ub.shape[0]:,} in b.",
+            param="b",
         )
     return ua, ub
 
 
-def _check_k(k: object, n: int) -> int:
+def _check_n_neighbors(n_neighbors: object, n: int) -> int:
     if n < 2:
-        raise PrismError(f"neighbours need at least 2 rows; got {n}.")
-    k = _check_int("k", k, minimum=1)
+        raise PrismError(f"neighbours need at least 2 rows; got {n}.", param="features")
+    k = check_int(n_neighbors, param="n_neighbors", minimum=1)
     if k > n - 1:
-        raise PrismError(f"k must be at most n − 1 = {n - 1} (self is excluded); got {k}.")
+        raise PrismError(
+            f"n_neighbors must be at most n − 1 = {n - 1} (self is excluded); got {k}.",
+            param="n_neighbors",
+        )
     return k
 
 
@@ -108,18 +99,12 @@ def _knn_torch(unit: np.ndarray, k: int, device: str) -> np.ndarray:
     return out
 
 
-def _check_device(device: object) -> str:
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise PrismError(f"device must be cpu, cuda or cuda:N; got {device!r}.")
-    return device
-
-
 def _neighbours(unit: np.ndarray, k: int, device: str) -> np.ndarray:
     return _knn(unit, k) if device == "cpu" else _knn_torch(unit, k, device)
 
 
 def nearest_neighbours(
-    features: np.ndarray, *, k: int = K_DEFAULT, device: str = "cpu"
+    features: np.ndarray, *, n_neighbors: int = N_NEIGHBORS_DEFAULT, device: str = "cpu"
 ) -> np.ndarray:
     """Indices (n × k, int64) of each row's k most cosine-similar other rows, nearest first.
 
@@ -128,8 +113,8 @@ def nearest_neighbours(
     exactly as similar as the k-th, which ones are kept is unspecified.
     """
     unit = _unit_features(features, name="features")
-    k = _check_k(k, unit.shape[0])
-    return _neighbours(unit, k, _check_device(device))
+    k = _check_n_neighbors(n_neighbors, unit.shape[0])
+    return _neighbours(unit, k, resolve_device(device))
 
 
 def _overlap(idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
@@ -144,7 +129,7 @@ def _overlap(idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
 
 
 def neighbourhood_agreement(
-    a: np.ndarray, b: np.ndarray, *, k: int = K_DEFAULT, device: str = "cpu"
+    a: np.ndarray, b: np.ndarray, *, n_neighbors: int = N_NEIGHBORS_DEFAULT, device: str = "cpu"
 ) -> np.ndarray:
     """Per row, the share of its k nearest neighbours (cosine, self excluded) found in both spaces.
 
@@ -153,17 +138,16 @@ def neighbourhood_agreement(
     spaces.
     """
     ua, ub = _check_pair(a, b)
-    k = _check_k(k, ua.shape[0])
-    device = _check_device(device)
+    k = _check_n_neighbors(n_neighbors, ua.shape[0])
+    device = resolve_device(device)
     shared = _overlap(_neighbours(ua, k, device), _neighbours(ub, k, device))
     return (shared / k).astype(np.float32)
 
 
-def chance_agreement(n: int, k: int = K_DEFAULT) -> float:
-    """k/(n−1): the expected neighbourhood agreement when the two spaces are unrelated."""
-    n = _check_int("n", n, minimum=2)
-    k = _check_k(k, n)
-    return k / (n - 1)
+def chance_agreement(n: int, n_neighbors: int = N_NEIGHBORS_DEFAULT) -> float:
+    """k/(n−1) for k = ``n_neighbors``: the expected agreement of two unrelated spaces."""
+    n = check_int(n, param="n", minimum=2)
+    return _check_n_neighbors(n_neighbors, n) / (n - 1)
 
 
 def _pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,9 +184,11 @@ def similarity_rank_correlation(
     ua, ub = _check_pair(a, b)
     n = ua.shape[0]
     if n < 3:
-        raise PrismError(f"a rank correlation of pairs needs at least 3 rows; got {n}.")
-    n_pairs = _check_int("n_pairs", n_pairs, minimum=2)
-    seed = _check_int("seed", seed, minimum=0)
+        raise PrismError(
+            f"a rank correlation of pairs needs at least 3 rows; got {n}.", param="features"
+        )
+    n_pairs = check_int(n_pairs, param="n_pairs", minimum=2)
+    seed = check_seed(seed)
     first, second = _pairs(n, n_pairs, seed)
     cos_a = _pair_cosines(ua, first, second)
     cos_b = _pair_cosines(ub, first, second)
@@ -218,12 +204,13 @@ def similarity_rank_correlation(
 class SpaceComparison:
     """Two feature spaces of the same rows, compared.
 
-    agreement: (n,) per-row kNN overlap; mean_agreement: its mean; chance: k/(n−1);
+    agreement: (n,) per-row kNN overlap; mean_agreement: its mean; chance: k/(n−1) for
+    k = n_neighbors;
     rank_correlation: Spearman's ρ of pairwise cosines (``similarity_rank_correlation``).
     """
 
     agreement: np.ndarray
-    k: int
+    n_neighbors: int
     mean_agreement: float
     chance: float
     rank_correlation: float
@@ -235,7 +222,7 @@ def compare_spaces(
     a: np.ndarray,
     b: np.ndarray,
     *,
-    k: int = K_DEFAULT,
+    n_neighbors: int = N_NEIGHBORS_DEFAULT,
     n_pairs: int = N_PAIRS_DEFAULT,
     seed: int = 0,
     device: str = "cpu",
@@ -243,12 +230,12 @@ def compare_spaces(
     """Neighbourhood agreement, its chance level and the similarity rank correlation of a and b."""
     ua, ub = _check_pair(a, b)
     n = ua.shape[0]
-    k = _check_k(k, n)
-    agreement = neighbourhood_agreement(ua, ub, k=k, device=device)
-    n_pairs = _check_int("n_pairs", n_pairs, minimum=2)
+    k = _check_n_neighbors(n_neighbors, n)
+    agreement = neighbourhood_agreement(ua, ub, n_neighbors=k, device=device)
+    n_pairs = check_int(n_pairs, param="n_pairs", minimum=2)
     return SpaceComparison(
         agreement=agreement,
-        k=k,
+        n_neighbors=k,
         mean_agreement=float(agreement.mean()),
         chance=chance_agreement(n, k),
         rank_correlation=similarity_rank_correlation(ua, ub, n_pairs=n_pairs, seed=seed),

@@ -1,16 +1,16 @@
-"""Selection statistics for the map, fast enough for a lasso on 50,000 points. No streamlit here.
+"""The map's selection, scored fast enough for a lasso on 50,000 points.
 
 - ``SelectionScorer``: G-Vendi of any row subset, from the smaller of the k×k kernel and the d×d
   covariance; a selection holding more than half the rows is scored from the whole set's Gram
-  matrix minus its complement's, so the cost never exceeds half a full pass.
-- ``saturation_curve``: G-Vendi of random subsets against their size (mean and spread), from
-  nested random prefixes so that each draw is one pass over the data; ``baseline_at`` reads it at
-  any size (interpolated in log size).
-- ``rows_from_event`` / ``points_in_polygon``: the global row numbers of a Plotly selection event
-  (``customdata`` holds the row number; a lasso or box on a sampled map is resolved against every
-  point's coordinates).
+  matrix minus its complement's, and with tiles of the map (``grid_tiles``) from precomputed
+  per-tile Gram matrices, so the cost never exceeds half a full pass.
+- ``selection_stats``: what the map shows for one selection (G-Vendi, the random baseline at its
+  size from ``core.measures.curves``, cluster coverage).
+- ``rows_from_event`` / ``points_in_polygon`` / ``event_signature``: the global row numbers of a
+  Plotly selection event (``customdata`` holds the row number; a lasso or box on a sampled map
+  is resolved against every point's coordinates).
 
-These are pure functions on arrays and belong in ``core/`` once the engine takes them.
+Pure functions on arrays and event dicts; scores come from ``core.measures.vendi``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ import numpy as np
 import pandas as pd
 
 from core.measures.clusters import Coverage, coverage
-from core.measures.vendi import vendi_from_eigenvalues
+from core.measures.curves import baseline_at
+from core.measures.vendi import covariance, vendi_from_covariance
 
 
-def _entropy_vendi(matrix: np.ndarray) -> float:
-    """VS_1 of a PSD matrix (kernel or covariance), trace-normalised."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    trace = float(np.trace(matrix))
-    if not trace > 0:
-        return float("nan")
-    return vendi_from_eigenvalues(np.linalg.eigvalsh(matrix / trace), q=1.0)
+def _g_vendi(gram: np.ndarray) -> float:
+    """VS_1 of a Gram matrix (kernel or covariance)."""
+    return vendi_from_covariance(gram, qs=(1.0,))[1.0]
 
 
 TILE_BYTES = 128 * 2**20  # memory for per-tile Gram matrices (float32)
@@ -71,11 +68,7 @@ class SelectionScorer:
     def gram(self) -> np.ndarray:
         """Σ_i u_i u_iᵀ over every row (d × d, float64), computed once."""
         if self._gram is None:
-            total = np.zeros((self.dim, self.dim), dtype=np.float64)
-            for start in range(0, self.n, 16384):
-                chunk = self.features[start : start + 16384]
-                total += chunk.T @ chunk
-            self._gram = total
+            self._gram = covariance(self.features) * self.n
         return self._gram
 
     def tiles_per_side(self) -> int:
@@ -117,7 +110,7 @@ class SelectionScorer:
             return 1.0
         if k <= self.dim:
             chosen = self.features[rows]
-            return _entropy_vendi(chosen @ chosen.T)
+            return _g_vendi(chosen @ chosen.T)
         # The cheapest of: the rows themselves, the whole set minus the rest, or tile by tile.
         costs = {"rows": k, "rest": self.n - k}
         tiles = self._tiles
@@ -127,11 +120,11 @@ class SelectionScorer:
             costs["tiles"] = int(np.minimum(counts, sizes - counts).sum()) + sizes.size * 64
         way = min(costs, key=costs.__getitem__)
         if way == "rows":
-            return _entropy_vendi(self._gram_of(rows))
+            return _g_vendi(self._gram_of(rows))
         if way == "rest":
             keep = np.ones(self.n, dtype=bool)
             keep[rows] = False
-            return _entropy_vendi(self.gram - self._gram_of(np.flatnonzero(keep)))
+            return _g_vendi(self.gram - self._gram_of(np.flatnonzero(keep)))
         tile_of, sizes, grams, members_of = tiles  # type: ignore[misc]
         selected = np.zeros(self.n, dtype=bool)
         selected[rows] = True
@@ -147,87 +140,7 @@ class SelectionScorer:
                 total -= self._gram_of(members[~selected[members]])
             else:
                 total += self._gram_of(inside)
-        return _entropy_vendi(total)
-
-
-# ------------------------------------------------------------------------------------------
-# Random-subset baseline
-
-
-def curve_sizes(n: int, *, points: int = 12, smallest: int = 10) -> list[int]:
-    """Log-spaced subset sizes from ``smallest`` to n (n included)."""
-    if n <= 1:
-        return [max(n, 1)]
-    low = min(smallest, n)
-    sizes = np.unique(np.round(np.geomspace(low, n, points)).astype(int))
-    return [int(s) for s in sizes]
-
-
-def draws_for(size: int, n: int, dim: int) -> int:
-    """Fewer draws where a draw is dear and its spread small."""
-    if size >= n:
-        return 1
-    if size <= 256:
-        return 8
-    return 4 if size <= dim else 3
-
-
-def saturation_curve(
-    scorer: SelectionScorer, *, sizes: Sequence[int] | None = None, seed: int = 0
-) -> pd.DataFrame:
-    """G-Vendi of uniformly random subsets per size: columns size, mean, sd, low, high, n_draws.
-
-    Each draw is one random permutation; a size-s subset is its first s rows, so the d×d Gram
-    matrices of the larger sizes are built incrementally in a single pass.
-    """
-    n, dim = scorer.n, scorer.dim
-    grid = sorted(set(sizes or curve_sizes(n)))
-    rng = np.random.default_rng(seed)
-    n_draws = max(draws_for(s, n, dim) for s in grid)
-    values: dict[int, list[float]] = {s: [] for s in grid}
-    for draw in range(n_draws):
-        order = rng.permutation(n)
-        gram = np.zeros((dim, dim), dtype=np.float64)
-        filled = 0
-        for size in grid:
-            if draw >= draws_for(size, n, dim):
-                continue
-            if size >= n:
-                values[size].append(_entropy_vendi(scorer.gram))
-                continue
-            if size <= dim:
-                values[size].append(scorer.g_vendi(np.sort(order[:size])))
-                continue
-            block = scorer.features[np.sort(order[filled:size])]
-            gram += block.T @ block
-            filled = size
-            values[size].append(_entropy_vendi(gram))
-    rows = []
-    for size in grid:
-        v = np.asarray(values[size])
-        rows.append(
-            {
-                "size": size,
-                "mean": float(v.mean()),
-                "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-                "low": float(v.min()),
-                "high": float(v.max()),
-                "n_draws": int(v.size),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def baseline_at(curve: pd.DataFrame, size: int) -> tuple[float, float]:
-    """(mean, sd) of random-subset G-Vendi at ``size``, interpolated in log size."""
-    sizes = curve["size"].to_numpy(dtype=float)
-    if size <= 1:
-        return 1.0, 0.0
-    x = math.log(size)
-    xs = np.log(sizes)
-    mean = float(np.interp(x, xs, curve["mean"].to_numpy()))
-    sd = float(np.interp(x, xs, curve["sd"].to_numpy()))
-    return mean, sd
+        return _g_vendi(total)
 
 
 # ------------------------------------------------------------------------------------------

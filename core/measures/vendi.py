@@ -12,8 +12,12 @@ features; it lies between 1 and min(N, d).
 - ``vendi_score`` / ``vendi_scores``: one or several orders from one eigendecomposition of the
   smaller of C (d×d) and K/N (N×N).
 - ``subset_vendi``, ``cluster_vendi``, ``vendi_from_covariance``: the same on a row subset, per
-  cluster label, and from an already accumulated covariance.
+  cluster label, and from an already accumulated covariance or kernel (any PSD Gram matrix).
+- ``q_label`` / ``parse_q`` / ``vendi_column``: the one spelling of an order q ("0.5", "inf") in
+  manifests and in table columns (``vendi_q0.5``; ``g_vendi`` for q = 1).
 
+This is the only implementation of the Vendi score in Prism: prefix curves, the map's selection
+scores, the greedy selector and the n-gram Vendi score all call it.
 Scores are keyed by ``float(q)``; ``QS_DEFAULT`` holds the orders shown in the app.
 """
 
@@ -28,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import PrismError
+from core.validate import check_features, check_indices, check_int
 
 QS_DEFAULT: tuple[float, ...] = (0.5, 1.0, 2.0, math.inf)
 CHUNK_ROWS = 65536
@@ -38,7 +43,8 @@ _MAX_NEGATIVE = 1e-3
 def _check_q(q: object) -> float:
     if isinstance(q, bool) or not isinstance(q, numbers.Real) or math.isnan(float(q)) or q < 0:
         raise PrismError(
-            f"q (the Vendi order) must be a number ≥ 0 (0.5, 1, 2 and inf are usual); got {q!r}."
+            f"q (the Vendi order) must be a number ≥ 0 (0.5, 1, 2 and inf are usual); got {q!r}.",
+            param="q",
         )
     return float(q)
 
@@ -46,35 +52,31 @@ def _check_q(q: object) -> float:
 def _check_qs(qs: Iterable[object]) -> list[float]:
     if isinstance(qs, (str, bytes)) or not isinstance(qs, Iterable):
         raise PrismError(
-            f"qs must be a sequence of Vendi orders such as (0.5, 1, 2, inf); got {qs!r}."
+            f"qs must be a sequence of Vendi orders such as (0.5, 1, 2, inf); got {qs!r}.",
+            param="qs",
         )
     checked = [_check_q(q) for q in qs]
     if not checked:
-        raise PrismError("qs must name at least one Vendi order; got an empty sequence.")
+        raise PrismError(
+            "qs must name at least one Vendi order; got an empty sequence.", param="qs"
+        )
     return checked
 
 
-def _check_chunk_rows(chunk_rows: object) -> int:
-    if (
-        isinstance(chunk_rows, bool)
-        or not isinstance(chunk_rows, numbers.Integral)
-        or chunk_rows < 1
-    ):
-        raise PrismError(f"chunk_rows must be a positive integer; got {chunk_rows!r}.")
-    return int(chunk_rows)
+def q_label(q: float) -> str:
+    """The one spelling of a Vendi order: "0.5", "1", "2", "inf" (manifest keys, column names)."""
+    return "inf" if math.isinf(q) else f"{float(q):g}"
 
 
-def _check_features(features: object) -> np.ndarray:
-    """A 2-D numeric array view of ``features`` (memmaps stay memmaps; nothing is copied)."""
-    if not isinstance(features, np.ndarray):
-        features = np.asarray(features)
-    if features.ndim != 2:
-        raise PrismError(
-            f"features must be a 2-D array (n_samples × d); got shape {tuple(features.shape)}."
-        )
-    if not np.issubdtype(features.dtype, np.floating):
-        features = features.astype(np.float64)
-    return features
+def parse_q(label: str) -> float:
+    """The order q spelled by ``q_label`` (also "∞" and "infinity"), as a float."""
+    text = str(label).strip().lower()
+    return math.inf if text in ("inf", "infinity", "∞") else float(text)
+
+
+def vendi_column(q: float) -> str:
+    """The table column of the order-q Vendi score: ``g_vendi`` for q = 1, else ``vendi_q<q>``."""
+    return "g_vendi" if q == 1.0 else f"vendi_q{q_label(q)}"
 
 
 def _gram_sum(features: np.ndarray, *, chunk_rows: int) -> np.ndarray:
@@ -97,11 +99,13 @@ def _gram_sum(features: np.ndarray, *, chunk_rows: int) -> np.ndarray:
 
 def covariance(features: np.ndarray, *, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     """C = UᵀU / N as float64 (d×d), accumulated over chunks of rows; works on ``np.memmap``."""
-    features = _check_features(features)
-    chunk_rows = _check_chunk_rows(chunk_rows)
+    features = check_features(features)
+    chunk_rows = check_int(chunk_rows, param="chunk_rows", minimum=1)
     n = features.shape[0]
     if n == 0:
-        raise PrismError("features has no rows; the covariance of an empty set is undefined.")
+        raise PrismError(
+            "features has no rows; the covariance of an empty set is undefined.", param="features"
+        )
     total = _gram_sum(features, chunk_rows=chunk_rows)
     total /= n
     return total
@@ -115,10 +119,10 @@ def covariance_from_npy(
     try:
         features = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
-        raise PrismError(f"features file {str(path)!r} does not exist.") from None
+        raise PrismError(f"features file {str(path)!r} does not exist.", param="path") from None
     except ValueError as exc:
         raise PrismError(
-            f"features file {str(path)!r} is not a readable .npy array: {exc}"
+            f"features file {str(path)!r} is not a readable .npy array: {exc}", param="path"
         ) from exc
     cov = covariance(features, chunk_rows=chunk_rows)
     return cov, int(features.shape[0])
@@ -134,20 +138,27 @@ def _positive_spectrum(eigenvalues: object) -> np.ndarray:
     """
     values = np.asarray(eigenvalues, dtype=np.float64).ravel()
     if values.size == 0:
-        raise PrismError("eigenvalues is empty; a Vendi score needs at least one eigenvalue.")
+        raise PrismError(
+            "eigenvalues is empty; a Vendi score needs at least one eigenvalue.",
+            param="eigenvalues",
+        )
     if not np.all(np.isfinite(values)):
-        raise PrismError("eigenvalues contains NaN or infinite values; check the features.")
+        raise PrismError(
+            "eigenvalues contains NaN or infinite values; check the features.", param="eigenvalues"
+        )
     lam_max = float(values.max())
     if lam_max <= 0.0:
         raise PrismError(
             "eigenvalues has no positive value (all features are zero vectors?); the Vendi score "
-            "is undefined."
+            "is undefined.",
+            param="eigenvalues",
         )
     noise = max(-float(values.min()), 0.0)
     if noise > _MAX_NEGATIVE * lam_max:
         raise PrismError(
             f"eigenvalues must come from a positive semi-definite matrix; got {-noise:.3g} next to "
-            f"a largest eigenvalue of {lam_max:.3g}."
+            f"a largest eigenvalue of {lam_max:.3g}.",
+            param="eigenvalues",
         )
     floor = max(2.0 * noise, values.size * np.finfo(np.float64).eps * lam_max)
     values = np.where(values > floor, values, 0.0)
@@ -184,7 +195,9 @@ def _spectrum(features: np.ndarray) -> np.ndarray:
     """Eigenvalues (float64) of the smaller of C = UᵀU/N and K/N = UUᵀ/N; same nonzero values."""
     n, d = features.shape
     if n == 0:
-        raise PrismError("features has no rows; the Vendi score of an empty set is undefined.")
+        raise PrismError(
+            "features has no rows; the Vendi score of an empty set is undefined.", param="features"
+        )
     if n <= d:
         rows = np.asarray(features, dtype=np.float64)
         matrix = rows @ rows.T
@@ -199,11 +212,13 @@ def _trace_normalised_eigenvalues(matrix: np.ndarray) -> np.ndarray:
     trace = float(np.trace(matrix))
     if not math.isfinite(trace):
         raise PrismError(
-            "the features contain NaN or infinite values; the Vendi score is undefined."
+            "the features contain NaN or infinite values; the Vendi score is undefined.",
+            param="features",
         )
     if trace <= 0.0:
         raise PrismError(
-            "the features are all zero vectors (trace 0); the Vendi score is undefined."
+            "the features are all zero vectors (trace 0); the Vendi score is undefined.",
+            param="features",
         )
     # Unit rows give trace 1 already; dividing keeps float drift in row norms out of the score.
     return np.linalg.eigvalsh(matrix / trace)
@@ -223,33 +238,8 @@ def vendi_score(features: np.ndarray, *, q: float = 1.0) -> float:
 def vendi_scores(features: np.ndarray, *, qs: Iterable[float] = QS_DEFAULT) -> dict[float, float]:
     """Vendi scores for several orders from one eigendecomposition; keys are ``float(q)``."""
     checked = _check_qs(qs)
-    features = _check_features(features)
+    features = check_features(features)
     return _scores(_spectrum(features), checked)
-
-
-def check_indices(indices: object, n: int, *, name: str = "indices") -> np.ndarray:
-    """Row positions into n rows, from integers or a boolean mask; a PrismError otherwise."""
-    index_array = np.asarray(indices)
-    if index_array.dtype == bool:
-        if index_array.shape != (n,):
-            raise PrismError(
-                f"{name} given as a boolean mask must have length N={n}; got shape "
-                f"{index_array.shape}."
-            )
-        return np.flatnonzero(index_array)
-    if index_array.size == 0:
-        raise PrismError(f"{name} is empty; the Vendi score of an empty subset is undefined.")
-    if index_array.ndim != 1 or not np.issubdtype(index_array.dtype, np.integer):
-        raise PrismError(
-            f"{name} must be a 1-D array of integer row numbers or a boolean mask; got dtype "
-            f"{index_array.dtype} and shape {index_array.shape}."
-        )
-    low, high = int(index_array.min()), int(index_array.max())
-    if low < 0 or high >= n:
-        raise PrismError(
-            f"{name} must lie in [0, {n - 1}] (N={n} rows); got values from {low} to {high}."
-        )
-    return index_array
 
 
 def subset_vendi(
@@ -260,12 +250,8 @@ def subset_vendi(
     Repeated indices count repeatedly, exactly as ``vendi_scores(features[indices])``.
     """
     checked = _check_qs(qs)
-    features = _check_features(features)
+    features = check_features(features)
     rows = check_indices(indices, features.shape[0])
-    if rows.size == 0:
-        raise PrismError(
-            "indices selects no rows; the Vendi score of an empty subset is undefined."
-        )
     # Sorted reads are sequential on a memmap; the score does not depend on row order.
     return vendi_scores(features[np.sort(rows)], qs=checked)
 
@@ -275,14 +261,15 @@ def cluster_vendi(
 ) -> dict[int, dict[float, float]]:
     """Vendi scores of each cluster's rows: {label: {q: score}} for every label present."""
     checked = _check_qs(qs)
-    features = _check_features(features)
+    features = check_features(features)
     label_array = np.asarray(labels)
     if label_array.shape != (features.shape[0],) or not np.issubdtype(
         label_array.dtype, np.integer
     ):
         raise PrismError(
             f"labels must be a 1-D integer array with one label per row (N={features.shape[0]}); "
-            f"got dtype {label_array.dtype} and shape {label_array.shape}."
+            f"got dtype {label_array.dtype} and shape {label_array.shape}.",
+            param="labels",
         )
     order = np.argsort(label_array, kind="stable")
     sorted_labels = label_array[order]
@@ -297,9 +284,10 @@ def cluster_vendi(
 def vendi_from_covariance(
     cov: np.ndarray, *, qs: Iterable[float] = QS_DEFAULT
 ) -> dict[float, float]:
-    """Vendi scores from an accumulated covariance C (d×d); divided by its trace defensively."""
+    """Vendi scores from a PSD Gram matrix: a covariance C (d×d, any scale: an unnormalised shard
+    sum works) or a kernel UUᵀ (N×N); divided by its trace, so only its shape matters."""
     checked = _check_qs(qs)
     matrix = np.asarray(cov, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
-        raise PrismError(f"cov must be a square d×d matrix; got shape {matrix.shape}.")
+        raise PrismError(f"cov must be a square d×d matrix; got shape {matrix.shape}.", param="cov")
     return _scores(_trace_normalised_eigenvalues(matrix), checked)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse
 
 from core.errors import PrismError
+from core.validate import check_int
 
 _TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]{2,}\b"
 
@@ -33,10 +34,10 @@ def top_words(
     label_array = np.asarray(labels)
     if label_array.ndim != 1 or len(label_array) != len(texts):
         raise PrismError(
-            f"labels must give one cluster per text; got {label_array.shape} for {len(texts)} texts."
+            f"labels must give one cluster per text; got {label_array.shape} for {len(texts)} texts.",
+            param="labels",
         )
-    if n_words < 1:
-        raise PrismError(f"n_words must be at least 1, got {n_words!r}.")
+    check_int(n_words, param="n_words", minimum=1)
     k = (
         int(label_array.max()) + 1
         if n_clusters is None and label_array.size

@@ -1,1 +1,7 @@
-"""Selectors (random, cluster-balanced, k-center, greedy Vendi, …) and row filters."""
+"""Choosing rows: selectors and row filters.
+
+- ``selectors``: ``SELECTORS``, one typed ``SelectorSpec`` per selector, and ``select``.
+- ``pool``: what a selector chooses from (``Pool``) and how many rows it keeps (the budget).
+- ``greedy``: the lazy greedy behind k-center and greedy Vendi, and its eager reference.
+- ``filters``: conditions on the samples table's columns (ranges, values, text).
+"""

@@ -1,4 +1,4 @@
-"""Row filters on any column of the samples table: ranges, values, text. No streamlit here.
+"""Row filters on any column of the samples table: ranges, values, text.
 
 - ``column_kinds``: which kind of filter fits each column ("range" for numbers, "values" for
   booleans, clusters and columns with few distinct values, "text" for the rest of the strings);
@@ -7,7 +7,7 @@
 - ``filter_mask`` / ``describe``: all conditions together (AND), and the same in words for the
   subset's ``how`` record.
 
-These are pure functions on DataFrames and belong in ``core/`` once the engine takes them.
+Pure functions on DataFrames; errors name the column.
 """
 
 from __future__ import annotations
@@ -93,21 +93,25 @@ class Condition:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise PrismError(f"A filter kind must be one of {', '.join(KINDS)}; got {self.kind!r}.")
+            raise PrismError(
+                f"A filter kind must be one of {', '.join(KINDS)}; got {self.kind!r}.", param="kind"
+            )
         if self.kind == "range":
             if self.low is None or self.high is None:
                 raise PrismError(
-                    f"The range of “{self.column}” needs a lowest and a highest value."
+                    f"The range of “{self.column}” needs a lowest and a highest value.", param="low"
                 )
             if float(self.low) > float(self.high):
                 raise PrismError(
                     f"The range of “{self.column}” is empty: its lowest value {self.low:g} is "
-                    f"above its highest {self.high:g}."
+                    f"above its highest {self.high:g}.",
+                    param="low",
                 )
         if self.kind == "text":
             if self.mode not in TEXT_MODES:
                 raise PrismError(
-                    f"A text filter is “contains” or “regex”; got {self.mode!r} for “{self.column}”."
+                    f"A text filter is “contains” or “regex”; got {self.mode!r} for “{self.column}”.",
+                    param="mode",
                 )
             if self.mode == "regex":
                 try:
@@ -115,7 +119,8 @@ class Condition:
                 except re.error as error:
                     raise PrismError(
                         f"The pattern for “{self.column}” is not a valid regular expression: "
-                        f"{error} (in {self.pattern!r}). To match text as typed, choose “contains”."
+                        f"{error} (in {self.pattern!r}). To match text as typed, choose “contains”.",
+                        param="pattern",
                     ) from None
 
     @property
@@ -129,7 +134,9 @@ class Condition:
 
     def matches(self, frame: pd.DataFrame) -> np.ndarray:
         if self.column not in frame.columns:
-            raise PrismError(f"There is no column “{self.column}” in this workspace.")
+            raise PrismError(
+                f"There is no column “{self.column}” in this workspace.", param="column"
+            )
         series = frame[self.column]
         if self.kind == "range":
             numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)

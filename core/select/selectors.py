@@ -2,19 +2,24 @@
 
     SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe"}
 
-Every selector has the signature ``fn(pool, *, k, seed, start, **options) -> rows``:
+``SELECTORS`` maps each name to a ``SelectorSpec``: its function, a one-line description, its typed
+options, and whether it is a filter, prefix-stable, or needs clusters. The CLI, the app and the
+budget curves read these specs; nothing else lists selectors.
 
-- ``pool`` holds the unit features (n × d), and the cluster labels where the selector needs them;
-- ``k`` is the size of the result (``start`` counts towards it); the filters ``sparse_clusters``
-  and ``dedupe`` take ``k=None`` to keep everything that passes;
+Every selector function has the signature ``fn(pool, *, budget, seed, start, **options) -> rows``:
+
+- ``pool`` holds the unit features (n × d), and the cluster labels where the selector needs them
+  (``core.select.pool``);
+- ``budget`` is the size of the result (``start`` counts towards it); filters take
+  ``budget=None`` to keep everything that passes;
 - ``start`` are rows already chosen (kept in the result, first); ``candidates`` in ``Pool`` limits
   which rows may be added;
-- the result is an int64 array of distinct row positions in the order they were chosen, so for
-  ``random``, ``k_center`` and ``vendi_greedy`` every prefix is the selector's answer for a
-  smaller budget (the budget curves on the Compare page rely on it).
+- the result is an int64 array of distinct row positions in the order they were chosen, so for a
+  prefix-stable selector every prefix is its answer for a smaller budget (the budget curves
+  score one run prefix by prefix).
 
 Cosine is the inner product of unit rows, so every distance here is one matrix–vector product
-per step over the memory-mapped features: O(n · d) per chosen row.
+per step over the memory-mapped features: O(n · d) per chosen row (``core.select.greedy``).
 """
 
 from __future__ import annotations
@@ -27,176 +32,66 @@ import numpy as np
 
 from core.errors import PrismError
 from core.measures.clusters import sparse_clusters as sparse_cluster_mask
+from core.measures.vendi import vendi_from_covariance
+from core.select.greedy import BLOCK_ROWS, block_dot, lazy_greedy, row_of
+from core.select.pool import Pool, available, check_fit, resolve_budget, start_rows
+from core.validate import check_seed
 
-BLOCK_ROWS = 8192  # rows per block of a full pass over the features (8192 × 1024 float32 = 32 MB)
+__all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "resolve_budget", "select"]
+
 DEDUPE_THRESHOLD = 0.95
-
-
-@dataclass(frozen=True, eq=False)
-class Pool:
-    """What a selector chooses from: unit ``features`` (n × d), optional ``labels`` (n,).
-
-    ``candidates`` (row positions) limits the rows a selector may add; None means all rows.
-    """
-
-    features: np.ndarray
-    labels: np.ndarray | None = None
-    candidates: np.ndarray | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        if self.features.ndim != 2 or len(self.features) == 0:
-            raise PrismError(
-                f"Selectors need an n × d feature matrix with n ≥ 1; got shape {self.features.shape}."
-            )
-        if self.labels is not None and len(self.labels) != len(self.features):
-            raise PrismError(
-                f"There are {len(self.labels):,} cluster labels for {len(self.features):,} rows; "
-                "re-run `prism cluster` on this workspace."
-            )
-        if self.candidates is not None:
-            object.__setattr__(
-                self, "candidates", _check_rows(self.candidates, self.n, "candidates")
-            )
-
-    @property
-    def n(self) -> int:
-        return len(self.features)
-
-    def candidate_mask(self) -> np.ndarray:
-        if self.candidates is None:
-            return np.ones(self.n, dtype=bool)
-        mask = np.zeros(self.n, dtype=bool)
-        mask[self.candidates] = True
-        return mask
-
-    def require_labels(self, method: str) -> np.ndarray:
-        if self.labels is None:
-            raise PrismError(
-                f"{method} needs gradient clusters; run `prism cluster WS` (or Cluster on the Map "
-                "page) first."
-            )
-        return np.asarray(self.labels)
-
-
-def _check_rows(rows: object, n: int, name: str) -> np.ndarray:
-    array = np.asarray(rows)
-    if array.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise PrismError(
-            f"{name} must be a list of row positions; got {array.dtype} {array.shape}."
-        )
-    if array.min() < 0 or array.max() >= n:
-        raise PrismError(f"{name} holds row positions outside 0..{n - 1}.")
-    return np.asarray(list(dict.fromkeys(array.tolist())), dtype=np.int64)
-
-
-def resolve_budget(k: float | int | None, n: int, *, allow_none: bool = False) -> int | None:
-    """A budget as a row count: an integer ≥ 1, or a fraction in (0, 1) of the ``n`` rows."""
-    if k is None:
-        if allow_none:
-            return None
-        raise PrismError("Give a budget --k: a number of rows (e.g. 200) or a fraction (e.g. 0.1).")
-    if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)):
-        raise PrismError(f"--k must be a number of rows or a fraction, got {k!r}.")
-    value = float(k)
-    if 0 < value < 1:
-        return max(1, round(value * n))
-    if value < 1 or value != int(value):
-        raise PrismError(
-            f"--k must be a whole number of rows ≥ 1 or a fraction between 0 and 1, got {k!r}."
-        )
-    return int(value)
-
-
-def _start_rows(pool: Pool, start: object, k: int | None) -> np.ndarray:
-    rows = _check_rows(start if start is not None else [], pool.n, "start")
-    if k is not None and len(rows) > k:
-        raise PrismError(
-            f"The starting subset has {len(rows):,} rows, more than the budget k = {k:,}; raise k "
-            "or start from a smaller subset."
-        )
-    return rows
-
-
-def _available(pool: Pool, chosen: np.ndarray) -> np.ndarray:
-    mask = pool.candidate_mask()
-    mask[chosen] = False
-    return mask
-
-
-def _check_fit(method: str, k: int, chosen: int, available: int) -> None:
-    if k - chosen > available:
-        kept = f" ({chosen:,} of them already chosen)" if chosen else ""
-        raise PrismError(
-            f"budget (--k) = {k:,} is more than the {chosen + available:,} rows {method} can "
-            f"choose from{kept}; lower the budget."
-        )
-
-
-def _block_dot(features: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """features @ vector in float32, block by block (features may be memory-mapped)."""
-    out = np.empty(len(features), dtype=np.float32)
-    for lo in range(0, len(features), BLOCK_ROWS):
-        block = np.asarray(features[lo : lo + BLOCK_ROWS], dtype=np.float32)
-        out[lo : lo + len(block)] = block @ vector
-    return out
-
-
-def _row(features: np.ndarray, i: int) -> np.ndarray:
-    return np.asarray(features[int(i)], dtype=np.float32)
 
 
 # -- selectors --------------------------------------------------------------------------------
 
 
-def random_sample(pool: Pool, *, k: int, seed: int, start: object = None) -> np.ndarray:
+def random_sample(pool: Pool, *, budget: int, seed: int, start: object = None) -> np.ndarray:
     """Uniform sample without replacement: the baseline every other selector is compared with."""
-    chosen = _start_rows(pool, start, k)
-    free = np.flatnonzero(_available(pool, chosen))
-    _check_fit("random", k, len(chosen), len(free))
+    chosen = start_rows(pool, start, budget)
+    free = np.flatnonzero(available(pool, chosen))
+    check_fit("random", budget, len(chosen), len(free))
     order = np.random.default_rng(seed).permutation(free)
-    return np.concatenate([chosen, order[: k - len(chosen)]]).astype(np.int64)
+    return np.concatenate([chosen, order[: budget - len(chosen)]]).astype(np.int64)
 
 
-def quotas(sizes: np.ndarray, k: int) -> np.ndarray:
-    """Per-cluster counts summing to min(k, Σ sizes): the largest equal quota q every cluster
+def quotas(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Per-cluster counts summing to min(budget, Σ sizes): the largest equal quota q every cluster
     can fill up to its size (water-filling), then one more for each of the largest clusters that
     still have room until the budget is spent."""
     sizes = np.asarray(sizes, dtype=np.int64)
-    k = min(int(k), int(sizes.sum()))
+    budget = min(int(budget), int(sizes.sum()))
     lo, hi = 0, int(sizes.max(initial=0))
-    while lo < hi:  # largest q with Σ min(size, q) ≤ k
+    while lo < hi:  # largest q with Σ min(size, q) ≤ budget
         mid = (lo + hi + 1) // 2
-        if np.minimum(sizes, mid).sum() <= k:
+        if np.minimum(sizes, mid).sum() <= budget:
             lo = mid
         else:
             hi = mid - 1
     counts = np.minimum(sizes, lo)
-    remainder = k - int(counts.sum())
+    remainder = budget - int(counts.sum())
     room = np.flatnonzero(sizes > counts)
     by_size = room[np.argsort(-sizes[room], kind="stable")]
     counts[by_size[:remainder]] += 1
     return counts
 
 
-def cluster_balanced(pool: Pool, *, k: int, seed: int, start: object = None) -> np.ndarray:
+def cluster_balanced(pool: Pool, *, budget: int, seed: int, start: object = None) -> np.ndarray:
     """Equal quota per gradient cluster, the remainder over the largest clusters; random within.
 
     Rows in ``start`` count towards their cluster's quota.
     """
     labels = pool.require_labels("cluster_balanced")
-    chosen = _start_rows(pool, start, k)
-    free = _available(pool, chosen)
-    _check_fit("cluster_balanced", k, len(chosen), int(free.sum()))
+    chosen = start_rows(pool, start, budget)
+    free = available(pool, chosen)
+    check_fit("cluster_balanced", budget, len(chosen), int(free.sum()))
     n_clusters = int(labels.max()) + 1
     have = np.bincount(labels[chosen], minlength=n_clusters)
     room = np.bincount(labels[free], minlength=n_clusters)
     # Quotas over "what the cluster already has + what it could still take", minus what it has.
-    target = quotas(have + room, k)
+    target = quotas(have + room, budget)
     extra = np.maximum(target - have, 0)
     # Clusters already above their quota (from start) free budget: spread it over the largest.
-    short = (k - len(chosen)) - int(extra.sum())
+    short = (budget - len(chosen)) - int(extra.sum())
     if short > 0:
         spare = room - extra
         order = np.argsort(-(have + room), kind="stable")
@@ -225,119 +120,24 @@ def _seed_row(pool: Pool, chosen: np.ndarray, free: np.ndarray, seed: int) -> np
     return np.array([first], dtype=np.int64)
 
 
-LAZY_BATCH = 512  # candidates refreshed together by the lazy greedy
-
-
-def lazy_greedy(
-    features: np.ndarray,
-    *,
-    k: int,
-    chosen: list[int],
-    free: np.ndarray,
-    aggregate: str,
-    batch: int = LAZY_BATCH,
-) -> list[int]:
-    """Grow ``chosen`` to ``k`` rows, each step adding the free row of least score, where a
-    row's score over the chosen rows is Σ cos² (``aggregate="sum_sq"``) or max cos ("max").
-
-    Both scores only grow as rows are chosen, so a score computed against the first m chosen
-    rows is a lower bound later. Each row keeps such a bound and how many chosen rows it has
-    seen; a step refreshes the ``batch`` free rows of least bound against the chosen rows they
-    have not seen (one matrix product), and accepts the least exact score once no bound is
-    below it. That is the same choice as recomputing every score each step, at a fraction of
-    the work: rows far behind the frontier are never looked at again, and the products are
-    matrix–matrix, not one matrix–vector pass over all features per step.
-    """
-    if aggregate not in ("sum_sq", "max"):
-        raise ValueError(f"aggregate must be 'sum_sq' or 'max', got {aggregate!r}")
-    order = list(chosen)
-    free = free.copy()
-    free[order] = False
-    n, dim = features.shape
-    rows = np.zeros((max(k, 1), dim), dtype=np.float32)  # the chosen rows, in order
-    for j, i in enumerate(order):
-        rows[j] = features[i]
-    empty = 0.0 if aggregate == "sum_sq" else -np.inf
-    bound = np.full(n, empty, dtype=np.float64)
-    seen = np.zeros(n, dtype=np.int64)
-    while len(order) < k:
-        m = len(order)
-        while True:
-            stale = free & (seen < m)
-            exact = free & (seen == m)
-            best = int(np.argmin(np.where(exact, bound, np.inf))) if exact.any() else -1
-            lowest_stale = float(np.min(bound, where=stale, initial=np.inf))
-            if best >= 0 and bound[best] <= lowest_stale:
-                break
-            candidates = np.flatnonzero(stale)
-            if len(candidates) > batch:
-                part = np.argpartition(bound[candidates], batch - 1)[:batch]
-                candidates = np.sort(candidates[part])
-            lo = int(seen[candidates].min())
-            cosines = np.asarray(features[candidates], dtype=np.float32) @ rows[lo:m].T
-            unseen = np.arange(lo, m)[None, :] >= seen[candidates][:, None]
-            if aggregate == "sum_sq":
-                fresh = np.square(cosines, dtype=np.float64).sum(axis=1, where=unseen)
-                bound[candidates] += fresh
-            else:
-                fresh = np.max(cosines, axis=1, where=unseen, initial=-np.inf)
-                bound[candidates] = np.maximum(bound[candidates], fresh)
-            seen[candidates] = m
-        order.append(best)
-        free[best] = False
-        rows[m] = features[best]
-    return order
-
-
-def eager_greedy(
-    features: np.ndarray, *, k: int, chosen: list[int], free: np.ndarray, aggregate: str
-) -> list[int]:
-    """The reference for ``lazy_greedy``: every free row's score recomputed at every step (one
-    matrix–vector pass over the features per chosen row). Tests and benchmarks compare with it."""
-    order = list(chosen)
-    free = free.copy()
-    free[order] = False
-    score = np.full(len(features), 0.0 if aggregate == "sum_sq" else -np.inf)
-
-    def absorb(i: int) -> None:
-        cosines = _block_dot(features, _row(features, i)).astype(np.float64)
-        if aggregate == "sum_sq":
-            score[:] += np.square(cosines)
-        else:
-            np.maximum(score, cosines, out=score)
-
-    for i in order:
-        absorb(i)
-    while len(order) < k:
-        i = int(np.argmin(np.where(free, score, np.inf)))
-        order.append(i)
-        free[i] = False
-        absorb(i)
-    return order
-
-
-def k_center(pool: Pool, *, k: int, seed: int, start: object = None) -> np.ndarray:
+def k_center(pool: Pool, *, budget: int, seed: int, start: object = None) -> np.ndarray:
     """Greedy farthest-point traversal in cosine distance (1 − cos); the first row is seeded.
 
     Each step adds the row whose nearest chosen row is farthest: a 2-approximation of the
     k-center objective (the largest distance from any row to its nearest chosen row).
     """
-    chosen = _start_rows(pool, start, k)
-    free = _available(pool, chosen)
-    _check_fit("k_center", k, len(chosen), int(free.sum()))
+    chosen = start_rows(pool, start, budget)
+    free = available(pool, chosen)
+    check_fit("k_center", budget, len(chosen), int(free.sum()))
     first = _seed_row(pool, chosen, free, seed)
-    order = lazy_greedy(pool.features, k=k, chosen=first.tolist(), free=free, aggregate="max")
+    order = lazy_greedy(
+        pool.features, budget=budget, chosen=first.tolist(), free=free, aggregate="max"
+    )
     return np.asarray(order, dtype=np.int64)
 
 
-def _vendi_1(gram: np.ndarray) -> float:
-    values = np.linalg.eigvalsh(gram / np.trace(gram))
-    values = values[values > 1e-12]
-    return float(np.exp(-np.sum(values * np.log(values))))
-
-
 def vendi_greedy(
-    pool: Pool, *, k: int, seed: int, start: object = None, rescore: int = 0
+    pool: Pool, *, budget: int, seed: int, start: object = None, rescore: int = 0
 ) -> np.ndarray:
     """Greedy maximisation of the Vendi score; the first row is seeded.
 
@@ -348,22 +148,24 @@ def vendi_greedy(
     (G-Vendi) of the grown set — better for G-Vendi, at an eigendecomposition per candidate.
     """
     if not isinstance(rescore, int) or rescore < 0:
-        raise PrismError(f"rescore must be a whole number ≥ 0, got {rescore!r}.")
+        raise PrismError(f"rescore must be a whole number ≥ 0, got {rescore!r}.", param="rescore")
     features = pool.features
-    chosen = _start_rows(pool, start, k)
-    free = _available(pool, chosen)
-    _check_fit("vendi_greedy", k, len(chosen), int(free.sum()))
+    chosen = start_rows(pool, start, budget)
+    free = available(pool, chosen)
+    check_fit("vendi_greedy", budget, len(chosen), int(free.sum()))
     first = _seed_row(pool, chosen, free, seed)
     if not rescore:
-        order = lazy_greedy(features, k=k, chosen=first.tolist(), free=free, aggregate="sum_sq")
+        order = lazy_greedy(
+            features, budget=budget, chosen=first.tolist(), free=free, aggregate="sum_sq"
+        )
         return np.asarray(order, dtype=np.int64)
     order = list(first)
     free[order] = False
     load = np.zeros(pool.n, dtype=np.float64)  # Σ_{s chosen} cos(row, s)²
     for i in order:
-        load += np.square(_block_dot(features, _row(features, i)), dtype=np.float64)
+        load += np.square(block_dot(features, row_of(features, i)), dtype=np.float64)
     chosen_rows = np.asarray(features[np.asarray(order)], dtype=np.float64)
-    while len(order) < k:
+    while len(order) < budget:
         top = np.argsort(np.where(free, load, np.inf), kind="stable")[
             : min(rescore, int(free.sum()))
         ]
@@ -373,33 +175,35 @@ def vendi_greedy(
             u = np.asarray(features[int(j)], dtype=np.float64)
             cross = chosen_rows @ u
             gram = np.block([[gram_s, cross[:, None]], [cross[None, :], np.array([[u @ u]])]])
-            value = _vendi_1(gram)
+            value = vendi_from_covariance(gram, qs=(1.0,))[1.0]
             if value > best_value + 1e-12:
                 i, best_value = int(j), value
         chosen_rows = np.vstack([chosen_rows, np.asarray(features[i], dtype=np.float64)])
         order.append(i)
         free[i] = False
-        load += np.square(_block_dot(features, _row(features, i)), dtype=np.float64)
+        load += np.square(block_dot(features, row_of(features, i)), dtype=np.float64)
     return np.asarray(order, dtype=np.int64)
 
 
-def _subsample(rows: np.ndarray, k: int | None, seed: int) -> np.ndarray:
-    if k is None or len(rows) <= k:
+def _subsample(rows: np.ndarray, budget: int | None, seed: int) -> np.ndarray:
+    if budget is None or len(rows) <= budget:
         return rows
-    keep = np.random.default_rng(seed).choice(len(rows), size=k, replace=False)
+    keep = np.random.default_rng(seed).choice(len(rows), size=budget, replace=False)
     return rows[np.sort(keep)]
 
 
-def sparse_clusters(pool: Pool, *, k: int | None, seed: int, start: object = None) -> np.ndarray:
+def sparse_clusters(
+    pool: Pool, *, budget: int | None, seed: int, start: object = None
+) -> np.ndarray:
     """The synthesis filter: keep rows whose gradient cluster is smaller than the median size.
 
     With a budget, a seeded random sample of those rows (original order); without, all of them.
     """
     labels = pool.require_labels("sparse_clusters")
-    chosen = _start_rows(pool, start, k)
+    chosen = start_rows(pool, start, budget)
     sizes = np.bincount(labels, minlength=int(labels.max()) + 1)
-    keep = sparse_cluster_mask(sizes)[labels] & _available(pool, chosen)
-    added = _subsample(np.flatnonzero(keep), None if k is None else k - len(chosen), seed)
+    keep = sparse_cluster_mask(sizes)[labels] & available(pool, chosen)
+    added = _subsample(np.flatnonzero(keep), None if budget is None else budget - len(chosen), seed)
     return np.concatenate([chosen, added]).astype(np.int64)
 
 
@@ -413,7 +217,7 @@ def near_duplicates(
     compared with all rows kept before it and with itself.
     """
     if not 0.0 < threshold <= 1.0:
-        raise PrismError(f"threshold must be in (0, 1], got {threshold!r}.")
+        raise PrismError(f"threshold must be in (0, 1], got {threshold!r}.", param="threshold")
     order = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
     twin = np.full(len(order), -1, dtype=np.int64)
     kept_rows: list[np.ndarray] = []  # float32 blocks of kept features
@@ -451,7 +255,7 @@ def near_duplicates(
 def dedupe(
     pool: Pool,
     *,
-    k: int | None,
+    budget: int | None,
     seed: int,
     start: object = None,
     threshold: float = DEDUPE_THRESHOLD,
@@ -461,54 +265,85 @@ def dedupe(
     Rows of ``start`` come first, so they are the ones kept. With a budget, a seeded random sample
     of the kept rows beyond ``start``.
     """
-    chosen = _start_rows(pool, start, k)
-    order = np.concatenate([chosen, np.flatnonzero(_available(pool, chosen))])
+    chosen = start_rows(pool, start, budget)
+    order = np.concatenate([chosen, np.flatnonzero(available(pool, chosen))])
     twin = near_duplicates(pool.features, threshold=float(threshold), rows=order)
     kept = order[twin < 0]
     added = kept[~np.isin(kept, chosen)]
-    added = _subsample(added, None if k is None else k - len(chosen), seed)
+    added = _subsample(added, None if budget is None else budget - len(chosen), seed)
     return np.concatenate([chosen, added]).astype(np.int64)
 
 
 Selector = Callable[..., np.ndarray]
 
-SELECTORS: dict[str, Selector] = {
-    "random": random_sample,
-    "cluster_balanced": cluster_balanced,
-    "k_center": k_center,
-    "vendi_greedy": vendi_greedy,
-    "sparse_clusters": sparse_clusters,
-    "dedupe": dedupe,
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    """One selector: what it runs, what it says, what it takes.
+
+    ``options``: option name → type (CLI ``--option name=value`` strings are converted with it);
+    ``is_filter``: keeps every row that passes a test, so its budget may be omitted;
+    ``prefix_stable``: every prefix of its answer is its answer for a smaller budget;
+    ``needs_clusters``: runs only on a clustered pool.
+    """
+
+    function: Selector
+    description: str
+    options: Mapping[str, type] = field(default_factory=dict)
+    is_filter: bool = False
+    prefix_stable: bool = False
+    needs_clusters: bool = False
+
+
+SELECTORS: dict[str, SelectorSpec] = {
+    "random": SelectorSpec(random_sample, "uniform sample — the baseline", prefix_stable=True),
+    "cluster_balanced": SelectorSpec(
+        cluster_balanced, "equal quota per gradient cluster", needs_clusters=True
+    ),
+    "k_center": SelectorSpec(k_center, "greedy farthest point (cosine)", prefix_stable=True),
+    "vendi_greedy": SelectorSpec(
+        vendi_greedy,
+        "greedy maximisation of the Vendi score",
+        options={"rescore": int},
+        prefix_stable=True,
+    ),
+    "sparse_clusters": SelectorSpec(
+        sparse_clusters,
+        "rows of clusters smaller than the median",
+        is_filter=True,
+        needs_clusters=True,
+    ),
+    "dedupe": SelectorSpec(
+        dedupe, "drop near-duplicate gradients", options={"threshold": float}, is_filter=True
+    ),
 }
-FILTERS = frozenset({"sparse_clusters", "dedupe"})  # selectors whose budget may be omitted
-NEEDS_CLUSTERS = frozenset({"cluster_balanced", "sparse_clusters"})
-OPTIONS: dict[str, dict[str, type]] = {
-    "vendi_greedy": {"rescore": int},
-    "dedupe": {"threshold": float},
-}
-DESCRIPTIONS = {
-    "random": "uniform sample — the baseline",
-    "cluster_balanced": "equal quota per gradient cluster",
-    "k_center": "greedy farthest point (cosine)",
-    "vendi_greedy": "greedy maximisation of the Vendi score",
-    "sparse_clusters": "rows of clusters smaller than the median",
-    "dedupe": "drop near-duplicate gradients",
-}
+
+
+def selector_spec(method: str) -> SelectorSpec:
+    """The spec of ``method``; a PrismError listing the selectors otherwise."""
+    if method not in SELECTORS:
+        raise PrismError(
+            f"Unknown selector {method!r}; choose one of: {', '.join(SELECTORS)}.", param="method"
+        )
+    return SELECTORS[method]
 
 
 def parse_options(method: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
     """Typed selector options from strings (CLI ``--option name=value``) or values."""
-    allowed = OPTIONS.get(method, {})
+    allowed = selector_spec(method).options
     options: dict[str, Any] = {}
     for name, raw in pairs.items():
         if name not in allowed:
             known = ", ".join(allowed) or "none"
-            raise PrismError(f"{method} has no option {name!r} (its options: {known}).")
+            raise PrismError(
+                f"{method} has no option {name!r} (its options: {known}).", param="options"
+            )
         try:
             options[name] = allowed[name](raw)
         except (TypeError, ValueError):
             raise PrismError(
-                f"{method} option {name} must be {allowed[name].__name__}, got {raw!r}."
+                f"{method} option {name} must be {allowed[name].__name__}, got {raw!r}.",
+                param="options",
             ) from None
     return options
 
@@ -517,21 +352,20 @@ def select(
     method: str,
     pool: Pool,
     *,
-    k: float | int | None,
+    budget: float | int | None,
     seed: int = 0,
     start: object = None,
     **options: Any,
 ) -> np.ndarray:
     """Run selector ``method`` with a budget (count or fraction); checks every argument first."""
-    if method not in SELECTORS:
-        raise PrismError(f"Unknown selector {method!r}; choose one of: {', '.join(SELECTORS)}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise PrismError(f"--seed must be a whole number ≥ 0, got {seed!r}.")
-    budget = resolve_budget(k, pool.n, allow_none=method in FILTERS)
-    if budget is not None and budget > pool.n:
+    spec = selector_spec(method)
+    seed = check_seed(seed)
+    rows = resolve_budget(budget, pool.n, allow_none=spec.is_filter)
+    if rows is not None and rows > pool.n:
         raise PrismError(
-            f"budget (--k) = {budget:,} is more than the {pool.n:,} rows of this workspace; "
-            "lower the budget, or give a fraction such as 0.5."
+            f"budget = {rows:,} is more than the {pool.n:,} rows of this workspace; "
+            "lower the budget, or give a fraction such as 0.5.",
+            param="budget",
         )
     typed = parse_options(method, options)
-    return SELECTORS[method](pool, k=budget, seed=int(seed), start=start, **typed)
+    return spec.function(pool, budget=rows, seed=seed, start=start, **typed)

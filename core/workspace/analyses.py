@@ -1,13 +1,17 @@
 """Analyses of a whole workspace, stored back into it under the one result schema.
 
-Per-sample results become columns of ``samples.parquet`` (``cluster``, ``umap_x``, ``umap_y``);
-global results become a manifest section (``clusters``, ``layout``). The CLI and the app both call
+Per-sample results become derived columns (``cluster``, ``umap_x``, ``umap_y``; which analysis
+writes which is declared in ``core.workspace.schema``); global results become a typed manifest
+section (``ClustersSection``, ``LayoutSection``). The CLI and the app both call
 these, so a map built in one is the map seen in the other.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +23,11 @@ from core.measures.clusters import (
     spherical_kmeans,
 )
 from core.measures.layout import umap_layout
+from core.workspace.manifest import ClustersSection, LayoutSection
 from core.workspace.store import Workspace
+
+if TYPE_CHECKING:
+    from core.measures.embed import EmbedConfig
 
 
 def cluster_workspace(
@@ -30,25 +38,27 @@ def cluster_workspace(
     n = len(features)
     k = default_n_clusters(n) if n_clusters is None else n_clusters
     if not 1 <= k <= n:
-        raise PrismError(f"--k must be between 1 and the number of samples ({n:,}); got {k}.")
+        raise PrismError(
+            f"--k must be between 1 and the number of samples ({n:,}); got {k}.", param="n_clusters"
+        )
     result = spherical_kmeans(features, n_clusters=k, seed=seed)
     sizes = cluster_sizes(result.labels, n_clusters=k)
     sparse = sparse_clusters(sizes)
-    summary = {
-        "n_clusters": int(k),
-        "seed": int(seed),
-        "sizes": [int(s) for s in sizes],
-        "median_size": float(np.median(sizes)),
-        "sparse": [int(c) for c in np.flatnonzero(sparse)],
-        "n_sparse": int(sparse.sum()),
-        "n_in_sparse": int(sizes[sparse].sum()),
-        "objective": float(result.objective),
-        "method": "spherical k-means (cosine), k-means++ init",
-    }
+    section = ClustersSection(
+        n_clusters=int(k),
+        seed=int(seed),
+        sizes=tuple(int(s) for s in sizes),
+        median_size=float(np.median(sizes)),
+        sparse=tuple(int(c) for c in np.flatnonzero(sparse)),
+        n_sparse=int(sparse.sum()),
+        n_in_sparse=int(sizes[sparse].sum()),
+        objective=float(result.objective),
+        method="spherical k-means (cosine), k-means++ init",
+    )
     with workspace.lock():  # labels and their section are written together
         workspace.add_columns({"cluster": result.labels.astype(np.int32)})
-        workspace.update("clusters", summary)
-    return summary
+        workspace.set_section(section)
+    return section.to_dict()
 
 
 def layout_workspace(
@@ -60,14 +70,305 @@ def layout_workspace(
     )
     with workspace.lock():  # coordinates and their section are written together
         workspace.add_columns({"umap_x": coords[:, 0], "umap_y": coords[:, 1]})
-        workspace.update(
-            "layout",
-            {
-                "method": "umap",
-                "metric": "cosine",
-                "seed": int(seed),
-                "n_neighbors": int(n_neighbors),
-                "min_dist": float(min_dist),
-            },
+        workspace.set_section(
+            LayoutSection(
+                method="umap",
+                metric="cosine",
+                seed=int(seed),
+                n_neighbors=int(n_neighbors),
+                min_dist=float(min_dist),
+            )
         )
     return coords
+
+
+def workspace_scores(
+    workspace: Workspace, *, rows: np.ndarray | None = None, qs: tuple[float, ...] | None = None
+) -> dict[str, Any]:
+    """G-Vendi and order-q Vendi of the whole set (streamed from ``features.npy``) or of ``rows``.
+
+    The record has the manifest's ``scores`` schema (``g_vendi``, ``vendi``, ``n``, ``dim``); q = 1
+    is always included. Nothing is written.
+    """
+    from core.measures.vendi import (
+        QS_DEFAULT,
+        covariance_from_npy,
+        subset_vendi,
+        vendi_from_covariance,
+    )
+    from core.workspace.manifest import scores_record
+
+    orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
+    dim = int(workspace.manifest["features"]["dim"]) if workspace.has_features else 0
+    if rows is None:
+        workspace.features()  # raises a clear message when features are missing
+        covariance, n = covariance_from_npy(workspace.features_path)
+        return scores_record(vendi_from_covariance(covariance, qs=orders), n=n, dim=dim)
+    scores = subset_vendi(workspace.features(), rows, qs=orders)
+    return scores_record(scores, n=len(rows), dim=dim)
+
+
+def cluster_scores(
+    workspace: Workspace, *, qs: tuple[float, ...] | None = None
+) -> list[dict[str, Any]]:
+    """Per cluster of ``prism cluster``: its size, whether it is sparse and its order-q Vendi."""
+    from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label
+
+    if "cluster" not in workspace.samples(columns=None).columns:
+        raise PrismError(
+            f"{workspace.path} has no clusters yet; run `prism cluster {workspace.path}` first."
+        )
+    labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy()
+    orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
+    scores = cluster_vendi(workspace.features(), labels, qs=orders)
+    sizes = np.bincount(labels)
+    sparse = set(workspace.manifest.get("clusters", {}).get("sparse", []))
+    return [
+        {
+            "cluster": int(c),
+            "size": int(sizes[c]),
+            "sparse": int(c) in sparse,
+            "vendi": {q_label(q): float(v) for q, v in scores[c].items()},
+        }
+        for c in sorted(scores)
+    ]
+
+
+# -- text space: sample texts, lexical scores, sentence embeddings ---------------------------
+# (the pure parts live in core.measures.textspace, core.measures.lexical, core.measures.embed)
+
+LEXICAL = "lexical"
+EMBEDDING = "embedding"
+EMBEDDING_COLUMNS = ("emb_cluster", "emb_umap_x", "emb_umap_y", "nbr_agreement")
+
+
+def workspace_texts(workspace: Workspace) -> list[str]:
+    """``sample_texts`` of every sample of a workspace, in row order (cached per file version)."""
+    from core.data.columns import ColumnMap
+
+    columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
+    path = workspace.samples_path
+    stat = path.stat()
+    return list(_texts(str(path), stat.st_mtime_ns, stat.st_size, columns))
+
+
+@lru_cache(maxsize=4)
+def _texts(path: str, mtime_ns: int, size: int, columns: Any) -> tuple[str, ...]:
+    # Every diversity table asks for the texts of each of its subsets: read them once.
+    import pandas as pd
+
+    from core.measures.textspace import sample_texts
+
+    wanted = ["id", *columns.content_columns]
+    return tuple(sample_texts(pd.read_parquet(path, columns=wanted), columns))
+
+
+def _fingerprint(workspace: Workspace) -> str | None:
+    value = workspace.manifest.get("dataset", {}).get("fingerprint")
+    return None if value is None else str(value)
+
+
+def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> dict[str, Any]:
+    """distinct-1…4 and the n-gram Vendi score of the whole set; stored as section ``lexical``."""
+    from core.measures.lexical import NGRAM_RANGE, lexical_summary
+
+    texts = workspace_texts(workspace) if texts is None else texts
+    start = time.perf_counter()
+    record: dict[str, Any] = {
+        "n": len(texts),
+        "fingerprint": _fingerprint(workspace),
+        "tokens": "lower-cased word tokens (runs of letters, digits, underscore)",
+        "ngram_range": list(NGRAM_RANGE),
+        **lexical_summary(texts),
+    }
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    workspace.update(LEXICAL, record)
+    return record
+
+
+def has_lexical(workspace: Workspace) -> bool:
+    """True when the section ``lexical`` was computed for this workspace's current samples."""
+    cached = workspace.manifest.get(LEXICAL, {})
+    return cached.get("n") == workspace.n_samples and cached.get("fingerprint") == _fingerprint(
+        workspace
+    )
+
+
+def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | None]:
+    """Embedding Vendi, n-gram Vendi and distinct-2 of the samples at ``rows`` (row positions).
+
+    Repeated rows count repeatedly, as in ``core.measures.vendi.subset_vendi``. ``embedding_vendi``
+    is None while the workspace has no embeddings; ``ngram_vendi`` is None when no selected text
+    has a word token. For the whole set, the values stored by ``lexical_workspace`` are reused.
+    """
+    from core.measures.textspace import lexical_scores
+    from core.measures.vendi import subset_vendi
+    from core.validate import check_indices
+
+    texts = workspace_texts(workspace)
+    positions = check_indices(rows, len(texts), param="rows")
+    embedding = None
+    if workspace.has_embeddings:
+        embedding = subset_vendi(workspace.embeddings(), positions, qs=(1.0,))[1.0]
+    whole = positions.size == len(texts) and np.array_equal(
+        np.sort(positions), np.arange(len(texts))
+    )
+    if whole and has_lexical(workspace):
+        cached = workspace.manifest[LEXICAL]
+        lexical = {"ngram_vendi": cached["ngram_vendi"], "distinct_2": cached["distinct_2"]}
+    else:
+        lexical = lexical_scores([texts[i] for i in positions])
+    return {"embedding_vendi": embedding, **lexical}
+
+
+# progress(done, total, stage): stage is "embedding", then "clusters", "map", "neighbours",
+# "lexical" (each reported once with done == total when it finishes).
+EmbedProgress = Callable[[int, int, str], None]
+
+
+def embed_workspace(
+    workspace: Workspace,
+    config: EmbedConfig | None = None,
+    *,
+    progress: EmbedProgress | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Embed a workspace's samples and run the text-space analyses; returns the ``embedding`` section.
+
+    ``config`` (or the same settings as keywords: model, batch_size, device, seed, n_clusters,
+    n_neighbors) says how (``core.measures.embed.EmbedConfig``). Writes ``embeddings.npy``,
+    clusters them (spherical k-means) and lays them out (UMAP) exactly as the gradient features
+    are, compares their neighbourhoods with the gradient features' when those exist, and stores
+    the columns ``EMBEDDING_COLUMNS`` and the manifest sections ``embedding`` and ``lexical``.
+    ``seed`` seeds k-means, UMAP and the pair sample of the rank correlation; ``n_clusters``
+    defaults to ≈ N/10 as for gradient features; ``n_neighbors`` is the neighbourhood size of
+    ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
+    is dropped) and the section's ``neighbours`` is None.
+    """
+    from dataclasses import asdict
+
+    from core.devices import resolve_device
+    from core.measures.embed import (
+        DEFAULT_MODEL,
+        PACKAGED_MODEL_NAME,
+        EmbedConfig,
+        count_truncated,
+        embed_texts,
+        load_encoder,
+    )
+    from core.measures.neighbours import compare_spaces
+    from core.measures.vendi import q_label, vendi_scores
+    from core.workspace.store import now
+
+    if config is None:
+        config = EmbedConfig(**settings)
+    elif settings:
+        raise TypeError("pass either an EmbedConfig or its settings as keywords, not both")
+    texts = workspace_texts(workspace)
+    n = len(texts)
+    if n < 2:
+        raise PrismError(f"{workspace.path} has {n} sample; embeddings need at least 2.")
+    n_clusters = default_n_clusters(n) if config.n_clusters is None else int(config.n_clusters)
+    if n_clusters > n:
+        raise PrismError(
+            f"n_clusters must be between 1 and the number of samples ({n:,}); got {n_clusters}.",
+            param="n_clusters",
+        )
+    if config.n_neighbors > n - 1:
+        raise PrismError(
+            f"n_neighbors must be at most n − 1 = {n - 1}; got {config.n_neighbors}.",
+            param="n_neighbors",
+        )
+
+    def report(done: int, total: int, stage: str) -> None:
+        if progress is not None:
+            progress(done, total, stage)
+
+    start = time.perf_counter()
+    encoder = load_encoder(config.model, device=config.device)
+    load_seconds = time.perf_counter() - start
+    embeddings = embed_texts(
+        texts,
+        model=config.model,
+        batch_size=config.batch_size,
+        device=config.device,
+        progress=lambda done, total: report(done, total, "embedding"),
+    )
+    embed_seconds = time.perf_counter() - start - load_seconds
+    n_truncated = count_truncated(encoder, texts)
+
+    clustering = spherical_kmeans(embeddings, n_clusters=n_clusters, seed=config.seed)
+    sizes = cluster_sizes(clustering.labels, n_clusters=n_clusters)
+    sparse = sparse_clusters(sizes)
+    report(1, 1, "clusters")
+    coords = umap_layout(embeddings, seed=config.seed)
+    report(1, 1, "map")
+
+    columns: dict[str, np.ndarray] = {
+        "emb_cluster": clustering.labels.astype(np.int32),
+        "emb_umap_x": coords[:, 0],
+        "emb_umap_y": coords[:, 1],
+    }
+    neighbours: dict[str, Any] | None = None
+    device_used = resolve_device(config.device)
+    if workspace.has_features:
+        comparison = compare_spaces(
+            workspace.features(mmap=False),
+            embeddings,
+            n_neighbors=config.n_neighbors,
+            seed=config.seed,
+            device=device_used if device_used.startswith("cuda") else "cpu",
+        )
+        columns["nbr_agreement"] = comparison.agreement
+        neighbours = {
+            "k": comparison.n_neighbors,
+            "mean_agreement": comparison.mean_agreement,
+            "chance": comparison.chance,
+            "rank_correlation": comparison.rank_correlation,
+            "rank_correlation_method": "Spearman ρ of pairwise cosines (gradient vs embedding)",
+            "n_pairs": comparison.n_pairs,
+        }
+        report(1, 1, "neighbours")
+    else:
+        workspace.drop_columns(["nbr_agreement"])
+
+    # Embeddings first, the manifest last: has_embeddings only turns true once all is written.
+    workspace.manifest.pop(EMBEDDING, None)
+    workspace.write_embeddings(embeddings)
+    workspace.add_columns(columns)
+    lexical_workspace(workspace, texts=texts)
+    report(1, 1, "lexical")
+    vendi = vendi_scores(embeddings)
+    section: dict[str, Any] = {
+        "model": config.model,
+        "model_name": PACKAGED_MODEL_NAME if config.model == DEFAULT_MODEL else config.model,
+        "dim": int(embeddings.shape[1]),
+        "n": n,
+        "seed": config.seed,
+        "fingerprint": _fingerprint(workspace),
+        "text": "prompt and response (or every message) joined by a blank line",
+        "max_seq_length": int(getattr(encoder, "max_seq_length", 0) or 0),
+        "n_truncated": n_truncated,
+        "created": now(),
+        "seconds": round(embed_seconds, 3),
+        "load_seconds": round(load_seconds, 3),
+        "device": device_used,
+        "batch_size": config.batch_size,
+        "embedding_vendi": float(vendi[1.0]),
+        "vendi": {q_label(q): float(v) for q, v in vendi.items()},
+        "clusters": {
+            "n_clusters": int(n_clusters),
+            "seed": config.seed,
+            "sizes": [int(s) for s in sizes],
+            "median_size": float(np.median(sizes)),
+            "sparse": [int(c) for c in np.flatnonzero(sparse)],
+            "n_sparse": int(sparse.sum()),
+            "objective": float(clustering.objective),
+            "method": "spherical k-means (cosine), k-means++ init",
+        },
+        "layout": {"method": "umap", "metric": "cosine", "seed": config.seed, "n_neighbors": 15},
+        "neighbours": neighbours,
+        "settings": asdict(config),
+    }
+    workspace.update(EMBEDDING, section)
+    return section

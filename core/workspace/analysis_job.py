@@ -1,83 +1,52 @@
 """Clusters and the 2-D map of a workspace, built in a background process for the app.
 
-``start`` launches ``python -m core.workspace.analysis_job WORKSPACE``, which runs ``core.workspace.analyses`` (spherical
-k-means, then UMAP) on a workspace whose features are complete and records its progress in
-``analysis.json`` inside the workspace; ``read_status`` reads it back. Like a feature job it
-survives a closed tab. No streamlit here; this belongs beside ``core.workspace.jobs`` once the engine
-takes it.
+``start`` launches ``python -m core.workspace.analysis_job WORKSPACE``, which runs
+``core.workspace.analyses`` (spherical k-means, then UMAP) on a workspace whose features are
+complete and records its progress as the ``analysis`` job (``core.workspace.jobs``:
+``jobs/analysis.json``, step ``clusters`` then ``layout``); ``read_status`` reads it back. Like a
+feature job it survives a closed tab.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
-from core.paths import SOURCE_ROOT
-from core.workspace.jobs import process_alive
-from core.workspace.store import Workspace, now, write_json
+from core.workspace.jobs import (
+    ANALYSIS,
+    DONE,
+    FAILED,
+    RUNNING,
+    Job,
+    read_job,
+    report_job,
+    start_job,
+)
+from core.workspace.store import JOBS, Workspace
 
-STATUS = "analysis.json"
+STATUS = f"{JOBS}/{ANALYSIS}.json"
+STEPS = ("clusters", "layout")
 
 
 def needs_analysis(workspace: Workspace) -> list[str]:
     """The analyses the map still lacks: a subset of ["clusters", "layout"]."""
-    missing = []
-    if "clusters" not in workspace.manifest:
-        missing.append("clusters")
-    if "layout" not in workspace.manifest:
-        missing.append("layout")
-    return missing
+    present = {"clusters": workspace.clusters, "layout": workspace.layout}
+    return [step for step in STEPS if present[step] is None]
 
 
-def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """{"status": running|done|failed, "step", "message", "pid", "updated"} or None."""
-    file = Path(path) / STATUS
-    try:
-        status = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-    if (
-        status.get("status") == "running"
-        and status.get("pid")
-        and not process_alive(int(status["pid"]))
-    ):
-        status = {
-            **status,
-            "status": "failed",
-            "message": "the map builder stopped; start it again",
-        }
-    return status
+def read_status(path: str | os.PathLike[str]) -> Job | None:
+    """The map builder's job record (status running|done|failed, step, message, pid), or None."""
+    return read_job(path, ANALYSIS)
 
 
 def start(path: str | os.PathLike[str]) -> int:
     """Start building clusters and map in a detached process; returns its pid."""
-    root = Path(path)
-    log = open(root / "analysis.log", "ab")  # noqa: SIM115 — handed to the child process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core.workspace.analysis_job", str(root)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=SOURCE_ROOT,
+    job = start_job(
+        path, ANALYSIS, ["core.workspace.analysis_job", str(path)], total=len(STEPS), message=""
     )
-    log.close()
-    write_json(
-        root / STATUS,
-        {
-            "status": "running",
-            "step": "starting",
-            "message": "",
-            "pid": process.pid,
-            "updated": now(),
-        },
-    )
-    return process.pid
+    return int(job.pid or 0)
 
 
 def run(path: str | os.PathLike[str]) -> None:
@@ -86,33 +55,25 @@ def run(path: str | os.PathLike[str]) -> None:
     root = Path(path)
 
     def report(status: str, step: str, message: str = "") -> None:
-        write_json(
-            root / STATUS,
-            {
-                "status": status,
-                "step": step,
-                "message": message,
-                "pid": os.getpid(),
-                "updated": now(),
-            },
+        done = len(STEPS) if status == DONE else STEPS.index(step) if step in STEPS else 0
+        report_job(
+            root, ANALYSIS, status=status, step=step, message=message, done=done, total=len(STEPS)
         )
 
     step = "clusters"
     try:
         workspace = Workspace.open(root)
         if "clusters" in needs_analysis(workspace):
-            report("running", "clusters", "grouping the samples (spherical k-means)")
+            report(RUNNING, "clusters", "grouping the samples (spherical k-means)")
             cluster_workspace(workspace)
         step = "layout"
         if "layout" in needs_analysis(Workspace.open(root)):
-            report(
-                "running", "layout", "laying out the map (UMAP; the first run compiles for ~30 s)"
-            )
+            report(RUNNING, "layout", "laying out the map (UMAP; the first run compiles for ~30 s)")
             layout_workspace(Workspace.open(root))
-        report("done", "done", "clusters and map are ready")
+        report(DONE, "done", "clusters and map are ready")
     except Exception as error:  # recorded for the page to show; the process ends here
         traceback.print_exc()
-        report("failed", step, str(error) or type(error).__name__)
+        report(FAILED, step, str(error) or type(error).__name__)
         raise SystemExit(1) from None
 
 

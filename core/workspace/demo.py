@@ -18,7 +18,15 @@ from core.errors import WorkspaceError
 from core.features.proxy import prism_home
 from core.paths import SOURCE_ROOT
 from core.workspace.compare import CURVES
-from core.workspace.store import EMBEDDINGS, FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace
+from core.workspace.derived import DERIVED
+from core.workspace.store import (
+    EMBEDDINGS,
+    FEATURES,
+    MANIFEST,
+    SAMPLES,
+    SUBSETS,
+    Workspace,
+)
 
 DEMO_SOURCE = "demo:gsm8k"
 DEMO_NAME = "demo-gsm8k"
@@ -35,14 +43,12 @@ def _older_shipped_copy(workspace: Workspace) -> bool:
     if workspace.has_embeddings or not (SHIPPED / EMBEDDINGS).is_file():
         return False
     try:
-        shipped = Workspace.open(SHIPPED).manifest
+        shipped = Workspace.open(SHIPPED).feature_section
     except WorkspaceError:
         return False
-    completed = shipped.get("features", {}).get("completed")
-    return (
-        completed is not None
-        and workspace.manifest.get("features", {}).get("completed") == completed
-    )
+    mine = workspace.feature_section
+    completed = shipped.completed if shipped is not None else None
+    return completed is not None and mine is not None and mine.completed == completed
 
 
 def ensure_demo_workspace() -> Workspace:
@@ -68,6 +74,8 @@ def ensure_demo_workspace() -> Workspace:
     for name in (MANIFEST, SAMPLES, FEATURES, EMBEDDINGS, CURVES, SUBSETS):
         if (SHIPPED / name).is_file():
             shutil.copy2(SHIPPED / name, staging / name)
+    if (SHIPPED / DERIVED).is_dir():
+        shutil.copytree(SHIPPED / DERIVED, staging / DERIVED)
     if kept_subsets is not None:
         (staging / SUBSETS).write_bytes(kept_subsets)
     if target.exists():

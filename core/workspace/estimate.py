@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import PrismError
+from core.validate import check_int
 
 if TYPE_CHECKING:
     from core.data.dataset import Dataset
-    from core.features.extract import Conversation, FeatureConfig
+    from core.features.extract import FeatureConfig
+    from core.features.tokenize import Conversation
 
 LENGTH_SAMPLE = 256  # rows tokenised to learn the data's length distribution
 
@@ -73,7 +75,8 @@ def _length_sample(
     dataset_or_samples: Dataset | Sequence[Conversation | str], seed: int
 ) -> tuple[list[Conversation | str], int]:
     """(a seeded sample of at most ``LENGTH_SAMPLE`` rows as the model sees them, all rows)."""
-    from core.data.dataset import Dataset, conversations
+    from core.data.dataset import Dataset
+    from core.data.text import conversations
 
     rng = np.random.default_rng(seed)
     if isinstance(dataset_or_samples, Dataset):
@@ -101,8 +104,7 @@ def estimate_run(
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
 
-    if isinstance(probe_rows, bool) or not isinstance(probe_rows, int) or probe_rows < 1:
-        raise PrismError(f"probe_rows must be a whole number ≥ 1, got {probe_rows!r}.")
+    check_int(probe_rows, param="probe_rows", minimum=1)
     sample, rows = _length_sample(dataset_or_samples, seed)
     if rows == 0:
         raise PrismError("There are no rows to estimate a run for.")

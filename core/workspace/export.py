@@ -7,44 +7,21 @@ Beside the export, ``<out>.manifest.json`` records where the rows came from and 
 was made, so ``prism select --from-manifest`` can rebuild it. JSONL is plain UTF-8 JSON (no
 ``\\/``, no ``\\uXXXX`` escapes); CSV writes list, dict and struct cells as JSON text.
 
-Exports stream: ``samples.parquet`` is read one record batch at a time, so memory stays at a
-batch whatever the size of the dataset.
+Exports stream: ``samples.parquet`` is read one record batch at a time (the derived columns, a
+few numbers a row, alongside), so memory stays at a batch whatever the size of the dataset.
 
-Nothing is destroyed. ``force`` replaces only a previous export or a file of the same kind: a
-file with the format's suffix (or whose manifest says it is an export of this format), and for
-``hf`` only a ``save_to_disk`` folder whose manifest beside it says ``hf`` and that holds nothing
-but the dataset's files. Never another folder, never a symbolic link, never a Prism workspace or
-anything inside one (a folder holding ``manifest.json`` and ``samples.parquet``, at any level
-above ``out``).
-
-The data and its manifest are one pair. Both are written to temporary names beside ``out``
-(``.<name>.XXXXXXXX.tmp``), then published: the data renamed into place first, the manifest
-last. The manifest records the sha256 of the data (of an ``hf`` folder: of its files' names and
-bytes), so a manifest that does not describe the data beside it is detected: ``read_manifest``
-(and so ``prism select --from-manifest``) refuses it. The whole export holds an exclusive lock
-on ``.<name>.lock`` beside ``out`` (an empty file, left in place: removing it would let two
-exports lock two different files); a second export to the same path fails at once instead of
-waiting. Because every writer holds that lock, temporaries found by the next export under it
-belong to a process that died; it repairs what they left before writing: a finished temporary
-manifest that matches the published data is published (the kill came between the two renames),
-an ``hf`` folder that was moved aside and matches the current manifest is moved back (the kill
-came before the new folder was in), and every other temporary is removed. So after a kill at
-any moment, the next export to the path starts from the old pair or the new one.
+Writing is kill-safe and never destroys anything but a previous export: see
+``core.workspace.publish``.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import decimal
-import hashlib
 import io
 import json
 import os
-import re
-import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -60,23 +37,30 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core import __version__
-from core.data.dataset import RESERVED_COLUMNS
-from core.errors import PrismError, WorkspaceError
+from core.errors import PrismError
 from core.measures.vendi import subset_vendi
-from core.workspace.store import MANIFEST, SAMPLES, Workspace, lock_file, now
+from core.workspace.derived import batches as sample_batches
+from core.workspace.files import now
+from core.workspace.manifest import ClustersSection, FeatureSection
+from core.workspace.publish import (
+    check_replace,
+    content_digest,
+    export_lock,
+    manifest_path_for,
+    pause,
+    publish_pair,
+    refuse_workspace,
+    remove,
+    repair,
+    temporary,
+)
+from core.workspace.schema import RESERVED_COLUMNS
+from core.workspace.store import Workspace
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "hf": ""}
-# Files ``force`` may replace without a manifest saying they are an export of the format.
-KIND_SUFFIXES = {"jsonl": (".jsonl", ".ndjson"), "csv": (".csv",), "parquet": (".parquet", ".pq")}
-# What a ``save_to_disk`` folder holds; an ``hf`` export folder holding anything else is not ours.
-HF_FILES = ("dataset_info.json", "state.json")
 BATCH_ROWS = 16_384
 WHOLE_SET_HOW = {"method": "whole_set"}
-# Test hook, read here only: PRISM_EXPORT_PAUSE=<step> ("write", "publish", "aside" or
-# "manifest") makes an export say so on stderr and wait at that step for a line on stdin, so that
-# a test can kill it exactly there, or hold it there while another export tries the same path.
-PAUSE_ENV = "PRISM_EXPORT_PAUSE"
 
 
 @dataclass(frozen=True)
@@ -96,16 +80,10 @@ def download_name(subset: str | None, fmt: str) -> str:
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise PrismError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+        raise PrismError(
+            f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.", param="fmt"
+        )
     return fmt
-
-
-def manifest_path_for(out: Path) -> Path:
-    return out.with_name(out.name + ".manifest.json")
-
-
-def lock_path_for(out: Path) -> Path:
-    return out.with_name(f".{out.name}.lock")
 
 
 def export_columns(workspace: Workspace, *, derived: bool) -> tuple[list[str], dict[str, str]]:
@@ -115,35 +93,31 @@ def export_columns(workspace: Workspace, *, derived: bool) -> tuple[list[str], d
     older workspaces: every column that is not one of Prism's). Prism's string ``id`` is written
     only when the dataset's own id column was called ``id``, or with ``derived``.
     """
-    dataset = workspace.manifest.get("dataset", {})
-    stored = pq.read_schema(workspace.samples_path).names
-    back = {new: old for old, new in (dataset.get("renamed") or {}).items()}
-    original = dataset.get("original_columns")
+    dataset = workspace.dataset
+    stored = workspace.sample_columns()
+    back = {new: old for old, new in dataset.renamed.items()}
+    original = dataset.original_columns
     if original is None:
-        derived_like = set(RESERVED_COLUMNS)
-        original = [c for c in stored if c not in derived_like or c in back]
+        original = tuple(c for c in stored if c not in set(RESERVED_COLUMNS) or c in back)
     keep = [c for c in stored if c in set(original) and c != "id"]
-    if (dataset.get("columns") or {}).get("id") == "id" or derived:
+    own_id = dataset.columns.get("id") == "id"
+    if own_id or derived:
         keep.insert(0, "id")
     if derived:
         keep += [c for c in stored if c not in keep]
     names = {c: back.get(c, c) for c in keep}
-    if derived and names.get("id") == "id" and (dataset.get("columns") or {}).get("id") != "id":
+    if derived and names.get("id") == "id" and not own_id:
         names["id"] = "prism_id"
     return keep, names
 
 
 def _batches(workspace: Workspace, rows: np.ndarray, columns: list[str]) -> Iterator[pa.Table]:
     """Record batches of the selected rows (ascending row order), renamed columns not applied."""
-    file = pq.ParquetFile(workspace.samples_path)
     wanted = np.sort(np.asarray(rows, dtype=np.int64))
-    start = 0
-    for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-        stop = start + batch.num_rows
-        lo, hi = np.searchsorted(wanted, [start, stop])
+    for start, table in sample_batches(workspace, columns, batch_rows=BATCH_ROWS):
+        lo, hi = np.searchsorted(wanted, [start, start + table.num_rows])
         if hi > lo:
-            yield pa.Table.from_batches([batch]).take(pa.array(wanted[lo:hi] - start))
-        start = stop
+            yield table.take(pa.array(wanted[lo:hi] - start))
 
 
 # -- cell values as JSON -----------------------------------------------------------------------
@@ -206,12 +180,6 @@ def _nested_as_json(table: pa.Table) -> pa.Table:
 # -- writing -----------------------------------------------------------------------------------
 
 
-def _pause(step: str) -> None:
-    if os.environ.get(PAUSE_ENV) == step:
-        print(f"prism export: paused at {step}", file=sys.stderr, flush=True)
-        sys.stdin.readline()
-
-
 def _write_stream(
     fmt: str,
     target: Path,
@@ -251,7 +219,7 @@ def _write_stream(
                 writer.write_table(table)
             if count == 0:  # the first batch is on disk: a kill from here leaves part of a file
                 handle.flush()
-                _pause("write")
+                pause("write")
             count += table.num_rows
         if writer is not None:
             writer.close()
@@ -278,197 +246,6 @@ def _write_hf(
     return folder, count
 
 
-def content_digest(path: Path) -> str:
-    """sha256 of an export: of the file, or of an ``hf`` folder's files (names and bytes)."""
-    if not path.is_dir():
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
-        digest.update(content_digest(file).encode("ascii") + b"\n")
-    return digest.hexdigest()
-
-
-def _temporary(target: Path, *, folder: bool = False) -> Path:
-    """A new temporary file (or folder) beside ``target``, named ``.<name>.XXXXXXXX.tmp``."""
-    prefix, suffix = f".{target.name}.", ".tmp"
-    if folder:
-        return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
-    os.close(fd)
-    # mkstemp creates 0600; give the file the permissions a plain open() would have.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
-
-
-def _temporaries(target: Path) -> list[Path]:
-    """The temporaries ``_temporary(target)`` names (``tempfile``'s 8 random characters)."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
-    return sorted(p for p in target.parent.iterdir() if pattern.fullmatch(p.name))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _recorded(manifest: Path) -> dict[str, Any] | None:
-    """An export manifest as a dict, or None when it is missing, unfinished or not JSON."""
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _digest_of(manifest: Path) -> str | None:
-    digest = (_recorded(manifest) or {}).get("sha256")
-    return digest if isinstance(digest, str) else None
-
-
-def _repair(target: Path, manifest_target: Path) -> None:
-    """Finish or undo what a killed export to ``target`` left, then remove its temporaries.
-
-    Runs under the export lock, so no live process owns a temporary found here.
-    """
-    data_temps, manifest_temps = _temporaries(target), _temporaries(manifest_target)
-    if not data_temps and not manifest_temps:
-        return
-    current = _digest_of(manifest_target)
-    if current and not target.exists():
-        # A folder moved aside to make room for a new one that never came in: move it back.
-        for temp in data_temps:
-            if temp.is_dir() and content_digest(temp) == current:
-                os.rename(temp, target)
-                break
-    if target.exists():
-        published: str | None = None
-        for temp in manifest_temps:
-            recorded = _digest_of(temp)
-            if recorded is None or recorded == current:
-                continue
-            published = published or content_digest(target)
-            if recorded == published:  # the data was renamed in, its manifest not yet
-                os.replace(temp, manifest_target)
-                break
-    for temp in _temporaries(target) + _temporaries(manifest_target):
-        _remove(temp)
-
-
-def _publish(data: Path, manifest: Path, target: Path, manifest_target: Path) -> None:
-    """Rename the finished data, then its manifest, into place (see the module docstring)."""
-    _pause("publish")
-    aside = None
-    if target.is_dir() and not target.is_symlink():
-        aside = _temporary(target, folder=True)
-        os.rename(target, aside)  # onto the empty folder mkdtemp made
-        _pause("aside")
-    os.replace(data, target)
-    _pause("manifest")
-    os.replace(manifest, manifest_target)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-# -- what --force may replace -----------------------------------------------------------------
-
-
-def _workspace_holding(path: Path) -> Path | None:
-    """The Prism workspace ``path`` is or lies in (at any level), or None."""
-    for candidate in {path.absolute(), path.resolve()}:
-        for folder in (candidate, *candidate.parents):
-            if (folder / MANIFEST).is_file() and (folder / SAMPLES).is_file():
-                return folder
-    return None
-
-
-def _refuse_workspace(paths: list[Path]) -> None:
-    """Refuse when any of ``paths`` is a Prism workspace or lies inside one."""
-    for path in paths:
-        workspace = _workspace_holding(path)
-        if workspace is not None:
-            where = "is" if path.resolve() == workspace.resolve() else "is inside"
-            raise PrismError(
-                f"{path} {where} the Prism workspace {workspace}; an export never replaces "
-                "anything in a workspace. Choose another --out."
-            )
-
-
-def _check_replace(target: Path, manifest_target: Path, fmt: str, *, force: bool) -> None:
-    """Refuse to write where an export would destroy something (see the module docstring)."""
-    existing = [p for p in (target, manifest_target) if p.exists() or p.is_symlink()]
-    if not existing:
-        return
-    _refuse_workspace(existing)
-    if not force:
-        raise PrismError(
-            f"{existing[0]} already exists; choose another --out, or pass --force to replace it."
-        )
-    refuse = (
-        "; --force replaces only a previous export or a file of the same kind. "
-        "Choose another --out."
-    )
-    for path in existing:
-        if path.is_symlink():
-            raise PrismError(f"{path} is a symbolic link{refuse}")
-    previous = _recorded(manifest_target) if manifest_target.exists() else None
-    if manifest_target.exists() and (
-        not manifest_target.is_file() or previous is None or "subset" not in previous
-    ):
-        raise PrismError(f"{manifest_target} is not a Prism export manifest{refuse}")
-    previous_format = (previous or {}).get("format")
-    if not target.exists():
-        return
-    if target.is_dir():
-        if fmt != "hf":
-            raise PrismError(f"{target} is a folder, and a {fmt} export is one file{refuse}")
-        if previous_format != "hf":
-            raise PrismError(
-                f"{target} is a folder but not a previous hf export (no {manifest_target.name} "
-                f"saying so beside it){refuse}"
-            )
-        others = [
-            p.name
-            for p in target.iterdir()
-            if not (
-                p.is_file() and not p.is_symlink() and (p.suffix == ".arrow" or p.name in HF_FILES)
-            )
-        ]
-        if others:
-            raise PrismError(
-                f"{target} holds more than an hf export ({', '.join(sorted(others)[:3])}){refuse}"
-            )
-        return
-    if not target.is_file():
-        raise PrismError(f"{target} is not a regular file{refuse}")
-    if fmt == "hf":
-        raise PrismError(f"{target} is a file, and an hf export is a folder{refuse}")
-    if previous_format != fmt and target.suffix.lower() not in KIND_SUFFIXES[fmt]:
-        raise PrismError(
-            f"{target} is neither a previous {fmt} export nor a "
-            f"{' / '.join(KIND_SUFFIXES[fmt])} file{refuse}"
-        )
-
-
-@contextlib.contextmanager
-def _export_lock(target: Path) -> Iterator[None]:
-    """Hold ``.<name>.lock`` beside ``target`` for a whole export; fail at once if it is held."""
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(lock_file(lock_path_for(target), timeout_s=0.0))
-        except WorkspaceError:
-            raise PrismError(
-                f"Another export is writing {target}; wait for it to finish, or choose another "
-                "--out."
-            ) from None
-        yield
-
-
 # -- exports -----------------------------------------------------------------------------------
 
 
@@ -488,7 +265,9 @@ def _subset_manifest(
     g_vendi = None
     if workspace.has_features:
         g_vendi = subset_vendi(workspace.features(), rows, qs=[1.0])[1.0]
-    dataset = workspace.manifest.get("dataset", {})
+    dataset = workspace.dataset
+    settings = (workspace.feature_section or FeatureSection()).settings
+    clusters = workspace.clusters or ClustersSection()
     return {
         "prism_version": __version__,
         "exported": now(),
@@ -498,12 +277,13 @@ def _subset_manifest(
         "derived_columns": derived,
         "workspace": {
             "path": str(workspace.path.resolve()),
-            "fingerprint": dataset.get("fingerprint"),
-            "source": dataset.get("source"),
+            "fingerprint": dataset.fingerprint,
+            "source": dataset.source,
         },
-        "features": workspace.manifest.get("features", {}).get("settings"),
+        "features": dict(settings) if workspace.feature_section is not None else None,
         "clusters": {
-            k: workspace.manifest.get("clusters", {}).get(k) for k in ("n_clusters", "seed")
+            "n_clusters": clusters.n_clusters if workspace.clusters is not None else None,
+            "seed": clusters.seed,
         },
         "subset": {"name": subset, "how": how or {"method": "ids"}, "ids": ids},
         "g_vendi": g_vendi,
@@ -531,28 +311,30 @@ def export_rows(
     if rows.size == 0:
         raise PrismError("Nothing to export: the subset selects no rows.")
     if rows[0] < 0 or rows[-1] >= workspace.n_samples:
-        raise PrismError(f"Row positions must be in 0..{workspace.n_samples - 1}.")
+        raise PrismError(f"Row positions must be in 0..{workspace.n_samples - 1}.", param="rows")
     target = Path(out).expanduser()
     manifest_target = manifest_path_for(target)
     if not target.parent.is_dir():
-        raise PrismError(f"The folder {target.parent} does not exist; create it first.")
+        raise PrismError(
+            f"The folder {target.parent} does not exist; create it first.", param="out"
+        )
     # Before making a lock file beside it; the full check runs under the lock, after the repair.
-    _refuse_workspace([p for p in (target, manifest_target) if p.exists() or p.is_symlink()])
+    refuse_workspace([p for p in (target, manifest_target) if p.exists() or p.is_symlink()])
     columns, names = export_columns(workspace, derived=derived)
     new_names = [names[c] for c in columns]
-    with _export_lock(target):
-        _repair(target, manifest_target)
-        _check_replace(target, manifest_target, fmt, force=force)
+    with export_lock(target):
+        repair(target, manifest_target)
+        check_replace(target, manifest_target, fmt, force=force)
         written: list[Path] = []
         try:
             if fmt == "hf":
-                scratch = _temporary(target, folder=True)
+                scratch = temporary(target, folder=True)
                 written.append(scratch)
                 data, count = _write_hf(workspace, rows, columns, new_names, scratch)
             else:
-                data = _temporary(target)
+                data = temporary(target)
                 written.append(data)
-                stored_json = set(workspace.manifest.get("dataset", {}).get("json_columns") or [])
+                stored_json = set(workspace.dataset.json_columns)
                 json_text = frozenset(names[c] for c in columns if c in stored_json)
                 count = _write_stream(
                     fmt, data, _batches(workspace, rows, columns), new_names, json_text=json_text
@@ -568,15 +350,15 @@ def export_rows(
                 n_rows=count,
             )
             manifest["sha256"] = content_digest(data)
-            manifest_temp = _temporary(manifest_target)
+            manifest_temp = temporary(manifest_target)
             written.append(manifest_temp)
             with open(manifest_temp, "w", encoding="utf-8") as handle:
                 json.dump(manifest, handle, indent=2, ensure_ascii=False, default=_json_default)
                 handle.write("\n")
-            _publish(data, manifest_temp, target, manifest_target)
+            publish_pair(data, manifest_temp, target, manifest_target)
         finally:
             for path in written:
-                _remove(path)
+                remove(path)
     return ExportResult(target, manifest_target, count, fmt, tuple(new_names))
 
 
@@ -668,13 +450,18 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PrismError(
-            f"{file} does not exist; pass the .manifest.json written beside an export."
+            f"{file} does not exist; pass the .manifest.json written beside an export.",
+            param="manifest",
         ) from None
     except (OSError, json.JSONDecodeError) as error:
-        raise PrismError(f"{file} is not a readable JSON manifest ({error}).") from None
+        raise PrismError(
+            f"{file} is not a readable JSON manifest ({error}).", param="manifest"
+        ) from None
     subset = manifest.get("subset") if isinstance(manifest, dict) else None
     if not isinstance(subset, dict) or not isinstance(subset.get("ids"), list):
-        raise PrismError(f"{file} is not a Prism export manifest (it has no subset ids).")
+        raise PrismError(
+            f"{file} is not a Prism export manifest (it has no subset ids).", param="manifest"
+        )
     data = file.with_name(file.name.removesuffix(".manifest.json"))
     recorded = manifest.get("sha256")
     if (
@@ -686,7 +473,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise PrismError(
             f"{data} does not match its manifest {file} (an export to it was interrupted, or one "
             "of the two was changed since): export the subset again with --force, or pass the "
-            "manifest that belongs to the data."
+            "manifest that belongs to the data.",
+            param="manifest",
         )
     return manifest
 

@@ -1,279 +1,211 @@
-"""Long jobs: resumable, sharded feature extraction, in this process or a background one.
+"""Background jobs of a workspace: one ``Job`` record for every kind, one start/read/cancel API.
 
-``prepare_workspace`` writes the dataset and the feature settings into a workspace (refusing to
-mix settings unless forced). ``run_features`` then computes features shard by shard: each
-finished shard is written atomically to ``shards/``, and ``job.json`` records progress
-(samples/s, ETA), so a killed run picks up at the first missing shard and ends with exactly the
-features an uninterrupted run gives. Memory stays bounded by one shard plus the model.
-``start_background`` runs the same job in its own process (for the app) — it survives a closed
-browser tab — and ``cancel`` stops it; its finished shards are kept for a later resume.
+Every long piece of work — feature extraction (``core.workspace.extraction``, a ``prism resume``
+process), clusters and map (``core.workspace.analysis_job``, a process), and the app's own
+threads (budget curves, cluster tables) — records its progress as a ``Job`` in
+``jobs/<kind>.json`` inside the workspace: kind, status, done/total, message, pid, started and
+updated (plus a step, a rate and an ETA where they mean something). So a page, the CLI and a
+test read every job the same way, and a job survives a closed browser tab.
+
+- ``start_job(path, kind, argv, …)`` runs ``python -m <argv…>`` detached (its own session, output
+  to ``jobs/<kind>.log``) and records it as running; ``read_job(path, kind)`` reads the record
+  (a running job whose process is gone reads as failed); ``cancel_job(path, kind)`` asks it to
+  stop (SIGTERM for a process; for a thread of this process, the record says ``cancelled`` and
+  the thread sees it through ``cancelled``); ``report_job`` writes a new state of a job.
+- Schema 1 workspaces kept a feature job in ``job.json`` and an analysis in ``analysis.json``;
+  ``read_job`` still reads them when no ``jobs/<kind>.json`` exists.
+
+The shorthands ``read_progress`` / ``write_progress`` / ``start_background`` / ``cancel`` are the
+feature extraction job (kind ``features``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from core.data.dataset import ColumnMap, Dataset, conversations
-from core.errors import JobStopped, PrismError, WorkspaceError
-from core.features.extract import FeatureConfig
 from core.paths import SOURCE_ROOT
-from core.workspace.store import JOB, Workspace, atomic_path, now, read_npy, write_json
+from core.workspace.files import now, write_json
+from core.workspace.store import JOBS, Workspace
 
-DEFAULT_SHARD_SIZE = 128
-# A shard also closes after this much work, so a kill loses at most about this much.
-DEFAULT_SHARD_SECONDS = 30.0
-FEATURE_COLUMNS = ("loss", "grad_norm", "n_tokens", "n_response_tokens", "truncated")
+RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
+FEATURES, ANALYSIS = "features", "analysis"
+# Where schema 1 workspaces kept a job's progress.
+LEGACY_FILES = {FEATURES: "job.json", ANALYSIS: "analysis.json"}
+# What a job whose process vanished reads as, per kind.
+VANISHED = {
+    FEATURES: "the job's process ended without finishing; resume it",
+    ANALYSIS: "the map builder stopped; start it again",
+}
 
 
 @dataclass(frozen=True)
-class Progress:
-    """A snapshot of a feature job, as written to ``job.json``."""
+class Job:
+    """A snapshot of a background job, as written to ``jobs/<kind>.json``."""
 
-    status: str  # "running" | "done" | "failed" | "cancelled"
-    done: int
-    total: int
+    status: str  # running | done | failed | cancelled
+    done: int = 0
+    total: int = 0
     samples_per_s: float = 0.0
     eta_s: float | None = None
     pid: int | None = None
     message: str = ""
     started: str = ""
     updated: str = ""
+    kind: str = FEATURES
+    step: str = ""  # where a job of several steps is (analysis: clusters, layout)
 
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 0.0
 
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING
 
-# ------------------------------------------------------------------------------------------
-# Preparing a workspace
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Dict-style read of a field (pages written against the old status dicts)."""
+        return getattr(self, key, default)
 
-def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
-
-
-def check_workspace_target(path: str | os.PathLike[str]) -> None:
-    """Refuse a workspace path that is, or lies under, an existing file — before any work."""
-    root = Path(path)
-    for part in (root, *root.parents):
-        if part.exists() or part.is_symlink():
-            if not part.is_dir():
-                where = "" if part == root else f" (its parent {part} is a file)"
-                raise WorkspaceError(
-                    f"{root} is not a directory{where}; a workspace is a folder. Choose a new "
-                    "or empty directory for --workspace."
-                )
-            return
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, kind: str) -> Job:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("kind", kind)
+        values.setdefault("status", FAILED)
+        return cls(**values)
 
 
-def outermost_missing(path: str | os.PathLike[str]) -> Path | None:
-    """The outermost folder that creating ``path`` would add (``path`` itself or a parent)."""
-    root = Path(path).absolute()
-    missing = None
-    for part in (root, *root.parents):
-        if part.exists() or part.is_symlink():
-            break
-        missing = part
-    return missing
+# The feature job's record had this name before every job shared one.
+Progress = Job
 
 
-def remove_created(path: str | os.PathLike[str], created: Path | None) -> None:
-    """Undo a workspace this run created, and nothing else.
+def job_path(path: str | os.PathLike[str], kind: str) -> Path:
+    return Path(path) / JOBS / f"{kind}.json"
 
-    ``created`` (from ``outermost_missing`` before the run) is removed with everything in it; when
-    it is None the folder existed, empty, before the run, so only what was written into it goes.
+
+def _root(where: Workspace | str | os.PathLike[str]) -> Path:
+    return where.path if isinstance(where, Workspace) else Path(where)
+
+
+def write_job(where: Workspace | str | os.PathLike[str], job: Job) -> None:
+    """Record ``job`` as the current state of its kind in the workspace."""
+    write_json(job_path(_root(where), job.kind), job.to_dict())
+
+
+def read_job(path: str | os.PathLike[str], kind: str) -> Job | None:
+    """The last state recorded for the job ``kind`` in workspace ``path``, or None.
+
+    A job recorded as running whose process is no longer alive reads as failed.
     """
-    if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
-        return
-    for child in Path(path).iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-
-
-def prepare_workspace(
-    path: str | os.PathLike[str], dataset: Dataset, config: FeatureConfig, *, force: bool = False
-) -> Workspace:
-    """Create the workspace for ``dataset`` + ``config``, or reopen it to resume the same job.
-
-    An existing workspace built from other data or settings is refused unless ``force``, which
-    clears its features and derived results. Its subsets are kept; those whose ids now name other
-    rows are marked stale (``core.workspace.subsets.mark_stale``), and ``workspace.notes`` says so.
-    """
-    root = Path(path)
-    check_workspace_target(root)
-    wanted = {"fingerprint": dataset.fingerprint, **config.settings()}
-    workspace: Workspace | None = None
-    if Workspace.exists(root):
-        workspace = Workspace.open(root)
-        built = {
-            "fingerprint": workspace.manifest.get("dataset", {}).get("fingerprint"),
-            **workspace.manifest.get("features", {}).get("settings", {}),
-        }
-        diff = _settings_diff(built, wanted)
-        if not diff:
-            return workspace
-        if not force:
-            raise WorkspaceError(
-                f"Workspace {root} was built with other data or settings:\n  "
-                + "\n  ".join(diff)
-                + "\nChoose another --workspace, or pass --force to rebuild this one (its features "
-                "and analyses are replaced; subsets are kept)."
-            )
-        workspace.clear_features()
-    elif root.exists() and any(root.iterdir()):
-        raise WorkspaceError(
-            f"{root} exists and is not a Prism workspace; refusing to write into it. "
-            "Choose an empty or new directory for --workspace."
-        )
-    manifest = {
-        "dataset": {
-            "source": dataset.source,
-            "fingerprint": dataset.fingerprint,
-            "columns": dataset.columns.to_dict(),
-            "n_samples": dataset.n_samples,
-            "n_total": dataset.n_total,
-            "n_skipped": dataset.n_skipped,
-            "renamed": dataset.renamed,
-            # Stored names of the columns the file brought (export writes exactly these).
-            "original_columns": [c for c in dataset.samples.columns if c != "id"],
-            # Columns stored as JSON text (core.data.dataset.restore_json_columns gives the values).
-            "json_columns": list(dataset.json_columns),
-            "split": dataset.split,
-            "sample": dataset.sample,
-            "sample_seed": dataset.sample_seed,
-            "notes": list(dataset.notes),
-        },
-        "features": {"settings": config.settings(), "status": "pending"},
-    }
-    if workspace is not None:
-        from core.workspace.subsets import mark_stale
-
-        before = workspace.samples()
-        before_columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
-        # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
-        # re-reading the file would bring them back.
-        with workspace.lock():
-            workspace.manifest.update(manifest)
-            workspace.write_samples(dataset.samples)
-            workspace.save_manifest()
-            stale = mark_stale(workspace, before=before, before_columns=before_columns)
-        if stale:
-            names = ", ".join(repr(n) for n in stale[:5]) + (", …" if len(stale) > 5 else "")
-            workspace.notes.append(
-                f"{len(stale)} subset(s) ({names}) name rows that changed with the new data; "
-                "their ids would now select other rows, so they are marked stale and cannot be "
-                "exported or used. Delete them with `prism subset delete`."
-            )
-        return workspace
-    created = outermost_missing(root)
+    file = job_path(path, kind)
+    if not file.is_file() and kind in LEGACY_FILES:
+        file = Path(path) / LEGACY_FILES[kind]
     try:
-        return Workspace.create(root, manifest, dataset.samples)
-    except BaseException:
-        remove_created(root, created)  # leave no half-written workspace behind
-        raise
-
-
-def config_from_workspace(workspace: Workspace, **overrides: Any) -> FeatureConfig:
-    """The FeatureConfig a workspace was prepared with (batch size / device may be overridden)."""
-    settings = dict(workspace.manifest.get("features", {}).get("settings", {}))
-    if not settings:
-        raise WorkspaceError(
-            f"{workspace.path} has no feature settings; run `prism features` first."
-        )
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return FeatureConfig(**settings)
-
-
-# ------------------------------------------------------------------------------------------
-# Running
-
-
-def _shard_path(workspace: Workspace, rows: np.ndarray) -> Path:
-    # Rows of a new shard are all still missing, so (first row, count) never names a kept shard.
-    return workspace.shard_dir / f"shard-{int(rows.min()):09d}-{len(rows):06d}.npz"
-
-
-def _shard_rows(path: Path, shard: Any, legacy_size: int) -> np.ndarray:
-    """The sample rows a shard holds: stored in it, or (older shards) implied by its index."""
-    if "rows" in shard.files:
-        return np.asarray(shard["rows"], dtype=np.int64)
-    index = int(path.stem.split("-")[1])
-    start = index * legacy_size
-    return np.arange(start, start + len(shard["features"]), dtype=np.int64)
-
-
-def finished_shards(
-    workspace: Workspace, total: int, dim: int
-) -> tuple[np.ndarray, list[tuple[Path, np.ndarray]]]:
-    """(mask of rows already computed, [(shard file, its rows)]) from the readable shards.
-
-    A shard that cannot be read, or whose arrays do not fit, is ignored and its rows computed
-    again: a run killed while writing one loses that shard, nothing else.
-    """
-    done = np.zeros(total, dtype=bool)
-    shards: list[tuple[Path, np.ndarray]] = []
-    legacy_size = int(workspace.manifest.get("features", {}).get("shard_size") or 1)
-    if not workspace.shard_dir.is_dir():
-        return done, shards
-    for path in sorted(workspace.shard_dir.glob("shard-*.npz")):
-        try:
-            with np.load(path, allow_pickle=False) as shard:
-                rows = _shard_rows(path, shard, legacy_size)
-                ok = shard["features"].shape == (len(rows), dim) and all(
-                    len(shard[name]) == len(rows) for name in FEATURE_COLUMNS
-                )
-        except Exception:  # unreadable: recomputed
-            continue
-        if not ok or len(rows) == 0 or rows.min() < 0 or rows.max() >= total:
-            continue
-        done[rows] = True
-        shards.append((path, rows))
-    return done, shards
-
-
-def write_progress(workspace: Workspace, progress: Progress) -> None:
-    write_json(workspace.path / JOB, progress.__dict__)
-
-
-def read_progress(path: str | os.PathLike[str]) -> Progress | None:
-    """The last progress written by a job in workspace ``path``, if any."""
-    import json
-
-    job = Path(path) / JOB
-    if not job.is_file():
+        data = json.loads(file.read_text())
+        job = Job.from_dict(data, kind=kind)
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
+    if job.running and job.pid and job.pid != os.getpid() and not process_alive(job.pid):
+        reason = VANISHED.get(kind, "the job's process ended without finishing")
+        job = dataclasses.replace(job, status=FAILED, message=job.message or reason)
+    return job
+
+
+def report_job(
+    where: Workspace | str | os.PathLike[str],
+    kind: str,
+    *,
+    status: str = RUNNING,
+    done: int = 0,
+    total: int = 0,
+    message: str = "",
+    step: str = "",
+    pid: int | None = None,
+    samples_per_s: float = 0.0,
+    eta_s: float | None = None,
+    started: str | None = None,
+) -> Job:
+    """Write a new state of job ``kind`` (its start time kept from the running record)."""
+    root = _root(where)
+    if started is None:
+        previous = read_job(root, kind)
+        started = previous.started if previous is not None and previous.started else now()
+    job = Job(
+        status=status,
+        done=done,
+        total=total,
+        samples_per_s=samples_per_s,
+        eta_s=eta_s,
+        pid=os.getpid() if pid is None else pid,
+        message=message,
+        started=started,
+        updated=now(),
+        kind=kind,
+        step=step,
+    )
+    write_job(root, job)
+    return job
+
+
+def start_job(
+    path: str | os.PathLike[str],
+    kind: str,
+    argv: Sequence[str],
+    *,
+    total: int = 0,
+    message: str = "starting",
+    step: str = "",
+) -> Job:
+    """Run ``python -m argv…`` in a detached process for job ``kind``; returns its record."""
+    root = Path(path)
+    (root / JOBS).mkdir(parents=True, exist_ok=True)
+    log = open(root / JOBS / f"{kind}.log", "ab")  # noqa: SIM115 — handed to the child process
+    process = subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=SOURCE_ROOT,
+    )
+    log.close()
+    return report_job(
+        root, kind, total=total, message=message, step=step, pid=process.pid, started=now()
+    )
+
+
+def cancel_job(path: str | os.PathLike[str], kind: str) -> bool:
+    """Ask a running job to stop; True if one was running. A process gets SIGTERM (its finished
+    work is kept); a thread of this process is marked cancelled and stops at its next check."""
+    job = read_job(path, kind)
+    if job is None or not job.running or not job.pid:
+        return False
+    if job.pid == os.getpid():
+        write_job(path, dataclasses.replace(job, status=CANCELLED, updated=now()))
+        return True
     try:
-        data = json.loads(job.read_text())
-        progress = Progress(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-    if progress.status == "running" and progress.pid and not process_alive(progress.pid):
-        return Progress(
-            **{
-                **progress.__dict__,
-                "status": "failed",
-                "message": progress.message
-                or "the job's process ended without finishing; resume it",
-            }
-        )
-    return progress
+        os.kill(job.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def cancelled(path: str | os.PathLike[str], kind: str) -> bool:
+    """Whether job ``kind`` was cancelled (what a thread running it checks between steps)."""
+    job = read_job(path, kind)
+    return job is not None and job.status == CANCELLED
 
 
 def process_alive(pid: int) -> bool:
@@ -291,297 +223,37 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-class _Stop(Exception):
-    pass
+# -- the feature extraction job ---------------------------------------------------------------
 
 
-def run_features(
-    workspace: Workspace,
-    *,
-    batch_size: int | None = None,
-    batch_tokens: int | None = None,
-    device: str | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    shard_seconds: float = DEFAULT_SHARD_SECONDS,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> Workspace:
-    """Compute (or finish) the features of a prepared workspace, then its scores.
-
-    Work goes in windows of ``shard_size`` missing rows; a shard closes when its window is done
-    or when ``shard_seconds`` of work have passed since the last one closed, whichever comes
-    first, so a kill loses at most about ``shard_seconds`` of work whatever the data or device.
-    A stop (Ctrl-C, SIGTERM from the app's Cancel) keeps the finished rows and raises
-    ``JobStopped`` saying what was kept and how to resume.
-    """
-    from core.features.proxy import load_proxy
-
-    config = config_from_workspace(
-        workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=device
-    )
-    if shard_size < 1:
-        raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.", param="shard_size")
-    if not shard_seconds > 0:
-        raise PrismError(f"shard_seconds must be > 0, got {shard_seconds}.", param="shard_seconds")
-    if workspace.has_features:
-        return workspace
-    samples = workspace.samples()
-    columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
-    total = len(samples)
-    section = workspace.manifest["features"]
-    shard_size = int(section.get("shard_size") or shard_size)  # a started job keeps its own
-    section.update({"shard_size": shard_size, "shard_seconds": float(shard_seconds)})
-    section["status"] = "running"
-    workspace.save_manifest()
-    workspace.shard_dir.mkdir(exist_ok=True)
-    covered, _ = finished_shards(workspace, total, config.dim)
-    todo = np.flatnonzero(~covered)
-    started, t0 = now(), time.monotonic()
-    state = {"done": int(covered.sum()), "new": 0}
-
-    def report(status: str, message: str = "") -> None:
-        elapsed = time.monotonic() - t0
-        rate = state["new"] / elapsed if elapsed > 0 and state["new"] else 0.0
-        eta = (total - state["done"]) / rate if rate else None
-        progress = Progress(
-            status, state["done"], total, rate, eta, os.getpid(), message, started, now()
-        )
-        write_progress(workspace, progress)
-        if on_progress is not None:
-            on_progress(progress)
-
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stop()
-
-    previous = signal.signal(signal.SIGTERM, stop) if _main_thread() else None
-    try:
-        report("running", "loading the proxy model" if len(todo) else "assembling")
-        if len(todo):
-            from core.features.extract import FeatureExtractor
-
-            proxy = load_proxy(
-                config.model,
-                dtype=config.dtype,
-                device=config.device,
-                trust_remote_code=config.trust_remote_code,
-            )
-            extractor = FeatureExtractor(proxy, config)
-            section = workspace.manifest["features"]
-            section.update(
-                {
-                    "model_fingerprint": proxy.fingerprint,
-                    "n_params_in_scope": extractor.n_params,
-                    "n_layers_in_scope": len(extractor.layers),
-                    "device": str(proxy.device),
-                }
-            )
-            workspace.save_manifest()
-            t0 = time.monotonic()  # the rate counts extraction only, not the model load
-            report("running")
-            last_close = time.monotonic()
-            for first in range(0, len(todo), shard_size):
-                rows = todo[first : first + shard_size]
-                encoded = extractor.encode(conversations(samples.iloc[rows], columns))
-                pending: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
-                with closing(extractor.iter_batches(encoded)) as batches:
-                    for part in batches:
-                        pending.append(part)
-                        state["done"] += len(part[0])
-                        state["new"] += len(part[0])
-                        report("running")
-                        if time.monotonic() - last_close >= shard_seconds:
-                            _write_shard(workspace, rows, encoded, pending)
-                            pending, last_close = [], time.monotonic()
-                _write_shard(workspace, rows, encoded, pending)
-                last_close = time.monotonic()
-        _assemble(workspace, total, config.dim)
-        report("done", "features complete")
-    except (_Stop, KeyboardInterrupt) as error:
-        kept, _ = finished_shards(workspace, total, config.dim)
-        state["done"] = int(kept.sum())
-        workspace.manifest["features"]["status"] = "cancelled"
-        workspace.save_manifest()
-        report(
-            "cancelled",
-            f"stopped; {state['done']:,} finished samples are kept — resume to continue",
-        )
-        interrupted = isinstance(error, KeyboardInterrupt)
-        raise JobStopped(
-            f"Feature extraction was {'interrupted' if interrupted else 'stopped'}: "
-            f"{state['done']:,} of {total:,} samples are finished and kept in {workspace.path}. "
-            f"Continue with: prism resume {shlex.quote(str(workspace.path))}",
-            exit_code=130 if interrupted else 143,
-        ) from None
-    except BaseException as error:
-        workspace.manifest["features"]["status"] = "failed"
-        workspace.save_manifest()
-        report("failed", str(error) or type(error).__name__)
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return workspace
+def write_progress(workspace: Workspace, progress: Job) -> None:
+    write_job(workspace, dataclasses.replace(progress, kind=FEATURES))
 
 
-def _write_shard(
-    workspace: Workspace,
-    rows: np.ndarray,
-    encoded: list[Any],
-    parts: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]],
-) -> None:
-    """Write the finished batches ``parts`` of the window ``rows`` as one shard (atomically)."""
-    if not parts:
-        return
-    local = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
-    order = np.argsort(local, kind="stable")
-    local = local[order]
-    shard_rows = rows[local]
-    arrays = {
-        "rows": shard_rows,
-        "features": np.concatenate([p[1] for p in parts])[order],
-        "grad_norm": np.concatenate([p[2] for p in parts])[order],
-        "loss": np.concatenate([p[3] for p in parts])[order].astype(np.float32),
-        "n_tokens": np.array([len(encoded[i].input_ids) for i in local], dtype=np.int32),
-        "n_response_tokens": np.array([encoded[i].n_response for i in local], dtype=np.int32),
-        "truncated": np.array([encoded[i].truncated for i in local], dtype=bool),
-    }
-    with atomic_path(_shard_path(workspace, shard_rows)) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _assemble(workspace: Workspace, total: int, dim: int) -> None:
-    """Stream the shards into features.npy and the per-sample columns; then score."""
-    from numpy.lib.format import open_memmap
-
-    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
-
-    covered, shards = finished_shards(workspace, total, dim)
-    if not covered.all():
-        missing = np.flatnonzero(~covered)
-        raise WorkspaceError(
-            f"{workspace.path}: {len(missing):,} samples have no finished shard (first row "
-            f"{int(missing[0]):,}); run `prism resume {workspace.path}` to compute them."
-        )
-    columns = {
-        "loss": np.zeros(total, dtype=np.float32),
-        "grad_norm": np.zeros(total, dtype=np.float32),
-        "n_tokens": np.zeros(total, dtype=np.int32),
-        "n_response_tokens": np.zeros(total, dtype=np.int32),
-        "truncated": np.zeros(total, dtype=bool),
-    }
-    with atomic_path(workspace.features_path) as tmp:
-        out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim))
-        for path, rows in shards:
-            with np.load(path, allow_pickle=False) as shard:
-                out[rows] = shard["features"]
-                for name in FEATURE_COLUMNS:
-                    columns[name][rows] = shard[name]
-        out.flush()
-        del out
-    with workspace.lock():
-        workspace.add_columns(columns)
-        workspace.manifest["features"].update(
-            {
-                "status": "complete",
-                "n_samples": total,
-                "dim": dim,
-                "n_truncated": int(columns["truncated"].sum()),
-                "grad_norm": "estimated from the sketch (JL estimate, a few % relative error), "
-                "not exact",
-                "completed": now(),
-            }
-        )
-        covariance, n = covariance_from_npy(workspace.features_path)
-        workspace.manifest["scores"] = scores_record(
-            vendi_from_covariance(covariance), n=n, dim=dim
-        )
-        workspace.save_manifest()
-    # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
-    shutil.rmtree(workspace.shard_dir, ignore_errors=True)
-
-
-def q_label(q: float) -> str:
-    return "inf" if q == float("inf") else f"{q:g}"
-
-
-def scores_record(scores: dict[float, float], *, n: int, dim: int) -> dict[str, Any]:
-    """The one schema for whole-set scores, in the manifest and in `prism score --json`."""
-    return {
-        "g_vendi": float(scores[1.0]),
-        "vendi": {q_label(q): float(v) for q, v in scores.items()},
-        "n": int(n),
-        "dim": int(dim),
-    }
-
-
-# ------------------------------------------------------------------------------------------
-# Background process (for the app)
+def read_progress(path: str | os.PathLike[str]) -> Job | None:
+    """The last progress written by a feature job in workspace ``path``, if any."""
+    return read_job(path, FEATURES)
 
 
 def start_background(
     path: str | os.PathLike[str],
     *,
     batch_size: int | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    shard_seconds: float = DEFAULT_SHARD_SECONDS,
+    shard_size: int | None = None,
+    shard_seconds: float | None = None,
 ) -> int:
     """Run `prism resume` for a prepared workspace in a detached process; returns its pid."""
-    root = Path(path)
-    command = [
-        sys.executable,
-        "-m",
-        "core",
-        "resume",
-        str(root),
-        "--quiet",
-        "--shard-size",
-        str(shard_size),
-        "--shard-seconds",
-        str(shard_seconds),
-    ]
+    from core.workspace.extraction import DEFAULT_SHARD_SECONDS, DEFAULT_SHARD_SIZE
+
+    argv = ["core", "resume", str(path), "--quiet"]
+    argv += ["--shard-size", str(shard_size or DEFAULT_SHARD_SIZE)]
+    argv += ["--shard-seconds", str(shard_seconds or DEFAULT_SHARD_SECONDS)]
     if batch_size:
-        command += ["--batch-size", str(batch_size)]
-    log = open(root / "job.log", "ab")  # noqa: SIM115 — handed to the child process
-    process = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=SOURCE_ROOT,
-    )
-    log.close()
-    write_progress(
-        Workspace.open(root),
-        Progress(
-            "running",
-            0,
-            Workspace.open(root).n_samples,
-            pid=process.pid,
-            message="starting",
-            started=now(),
-            updated=now(),
-        ),
-    )
-    return process.pid
+        argv += ["--batch-size", str(batch_size)]
+    job = start_job(path, FEATURES, argv, total=Workspace.open(path).n_samples)
+    return int(job.pid or 0)
 
 
 def cancel(path: str | os.PathLike[str]) -> bool:
-    """Ask a running background job to stop (finished shards are kept). True if one was running."""
-    progress = read_progress(path)
-    if progress is None or progress.status != "running" or not progress.pid:
-        return False
-    try:
-        os.kill(progress.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def load_features(workspace: Workspace) -> np.ndarray:
-    return read_npy(workspace.features_path)
+    """Ask a running feature job to stop (finished shards are kept). True if one was running."""
+    return cancel_job(path, FEATURES)

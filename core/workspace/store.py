@@ -1,18 +1,19 @@
-"""The on-disk workspace: manifest.json + samples.parquet + features.npy + subsets.json.
+"""The on-disk workspace: manifest.json, the samples table, features.npy, subsets.json.
 
 A workspace is a directory. ``manifest.json`` records the schema version, the dataset (source,
 fingerprint, column mapping), the feature settings (model, scope, dim, seed, …) and every global
-result (scores, clustering, layout parameters). ``samples.parquet`` holds one row per sample: the
-stable ``id``, all original columns, and derived columns added as analyses run (``loss``,
-``grad_norm``, ``cluster``, ``umap_x``…). ``features.npy`` is the (n_samples × dim) float32 matrix
-of unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
-(n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline
-(``core.measures.embed``). While features are being extracted, ``shards/`` holds finished shards and
-``job.json`` the progress.
+result (scores, clustering, layout parameters), one typed section each
+(``core.workspace.manifest``). ``samples.parquet`` holds one row per sample: the stable ``id`` and
+all original columns; each analysis keeps its per-sample columns (``loss``, ``grad_norm``,
+``cluster``, ``umap_x``…) in ``derived/<analysis>.parquet`` (``core.workspace.derived``,
+``core.workspace.schema``). ``features.npy`` is the (n_samples × dim) float32 matrix of
+unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
+(n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline. While
+features are being extracted, ``shards/`` holds finished shards and ``jobs/`` the progress of
+background jobs (``core.workspace.jobs``).
 
-Every write goes to a temporary name in the same directory and is then renamed over the target,
-so a killed process never leaves a half-written file behind. Every read-modify-write (manifest,
-samples, subsets) holds the workspace lock (``Workspace.lock``: ``fcntl.flock`` on ``.lock``), and
+Every write is atomic (``core.workspace.files``). Every read-modify-write (manifest, samples,
+subsets) holds the workspace lock (``Workspace.lock``: ``fcntl.flock`` on ``.lock``), and
 ``save_manifest`` merges by section: it writes only the sections this process changed since it
 read the manifest onto what is on disk now, so two commands never drop each other's results.
 
@@ -26,135 +27,55 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import json
 import os
 import shutil
-import tempfile
-import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from core import __version__
 from core.errors import WorkspaceError
+from core.workspace import derived
+from core.workspace.derived import SAMPLES
+from core.workspace.files import (  # write_parquet: re-exported for callers of the store
+    lock_file,
+    now,
+    read_npy,
+    short,
+    write_json,
+    write_npy,
+    write_parquet,  # noqa: F401
+)
+from core.workspace.manifest import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    ClustersSection,
+    CurvesSection,
+    DatasetSection,
+    EmbeddingSection,
+    FeatureSection,
+    LayoutSection,
+    LexicalSection,
+    Scores,
+    Section,
+)
 
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-SAMPLES = "samples.parquet"
 FEATURES = "features.npy"
 EMBEDDINGS = "embeddings.npy"
 SUBSETS = "subsets.json"
 SHARDS = "shards"
-JOB = "job.json"
+JOBS = "jobs"  # background jobs' records (core.workspace.jobs)
+JOB = f"{JOBS}/features.json"  # the feature job's record (schema 1: ``job.json``)
 LOCK = ".lock"
-LOCK_TIMEOUT_S = 120.0
 _FINITE_CHUNK_ROWS = 65_536
-
-
-class _HeldLock:
-    """One process-wide holder per workspace lock file: reentrant across nested ``with`` blocks."""
-
-    def __init__(self) -> None:
-        self.guard = threading.RLock()
-        self.depth = 0
-        self.fd: int | None = None
-
-
-_locks: dict[str, _HeldLock] = {}
 # Feature files (path, mtime, size) already found finite in this process: checked once per version.
 _finite_files: set[tuple[str, int, int]] = set()
-_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def lock_file(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S, what: str = "") -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (reentrant in this process; waits ``timeout_s``)."""
-    key = os.path.abspath(path)
-    with _locks_guard:
-        held = _locks.setdefault(key, _HeldLock())
-    with held.guard:
-        if held.depth == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        os.close(fd)
-                        raise WorkspaceError(
-                            f"{what or path.parent} is being written by another Prism command "
-                            f"and stayed locked for {timeout_s:.0f} s; wait for it to finish and "
-                            "run this again."
-                        ) from None
-                    time.sleep(0.02)
-            held.fd = fd
-        held.depth += 1
-        try:
-            yield
-        finally:
-            held.depth -= 1
-            if held.depth == 0 and held.fd is not None:
-                fcntl.flock(held.fd, fcntl.LOCK_UN)
-                os.close(held.fd)
-                held.fd = None
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        # mkstemp creates 0600; give the file the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json(target: Path, data: Any) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def write_npy(target: Path, array: np.ndarray) -> None:
-    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-
-
-def write_parquet(target: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
-def read_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+T = TypeVar("T", bound=Section)
 
 
 class Workspace:
@@ -194,6 +115,11 @@ class Workspace:
             raise WorkspaceError(
                 f"{manifest_path} has no schema_version; it was not written by Prism."
             )
+        if version < min(READABLE_VERSIONS):
+            raise WorkspaceError(
+                f"{manifest_path} has workspace schema {version}, older than any this Prism reads "
+                f"({', '.join(map(str, READABLE_VERSIONS))}); rebuild the workspace."
+            )
         if version > SCHEMA_VERSION:
             raise WorkspaceError(
                 f"{root} was written by a newer Prism (workspace schema {version}; this Prism reads "
@@ -213,7 +139,7 @@ class Workspace:
     ) -> Workspace:
         """Write a new workspace (manifest + samples) and return it."""
         root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
+        (root / JOBS).mkdir(parents=True, exist_ok=True)
         full = {
             "schema_version": SCHEMA_VERSION,
             "prism_version": __version__,
@@ -221,7 +147,7 @@ class Workspace:
             **manifest,
         }
         workspace = cls(root, full)
-        write_parquet(root / SAMPLES, samples)
+        workspace.write_samples(samples)
         workspace.save_manifest()
         return workspace
 
@@ -264,21 +190,66 @@ class Workspace:
         self.manifest.update(fresh)
         self._base = copy.deepcopy(fresh)
 
+    # -- typed sections (core.workspace.manifest) ---------------------------------------------
+
+    def section(self, kind: type[T]) -> T | None:
+        """The manifest section ``kind.NAME`` as its typed record, or None when absent."""
+        data = self.manifest.get(kind.NAME)
+        return kind.from_dict(data) if isinstance(data, Mapping) else None
+
+    def set_section(self, section: Section, *, save: bool = True) -> None:
+        """Replace the manifest section ``section.NAME`` (and save, unless ``save`` is False)."""
+        self.manifest[section.NAME] = section.to_dict()
+        if save:
+            self.save_manifest()
+
+    @property
+    def dataset(self) -> DatasetSection:
+        """Where the samples came from (an empty record for a manifest without one)."""
+        return self.section(DatasetSection) or DatasetSection()
+
+    @property
+    def feature_section(self) -> FeatureSection | None:
+        return self.section(FeatureSection)
+
+    @property
+    def scores(self) -> Scores | None:
+        return self.section(Scores)
+
+    @property
+    def clusters(self) -> ClustersSection | None:
+        return self.section(ClustersSection)
+
+    @property
+    def layout(self) -> LayoutSection | None:
+        return self.section(LayoutSection)
+
+    @property
+    def embedding(self) -> EmbeddingSection | None:
+        return self.section(EmbeddingSection)
+
+    @property
+    def lexical(self) -> LexicalSection | None:
+        return self.section(LexicalSection)
+
+    @property
+    def curves(self) -> CurvesSection | None:
+        return self.section(CurvesSection)
+
     @property
     def name(self) -> str:
         return self.path.name
 
     @property
     def n_samples(self) -> int:
-        return int(self.manifest.get("dataset", {}).get("n_samples", 0))
+        return int(self.dataset.n_samples or 0)
 
     @property
     def has_features(self) -> bool:
-        return (self.path / FEATURES).is_file() and self.manifest.get("features", {}).get(
-            "status"
-        ) == "complete"
+        section = self.feature_section
+        return (self.path / FEATURES).is_file() and section is not None and section.complete
 
-    # -- samples ------------------------------------------------------------------------------
+    # -- samples (core.workspace.derived) ------------------------------------------------------
 
     @property
     def samples_path(self) -> Path:
@@ -288,50 +259,42 @@ class Workspace:
         path = self.path / SAMPLES
         if not path.is_file():
             raise WorkspaceError(
-                f"{path} is missing, so the workspace has no samples. {self._rebuild_hint()}"
+                f"{path} is missing, so the workspace has no samples. {self.rebuild_hint()}"
             )
         try:
             pq.read_metadata(path)
         except (OSError, ValueError) as error:
             raise WorkspaceError(
-                f"{path} cannot be read ({_short(error)}). {self._rebuild_hint()}"
+                f"{path} cannot be read ({short(error)}). {self.rebuild_hint()}"
             ) from None
         return path
 
-    def samples(self, columns: list[str] | None = None) -> pd.DataFrame:
-        path = self.samples_path
-        try:
-            return pd.read_parquet(path, columns=columns)
-        except (OSError, ValueError) as error:  # pyarrow's errors derive from these
-            raise WorkspaceError(
-                f"{path} cannot be read ({_short(error)}). {self._rebuild_hint()}"
-            ) from None
+    def samples(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The samples with their derived columns: all, or ``columns`` in that order."""
+        return derived.read(self, columns)
+
+    def sample_columns(self) -> list[str]:
+        """The names ``samples()`` gives, without reading any values."""
+        return derived.column_names(self)
+
+    def samples_version(self) -> float:
+        """Changes whenever the samples table does (what caches of it key on)."""
+        return derived.version(self.path)
 
     def write_samples(self, frame: pd.DataFrame) -> None:
-        with self.lock():
-            write_parquet(self.path / SAMPLES, frame)
+        """Replace the whole samples table (derived columns go to their analyses' files)."""
+        derived.write(self, frame)
 
     def add_columns(self, columns: Mapping[str, np.ndarray | pd.Series]) -> None:
         """Add or replace derived per-sample columns (one value per row, in row order)."""
-        with self.lock():
-            frame = self.samples()
-            for name, values in columns.items():
-                if len(values) != len(frame):
-                    raise WorkspaceError(
-                        f"column {name!r} has {len(values)} values for {len(frame)} samples."
-                    )
-                frame[name] = np.asarray(values)
-            self.write_samples(frame)
+        derived.add(self, columns)
 
     def drop_columns(self, names: list[str]) -> None:
-        with self.lock():
-            frame = self.samples()
-            present = [n for n in names if n in frame.columns]
-            if present:
-                self.write_samples(frame.drop(columns=present))
+        derived.drop(self, names)
 
-    def _rebuild_hint(self) -> str:
-        source = self.manifest.get("dataset", {}).get("source") if self.manifest else None
+    def rebuild_hint(self) -> str:
+        """The command that rebuilds this workspace from its data (subsets are kept)."""
+        source = self.dataset.source
         data = source if isinstance(source, str) and source else "DATA"
         return (
             f"Rebuild the workspace with `prism features {data} --workspace {self.path} --force` "
@@ -356,14 +319,14 @@ class Workspace:
             features = read_npy(path, mmap=mmap)
         except (OSError, ValueError, EOFError) as error:
             raise WorkspaceError(
-                f"{path} cannot be read ({_short(error)}). {self._rebuild_hint()}"
+                f"{path} cannot be read ({short(error)}). {self.rebuild_hint()}"
             ) from None
-        dim = self.manifest.get("features", {}).get("dim")
+        dim = (self.feature_section or FeatureSection()).dim
         expected = (self.n_samples, dim if isinstance(dim, int) else features.shape[-1])
         if features.ndim != 2 or features.shape != expected:
             raise WorkspaceError(
                 f"{path} holds an array of shape {features.shape}, but the workspace has "
-                f"{expected[0]:,} samples × {expected[1]} numbers. {self._rebuild_hint()}"
+                f"{expected[0]:,} samples × {expected[1]} numbers. {self.rebuild_hint()}"
             )
         stat = path.stat()
         version = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
@@ -375,7 +338,7 @@ class Workspace:
                     row = start + int(np.flatnonzero(bad)[0])
                     raise WorkspaceError(
                         f"{path} holds non-finite values (NaN or infinity), first at row {row:,}; "
-                        f"no score or analysis can use it. {self._rebuild_hint()}"
+                        f"no score or analysis can use it. {self.rebuild_hint()}"
                     )
             _finite_files.add(version)
         return features
@@ -390,7 +353,7 @@ class Workspace:
 
     def clear_features(self) -> None:
         """Remove features, shards and every derived result (used by --force)."""
-        for name in (FEATURES, JOB):
+        for name in (FEATURES, JOB, "job.json"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
@@ -402,12 +365,12 @@ class Workspace:
     @property
     def has_embeddings(self) -> bool:
         """True when ``embeddings.npy`` was written by ``prism embed`` for this very dataset."""
-        section = self.manifest.get("embedding", {})
-        dataset = self.manifest.get("dataset", {})
+        section = self.embedding
         return (
             (self.path / EMBEDDINGS).is_file()
-            and section.get("n") == self.n_samples
-            and section.get("fingerprint") == dataset.get("fingerprint")
+            and section is not None
+            and section.n == self.n_samples
+            and section.fingerprint == self.dataset.fingerprint
         )
 
     def embeddings(self, *, mmap: bool = True) -> np.ndarray:
@@ -435,7 +398,7 @@ class Workspace:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            data, reason = None, _short(error)
+            data, reason = None, short(error)
         else:
             reason = "it is not a JSON object of named subsets"
         valid = isinstance(data, dict) and all(
@@ -452,17 +415,12 @@ class Workspace:
         write_json(self.path / SUBSETS, dict(subsets))
 
 
-def _short(error: BaseException, max_chars: int = 160) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-
-
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WorkspaceError(
-            f"{path} cannot be read ({_short(error)}). Rebuild the workspace with "
+            f"{path} cannot be read ({short(error)}). Rebuild the workspace with "
             f"`prism features DATA --workspace {path.parent} --force`."
         ) from None
     if not isinstance(manifest, dict):
@@ -492,14 +450,15 @@ def problems(path: str | os.PathLike[str]) -> list[str]:
     try:
         n_rows = pq.read_metadata(samples).num_rows
     except (OSError, ValueError) as error:
-        reason = "missing" if not samples.exists() else f"cannot be read ({_short(error)})"
-        found.append(f"{samples} is {reason}. {workspace._rebuild_hint()}")
+        reason = "missing" if not samples.exists() else f"cannot be read ({short(error)})"
+        found.append(f"{samples} is {reason}. {workspace.rebuild_hint()}")
     else:
         if n_rows != workspace.n_samples:
             found.append(
                 f"{samples} has {n_rows:,} rows but the manifest records {workspace.n_samples:,} "
-                f"samples. {workspace._rebuild_hint()}"
+                f"samples. {workspace.rebuild_hint()}"
             )
+        found += derived.problems(workspace, n_rows)
     if workspace.has_features:
         try:
             workspace.features(check_finite=False)

@@ -7,7 +7,7 @@ what the user typed, trimmed; an existing name is never overwritten unless asked
 
 When a workspace is rebuilt on other data (``prism features --force``), a subset whose ids now
 name other rows (row-number ids of a changed file, or rows whose content changed) is marked
-``stale`` by ``mark_stale``, and ``subset_rows`` refuses it with a message; it can only be
+``stale`` by ``mark_stale``, and ``rows_of`` refuses it with a message; it can only be
 deleted. Subsets whose rows are unchanged (stable ids) stay valid.
 Every change to ``subsets.json`` holds the workspace lock, so concurrent commands keep each
 other's subsets.
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.data.dataset import ColumnMap, conversations
+from core.data.columns import ColumnMap
+from core.data.text import conversations
 from core.errors import PrismError
 from core.workspace.store import Workspace, now
 
@@ -33,11 +34,14 @@ MAX_NAME = 80
 def check_name(name: object) -> str:
     """The trimmed subset name, or a PrismError saying what is wrong with it."""
     if not isinstance(name, str) or not name.strip():
-        raise PrismError("Give the subset a name (for example “sparse maths questions”).")
+        raise PrismError(
+            "Give the subset a name (for example “sparse maths questions”).", param="name"
+        )
     text = " ".join(name.split())
     if len(text) > MAX_NAME:
         raise PrismError(
-            f"A subset name can be at most {MAX_NAME} characters; this one has {len(text)}."
+            f"A subset name can be at most {MAX_NAME} characters; this one has {len(text)}.",
+            param="name",
         )
     return text
 
@@ -59,12 +63,15 @@ def save_subset(
     unknown = [i for i in id_list if i not in known]
     if unknown:
         raise PrismError(
-            f"{len(unknown):,} of the ids are not samples of this workspace (e.g. {unknown[:3]})."
+            f"{len(unknown):,} of the ids are not samples of this workspace (e.g. {unknown[:3]}).",
+            param="ids",
         )
     with workspace.lock():
         subsets = workspace.subsets()
         if text in subsets and not overwrite:
-            raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+            raise PrismError(
+                f"A subset named “{text}” already exists; choose another name.", param="name"
+            )
         subsets[text] = {"ids": id_list, "how": dict(how or {}), "created": now()}
         workspace.write_subsets(subsets)
     return text
@@ -107,7 +114,7 @@ def mark_stale(
             return []
         old = _row_digests(before, before_columns)
         new = _row_digests(
-            workspace.samples(), ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
+            workspace.samples(), ColumnMap.from_dict(dict(workspace.dataset.columns))
         )
         marked = []
         for name, record in live.items():
@@ -142,7 +149,9 @@ def restore_subset(workspace: Workspace, name: str, record: Mapping[str, Any]) -
     with workspace.lock():
         subsets = workspace.subsets()
         if name in subsets:
-            raise PrismError(f"A subset named “{name}” exists again; rename it before undoing.")
+            raise PrismError(
+                f"A subset named “{name}” exists again; rename it before undoing.", param="name"
+            )
         subsets[name] = dict(record)
         workspace.write_subsets(subsets)
     return name
@@ -156,7 +165,9 @@ def rename_subset(workspace: Workspace, old: str, new: str) -> str:
             return text
         subsets = workspace.subsets()
         if text in subsets:
-            raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+            raise PrismError(
+                f"A subset named “{text}” already exists; choose another name.", param="name"
+            )
         # Keep the order of subsets.json: the renamed subset stays where it was.
         workspace.write_subsets(
             {(text if n == old else n): (record if n == old else r) for n, r in subsets.items()}
@@ -205,7 +216,8 @@ def combine_ids(
     """
     if operation not in SET_OPERATIONS:
         raise PrismError(
-            f"Unknown set operation {operation!r}; use one of {', '.join(SET_OPERATIONS)}."
+            f"Unknown set operation {operation!r}; use one of {', '.join(SET_OPERATIONS)}.",
+            param="operation",
         )
     if operation == "complement":
         if len(members) != 1 or all_ids is None:
@@ -227,7 +239,7 @@ def combine_subsets(
 ) -> str:
     """Store the union / intersection / difference / complement of named subsets as ``name``."""
     samples_ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()
-    members = [samples_ids[subset_rows(workspace, n)].tolist() for n in names]
+    members = [samples_ids[rows_of(workspace, n)].tolist() for n in names]
     all_ids = None
     if operation == "complement":
         all_ids = workspace.samples(columns=["id"])["id"].astype(str).tolist()
@@ -240,34 +252,63 @@ def combine_subsets(
 
 def named_subset(workspace: Workspace, name: str) -> tuple[np.ndarray, dict[str, Any]]:
     """(row positions, how it was made) of a named subset: what an export of it needs."""
-    return subset_rows(workspace, name), dict(subset_record(workspace, name).get("how") or {})
+    return rows_of(workspace, name), dict(subset_record(workspace, name).get("how") or {})
 
 
-def subset_rows(workspace: Workspace, name: str, *, ids: list[str] | None = None) -> np.ndarray:
-    """Row positions (int64, in the subset's order) of a named subset, or of ``ids``."""
+def id_index(workspace: Workspace) -> pd.Index:
+    """The sample ids (strings) in row order: id → row position via ``get_indexer``."""
+    return pd.Index(workspace.samples(columns=["id"])["id"].astype(str))
+
+
+def rows_of(
+    workspace: Workspace,
+    name: str,
+    *,
+    ids: list[str] | None = None,
+    lenient: bool = False,
+    index: pd.Index | None = None,
+) -> np.ndarray:
+    """Row positions (int64, in the subset's order) of the named subset, or of ``ids``.
+
+    The one "subset → rows". Strict (the default, for scores and exports): a stale subset, or
+    ids that are not samples of the workspace, raise a PrismError saying what to do. ``lenient``
+    (for listings that show every subset): a stale subset selects no rows and unknown ids are
+    left out. ``index`` (from ``id_index``) saves re-reading the ids for many subsets.
+    """
     if ids is None:
         record = subset_record(workspace, name)
         reason = stale_reason(record)
+        if reason and lenient:
+            return np.zeros(0, dtype=np.int64)
         if reason:
             raise PrismError(
                 f"Subset “{name}” is stale: {reason}. Delete it "
                 f"(`prism subset delete {workspace.path} '{name}'`) and select again."
             )
-        wanted = list(record["ids"])
+        wanted = [str(i) for i in record["ids"]]
     else:
         wanted = [str(i) for i in ids]
-    position = {v: i for i, v in enumerate(workspace.samples(columns=["id"])["id"].astype(str))}
-    missing = [i for i in wanted if i not in position]
-    if missing and ids is not None:
-        raise PrismError(
-            f"{len(missing):,} ids are not in the workspace, e.g. {missing[:5]}.", param="ids"
-        )
-    if missing:
+    positions = (id_index(workspace) if index is None else index).get_indexer(wanted)
+    found = positions >= 0
+    if not found.all() and not lenient:
+        missing = [i for i, ok in zip(wanted, found, strict=True) if not ok]
+        if ids is not None:
+            raise PrismError(
+                f"{len(missing):,} ids are not in the workspace, e.g. {missing[:5]}.", param="ids"
+            )
         raise PrismError(
             f"Subset “{name}” names {len(missing):,} ids that are not samples of this workspace "
             f"(e.g. {missing[:3]}); was it made on other data?"
         )
-    return np.asarray([position[i] for i in wanted], dtype=np.int64)
+    return positions[found].astype(np.int64)
+
+
+def rows_of_all(workspace: Workspace) -> dict[str, np.ndarray]:
+    """Every subset's rows (``rows_of`` with ``lenient``): name → row positions."""
+    index = id_index(workspace)
+    return {
+        name: rows_of(workspace, name, lenient=True, index=index) for name in workspace.subsets()
+    }
 
 
 # -- selectors on a workspace -----------------------------------------------------------------
@@ -278,9 +319,9 @@ def selector_pool(workspace: Workspace, *, within: str | None = None) -> Any:
     the rows of subset ``within`` as the only candidates."""
     from core.select.selectors import Pool
 
-    frame = workspace.samples(columns=None)
-    labels = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
-    candidates = subset_rows(workspace, within) if within else None
+    has_labels = "cluster" in workspace.sample_columns()
+    labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None
+    candidates = rows_of(workspace, within) if within else None
     return Pool(workspace.features(), labels=labels, candidates=candidates)
 
 
@@ -305,15 +346,17 @@ def run_selector(
     The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
     clustering it used, which is everything ``reproduce_subset`` needs.
     """
-    from core.select.selectors import NEEDS_CLUSTERS, parse_options, select
+    from core.select.selectors import SELECTORS, parse_options, select
 
     text = check_name(name)
     if text in workspace.subsets() and not overwrite:
-        raise PrismError(f"A subset named “{text}” already exists; choose another name.")
+        raise PrismError(
+            f"A subset named “{text}” already exists; choose another name.", param="name"
+        )
     typed = parse_options(method, dict(options or {}))
     pool = selector_pool(workspace, within=within)
-    start_rows = subset_rows(workspace, start) if start else None
-    rows = select(method, pool, k=k, seed=seed, start=start_rows, **typed)
+    start_rows = rows_of(workspace, start) if start else None
+    rows = select(method, pool, budget=k, seed=seed, start=start_rows, **typed)
     if len(rows) == 0:
         raise PrismError(f"{method} kept no rows; nothing to save.")
     ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()[rows]
@@ -322,9 +365,12 @@ def run_selector(
         how["within"] = within
     if start:
         how["start"] = start
-    if method in NEEDS_CLUSTERS:
-        clusters = workspace.manifest.get("clusters", {})
-        how["clusters"] = {key: clusters.get(key) for key in ("n_clusters", "seed")}
+    if SELECTORS[method].needs_clusters:
+        clusters = workspace.clusters
+        how["clusters"] = {
+            "n_clusters": clusters.n_clusters if clusters else None,
+            "seed": clusters.seed if clusters else None,
+        }
     same = identical_subset(workspace, ids.tolist(), how=how) if reuse and not overwrite else None
     if same is not None:  # this run is stored already: reuse it rather than store a copy
         return same, rows
@@ -357,11 +403,12 @@ def reproduce_subset(
     from core.select.selectors import SELECTORS
 
     fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
-    mine = workspace.manifest.get("dataset", {}).get("fingerprint")
+    mine = workspace.dataset.fingerprint
     if fingerprint and mine and fingerprint != mine:
         raise PrismError(
             f"The manifest was exported from other data (fingerprint {fingerprint}, this "
-            f"workspace {mine}); open the workspace it came from."
+            f"workspace {mine}); open the workspace it came from.",
+            param="manifest",
         )
     subset = manifest["subset"]
     how = dict(subset.get("how") or {})

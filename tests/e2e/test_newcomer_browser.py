@@ -20,7 +20,6 @@ import pytest
 from app_workspaces import make_workspace
 from test_browser import choose, no_traceback, settle, shot
 
-from core.workspace.store import write_parquet
 from core.workspace.subsets import save_subset
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +57,7 @@ def test_open_a_workspace_folder_and_read_a_long_record(
     frame = ws.samples()
     frame.loc[0, "answer"] = "\n".join(f"step {i}: carry the one" for i in range(LONG_LINES))
     frame.loc[0, ["truncated", "n_tokens", "n_response_tokens"]] = [True, 512, 511]
-    write_parquet(ws.path / "samples.parquet", frame)
+    ws.write_samples(frame)
     save_subset(ws, "long ones", ["0"], how={"method": "hand"})
 
     page.goto(f"{server}/data")

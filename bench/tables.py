@@ -1,0 +1,420 @@
+"""The benchmark tables of README.md and bench/README.md, rendered from bench/results/*.json.
+
+    python bench/tables.py           # rewrite the tables in both READMEs (make bench-tables)
+    python bench/tables.py --check   # exit 1 when a README's tables differ from the results
+
+A table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is a key of
+``TABLES``, whose function renders it from the parsed results (``{"vendi": <vendi.json>, …}``).
+Text outside the markers is left as it is. Standard library only, so the test suite can run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+DOCUMENTS = (REPO / "README.md", REPO / "bench" / "README.md")
+
+# Targets of bench/features.py and bench/gpu.py (the other scripts store theirs in their JSON).
+SPEEDUP_VS_NAIVE = 5.0  # Prism at least this many times faster than the naive baseline (CPU)
+COST_VS_TRAIN_STEP = 1.5  # Prism at most this many times the cost of a training step (CPU)
+PEAK_RSS_GB = 4.0  # peak resident memory of `prism features` (CPU)
+GPU_MFU = 0.40  # MFU at 1,024 tokens (GPU)
+DEMO_ROWS = 1319  # the GSM8K demo
+
+Results = dict[str, Any]
+MARKER = re.compile(r"(<!-- bench:([a-z0-9-]+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.DOTALL)
+
+
+def load_results(folder: Path = RESULTS) -> Results:
+    """``{"vendi": …, "select": …}``: every ``*.json`` of ``folder`` by its stem."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def _table(header: list[str], align: str, rows: list[list[str]]) -> str:
+    """A Markdown table; ``align`` holds one ``l`` or ``r`` per column."""
+    rule = ["---" if a == "l" else "---:" for a in align]
+    lines = [header, rule, *rows]
+    return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def _sci(x: float) -> str:
+    """``1.3e-7`` rather than ``1.3e-07``."""
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _ratio(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}×"
+
+
+# --- bench/features.py ---------------------------------------------------------------------------
+
+
+def features(results: Results) -> str:
+    r = results["features"]
+    speedup, cost = r["speedup_vs_naive"], r["cost_vs_train_step"]
+    caption = (
+        f"{r['model']}, scope `{r['scope']}`, {r['rows']} GSM8K rows with {r['tokens']:,} tokens, "
+        f"{r['threads']} threads; Prism at 1.00×, against these:\n\n"
+    )
+    rows = [
+        [
+            "Prism (hooks + two-stage Kronecker sketch)",
+            f"{r['prism_samples_per_s']:.3f}",
+            "1.00×",
+            "",
+        ],
+        [
+            "naive: one sample at a time, materialised "
+            f"{r['params_in_scope'] / 1e6:.1f}M-weight gradient, very sparse JL",
+            f"{r['naive_samples_per_s']:.3f}",
+            f"Prism is {_ratio(speedup)} faster",
+            f"≥ {SPEEDUP_VS_NAIVE:g}×: {_met(speedup >= SPEEDUP_VS_NAIVE)}",
+        ],
+        [
+            "plain forward+backward training step, same batches",
+            f"{r['train_step_samples_per_s']:.3f}",
+            f"Prism costs {_ratio(cost, 2)} a step",
+            f"≤ {COST_VS_TRAIN_STEP:g}×: {_met(cost <= COST_VS_TRAIN_STEP)}",
+        ],
+    ]
+    return caption + _table(["method", "samples/s", "ratio", "target"], "lrrl", rows)
+
+
+def features_memory(results: Results) -> str:
+    r = results["features"]
+    memory = r["memory"]
+    rows = [
+        [
+            f"peak RSS of a `prism features` process on the {memory['rows']} longest GSM8K rows",
+            f"{memory['peak_rss_gb']:.2f} GB",
+            f"≤ {PEAK_RSS_GB:g} GB: {_met(memory['peak_rss_gb'] <= PEAK_RSS_GB)}",
+        ],
+        [
+            f"whole demo ({DEMO_ROWS:,} rows) at Prism's rate above (an estimate)",
+            f"about {r['full_demo_estimate_s'] / 60:.0f} min",
+            "",
+        ],
+    ]
+    return _table(["measure", "value", "target"], "lrl", rows)
+
+
+# --- bench/vendi.py ------------------------------------------------------------------------------
+
+
+def vendi(results: Results) -> str:
+    r = results["vendi"]
+    stream = next(row for row in r["rows"] if row["case"].startswith("stream"))
+    checks = [row for row in r["rows"] if row["case"].startswith("vs vendi-score")]
+    orders = " / ".join(row["case"].rsplit("q=", 1)[1].replace("inf", "∞") for row in checks)
+    values = " / ".join(f"{row['value']:.2f}" for row in checks)
+    worst = max(row["rel_diff"] for row in checks)
+    rows = [
+        [
+            "streamed G-Vendi from `.npy`",
+            f"{stream['n']:,}",
+            f"{stream['seconds']:.2f} (target {stream['target']}: {_met(stream['ok'])})",
+            f"{stream['value']:.2f}",
+            "",
+            "",
+            "",
+        ],
+        [
+            f"q = {orders} against the N×N kernel",
+            f"{checks[0]['n']:,}",
+            f"{checks[0]['seconds']:.2f}",
+            values,
+            "same",
+            f"≤ {_sci(worst)}",
+            _ratio(checks[0]["ratio"], 0),
+        ],
+    ]
+    cpus = r.get("machine", {}).get("cpu_count")
+    caption = f"On {cpus} CPU cores, d = {stream['d']:,}:\n\n" if cpus else ""
+    header = ["case", "n", "seconds", "value", "reference (vendi-score)", "rel. diff"]
+    return caption + _table([*header, "speed ratio"], "lrrrrrr", rows)
+
+
+# --- bench/app.py --------------------------------------------------------------------------------
+
+
+def app(results: Results) -> str:
+    r = results["app"]
+    by_case = {row["case"]: row for row in r["rows"]}
+    lassos = [row for row in r["rows"] if row["case"].startswith("lasso")]
+    switches = [row for row in r["rows"] if row["case"].startswith("switch")]
+
+    def seconds(row: dict[str, Any]) -> float:
+        return float(row["seconds"])
+
+    def target(group: list[dict[str, Any]]) -> str:
+        ok = all(row["ok"] == "yes" for row in group)
+        return f"{group[0]['target']}: {_met(ok)}"
+
+    sizes = " / ".join(
+        re.sub(r"^lasso k = ([\d,]+).*", r"\1", row["case"]).replace(",000", "k") for row in lassos
+    )
+    rows = [
+        ["open the map (cold)", f"{seconds(by_case['open map (cold)']):.2f} s", ""],
+        [
+            "page switches, cold and warm",
+            f"{min(map(seconds, switches)):.2f}–{max(map(seconds, switches)):.2f} s",
+            target(switches),
+        ],
+        [
+            f"lasso of {sizes} points → selection statistics",
+            " / ".join(f"{seconds(row):.2f}" for row in lassos) + " s",
+            target(lassos),
+        ],
+        [
+            "background results ready (map tiles, random curve, cluster words)",
+            f"{seconds(by_case['background results ready']):.2f} s",
+            "",
+        ],
+    ]
+    caption = f"On a {r['n']:,}-point synthetic workspace, d = {r['dim']:,} (server time):\n\n"
+    return caption + _table(["step", "time", "target"], "lrl", rows)
+
+
+# --- bench/selection.py --------------------------------------------------------------------------
+
+
+def selection_timing(results: Results) -> str:
+    r = results["select"]
+    setup = r["timing_setup"]
+    rows = []
+    for row in r["timing"]:
+        if row["k"] is None:
+            budget = "all kept" if "n_selected" in row else ""
+        else:
+            budget = f"{row['k']:,}"
+        faster = f"{row['speedup_vs_eager']:.1f}" if "speedup_vs_eager" in row else ""
+        seconds = f"{row['seconds']:.2f}" if row["seconds"] < 10 else f"{row['seconds']:.1f}"
+        rows.append([row["method"], budget, seconds, f"{row['passes']:,.0f}", faster])
+    before, after = setup.get("load_average_before"), setup.get("load_average_after")
+    load = f" (1-min load average {before[0]:.1f} at the start, {after[0]:.1f} at the end)"
+    caption = (
+        f"N = {setup['n']:,} × {setup['dim']:,}, budget {setup['k']:,}, on {setup['cpu_count']} "
+        f"CPU cores{load if before and after else ''}:\n\n"
+    )
+    header = ["selector", "budget", "seconds", "× one pass", "× faster than eager"]
+    return caption + _table(header, "lrrrr", rows)
+
+
+def _random_equivalent(value: float | None) -> str:
+    return "> N" if value is None or math.isnan(value) else f"{value:,.0f}"
+
+
+def selection_demo(results: Results) -> str:
+    demo = results["select"]["demo"]
+    rows = [
+        [
+            row["method"],
+            f"{row['size']:,}",
+            f"{row['g_vendi_mean']:.1f} ± {row['g_vendi_sd']:.1f}",
+            f"{row['g_vendi_low']:.1f}–{row['g_vendi_high']:.1f}",
+            f"{row['vs_random']:.2f}",
+            _random_equivalent(row["random_equivalent"]),
+        ]
+        for row in _selector_order(demo["subsets"])
+    ]
+    whole = demo["whole"]
+    caption = f"Whole set: {whole['n']:,} rows, G-Vendi {whole['g_vendi']:.1f}.\n\n"
+    header = ["selector", "rows", "G-Vendi (mean ± sd)", "min–max", "× random of that size"]
+    return caption + _table([*header, "as random at"], "lrrrrr", rows)
+
+
+def selection_text(results: Results) -> str:
+    demo = results["select"]["demo"]
+
+    def pm(row: dict[str, Any], key: str, digits: int) -> str:
+        return f"{row[key]:.{digits}f} ± {row[key + '_sd']:.{digits}f}"
+
+    rows = [
+        [
+            row["method"],
+            f"{row['size']:,}",
+            f"{row['g_vendi_mean']:.1f} ± {row['g_vendi_sd']:.1f}",
+            pm(row, "embedding_vendi", 1),
+            pm(row, "ngram_vendi", 1),
+            pm(row, "distinct_2", 3),
+        ]
+        for row in _selector_order(demo["subsets"])
+    ]
+    w = demo["whole"]
+    caption = (
+        f"Whole set: G-Vendi {w['g_vendi']:.1f}, embedding Vendi {w['embedding_vendi']:.1f}, "
+        f"n-gram Vendi {w['ngram_vendi']:.1f}, distinct-2 {w['distinct_2']:.3f}.\n\n"
+    )
+    header = ["selector", "rows", "G-Vendi", "embedding Vendi", "n-gram Vendi", "distinct-2"]
+    return caption + _table(header, "lrrrrr", rows)
+
+
+def _selector_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Random first (the baseline), then the others as stored."""
+    return sorted(rows, key=lambda row: row["method"] != "random")
+
+
+# --- bench/gpu.py --------------------------------------------------------------------------------
+
+
+def gpu(results: Results) -> str:
+    r = results["gpu"]
+    rows = [
+        [
+            f"{row['seq']:,}",
+            str(row["batch_size"]),
+            f"{row['samples_per_s']:.2f}",
+            f"{row['naive_samples_per_s']:.3f}",
+            _ratio(row["speedup_vs_naive"]),
+            _ratio(row["cost_vs_train_step"], 2),
+            f"{100 * row['mfu']:.1f}%",
+            f"{row['peak_memory_gib']:.1f}",
+        ]
+        for row in r["rows"]
+    ]
+    at_1024 = [row for row in r["rows"] if row["seq"] == 1024]
+    first = next((row for row in at_1024 if row["mfu"] >= GPU_MFU), None)
+    verdict = f"met from batch {first['batch_size']} on" if first else "missed at every batch size"
+    caption = (
+        f"{r['device']}, {r['arch']}, {r['n_params'] / 1e6:.1f}M parameters, {r['dtype']}, "
+        f"torch {r['torch']}; bf16 matrix rate measured in the same run "
+        f"{r['matmul_flops'] / 1e12:.1f} TFLOP/s. Target: MFU ≥ {100 * GPU_MFU:.0f}% at 1,024 "
+        f"tokens, {verdict}.\n\n"
+    )
+    header = ["seq", "batch", "samples/s", "naive samples/s", "speed-up", "cost vs train step"]
+    return caption + _table([*header, "MFU (6·P·T)", "peak GiB"], "rrrrrrrr", rows)
+
+
+def gpu_checks(results: Results) -> str:
+    r = results["gpu"]
+    same = r["device_independence"]
+    bf16 = r["bf16_vs_float32"]
+    stream = r["streamed_vendi"]
+    rows = [
+        [
+            f"CPU against GPU, tiny Qwen2 in float32, same seed ({same['n']} samples)",
+            f"largest difference {_sci(same['max_abs_diff'])}, smallest cosine {same['min_cosine']:.8f}",
+        ],
+        [
+            "G-Vendi: GPU / CPU / merged (half the shards from each)",
+            f"{same['g_vendi_device']:.6f} / {same['g_vendi_cpu']:.6f} / "
+            f"{same['g_vendi_merged']:.6f}",
+        ],
+        [
+            f"bf16 model against the same weights in float32 ({bf16['n']} samples)",
+            f"smallest cosine {bf16['min_cosine']:.6f}, loss within "
+            f"{_sci(bf16['loss_max_rel_diff'])} relative",
+        ],
+        [
+            f"streamed G-Vendi of {stream['n']:,} × {stream['dim']:,} generated on the device",
+            f"{stream['seconds']:.2f} s",
+        ],
+    ]
+    return _table(["check", "result"], "ll", rows)
+
+
+# --- README.md -----------------------------------------------------------------------------------
+
+
+def summary(results: Results) -> str:
+    f, v, g, s = results["features"], results["vendi"], results["gpu"], results["select"]
+    stream = next(row for row in v["rows"] if row["case"].startswith("stream"))
+    worst = max(row["rel_diff"] for row in v["rows"] if row["rel_diff"] is not None)
+    best_gpu = max(g["rows"], key=lambda row: (row["seq"], row["mfu"]))
+    lasso = max(
+        (row for row in results["app"]["rows"] if row["case"].startswith("lasso")),
+        key=lambda row: float(row["seconds"]),
+    )
+    greedy = next(row for row in s["demo"]["subsets"] if row["method"] == "vendi_greedy")
+    rows = [
+        [
+            "features on the CPU (`bench/features.py`)",
+            f"{_ratio(f['speedup_vs_naive'])} faster than a naive per-sample gradient; "
+            f"{_ratio(f['cost_vs_train_step'], 2)} the cost of a training step",
+        ],
+        [
+            "features on a GPU (`bench/gpu.py`)",
+            f"{100 * best_gpu['mfu']:.1f}% MFU at {best_gpu['seq']:,} tokens × "
+            f"{best_gpu['batch_size']} ({g['device']}, {g['dtype']})",
+        ],
+        [
+            "G-Vendi (`bench/vendi.py`)",
+            f"{stream['n']:,} × {stream['d']:,} streamed in {stream['seconds']:.1f} s on the CPU; "
+            f"within {_sci(worst)} of the `vendi-score` package",
+        ],
+        [
+            "selectors (`bench/selection.py`)",
+            f"200-row `vendi_greedy` subsets of the demo: {greedy['vs_random']:.2f}× the G-Vendi "
+            f"of random ones, as diverse as {_random_equivalent(greedy['random_equivalent'])} "
+            "random rows",
+        ],
+        [
+            "app (`bench/app.py`)",
+            f"a lasso of {lasso['case'].split('=')[1].split('(')[0].strip()} of "
+            f"{results['app']['n']:,} points → statistics in {float(lasso['seconds']):.2f} s",
+        ],
+    ]
+    return _table(["benchmark", "measured"], "ll", rows)
+
+
+TABLES: dict[str, Callable[[Results], str]] = {
+    "summary": summary,
+    "features": features,
+    "features-memory": features_memory,
+    "vendi": vendi,
+    "app": app,
+    "selection-timing": selection_timing,
+    "selection-demo": selection_demo,
+    "selection-text": selection_text,
+    "gpu": gpu,
+    "gpu-checks": gpu_checks,
+}
+
+
+def render(text: str, results: Results) -> str:
+    """``text`` with every marked table replaced by its rendering from ``results``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise KeyError(f"unknown benchmark table {name!r}; known: {', '.join(TABLES)}")
+        return match.group(1) + TABLES[name](results) + match.group(4)
+
+    return MARKER.sub(replace, text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say whether a table is stale")
+    args = parser.parse_args()
+    results = load_results()
+    stale = []
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        new = render(text, results)
+        if new != text:
+            stale.append(path.relative_to(REPO))
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    verb = "differ from bench/results (run `make bench-tables`)" if args.check else "rewritten"
+    for path in stale:
+        print(f"{path}: tables {verb}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Commands that build a workspace or say what it holds: ``features``, ``resume``, ``demo``, ``info``.
+
+``features`` loads and validates a dataset, prepares the workspace and runs the resumable
+extraction job with a progress bar; ``resume`` finishes an interrupted one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from core.cli.options import (
+    BatchTokensHelp,
+    DeviceHelp,
+    JsonOpt,
+    QuietOpt,
+    ShardSecondsHelp,
+    WorkspaceArg,
+    open_workspace,
+)
+from core.cli.render import console, err, print_info, print_json, print_scores
+from core.errors import PrismError
+
+
+def features(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset file or directory (CSV, TSV, JSON, JSONL, Parquet, HF save_to_disk) or demo:gsm8k."
+        ),
+    ],
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace", "-w", help="Workspace directory (default: under $PRISM_HOME/workspaces)."
+        ),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="'default' (embedded SmolLM2-135M-Instruct), a Hugging Face causal-LM name, or a local path."
+        ),
+    ] = "default",
+    scope: Annotated[
+        str, typer.Option(help="'all' Linear weights incl. the output head, or 'last:K' blocks.")
+    ] = "all",
+    dim: Annotated[int, typer.Option(help="Sketch dimension d.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the random sketch.")] = 0,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Most samples per forward/backward pass (default 8 on a CPU, 128 on a GPU; "
+            "does not change the features)."
+        ),
+    ] = None,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(help=BatchTokensHelp),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Truncate samples to this many tokens (default: no truncation)."),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help=DeviceHelp)] = "auto",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N samples.")] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Use a seeded random sample of N samples, kept in file order (instead of --limit)."
+        ),
+    ] = None,
+    sample_seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Split of a saved DatasetDict folder (default: train)."),
+    ] = None,
+    prompt_col: Annotated[str | None, typer.Option(help="Column holding the prompt.")] = None,
+    response_col: Annotated[str | None, typer.Option(help="Column holding the response.")] = None,
+    messages_col: Annotated[
+        str | None, typer.Option(help="Column holding a chat (list of role/content messages).")
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option(help="Column holding plain text (loss over all tokens).")
+    ] = None,
+    id_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of unique sample ids (default: 'id' if present, else the row number)."
+        ),
+    ] = None,
+    shard_size: Annotated[int, typer.Option(help="Most samples per resumable shard.")] = 128,
+    shard_seconds: Annotated[
+        float,
+        typer.Option(help=ShardSecondsHelp),
+    ] = 30.0,
+    force: Annotated[
+        bool, typer.Option(help="Rebuild a workspace that was built with other data or settings.")
+    ] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow the model's own code to run (off by default).")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compute sketched per-sample gradient features of a dataset (resumes an interrupted run)."""
+    from core.data.columns import ColumnMap
+    from core.data.dataset import load_dataset
+    from core.features.extract import FeatureConfig
+    from core.workspace.estimate import estimate_run
+    from core.workspace.extraction import (
+        check_workspace_target,
+        outermost_missing,
+        prepare_workspace,
+        remove_created,
+    )
+    from core.workspace.store import default_workspace_path
+
+    config = FeatureConfig(
+        model=model,
+        scope=scope,
+        dim=dim,
+        seed=seed,
+        batch_size=batch_size,
+        batch_tokens=batch_tokens,
+        max_length=max_length,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
+    if limit is not None and limit < 1:
+        raise PrismError(f"--limit must be ≥ 1, got {limit}.")
+    if workspace is not None:
+        check_workspace_target(workspace)  # before reading a possibly large file
+    columns = None
+    if any(c is not None for c in (prompt_col, response_col, messages_col, text_col)):
+        columns = ColumnMap(
+            prompt=prompt_col,
+            response=response_col,
+            messages=messages_col,
+            text=text_col,
+            id=id_col,
+        )
+    elif id_col is not None:
+        from core.data.columns import detect_columns
+        from core.data.read import read_table
+
+        detected = detect_columns(read_table(source, split=split))
+        columns = ColumnMap(**{**detected.to_dict(), "id": id_col})
+    dataset = load_dataset(
+        source, columns=columns, limit=limit, sample=sample, sample_seed=sample_seed, split=split
+    )
+    for note in dataset.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    path = workspace or default_workspace_path(source, dataset.fingerprint)
+    if not quiet:
+        skipped = f", {dataset.n_skipped:,} skipped (empty cells)" if dataset.n_skipped else ""
+        err.print(
+            f"[bold]{escape(str(dataset.source))}[/]: {dataset.n_samples:,} samples{skipped}; "
+            f"columns {escape(str(dataset.columns.to_dict()))}"
+        )
+        err.print(f"estimate: {escape(estimate_run(dataset, config).sentence())}", highlight=False)
+    fresh = not path.exists() or not any(path.iterdir())
+    created = outermost_missing(path)
+    ws = prepare_workspace(path, dataset, config, force=force)
+    for note in ws.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    try:
+        _extract(
+            ws,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
+            device=device,
+            shard_size=shard_size,
+            shard_seconds=shard_seconds,
+            quiet=quiet,
+        )
+    except PrismError:
+        # A new workspace whose job failed before finishing a single shard (a model that cannot
+        # be loaded, a sample that cannot be encoded) is removed, so that bad input leaves
+        # nothing half-written behind; one with finished shards is kept for a resume.
+        status = ws.manifest.get("features", {}).get("status")
+        if fresh and status == "failed" and not any(ws.shard_dir.glob("*.npz")):
+            remove_created(path, created)
+        raise
+
+
+def resume(
+    workspace: WorkspaceArg,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Samples per forward/backward pass.")
+    ] = None,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(help=BatchTokensHelp),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help=DeviceHelp)] = None,
+    shard_size: Annotated[
+        int, typer.Option(help="Most samples per shard (a started job keeps its own).")
+    ] = 128,
+    shard_seconds: Annotated[
+        float,
+        typer.Option(help=ShardSecondsHelp),
+    ] = 30.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Finish the feature extraction of a prepared or interrupted workspace."""
+    _extract(
+        open_workspace(workspace),
+        batch_size=batch_size,
+        batch_tokens=batch_tokens,
+        device=device,
+        shard_size=shard_size,
+        shard_seconds=shard_seconds,
+        quiet=quiet,
+    )
+
+
+def _extract(
+    ws: Any,
+    *,
+    batch_size: int | None,
+    device: str | None,
+    shard_size: int,
+    quiet: bool,
+    batch_tokens: int | None = None,
+    shard_seconds: float = 30.0,
+) -> None:
+    """Run (or finish) the extraction job of ``ws``, with a progress bar unless ``quiet``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from core.workspace.extraction import run_features
+
+    if ws.has_features:
+        err.print(
+            f"{escape(str(ws.path))}: features already complete ({ws.n_samples:,} samples); nothing to do."
+        )
+        print_scores(ws.manifest.get("scores", {}))
+        return
+    if quiet:
+        run_features(
+            ws,
+            batch_size=batch_size,
+            batch_tokens=batch_tokens,
+            device=device,
+            shard_size=shard_size,
+            shard_seconds=shard_seconds,
+        )
+    else:
+        with Progress(
+            TextColumn("[bold]features"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("features", total=ws.n_samples, rate="", message="")
+
+            def on_progress(p: Any) -> None:
+                rate = f"{p.samples_per_s:.2f} samples/s" if p.samples_per_s else ""
+                bar.update(
+                    task,
+                    completed=p.done,
+                    total=p.total,
+                    rate=rate,
+                    message=p.message if p.status == "running" else "",
+                )
+
+            run_features(
+                ws,
+                batch_size=batch_size,
+                batch_tokens=batch_tokens,
+                device=device,
+                shard_size=shard_size,
+                shard_seconds=shard_seconds,
+                on_progress=on_progress,
+            )
+    err.print(f"wrote {escape(str(ws.path))}")
+    if n_truncated := int(ws.manifest.get("features", {}).get("n_truncated") or 0):
+        err.print(
+            f"note: {n_truncated:,} of {ws.n_samples:,} samples were longer than --max-length "
+            f"{ws.manifest['features'].get('settings', {}).get('max_length')} tokens and were "
+            "truncated (the model read only their start).",
+            highlight=False,
+        )
+    print_scores(ws.manifest.get("scores", {}))
+
+
+def demo(
+    quiet: Annotated[bool, typer.Option(help="Print only the workspace path.")] = False,
+) -> None:
+    """Make sure the GSM8K demo workspace (features, clusters, map) is ready; print its path."""
+    from core.workspace.demo import ensure_demo_workspace
+
+    ws = ensure_demo_workspace()
+    if quiet:
+        typer.echo(str(ws.path))
+        return
+    console.print(f"demo workspace ready: {escape(str(ws.path))}")
+    print_scores(ws.manifest.get("scores", {}))
+
+
+def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
+    """What a workspace holds: dataset, settings, scores, analyses and columns."""
+    from core.workspace.jobs import read_progress
+
+    ws = open_workspace(workspace)
+    record = dict(ws.manifest)
+    record["columns"] = list(ws.samples().columns)
+    record["subsets"] = {name: len(s.get("ids", [])) for name, s in ws.subsets().items()}
+    progress = read_progress(ws.path)
+    if progress is not None:
+        record["job"] = progress.__dict__
+    if as_json:
+        print_json(record)
+        return
+    if progress is not None and progress.status == "done":
+        record.pop("job")  # a finished job is the features section
+    print_info(ws.path, record)

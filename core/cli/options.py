@@ -1,0 +1,75 @@
+"""Arguments and options shared by several commands, and the parsers of option text.
+
+Only the CLI knows flags, so the messages here name them (``--k``, ``--q``, ``--ids``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.errors import PrismError
+
+WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace directory.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+QuietOpt = Annotated[bool, typer.Option(help="No progress bar.")]
+DeviceHelp = "auto, cpu, cuda or cuda:N."
+BatchTokensHelp = (
+    "Most padded tokens per batch (default 1,024 on a CPU, 32,768 on a GPU; does not change the "
+    "features)."
+)
+ShardSecondsHelp = (
+    "A shard also closes after this many seconds of work (a kill loses at most that)."
+)
+
+
+def open_workspace(path: Path) -> Any:
+    """The workspace at ``path`` (a clear message when it is none, or from a newer Prism)."""
+    from core.workspace.store import Workspace
+
+    return Workspace.open(path)
+
+
+def parse_q(text: str) -> float:
+    """An order q of ``--q``: a positive number or 'inf'."""
+    value = math.inf if text.lower() in ("inf", "infinity", "∞") else float(text)
+    if not value > 0:
+        raise PrismError(f"--q must be > 0 (or 'inf'), got {text!r}.")
+    return value
+
+
+def parse_budget(text: str | None) -> float | int | None:
+    """``--k`` of ``prism select``: a whole number of rows, or a fraction of them."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise PrismError(
+            f"--k must be a number of rows (e.g. 200) or a fraction (e.g. 0.1), got {text!r}."
+        ) from None
+    return int(value) if value >= 1 and value == int(value) else value
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """Repeated ``--option name=value`` as a dict of strings (the selector types them)."""
+    options: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise PrismError(f"--option takes name=value (e.g. threshold=0.9), got {pair!r}.")
+        options[name.strip()] = value.strip()
+    return options
+
+
+def read_ids(path: Path) -> list[str]:
+    """The ids listed in an ``--ids`` file, one per line (blank lines skipped)."""
+    if not path.is_file():
+        raise PrismError(f"--ids file {path} does not exist.")
+    wanted = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not wanted:
+        raise PrismError(f"--ids file {path} names no ids; nothing to score.")
+    return wanted

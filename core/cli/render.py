@@ -1,0 +1,397 @@
+"""Rendering for people: the two consoles, number formatting and every table the CLI prints.
+
+Tables fit a 100-column terminal (number columns never break, text columns fold); every piece of
+user text (subset names, paths, manifest values) is escaped, so that it prints as text, never as
+rich markup. ``--json`` output bypasses all of this (``print_json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from core.workspace.schema import ANALYSES, MEASURES
+
+console = Console()
+err = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    """Machine output: every digit, no markup."""
+    typer.echo(json.dumps(data, indent=2))
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A value with a fixed number of decimals ("–" for a missing one)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else escape(str(value))
+
+
+def number(value: Any) -> str:
+    """A number for people: thousands separated, 3–4 significant digits ("1,319", "87.42",
+    "0.0531"); text as it is (escaped)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return "∞" if value > 0 else "–" if math.isnan(value) else "−∞"
+        magnitude = abs(value)
+        if magnitude >= 1000 or magnitude == 0 or value == int(value):
+            return f"{value:,.0f}"
+        if magnitude >= 1:
+            return f"{value:,.{3 - int(math.floor(math.log10(magnitude)))}f}"
+        return f"{value:.3g}"
+    return escape(str(value))
+
+
+def cell(value: Any, digits: int) -> str:
+    """A table cell: ``digits`` decimals, or a percentage when ``digits`` is negative."""
+    if digits < 0:  # a fraction, shown as a percentage
+        return "–" if value is None or value != value else f"{100 * value:.0f}%"
+    return fmt(value, digits)
+
+
+def table(title: str | None, columns: list[tuple[str, bool]]) -> Table:
+    """A table that fits a 100-column terminal: number columns never break (``True``), text
+    columns fold onto more lines; light borders leave the width to the numbers."""
+    result = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False
+    )
+    for header, numeric in columns:
+        if numeric:
+            result.add_column(header, justify="right", no_wrap=True)
+        else:
+            result.add_column(header, overflow="fold", min_width=8)
+    return result
+
+
+def key_value_table(title: str, *, key_style: str) -> Table:
+    """A headerless two-column table: a label, then its value folded onto more lines."""
+    result = table(title, [])
+    result.show_header = False
+    result.add_column(no_wrap=True, style=key_style)
+    result.add_column(overflow="fold")
+    return result
+
+
+# -- scores and clusters ---------------------------------------------------------------------
+
+
+def print_scores(record: dict[str, Any]) -> None:
+    """The ``scores`` record (and its text-space baselines, when present) as a table."""
+    if not record:
+        return
+    result = Table(title=f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})")
+    result.add_column("measure")
+    result.add_column("value", justify="right")
+    result.add_row("G-Vendi (q = 1)", f"{record['g_vendi']:.2f}")
+    for q, value in record["vendi"].items():
+        if q != "1":
+            result.add_row(f"Vendi q = {q}", f"{value:.2f}")
+    text = record.get("text")
+    if text:
+        embedding = text.get("embedding_vendi")
+        ngrams = text.get("ngram_vendi")
+        result.add_row(
+            "embedding Vendi (text space)",
+            "– (run `prism embed`)" if embedding is None else f"{embedding:.2f}",
+        )
+        result.add_row("n-gram Vendi (1–2-grams)", "–" if ngrams is None else f"{ngrams:.2f}")
+        result.add_row("distinct-2", f"{text['distinct_2']:.3f}")
+    console.print(result)
+
+
+def print_cluster_scores(rows: list[dict[str, Any]], *, limit: int = 40) -> None:
+    """Per-cluster sizes and Vendi (``prism score --per-cluster``), the first ``limit`` rows."""
+    result = Table(title=f"Clusters ({len(rows):,})")
+    for name in ("cluster", "size", "sparse", "Vendi q=1"):
+        result.add_column(name, justify="right")
+    for row in rows[:limit]:
+        result.add_row(
+            str(row["cluster"]),
+            f"{row['size']:,}",
+            "yes" if row["sparse"] else "",
+            f"{row['vendi']['1']:.2f}" if "vendi" in row else "",
+        )
+    console.print(result)
+    if len(rows) > limit:
+        console.print(f"… {len(rows) - limit:,} more (use --json for all)")
+
+
+def print_clusters(summary: dict[str, Any]) -> None:
+    """What ``prism cluster`` found: one sentence, then the largest and smallest clusters."""
+    console.print(
+        f"{summary['n_clusters']:,} clusters (seed {summary['seed']}); median size "
+        f"{summary['median_size']:g}; {summary['n_sparse']:,} sparse clusters holding "
+        f"{summary['n_in_sparse']:,} samples; mean cosine to centroid {summary['objective']:.3f}"
+    )
+    sparse = set(summary["sparse"])
+    rows = list(enumerate(summary["sizes"]))
+    result = Table(title="Largest and smallest clusters")
+    for name in ("cluster", "size", "sparse"):
+        result.add_column(name, justify="right")
+    shown = rows[:10] + (rows[-5:] if len(rows) > 15 else rows[10:])
+    for c, size in shown:
+        result.add_row(str(c), f"{size:,}", "yes" if c in sparse else "")
+    console.print(result)
+
+
+def print_embedding(section: dict[str, Any], lexical: dict[str, Any], path: Any) -> None:
+    """What ``prism embed`` stored: text-space Vendi, clusters, lexical numbers, agreement."""
+    console.print(
+        f"embedded {section['n']:,} samples with {escape(str(section['model_name']))} in "
+        f"{section['seconds']:.1f} s (d = {section['dim']}; {section['n_truncated']:,} longer "
+        f"than {section['max_seq_length']} tokens, truncated)"
+    )
+    clusters = section["clusters"]
+    console.print(
+        f"embedding Vendi {section['embedding_vendi']:.2f}; {clusters['n_clusters']:,} clusters "
+        f"(seed {section['seed']}), {clusters['n_sparse']:,} sparse"
+    )
+    ngrams = lexical.get("ngram_vendi")
+    console.print(
+        f"n-gram Vendi {'–' if ngrams is None else f'{ngrams:.2f}'}; distinct-1…4 "
+        + " / ".join(f"{lexical[f'distinct_{n}']:.3f}" for n in (1, 2, 3, 4))
+    )
+    near = section["neighbours"]
+    if near is None:
+        console.print("no gradient features yet: run `prism features` for nbr_agreement")
+    else:
+        console.print(
+            f"neighbourhood agreement (k = {near['k']}): mean {near['mean_agreement']:.3f} vs "
+            f"chance {near['chance']:.4f}; rank correlation of pairwise cosines ρ = "
+            f"{near['rank_correlation']:.3f}"
+        )
+    stored = [c for c in ANALYSES["embedding"].column_names if near or c != "nbr_agreement"]
+    console.print(
+        f"stored embeddings.npy and the columns {', '.join(stored)} in {escape(str(path))}"
+    )
+
+
+# -- subsets and curves ----------------------------------------------------------------------
+
+# (header, key, digits) of the compare table, from the schema; the rest come with --wide
+SUBSET_COLUMNS = [(m.short, m.key, m.digits) for m in MEASURES.values() if m.basic]
+WIDE_COLUMNS = [(m.short, m.key, m.digits) for m in MEASURES.values() if not m.basic]
+
+
+def random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
+    """("≈ random at", "rows saved") in words: a size, or above every random size."""
+    from core.measures.curves import ABOVE_RANDOM
+
+    if equal is None or equal != equal:
+        return ABOVE_RANDOM, f"> {n / size:,.1f}×"
+    return f"{equal:,.0f}", f"{equal / size:,.1f}×"
+
+
+def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> None:
+    """``prism subset list``: name, size, how each was made (or why it is stale), created."""
+    if not subsets:
+        console.print("no subsets yet: make one with `prism select` or in the app")
+        return
+    result = table(
+        f"Subsets ({len(subsets)})",
+        [("name", False), ("size", True), ("how", False), ("created", True)],
+    )
+    for name, record in subsets.items():
+        reason = stale(record)
+        result.add_row(
+            escape(name),
+            f"{len(record['ids']):,}",
+            escape(f"STALE: {reason}; delete it" if reason else describe(record.get("how") or {})),
+            escape(str(record.get("created", ""))[:16].replace("T", " ")),
+        )
+    console.print(result)
+
+
+def print_subsets(
+    name: str, rows: Any, summary: Any, equals: list[Any] | None, *, n: int, wide: bool
+) -> None:
+    """``prism compare``: one row per subset; ``equals`` are the random sizes of equal G-Vendi."""
+    result = table(
+        f"Subsets of {escape(name)}",
+        [("subset", False), ("rows", True), ("G-Vendi", True)]
+        + ([("≈ random at", False), ("saved", True)] if summary is not None else [])
+        + [(header, True) for header, _, _ in SUBSET_COLUMNS[2:]]
+        + [("how", False)],
+    )
+    for i, row in enumerate(rows.to_dict(orient="records")):
+        cells = [escape(str(row["subset"])), cell(row["size"], 0), cell(row["g_vendi"], 2)]
+        if equals is not None:
+            cells += random_at(equals[i], int(row["size"]), n)
+        cells += [cell(row.get(key), digits) for _, key, digits in SUBSET_COLUMNS[2:]]
+        result.add_row(*cells, escape(str(row["how"])))
+    console.print(result)
+    more = [c for c in WIDE_COLUMNS if c[1] in rows and not rows[c[1]].isna().all()]
+    if not wide:
+        console.print("more measures: --wide; every number: --json", style="dim")
+        return
+    # A second table, so that both fit a narrow terminal.
+    result = table("More measures", [("subset", False)] + [(h, True) for h, _, _ in more])
+    for row in rows.to_dict(orient="records"):
+        result.add_row(escape(str(row["subset"])), *[cell(row.get(k), d) for _, k, d in more])
+    console.print(result)
+
+
+def print_curves(summary: Any, *, sizes: list[int], seeds: int, n: int) -> None:
+    """G-Vendi against budget, one section per selector, random first as the baseline."""
+    result = table(
+        f"G-Vendi against budget (mean ± sd over {seeds} seeds)",
+        [
+            ("method", False),
+            ("budget", True),
+            ("G-Vendi", True),
+            ("± sd", True),
+            ("≈ random at", False),
+            ("saved", True),
+        ],
+    )
+    for method in dict.fromkeys(summary["method"]):
+        part = summary[summary["method"] == method]
+        if method == "random":
+            part = part[part["size"].isin(sizes)]
+        records = part.to_dict(orient="records")
+        for i, row in enumerate(records):
+            size = int(row["size"])
+            equal, saved = (
+                ("the baseline" if i == 0 else "", "")
+                if method == "random"
+                else random_at(row["random_equivalent"], size, n)
+            )
+            result.add_row(
+                escape(method) if i == 0 else "",
+                f"{size:,}",
+                f"{row['mean']:,.2f}",
+                f"{row['sd']:.2f}",
+                equal,
+                saved,
+                end_section=i == len(records) - 1,
+            )
+    console.print(result)
+
+
+# -- prism info ------------------------------------------------------------------------------
+
+# Manifest sections of `prism info`, in order: the dataset, the features job, the scores, then
+# every analysis the schema declares; sections not named here follow, in their manifest order.
+INFO_SECTIONS = list(
+    dict.fromkeys(["dataset", "features", "job", "scores"] + [a.section for a in ANALYSES.values()])
+)
+INFO_HEADINGS = {"layout": "Map"}  # the rest: the section's name, capitalised
+INFO_SKIP = {"schema_version", "prism_version", "created", "updated", "columns", "subsets"}
+
+
+def info_heading(section: str) -> str:
+    """The heading of a manifest section in ``prism info``."""
+    return INFO_HEADINGS.get(section, section.replace("_", " ").capitalize())
+
+
+def info_value(value: Any) -> str:
+    """One manifest value for people: numbers rounded, short lists listed, long ones summarised."""
+    if isinstance(value, dict):
+        return ", ".join(f"{escape(str(k))} {info_value(v)}" for k, v in value.items()) or "–"
+    if isinstance(value, list):
+        if len(value) <= 8 and all(not isinstance(v, (dict, list)) for v in value):
+            return ", ".join(info_value(v) for v in value) or "none"
+        numbers = [v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(value):
+            return f"{len(value):,} values, {number(min(numbers))} to {number(max(numbers))}"
+        return f"{len(value):,} values"
+    return number(value)
+
+
+def info_rows(section: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(label, value) lines of a manifest section; a large nested dict gets its own lines."""
+    rows: list[tuple[str, str]] = []
+    for key, value in section.items():
+        label = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, dict) and value and len(value) > 3 and not prefix:
+            rows += info_rows(value, prefix=f"{key}.")
+        else:
+            rows.append((escape(label), info_value(value)))
+    return rows
+
+
+def print_info(path: Any, record: dict[str, Any]) -> None:
+    """``prism info`` for people: a summary, then a heading per manifest section."""
+    console.print(
+        f"[bold]{escape(str(path))}[/] · workspace schema {record.get('schema_version')}, "
+        f"Prism {escape(str(record.get('prism_version')))}, updated "
+        f"{escape(str(record.get('updated') or record.get('created') or '–'))}"
+    )
+    print_info_summary(record)
+    names = [k for k in INFO_SECTIONS if isinstance(record.get(k), dict)]
+    names += [k for k in record if k not in INFO_SECTIONS and k not in INFO_SKIP]
+    for name in names:
+        value = record[name]
+        result = key_value_table(info_heading(name), key_style="dim")
+        rows = info_rows(value) if isinstance(value, dict) else [("", info_value(value))]
+        for label, text in rows:
+            result.add_row(label, text)
+        console.print(result)
+
+
+def print_info_summary(record: dict[str, Any]) -> None:
+    """The lines most people open ``prism info`` for, before the full sections."""
+    result = key_value_table("Summary", key_style="bold")
+    dataset, feats = record.get("dataset") or {}, record.get("features") or {}
+    skipped = dataset.get("n_skipped") or 0
+    result.add_row(
+        "data",
+        f"{number(dataset.get('n_samples', 0))} samples ({number(skipped)} skipped) from "
+        + escape(str(dataset.get("source", "–"))),
+    )
+    settings = feats.get("settings") or {}
+    result.add_row(
+        "features",
+        " · ".join(
+            escape(str(part))
+            for part in (
+                feats.get("status", "not started"),
+                f"model {settings.get('model', '–')}",
+                f"scope {settings.get('scope', '–')}",
+                f"d {number(settings.get('dim'))}",
+                f"seed {settings.get('seed', '–')}",
+                f"{number(feats.get('n_truncated', 0))} truncated",
+            )
+        ),
+    )
+    scores = record.get("scores") or {}
+    if scores:
+        orders = ", ".join(
+            f"q={'∞' if q == 'inf' else q} {number(v)}"
+            for q, v in (scores.get("vendi") or {}).items()
+            if q != "1"
+        )
+        result.add_row("G-Vendi", f"{number(scores.get('g_vendi'))} ({orders})")
+    clusters = record.get("clusters") or {}
+    if clusters:
+        result.add_row(
+            "clusters",
+            f"{number(clusters.get('n_clusters'))} (seed {clusters.get('seed')}), "
+            f"{number(clusters.get('n_sparse'))} sparse",
+        )
+    result.add_row("columns", escape(", ".join(map(str, record.get("columns", [])))))
+    subsets = record.get("subsets", {})
+    result.add_row(
+        "subsets",
+        ", ".join(f"{escape(str(n))} ({size:,})" for n, size in subsets.items()) or "none yet",
+    )
+    console.print(result)

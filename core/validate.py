@@ -1,0 +1,118 @@
+"""Validators of the values every part of the engine takes, one per kind of value.
+
+- ``check_int``: an integer (not a bool) with a lower and an optional upper bound.
+- ``check_seed``: a seed for numpy, scikit-learn, UMAP and torch: an integer in [0, 2**32 − 1].
+- ``check_features``: a 2-D real feature matrix (n_samples × d, d ≥ 1); memmaps stay memmaps.
+- ``check_indices``: row positions into n rows, from integers or a boolean mask.
+
+Each returns the checked value and raises ``PrismError(message, param=name)``: the message names
+the parameter and the bad value, ``param`` lets the CLI and the app point at their own control.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from core.errors import PrismError
+
+SEED_MAX = 2**32 - 1
+
+
+def check_int(value: object, *, param: str, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int in [minimum, maximum]; a PrismError naming ``param`` otherwise."""
+    number = int(value) if isinstance(value, numbers.Integral) else None
+    if (
+        isinstance(value, bool)
+        or number is None
+        or number < minimum
+        or (maximum is not None and number > maximum)
+    ):
+        bound = f"≥ {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
+        raise PrismError(f"{param} must be an integer {bound}; got {value!r}.", param=param)
+    return number
+
+
+def check_seed(seed: object, *, param: str = "seed") -> int:
+    """A seed: an integer from 0 to 2**32 − 1 (the range every library Prism seeds accepts)."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= int(seed) <= SEED_MAX
+    ):
+        raise PrismError(
+            f"{param} must be an integer from 0 to 2**32 − 1; got {seed!r}.", param=param
+        )
+    return int(seed)
+
+
+def check_features(
+    features: object, *, param: str = "features", min_rows: int = 0, finite: bool = False
+) -> np.ndarray:
+    """A 2-D array of real numbers (n × d, d ≥ 1), at least ``min_rows`` rows.
+
+    Float arrays (memmaps included) are returned as they are, never copied; integer arrays are
+    converted to float64. ``finite`` also refuses NaN and infinite values (one pass over the data).
+    """
+    array = features if isinstance(features, np.ndarray) else np.asarray(features)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise PrismError(
+            f"{param} must be a 2-D array (n_samples × d) with d ≥ 1; got shape "
+            f"{tuple(array.shape)}.",
+            param=param,
+        )
+    if (
+        not np.issubdtype(array.dtype, np.number)
+        or np.issubdtype(array.dtype, np.complexfloating)
+        or array.dtype == np.bool_
+    ):
+        raise PrismError(f"{param} must hold real numbers; got dtype {array.dtype}.", param=param)
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    if array.shape[0] < min_rows:
+        raise PrismError(
+            f"{param} must have at least {min_rows} row{'s' if min_rows != 1 else ''}; got "
+            f"{array.shape[0]}.",
+            param=param,
+        )
+    if finite and not np.all(np.isfinite(array)):
+        raise PrismError(f"{param} contains NaN or infinite values.", param=param)
+    return array
+
+
+def check_indices(
+    indices: object, n: int, *, param: str = "indices", allow_empty: bool = False
+) -> np.ndarray:
+    """Row positions (1-D int64) into ``n`` rows, from integers or a boolean mask of length n.
+
+    Order and repeats are kept. An empty selection is refused unless ``allow_empty``.
+    """
+    array = np.asarray(indices)
+    if array.dtype == bool:
+        if array.shape != (n,):
+            raise PrismError(
+                f"{param} given as a boolean mask must have length N={n}; got shape {array.shape}.",
+                param=param,
+            )
+        rows = np.flatnonzero(array)
+        if rows.size == 0 and not allow_empty:
+            raise PrismError(f"{param} selects no rows.", param=param)
+        return rows.astype(np.int64)
+    if array.size == 0:
+        if allow_empty:
+            return np.zeros(0, dtype=np.int64)
+        raise PrismError(f"{param} is empty; it must name at least one row.", param=param)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise PrismError(
+            f"{param} must be a 1-D array of integer row numbers or a boolean mask; got dtype "
+            f"{array.dtype} and shape {array.shape}.",
+            param=param,
+        )
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high >= n:
+        raise PrismError(
+            f"{param} must lie in [0, {n - 1}] (N={n} rows); got values from {low} to {high}.",
+            param=param,
+        )
+    return array.astype(np.int64, copy=False)

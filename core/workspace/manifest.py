@@ -1,0 +1,225 @@
+"""Typed sections of a workspace's ``manifest.json``: one frozen dataclass per section.
+
+``manifest.json`` is a JSON object of sections (``dataset``, ``features``, ``scores``,
+``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``) beside a few top-level stamps
+(``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
+dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
+unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
+``extra`` left out, tuples as lists). ``Workspace`` (``core.workspace.store``) gives typed access,
+e.g. ``workspace.clusters -> ClustersSection | None``, and ``set_section`` to write one.
+
+Schema versions: 1 kept derived per-sample columns inside ``samples.parquet``; 2 keeps them in
+``derived/<analysis>.parquet`` (``core.workspace.schema``). Both open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
+
+from core.measures.vendi import q_label
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+S = TypeVar("S", bound="Section")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON holds it: tuples become lists, all the way down."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Section:
+    """A manifest section: ``NAME`` is its key in ``manifest.json``."""
+
+    NAME: ClassVar[str] = ""
+    # Keys this Prism does not know (a newer writer, a test's own): kept through a round trip.
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls: type[S], data: Mapping[str, Any] | None) -> S:
+        data = data if isinstance(data, Mapping) else {}
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            if name in data and data[name] is not None:
+                value = data[name]
+                if isinstance(value, list) and "tuple" in str(spec.type):
+                    value = tuple(value)
+                values[name] = value
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**values, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in fields(self):
+            if spec.name == "extra":
+                continue
+            value = getattr(self, spec.name)
+            if value is not None:
+                out[spec.name] = _plain(value)
+        out.update(_plain(dict(self.extra)))
+        return out
+
+    def replace(self: S, **changes: Any) -> S:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DatasetSection(Section):
+    """Where the samples came from and how their columns are read."""
+
+    NAME: ClassVar[str] = "dataset"
+    source: str | None = None
+    fingerprint: str | None = None
+    columns: Mapping[str, Any] = field(default_factory=dict)
+    n_samples: int = 0
+    n_total: int | None = None
+    n_skipped: int | None = None
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    # Stored names of the columns the file brought; None in workspaces older than that record.
+    original_columns: tuple[str, ...] | None = None
+    # Columns stored as JSON text (core.data.columns.restore_json_columns gives the values).
+    json_columns: tuple[str, ...] = ()
+    split: str | None = None
+    sample: int | None = None
+    sample_seed: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureSection(Section):
+    """The feature settings and the state of their extraction."""
+
+    NAME: ClassVar[str] = "features"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    status: str = "pending"  # pending | running | cancelled | failed | complete
+    shard_size: int | None = None
+    shard_seconds: float | None = None
+    model_fingerprint: str | None = None
+    n_params_in_scope: int | None = None
+    n_layers_in_scope: int | None = None
+    device: str | None = None
+    n_samples: int | None = None
+    dim: int | None = None
+    n_truncated: int | None = None
+    grad_norm: str | None = None
+    completed: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass(frozen=True)
+class Scores(Section):
+    """Whole-set scores: G-Vendi and Vendi per order q (labels from ``q_label``)."""
+
+    NAME: ClassVar[str] = "scores"
+    g_vendi: float | None = None
+    vendi: Mapping[str, float] = field(default_factory=dict)
+    n: int | None = None
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class ClustersSection(Section):
+    """Spherical k-means of the features: sizes, sparse clusters, seed."""
+
+    NAME: ClassVar[str] = "clusters"
+    n_clusters: int = 0
+    seed: int | None = None
+    sizes: tuple[int, ...] = ()
+    median_size: float | None = None
+    sparse: tuple[int, ...] = ()
+    n_sparse: int | None = None
+    n_in_sparse: int | None = None
+    objective: float | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class LayoutSection(Section):
+    """The 2-D map's parameters."""
+
+    NAME: ClassVar[str] = "layout"
+    method: str | None = None
+    metric: str | None = None
+    seed: int | None = None
+    n_neighbors: int | None = None
+    min_dist: float | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingSection(Section):
+    """The text-space baseline (``prism embed``): model, scores, its clusters, map, neighbours."""
+
+    NAME: ClassVar[str] = "embedding"
+    model: str | None = None
+    model_name: str | None = None
+    dim: int | None = None
+    n: int | None = None
+    seed: int | None = None
+    fingerprint: str | None = None
+    embedding_vendi: float | None = None
+    vendi: Mapping[str, float] = field(default_factory=dict)
+    clusters: Mapping[str, Any] = field(default_factory=dict)
+    layout: Mapping[str, Any] = field(default_factory=dict)
+    neighbours: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LexicalSection(Section):
+    """Surface measures of the whole set's text (n-gram Vendi, distinct-n)."""
+
+    NAME: ClassVar[str] = "lexical"
+    n: int | None = None
+    fingerprint: str | None = None
+    ngram_vendi: float | None = None
+    distinct_1: float | None = None
+    distinct_2: float | None = None
+    distinct_3: float | None = None
+    distinct_4: float | None = None
+
+
+@dataclass(frozen=True)
+class CurvesSection(Section):
+    """Stored budget curves (``curves.parquet``): their settings and what they were computed from."""
+
+    NAME: ClassVar[str] = "curves"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    basis: Mapping[str, Any] = field(default_factory=dict)
+
+
+def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> dict[str, Any]:
+    """The one schema for whole-set scores, in the manifest and in `prism score --json`."""
+    return {
+        "g_vendi": float(scores[1.0]),
+        "vendi": {q_label(q): float(v) for q, v in scores.items()},
+        "n": int(n),
+        "dim": int(dim),
+    }
+
+
+SECTIONS: dict[str, type[Section]] = {
+    cls.NAME: cls
+    for cls in (
+        DatasetSection,
+        FeatureSection,
+        Scores,
+        ClustersSection,
+        LayoutSection,
+        EmbeddingSection,
+        LexicalSection,
+        CurvesSection,
+    )
+}

@@ -1,0 +1,100 @@
+"""The side panel of the map: the whole set before anything is selected, then the selection's
+size, G-Vendi against the whole set and random subsets of its size, cluster coverage, text-space
+measures, a form to save it, and its records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.measures.selection import selection_stats
+from core.workspace.store import Workspace
+from ui import cache, state
+from ui import format as fmt
+from ui.panels.records import records
+from ui.panels.subsets import save_rows_form
+from ui.panels.textspace import selection_text_scores
+
+
+def whole_set_panel(ws: Workspace, n: int) -> None:
+    clusters = ws.manifest.get("clusters", {})
+    scores = ws.manifest.get("scores", {})
+    st.markdown("#### Selection")
+    st.info(
+        "Draw a **lasso** or a **box** on the map, or pick clusters in the table below the map, "
+        "to select samples. Their diversity is compared here with the whole set and with random "
+        "subsets of the same size.",
+        icon=":material/gesture_select:",
+    )
+    a, b = st.columns(2)
+    a.metric("Samples", f"{n:,}")
+    b.metric("G-Vendi (whole set)", fmt.score(scores.get("g_vendi")))
+    if clusters:
+        c, d = st.columns(2)
+        c.metric("Clusters", f"{clusters.get('n_clusters', 0):,}")
+        d.metric(
+            "Sparse clusters",
+            f"{clusters.get('n_sparse', 0):,}",
+            help="Smaller than the median cluster size.",
+        )
+
+
+def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> None:
+    n = len(frame)
+    info = ws.manifest.get("clusters", {})
+    labels = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
+    stats = selection_stats(
+        cache.scorer(ws),
+        rows,
+        whole_g_vendi=float(ws.manifest.get("scores", {}).get("g_vendi", float("nan"))),
+        curve=cache.curve(ws),
+        labels=labels,
+        cluster_sizes=info.get("sizes"),
+    )
+    how = state.selection_how(ws)
+    head, button = st.columns([1.4, 1], vertical_alignment="center")
+    head.markdown("#### Selection")
+    if button.button("Clear", icon=":material/close:", help="Clear the selection", width="content"):
+        state.clear_selection()
+        state.reset_table(state.CLUSTER_TABLE)
+        st.rerun()
+    a, b = st.columns(2)
+    a.metric(
+        "Selected samples",
+        f"{stats.n_selected:,}",
+        help=f"Selected by {how.get('method', 'hand')}.",
+    )
+    a.caption(f"{fmt.percent(stats.n_selected / n, digits=1)} of {fmt.count(n, 'sample')}")
+    delta = None
+    if stats.random_mean is not None:
+        delta = f"{stats.g_vendi - stats.random_mean:+,.1f} vs random"
+    b.metric(
+        "G-Vendi of the selection",
+        fmt.score(stats.g_vendi),
+        delta=delta,
+        help="Effective number of distinct gradient directions among the selected samples.",
+    )
+    c, d = st.columns(2)
+    c.metric("Whole set", fmt.score(stats.whole_g_vendi), help="G-Vendi of every sample.")
+    if stats.random_mean is None:
+        d.metric("Random, same size", "…", help="The random-subset baseline is being computed.")
+    else:
+        d.metric(
+            "Random, same size",
+            fmt.score(stats.random_mean),
+            help=f"Mean G-Vendi of random subsets of {stats.n_selected:,} samples "
+            f"(± {stats.random_sd:,.1f} standard deviation).",
+        )
+    if stats.coverage is not None:
+        cov = stats.coverage
+        st.markdown(
+            f"**Cluster coverage** {cov.n_covered:,} of {cov.n_clusters:,} clusters "
+            f"({fmt.percent(cov.fraction)}) · {fmt.percent(cov.weighted)} of samples live in the "
+            f"covered clusters · entropy {cov.entropy:.2f} nats"
+        )
+        st.progress(min(max(cov.fraction, 0.0), 1.0))
+    if ws.has_embeddings:
+        selection_text_scores(ws, rows)
+    save_rows_form(ws, rows, how, key="save_subset")
+    records(ws, frame, rows)

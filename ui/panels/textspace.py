@@ -1,0 +1,94 @@
+"""Text space beside gradient space: the text-space measures (embedding Vendi, n-gram Vendi,
+distinct-2) of the whole set and of a selection, and how far the two spaces' neighbourhoods
+agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.workspace.analyses import text_scores
+from core.workspace.store import EMBEDDINGS, Workspace
+from ui import cache, explain
+from ui import format as fmt
+
+TEXT_SCORE_LIMIT = 5_000  # selections scored in text space live (n-gram Vendi is exact below 2,048)
+
+
+def text_scorer() -> Callable[[Workspace, np.ndarray], dict[str, Any]] | None:
+    """``text_scores(workspace, rows)``: the text-space measures of rows of a workspace."""
+    return text_scores
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _text_scores(path: str, versions: tuple[float, float], rows: np.ndarray) -> dict[str, Any]:
+    scorer = text_scorer()
+    return dict(scorer(Workspace.open(path), rows)) if scorer else {}
+
+
+def cached_text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, Any]:
+    versions = (cache.samples_version(workspace)[1], cache._mtime(workspace.path / EMBEDDINGS))
+    return _text_scores(str(workspace.path), versions, np.asarray(rows, dtype=np.int64))
+
+
+def selection_text_scores(ws: Workspace, rows: np.ndarray) -> None:
+    """The text-space measures of the selection, beside its G-Vendi."""
+    if len(rows) > TEXT_SCORE_LIMIT:
+        st.caption(
+            f"Text-space measures are shown for selections of up to {TEXT_SCORE_LIMIT:,} samples "
+            "here; save the selection and open Compare for larger ones."
+        )
+        return
+    scores = cached_text_scores(ws, np.asarray(rows, dtype=np.int64))
+    distinct = scores.get("distinct_2")
+    st.markdown(
+        f"**Text space** · embedding Vendi {fmt.score(scores.get('embedding_vendi'))} · "
+        f"n-gram Vendi {fmt.score(scores.get('ngram_vendi'))} · distinct-2 "
+        f"{'–' if distinct is None else f'{distinct:.3f}'}",
+        help=" \n\n".join(
+            f"**{name}**: {explain.MEASURES[name]}"
+            for name in ("Embedding Vendi", "n-gram Vendi", "distinct-2")
+        ),
+    )
+
+
+def text_space_summary(ws: Workspace, frame: pd.DataFrame) -> None:
+    """Whole-set numbers of the two spaces and how far their neighbourhoods agree."""
+    section = ws.manifest.get("embedding") or {}
+    lexical = ws.manifest.get("lexical") or {}
+    near = section.get("neighbours") or {}
+    st.markdown("#### Gradient space beside text space")
+    a, b, c, d = st.columns(4)
+    a.metric(
+        "G-Vendi",
+        fmt.score(ws.manifest.get("scores", {}).get("g_vendi")),
+        help=explain.MEASURES["G-Vendi"],
+    )
+    b.metric(
+        "Embedding Vendi",
+        fmt.score(section.get("embedding_vendi")),
+        help=explain.MEASURES["Embedding Vendi"],
+    )
+    c.metric(
+        "n-gram Vendi", fmt.score(lexical.get("ngram_vendi")), help=explain.MEASURES["n-gram Vendi"]
+    )
+    distinct = lexical.get("distinct_2")
+    d.metric(
+        "distinct-2",
+        "–" if distinct is None else f"{distinct:.3f}",
+        help=explain.MEASURES["distinct-2"],
+    )
+    if near:
+        ratio = near["mean_agreement"] / near["chance"] if near.get("chance") else float("nan")
+        st.caption(
+            f"Of each sample's {near['k']} nearest neighbours, on average "
+            f"{fmt.percent(near['mean_agreement'], digits=1)} are the same in both spaces "
+            f"({ratio:.1f}× the {fmt.percent(near['chance'], digits=2)} of chance); the rank "
+            f"correlation of pairwise similarities is ρ = {near['rank_correlation']:.2f}. "
+            "Colour by *Neighbourhood agreement* to find samples that read alike but teach the "
+            "model different things."
+        )
