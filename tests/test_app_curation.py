@@ -539,8 +539,8 @@ def test_compare_table_shows_what_compare_subsets_computes(ready: Workspace) -> 
 
 def test_compare_text_space_measures(ready: Workspace) -> None:
     scorer = textspace.text_scorer()
-    if scorer is None:
-        pytest.skip("the text-space part of Prism is not installed")
+    # The text space is part of every install (requirements.txt): a missing one is a failure.
+    assert scorer is not None, "the text-space measures cannot be imported"
     save_subset(ready, "few", [str(i) for i in range(40)], how={"method": "hand"})
     at = app("compare")
     at.toggle[0].set_value(True)

@@ -19,6 +19,7 @@ import ast
 import os
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -279,7 +280,6 @@ def _requirement_names(lines: list[str]) -> set[str]:
 
 
 def test_pyproject_declares_what_requirements_install() -> None:
-    tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     runtime = _requirement_names((REPO / "requirements.txt").read_text().splitlines())
     dev = _requirement_names((REPO / "requirements-dev.txt").read_text().splitlines())

@@ -21,7 +21,8 @@ from core.errors import DataError, PrismError
 from core.features.proxy import prism_home
 from ui import state
 
-UPLOAD_TYPES = ["csv", "tsv", "json", "jsonl", "parquet"]
+# "gz": gzip-compressed CSV, TSV, JSON and JSON Lines (data.csv.gz, data.jsonl.gz, …).
+UPLOAD_TYPES = ["csv", "tsv", "json", "jsonl", "parquet", "gz"]
 
 
 # Uploads are kept for a day after their last use and 5 GB in all (five of the largest).

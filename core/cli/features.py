@@ -161,13 +161,15 @@ def features(
             f"[bold]{escape(str(dataset.source))}[/]: {dataset.n_samples:,} samples{skipped}; "
             f"columns {escape(str(dataset.columns.to_dict()))}"
         )
-        err.print(f"estimate: {escape(estimate_run(dataset, config).sentence())}", highlight=False)
     fresh = not path.exists() or not any(path.iterdir())
     created = outermost_missing(path)
     ws = prepare_workspace(path, dataset, config, force=force)
     for note in ws.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     try:
+        if not quiet and not ws.has_features:  # a finished workspace needs no estimate
+            sentence = estimate_run(dataset, config).sentence()
+            err.print(f"estimate: {escape(sentence)}", highlight=False)
         _extract(
             ws,
             batch_size=batch_size,
@@ -182,7 +184,7 @@ def features(
         # be loaded, a sample that cannot be encoded) is removed, so that bad input leaves
         # nothing half-written behind; one with finished shards is kept for a resume.
         status = ws.manifest.get("features", {}).get("status")
-        if fresh and status == "failed" and not any(ws.shard_dir.glob("*.npz")):
+        if fresh and status in ("pending", "failed") and not any(ws.shard_dir.glob("*.npz")):
             remove_created(path, created)
         raise
 

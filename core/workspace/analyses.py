@@ -42,23 +42,30 @@ def cluster_workspace(
             f"--k must be between 1 and the number of samples ({n:,}); got {k}.", param="n_clusters"
         )
     result = spherical_kmeans(features, n_clusters=k, seed=seed)
-    sizes = cluster_sizes(result.labels, n_clusters=k)
+    section = clusters_section(result.labels, result.objective, n_clusters=k, seed=seed)
+    with workspace.lock():  # labels and their section are written together
+        workspace.add_columns({"cluster": result.labels.astype(np.int32)})
+        workspace.set_section(section)
+    return section.to_dict()
+
+
+def clusters_section(
+    labels: np.ndarray, objective: float, *, n_clusters: int, seed: int
+) -> ClustersSection:
+    """The one summary of a clustering (sizes, median, sparse clusters), for any space."""
+    sizes = cluster_sizes(labels, n_clusters=n_clusters)
     sparse = sparse_clusters(sizes)
-    section = ClustersSection(
-        n_clusters=int(k),
+    return ClustersSection(
+        n_clusters=int(n_clusters),
         seed=int(seed),
         sizes=tuple(int(s) for s in sizes),
         median_size=float(np.median(sizes)),
         sparse=tuple(int(c) for c in np.flatnonzero(sparse)),
         n_sparse=int(sparse.sum()),
         n_in_sparse=int(sizes[sparse].sum()),
-        objective=float(result.objective),
+        objective=float(objective),
         method="spherical k-means (cosine), k-means++ init",
     )
-    with workspace.lock():  # labels and their section are written together
-        workspace.add_columns({"cluster": result.labels.astype(np.int32)})
-        workspace.set_section(section)
-    return section.to_dict()
 
 
 def layout_workspace(
@@ -298,8 +305,6 @@ def embed_workspace(
     n_truncated = count_truncated(encoder, texts)
 
     clustering = spherical_kmeans(embeddings, n_clusters=n_clusters, seed=config.seed)
-    sizes = cluster_sizes(clustering.labels, n_clusters=n_clusters)
-    sparse = sparse_clusters(sizes)
     report(1, 1, "clusters")
     coords = umap_layout(embeddings, seed=config.seed)
     report(1, 1, "map")
@@ -356,16 +361,9 @@ def embed_workspace(
         "batch_size": config.batch_size,
         "embedding_vendi": float(vendi[1.0]),
         "vendi": {q_label(q): float(v) for q, v in vendi.items()},
-        "clusters": {
-            "n_clusters": int(n_clusters),
-            "seed": config.seed,
-            "sizes": [int(s) for s in sizes],
-            "median_size": float(np.median(sizes)),
-            "sparse": [int(c) for c in np.flatnonzero(sparse)],
-            "n_sparse": int(sparse.sum()),
-            "objective": float(clustering.objective),
-            "method": "spherical k-means (cosine), k-means++ init",
-        },
+        "clusters": clusters_section(
+            clustering.labels, clustering.objective, n_clusters=n_clusters, seed=config.seed
+        ).to_dict(),
         "layout": {"method": "umap", "metric": "cosine", "seed": config.seed, "n_neighbors": 15},
         "neighbours": neighbours,
         "settings": asdict(config),

@@ -282,3 +282,19 @@ def test_other_pages_render(page: Any, server: str, shots: Path, path: str) -> N
     settle(page)
     no_traceback(page)
     shot(page, shots, f"09-{path}")
+
+
+def test_gzip_upload_is_read(page: Any, server: str, tmp_path: Path) -> None:
+    """A .jsonl.gz upload is accepted by the uploader and read like the plain file."""
+    import gzip
+    import json
+
+    source = tmp_path / "pairs.jsonl.gz"
+    rows = [{"question": f"What is {i} times 3?", "answer": f"{3 * i}"} for i in range(7)]
+    with gzip.open(source, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    page.goto(f"{server}/data")
+    page.get_by_text("Add a dataset").wait_for()
+    page.locator('input[type="file"]').set_input_files(str(source))
+    page.get_by_text("7 usable rows").wait_for()
+    no_traceback(page)

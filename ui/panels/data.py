@@ -162,7 +162,7 @@ def choose_source(slots: Slots) -> tuple[str | None, str | None]:
         uploaded = st.file_uploader(
             "Dataset file",
             type=paths.UPLOAD_TYPES,
-            help=f"CSV, TSV, JSON, JSON Lines or Parquet, up to {limit:,} MB.",
+            help=f"CSV, TSV, JSON, JSON Lines (also gzip-compressed: .csv.gz, .jsonl.gz) or Parquet, up to {limit:,} MB.",
         )
         slots.under("source")
         st.caption(
