@@ -28,7 +28,7 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features
+from core.cli import analyses, curation, features, imported
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
 
@@ -43,6 +43,7 @@ app = typer.Typer(
 )
 app.command()(features.features)
 app.command()(features.resume)
+app.command("import-features")(imported.import_features)
 app.command()(analyses.score)
 app.command()(analyses.cluster)
 app.command("map")(analyses.map_)

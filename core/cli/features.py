@@ -6,6 +6,7 @@ extraction job with a progress bar; ``resume`` finishes an interrupted one.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +17,11 @@ from core.cli.options import (
     BatchTokensHelp,
     DeviceHelp,
     JsonOpt,
+    NprocOpt,
     QuietOpt,
     ShardSecondsHelp,
     WorkspaceArg,
+    column_map,
     open_workspace,
 )
 from core.cli.render import console, err, print_info, print_json, print_scores
@@ -103,10 +106,17 @@ def features(
     trust_remote_code: Annotated[
         bool, typer.Option(help="Allow the model's own code to run (off by default).")
     ] = False,
+    nproc: NprocOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Compute sketched per-sample gradient features of a dataset (resumes an interrupted run)."""
-    from core.data.columns import ColumnMap
+    _launch_ranks(nproc)
+    group = _join(device)
+    if not group.is_main:  # rank 0 reads the data and prepares the workspace; the others wait
+        ws = open_workspace(Path(group.share(None)))
+        _extract(ws, batch_size=batch_size, batch_tokens=batch_tokens, device=device,
+                 shard_size=shard_size, shard_seconds=shard_seconds, quiet=True, group=group)  # fmt: skip
+        return
     from core.data.dataset import load_dataset
     from core.features.extract import FeatureConfig
     from core.workspace.estimate import estimate_run
@@ -134,21 +144,15 @@ def features(
         raise PrismError(f"--limit must be ≥ 1, got {limit}.")
     if workspace is not None:
         check_workspace_target(workspace)  # before reading a possibly large file
-    columns = None
-    if any(c is not None for c in (prompt_col, response_col, messages_col, text_col)):
-        columns = ColumnMap(
-            prompt=prompt_col,
-            response=response_col,
-            messages=messages_col,
-            text=text_col,
-            id=id_col,
-        )
-    elif id_col is not None:
-        from core.data.columns import detect_columns
-        from core.data.read import read_table
-
-        detected = detect_columns(read_table(source, split=split))
-        columns = ColumnMap(**{**detected.to_dict(), "id": id_col})
+    columns = column_map(
+        source,
+        split=split,
+        prompt_col=prompt_col,
+        response_col=response_col,
+        messages_col=messages_col,
+        text_col=text_col,
+        id_col=id_col,
+    )
     dataset = load_dataset(
         source, columns=columns, limit=limit, sample=sample, sample_seed=sample_seed, split=split
     )
@@ -164,6 +168,7 @@ def features(
     fresh = not path.exists() or not any(path.iterdir())
     created = outermost_missing(path)
     ws = prepare_workspace(path, dataset, config, force=force)
+    group.share(str(ws.path))
     for note in ws.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     try:
@@ -178,6 +183,7 @@ def features(
             shard_size=shard_size,
             shard_seconds=shard_seconds,
             quiet=quiet,
+            group=group,
         )
     except PrismError:
         # A new workspace whose job failed before finishing a single shard (a model that cannot
@@ -206,9 +212,12 @@ def resume(
         float,
         typer.Option(help=ShardSecondsHelp),
     ] = 30.0,
+    nproc: NprocOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
     """Finish the feature extraction of a prepared or interrupted workspace."""
+    _launch_ranks(nproc)
+    group = _join(device)
     _extract(
         open_workspace(workspace),
         batch_size=batch_size,
@@ -216,8 +225,25 @@ def resume(
         device=device,
         shard_size=shard_size,
         shard_seconds=shard_seconds,
-        quiet=quiet,
+        quiet=quiet or not group.is_main,
+        group=group,
     )
+
+
+def _launch_ranks(nproc: int) -> None:
+    """Run this same command on ``nproc`` local ranks and exit with their status — unless
+    ``nproc`` is 1 or this process is a rank already (torchrun started it)."""
+    from core.features.distributed import launch, torchrun_env, validate_nproc
+
+    if validate_nproc(nproc) > 1 and not torchrun_env():
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
+
+
+def _join(device: str | None) -> Any:
+    """This process's rank group (``core.features.distributed.join``); SOLO without torchrun."""
+    from core.features.distributed import join
+
+    return join(device)
 
 
 def _extract(
@@ -229,8 +255,12 @@ def _extract(
     quiet: bool,
     batch_tokens: int | None = None,
     shard_seconds: float = 30.0,
+    group: Any = None,
 ) -> None:
-    """Run (or finish) the extraction job of ``ws``, with a progress bar unless ``quiet``."""
+    """Run (or finish) the extraction job of ``ws``, with a progress bar unless ``quiet``.
+
+    With a distributed ``group`` every rank runs its part; only rank 0 prints.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -240,9 +270,13 @@ def _extract(
         TimeRemainingColumn,
     )
 
+    from core.features.distributed import SOLO
     from core.workspace.extraction import run_features
 
-    if ws.has_features:
+    group = group or SOLO
+    if group.share(ws.has_features):  # rank 0's answer, so that every rank takes the same path
+        if not group.is_main:
+            return
         err.print(
             f"{escape(str(ws.path))}: features already complete ({ws.n_samples:,} samples); nothing to do."
         )
@@ -256,7 +290,10 @@ def _extract(
             device=device,
             shard_size=shard_size,
             shard_seconds=shard_seconds,
+            group=group,
         )
+        if not group.is_main:
+            return
     else:
         with Progress(
             TextColumn("[bold]features"),
@@ -290,6 +327,7 @@ def _extract(
                 shard_size=shard_size,
                 shard_seconds=shard_seconds,
                 on_progress=on_progress,
+                group=group,
             )
     err.print(f"wrote {escape(str(ws.path))}")
     if n_truncated := int(ws.manifest.get("features", {}).get("n_truncated") or 0):

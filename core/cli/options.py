@@ -24,6 +24,13 @@ BatchTokensHelp = (
 ShardSecondsHelp = (
     "A shard also closes after this many seconds of work (a kill loses at most that)."
 )
+NprocOpt = Annotated[
+    int,
+    typer.Option(
+        help="Processes (ranks) to extract on, started through torch's elastic launcher: one per "
+        "GPU, or CPU processes (gloo). 1: this process. Under torchrun it is ignored."
+    ),
+]
 
 
 def open_workspace(path: Path) -> Any:
@@ -73,3 +80,32 @@ def read_ids(path: Path) -> list[str]:
     if not wanted:
         raise PrismError(f"--ids file {path} names no ids; nothing to score.")
     return wanted
+
+
+def column_map(
+    source: str,
+    *,
+    split: str | None,
+    prompt_col: str | None,
+    response_col: str | None,
+    messages_col: str | None,
+    text_col: str | None,
+    id_col: str | None,
+) -> Any:
+    """The ColumnMap the column options ask for, or None to detect every column (with only
+    ``--id-col`` given, the others are detected from the table)."""
+    from core.data.columns import ColumnMap, detect_columns
+    from core.data.read import read_table
+
+    if any(c is not None for c in (prompt_col, response_col, messages_col, text_col)):
+        return ColumnMap(
+            prompt=prompt_col,
+            response=response_col,
+            messages=messages_col,
+            text=text_col,
+            id=id_col,
+        )
+    if id_col is not None:
+        detected = detect_columns(read_table(source, split=split))
+        return ColumnMap(**{**detected.to_dict(), "id": id_col})
+    return None

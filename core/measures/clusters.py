@@ -1,7 +1,8 @@
 """Clusters of unit-length features: spherical k-means, cluster sizes, sparse clusters, coverage.
 
 - ``spherical_kmeans``: cosine k-means (k-means++ init, seeded, best of ``n_init``), labels renumbered
-  by decreasing cluster size, so label 0 is the largest cluster.
+  by decreasing cluster size, so label 0 is the largest cluster. Below ``FAISS_MIN_SAMPLES`` rows
+  it runs the exact Lloyd loop here; from there on faiss (``core.measures.kmeans_faiss``).
 - ``default_n_clusters``: k ≈ N/10, the published choice.
 - ``cluster_sizes`` / ``sparse_clusters``: a cluster is *sparse* when its size is strictly below
   the median cluster size (the published definition).
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -30,6 +32,10 @@ _GREEDY_MAX_CLUSTERS = 128
 _INIT_ROUNDS = 32
 _INIT_MIN_SAMPLE = 10_000
 _INIT_ROWS_PER_CLUSTER = 50
+# From this many rows "auto" clusters with faiss; below it the exact Lloyd loop (so small sets,
+# the demo included, keep exactly the clusters they always had).
+FAISS_MIN_SAMPLES = 20_000
+KMEANS_METHODS = ("auto", "exact", "faiss")
 
 
 def default_n_clusters(n_samples: int) -> int:
@@ -43,7 +49,8 @@ class Clustering:
     """Result of ``spherical_kmeans``.
 
     labels: (n,) int32, 0 = largest cluster; centroids: (k×d) float32 unit rows; objective: mean
-    cosine of each row to its own centroid; seed: the seed the run was given.
+    cosine of each row to its own centroid; seed: the seed the run was given; method: "exact"
+    (the Lloyd loop here), "faiss" or "faiss-hnsw" (approximate centroid assignment).
     """
 
     labels: np.ndarray
@@ -51,6 +58,7 @@ class Clustering:
     n_iter: int
     objective: float
     seed: int
+    method: str = "exact"
 
     @property
     def n_clusters(self) -> int:
@@ -236,12 +244,17 @@ def spherical_kmeans(
     max_iter: int = 100,
     n_init: int = 3,
     tol: float = 1e-6,
+    method: str = "auto",
 ) -> Clustering:
     """Cosine k-means on unit rows (N×d); deterministic for a seed; label 0 = largest cluster.
 
     Each of ``n_init`` runs starts from k-means++ (D² = 2 − 2 cos on unit rows) and alternates
     argmax-cosine assignment with normalised-mean centroids until no label changes or the objective improves by less than ``tol`` (relative). The run with the highest
     objective (mean cosine to own centroid) is kept.
+
+    ``method``: "exact" is that loop in numpy; "faiss" runs the same iterations in faiss
+    (``core.measures.kmeans_faiss``, one k-means++ start, approximate assignment for large k);
+    "auto" takes "exact" below ``FAISS_MIN_SAMPLES`` rows and "faiss" from there on.
     """
     array = check_features(features)
     n = array.shape[0]
@@ -253,6 +266,19 @@ def spherical_kmeans(
     n_init = check_int(n_init, param="n_init", minimum=1)
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
         raise PrismError(f"tol must be a number ≥ 0; got {tol!r}.", param="tol")
+
+    if method not in KMEANS_METHODS:
+        raise PrismError(
+            f"method must be one of {', '.join(KMEANS_METHODS)}; got {method!r}.", param="method"
+        )
+    if method == "faiss" or (method == "auto" and n >= FAISS_MIN_SAMPLES):
+        from core.measures.kmeans_faiss import faiss_kmeans
+
+        result = faiss_kmeans(
+            unit_rows(array), n_clusters=n_clusters, seed=seed, max_iter=max_iter, n_init=n_init
+        )
+        labels, centroids = _sort_by_size(result.labels, result.centroids)
+        return dataclasses.replace(result, labels=labels, centroids=centroids)
 
     unit = unit_rows(array)
     init_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=n_init)

@@ -40,6 +40,8 @@ from core.validate import check_seed
 __all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "resolve_budget", "select"]
 
 DEDUPE_THRESHOLD = 0.95
+# From this many rows dedupe searches a faiss index (exact flat, IVF from 200,000 rows).
+DEDUPE_INDEX_MIN_ROWS = 20_000
 
 
 # -- selectors --------------------------------------------------------------------------------
@@ -208,17 +210,28 @@ def sparse_clusters(
 
 
 def near_duplicates(
-    features: np.ndarray, *, threshold: float = DEDUPE_THRESHOLD, rows: np.ndarray | None = None
+    features: np.ndarray,
+    *,
+    threshold: float = DEDUPE_THRESHOLD,
+    rows: np.ndarray | None = None,
+    method: str = "auto",
 ) -> np.ndarray:
     """For each of ``rows`` (default all) in order: −1 if kept, else the kept row it duplicates.
 
     A row is dropped when an earlier kept row has cosine ≥ ``threshold`` with it, so no two kept
-    rows are near-duplicates and every dropped row has a kept twin. Exact: each block of rows is
-    compared with all rows kept before it and with itself.
+    rows are near-duplicates and every dropped row has a kept twin. "exact": each block of rows is
+    compared with all rows kept before it and with itself; "index": a faiss range search
+    (``core.select.dedupe_index``); "auto" takes "index" from ``DEDUPE_INDEX_MIN_ROWS`` rows.
     """
     if not 0.0 < threshold <= 1.0:
         raise PrismError(f"threshold must be in (0, 1], got {threshold!r}.", param="threshold")
+    if method not in ("auto", "exact", "index"):
+        raise PrismError(f"method must be auto, exact or index; got {method!r}.", param="method")
     order = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if method == "index" or (method == "auto" and len(order) >= DEDUPE_INDEX_MIN_ROWS):
+        from core.select.dedupe_index import indexed_near_duplicates
+
+        return indexed_near_duplicates(features, threshold=threshold, rows=order)
     twin = np.full(len(order), -1, dtype=np.int64)
     kept_rows: list[np.ndarray] = []  # float32 blocks of kept features
     kept_ids: list[np.ndarray] = []

@@ -42,7 +42,9 @@ def cluster_workspace(
             f"--k must be between 1 and the number of samples ({n:,}); got {k}.", param="n_clusters"
         )
     result = spherical_kmeans(features, n_clusters=k, seed=seed)
-    section = clusters_section(result.labels, result.objective, n_clusters=k, seed=seed)
+    section = clusters_section(
+        result.labels, result.objective, n_clusters=k, seed=seed, method=result.method
+    )
     with workspace.lock():  # labels and their section are written together
         workspace.add_columns({"cluster": result.labels.astype(np.int32)})
         workspace.set_section(section)
@@ -50,7 +52,7 @@ def cluster_workspace(
 
 
 def clusters_section(
-    labels: np.ndarray, objective: float, *, n_clusters: int, seed: int
+    labels: np.ndarray, objective: float, *, n_clusters: int, seed: int, method: str = "exact"
 ) -> ClustersSection:
     """The one summary of a clustering (sizes, median, sparse clusters), for any space."""
     sizes = cluster_sizes(labels, n_clusters=n_clusters)
@@ -64,7 +66,8 @@ def clusters_section(
         n_sparse=int(sparse.sum()),
         n_in_sparse=int(sizes[sparse].sum()),
         objective=float(objective),
-        method="spherical k-means (cosine), k-means++ init",
+        method="spherical k-means (cosine), k-means++ init"
+        + ("" if method == "exact" else f", {method}"),
     )
 
 

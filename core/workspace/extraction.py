@@ -29,6 +29,7 @@ from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations
 from core.errors import JobStopped, PrismError, WorkspaceError
+from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs import Job, write_progress
@@ -100,6 +101,25 @@ def remove_created(path: str | os.PathLike[str], created: Path | None) -> None:
             child.unlink(missing_ok=True)
 
 
+def dataset_section(dataset: Dataset) -> DatasetSection:
+    """The manifest's record of a loaded dataset (what was read, how, and what was said)."""
+    return DatasetSection(
+        source=dataset.source,
+        fingerprint=dataset.fingerprint,
+        columns=dataset.columns.to_dict(),
+        n_samples=dataset.n_samples,
+        n_total=dataset.n_total,
+        n_skipped=dataset.n_skipped,
+        renamed=dataset.renamed,
+        original_columns=tuple(c for c in dataset.samples.columns if c != "id"),
+        json_columns=tuple(dataset.json_columns),
+        split=dataset.split,
+        sample=dataset.sample,
+        sample_seed=dataset.sample_seed,
+        notes=tuple(dataset.notes),
+    )
+
+
 def prepare_workspace(
     path: str | os.PathLike[str], dataset: Dataset, config: FeatureConfig, *, force: bool = False
 ) -> Workspace:
@@ -135,21 +155,7 @@ def prepare_workspace(
             "Choose an empty or new directory for --workspace.",
             param="workspace",
         )
-    described = DatasetSection(
-        source=dataset.source,
-        fingerprint=dataset.fingerprint,
-        columns=dataset.columns.to_dict(),
-        n_samples=dataset.n_samples,
-        n_total=dataset.n_total,
-        n_skipped=dataset.n_skipped,
-        renamed=dataset.renamed,
-        original_columns=tuple(c for c in dataset.samples.columns if c != "id"),
-        json_columns=tuple(dataset.json_columns),
-        split=dataset.split,
-        sample=dataset.sample,
-        sample_seed=dataset.sample_seed,
-        notes=tuple(dataset.notes),
-    )
+    described = dataset_section(dataset)
     manifest = {
         DatasetSection.NAME: described.to_dict(),
         FeatureSection.NAME: FeatureSection(settings=config.settings()).to_dict(),
@@ -260,6 +266,7 @@ def run_features(
     shard_size: int = DEFAULT_SHARD_SIZE,
     shard_seconds: float = DEFAULT_SHARD_SECONDS,
     on_progress: Callable[[Job], None] | None = None,
+    group: Group = SOLO,
 ) -> Workspace:
     """Compute (or finish) the features of a prepared workspace, then its scores.
 
@@ -268,35 +275,50 @@ def run_features(
     first, so a kill loses at most about ``shard_seconds`` of work whatever the data or device.
     A stop (Ctrl-C, SIGTERM from the app's Cancel) keeps the finished rows and raises
     ``JobStopped`` saying what was kept and how to resume.
+
+    Under torchrun, ``group`` (``core.features.distributed.join``) is this rank: rank 0 plans
+    the missing rows, each rank computes its windows of them into its own shards, and rank 0
+    alone writes the manifest and the progress (the other ranks' rows estimated from its own),
+    waits for all ranks, and assembles; the others return when their windows are done.
     """
     from core.features.proxy import load_proxy
 
     config = config_from_workspace(
-        workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=device
+        workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=group.device or device
     )
     if shard_size < 1:
         raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.", param="shard_size")
     if not shard_seconds > 0:
         raise PrismError(f"shard_seconds must be > 0, got {shard_seconds}.", param="shard_seconds")
-    if workspace.has_features:
-        return workspace
     samples = workspace.samples()
-    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
     total = len(samples)
-    # A started job keeps its own shard size.
-    shard_size = int((workspace.feature_section or FeatureSection()).shard_size or shard_size)
-    _update_features(
-        workspace, shard_size=shard_size, shard_seconds=float(shard_seconds), status="running"
-    )
-    workspace.shard_dir.mkdir(exist_ok=True)
-    covered, _ = finished_shards(workspace, total, config.dim)
-    todo = np.flatnonzero(~covered)
+    plan = None
+    if group.is_main and not workspace.has_features:
+        # A started job keeps its own shard size.
+        shard_size = int((workspace.feature_section or FeatureSection()).shard_size or shard_size)
+        _update_features(
+            workspace, shard_size=shard_size, shard_seconds=float(shard_seconds), status="running"
+        )
+        workspace.shard_dir.mkdir(exist_ok=True)
+        covered, _ = finished_shards(workspace, total, config.dim)
+        plan = (shard_size, np.flatnonzero(~covered))
+    plan = group.share(plan)  # one plan for all ranks, read before any of them writes a shard
+    if plan is None:
+        return workspace
+    shard_size, todo = plan
+    windows = group.windows(todo, shard_size)
+    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
     started, t0 = now(), time.monotonic()
-    state = {"done": int(covered.sum()), "new": 0}
+    state = {"done": total - len(todo), "new": 0}
 
     def report(status: str, message: str = "") -> None:
+        if not group.is_main:
+            return
         elapsed = time.monotonic() - t0
-        rate = state["new"] / elapsed if elapsed > 0 and state["new"] else 0.0
+        new = min(state["new"] * group.world_size, len(todo))  # the other ranks: estimated
+        if status == "running":
+            state["done"] = max(state["done"], total - len(todo) + new)
+        rate = new / elapsed if elapsed > 0 and new else 0.0
         eta = (total - state["done"]) / rate if rate else None
         progress = Job(
             status, state["done"], total, rate, eta, os.getpid(), message, started, now()
@@ -331,14 +353,12 @@ def run_features(
             t0 = time.monotonic()  # the rate counts extraction only, not the model load
             report("running")
             last_close = time.monotonic()
-            for first in range(0, len(todo), shard_size):
-                rows = todo[first : first + shard_size]
+            for rows in windows:
                 encoded = extractor.encode(conversations(samples.iloc[rows], columns))
                 pending: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
                 with closing(extractor.iter_batches(encoded)) as batches:
                     for part in batches:
                         pending.append(part)
-                        state["done"] += len(part[0])
                         state["new"] += len(part[0])
                         report("running")
                         if time.monotonic() - last_close >= shard_seconds:
@@ -346,17 +366,28 @@ def run_features(
                             pending, last_close = [], time.monotonic()
                 _write_shard(workspace, rows, encoded, pending)
                 last_close = time.monotonic()
-        _assemble(workspace, total, config.dim)
+        rank_rows = group.gather(state["new"])  # waits for every rank's last shard
+        if not group.is_main:
+            return workspace
+        ranks = {"rank_rows": tuple(rank_rows)} if group.distributed else {}
+        _assemble(workspace, total, config.dim, **ranks)
+        state["done"] = total
         report("done", "features complete")
     except (_Stop, KeyboardInterrupt) as error:
-        kept, _ = finished_shards(workspace, total, config.dim)
-        state["done"] = int(kept.sum())
-        _update_features(workspace, status="cancelled")
+        if group.is_main:
+            kept, _ = finished_shards(workspace, total, config.dim)
+            state["done"] = int(kept.sum())
+            _update_features(workspace, status="cancelled")
         report(
             "cancelled",
             f"stopped; {state['done']:,} finished samples are kept — resume to continue",
         )
         interrupted = isinstance(error, KeyboardInterrupt)
+        if not group.is_main:  # rank 0 says what was kept and how to resume
+            raise JobStopped(
+                f"rank {group.rank}: its finished shards are kept.",
+                exit_code=130 if interrupted else 143,
+            ) from None
         raise JobStopped(
             f"Feature extraction was {'interrupted' if interrupted else 'stopped'}: "
             f"{state['done']:,} of {total:,} samples are finished and kept in {workspace.path}. "
@@ -364,7 +395,8 @@ def run_features(
             exit_code=130 if interrupted else 143,
         ) from None
     except BaseException as error:
-        _update_features(workspace, status="failed")
+        if group.is_main:
+            _update_features(workspace, status="failed")
         report("failed", str(error) or type(error).__name__)
         raise
     finally:
@@ -405,8 +437,11 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _assemble(workspace: Workspace, total: int, dim: int) -> None:
-    """Stream the shards into features.npy and the per-sample columns; then score."""
+def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> None:
+    """Stream the shards into features.npy and the per-sample columns; then score.
+
+    ``changes`` go into the features section with the rest (``rank_rows`` of a distributed run).
+    """
     from numpy.lib.format import open_memmap
 
     from core.measures.vendi import covariance_from_npy, vendi_from_covariance
@@ -441,6 +476,7 @@ def _assemble(workspace: Workspace, total: int, dim: int) -> None:
             n_truncated=int(columns["truncated"].sum()),
             grad_norm="estimated from the sketch (JL estimate, a few % relative error), not exact",
             completed=now(),
+            **changes,
         )
         covariance, n = covariance_from_npy(workspace.features_path)
         record = scores_record(vendi_from_covariance(covariance), n=n, dim=dim)

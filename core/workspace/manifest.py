@@ -113,6 +113,7 @@ class FeatureSection(Section):
     n_truncated: int | None = None
     grad_norm: str | None = None
     completed: str | None = None
+    rank_rows: tuple[int, ...] | None = None  # rows each rank computed, in a distributed run
 
     @property
     def complete(self) -> bool:

@@ -1,0 +1,159 @@
+"""Seconds and peak memory of import, clustering and dedupe as the row count grows.
+
+    python bench/scale.py --sizes 10000 100000 --dim 1024
+
+Synthetic clustered unit features (N/10 planted directions, 5% planted near-duplicates) with short
+texts are written to a temporary folder; each stage then runs in its own forked process, so its
+peak RSS is its own: ``import`` (``prism import-features``' engine), ``cluster_exact`` (the numpy
+Lloyd loop) and ``cluster_faiss`` (``core.measures.kmeans_faiss``) at k = N/10 with one start
+each, ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95.
+Exact stages run up to ``--exact-max-rows``. Prints a table with the growth exponent per stage
+(slope of log seconds over log N between the two largest sizes it ran at) and writes
+``bench/results/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
+
+
+def synthesise(folder: Path, n: int, dim: int, seed: int) -> tuple[Path, Path]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(2, n // 10), dim)).astype(np.float32)
+    labels = rng.integers(0, len(centres), n)
+    features = centres[labels] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)
+    copies = rng.choice(n, size=n // 20, replace=False)
+    features[copies] = features[rng.integers(0, n, len(copies))] + 0.01 * rng.standard_normal(
+        (len(copies), dim)
+    ).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    data, feats = folder / f"data-{n}.jsonl", folder / f"features-{n}.npy"
+    with open(data, "w", encoding="utf-8") as handle:
+        for i in range(n):
+            handle.write(
+                json.dumps({"id": f"r{i}", "text": f"row {i} of topic {labels[i]}"}) + "\n"
+            )
+    np.save(feats, features, allow_pickle=False)
+    return data, feats
+
+
+def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any) -> None:
+    features = np.load(feats, allow_pickle=False)
+    n = len(features)
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if name == "import":
+        from core.data.dataset import load_dataset
+        from core.workspace.imported import import_features
+
+        import_features(folder / f"ws-{n}", load_dataset(str(data)), feats)
+    elif name.startswith("cluster"):
+        from core.measures.clusters import default_n_clusters, spherical_kmeans
+
+        method = name.split("_")[1]
+        k = default_n_clusters(n)
+        result = spherical_kmeans(
+            features, n_clusters=k, seed=0, n_init=1, max_iter=25, method=method
+        )
+        extra = {"objective": result.objective, "n_clusters": k, "method": result.method}
+    else:
+        from core.select.selectors import near_duplicates
+
+        twin = near_duplicates(features, threshold=0.95, method=name.split("_")[1])
+        extra = {"n_dropped": int((twin >= 0).sum()), "kept": np.flatnonzero(twin < 0).tolist()}
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
+    out.put({"seconds": seconds, "peak_rss_mb": peak, **extra})
+
+
+def run_stage(name: str, data: Path, feats: Path, folder: Path) -> dict[str, Any]:
+    context = mp.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_stage, args=(name, data, feats, folder, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def exponent(rows: list[dict[str, Any]], stage: str) -> float | None:
+    points = [(r["n"], r[stage]["seconds"]) for r in rows if stage in r]
+    if len(points) < 2:
+        return None
+    (n0, s0), (n1, s1) = points[-2], points[-1]
+    return math.log(s1 / s0) / math.log(n1 / n0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--exact-max-rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    stages = ["import", "cluster_exact", "cluster_faiss", "dedupe_exact", "dedupe_index"]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for n in args.sizes:
+            data, feats = synthesise(folder, n, args.dim, args.seed)
+            row: dict[str, Any] = {"n": n}
+            for stage in stages:
+                if stage.endswith("exact") and n > args.exact_max_rows:
+                    continue
+                row[stage] = run_stage(stage, data, feats, folder)
+                print(f"N={n:>9,} {stage:<14} {row[stage]['seconds']:8.2f} s", flush=True)
+            if "dedupe_exact" in row:
+                row["dedupe_same_rows"] = row["dedupe_exact"]["kept"] == row["dedupe_index"]["kept"]
+            for stage in ("dedupe_exact", "dedupe_index"):
+                row.get(stage, {}).pop("kept", None)
+            if "cluster_exact" in row:
+                exact, fast = row["cluster_exact"]["objective"], row["cluster_faiss"]["objective"]
+                row["cluster_objective_ratio"] = fast / exact
+            rows.append(row)
+    print(f"\nd = {args.dim}, {platform.processor() or platform.machine()}, k = N/10, one start")
+    header = f"{'stage':<14}" + "".join(f"{'N=' + format(r['n'], ','):>22}" for r in rows)
+    print(header + f"{'exponent':>10}")
+    for stage in stages:
+        cells = "".join(
+            f"{r[stage]['seconds']:>10.2f} s {r[stage]['peak_rss_mb']:>6.0f} MB"
+            if stage in r
+            else f"{'–':>22}"
+            for r in rows
+        )
+        slope = exponent(rows, stage)
+        print(f"{stage:<14}{cells}{'' if slope is None else format(slope, '10.2f')}")
+    for r in rows:
+        print(
+            f"N={r['n']:,}: faiss/exact objective {r.get('cluster_objective_ratio', '–')}, "
+            f"dedupe index keeps the exact rows: {r.get('dedupe_same_rows', '–')}"
+        )
+    record = {
+        "dim": args.dim,
+        "machine": {"cpus": mp.cpu_count(), "processor": platform.processor()},
+        "rows": rows,
+        "exponents": {stage: exponent(rows, stage) for stage in stages},
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(RESULTS.parent.parent.parent)}")
+
+
+if __name__ == "__main__":
+    main()
