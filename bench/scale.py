@@ -6,7 +6,10 @@ Synthetic clustered unit features (N/10 planted directions, 5% planted near-dupl
 texts are written to a temporary folder; each stage then runs in its own forked process, so its
 peak RSS is its own: ``import`` (``prism import-features``' engine), ``cluster_exact`` (the numpy
 Lloyd loop) and ``cluster_faiss`` (``core.measures.kmeans_faiss``) at k = N/10 with one start
-each, ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95.
+each, ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95,
+``map_full`` (UMAP on all rows) and ``map_sample`` (UMAP fit on ``--map-fit-sample`` seeded rows,
+the rest placed by ``transform``), each with its k = 10 neighbourhood preservation on 2,000 rows;
+map stages run up to ``--map-max-rows``.
 Exact stages run up to ``--exact-max-rows``. Prints a table with the growth exponent per stage
 (slope of log seconds over log N between the two largest sizes it ran at) and writes
 ``bench/results/scale.json``.
@@ -53,7 +56,7 @@ def synthesise(folder: Path, n: int, dim: int, seed: int) -> tuple[Path, Path]:
     return data, feats
 
 
-def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any) -> None:
+def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any, fit_sample: int) -> None:
     features = np.load(feats, allow_pickle=False)
     n = len(features)
     t0 = time.perf_counter()
@@ -72,20 +75,32 @@ def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any) -> None:
             features, n_clusters=k, seed=0, n_init=1, max_iter=25, method=method
         )
         extra = {"objective": result.objective, "n_clusters": k, "method": result.method}
+    elif name.startswith("map"):
+        from core.measures.layout import neighbourhood_preservation, umap_layout, warm_up
+
+        warm_up()  # numba compilation is not the layout's cost
+        t0 = time.perf_counter()
+        sample = fit_sample if name == "map_sample" else None
+        coords = umap_layout(features, seed=0, fit_sample=sample)
+        seconds = time.perf_counter() - t0
+        kept = neighbourhood_preservation(features, coords, k=10, n_queries=2000, seed=0)
+        extra = {"preservation_k10": kept, "fit_rows": min(n, sample or n), "map_s": seconds}
     else:
         from core.select.selectors import near_duplicates
 
         twin = near_duplicates(features, threshold=0.95, method=name.split("_")[1])
         extra = {"n_dropped": int((twin >= 0).sum()), "kept": np.flatnonzero(twin < 0).tolist()}
-    seconds = time.perf_counter() - t0
+    seconds = extra.get("map_s", time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
     out.put({"seconds": seconds, "peak_rss_mb": peak, **extra})
 
 
-def run_stage(name: str, data: Path, feats: Path, folder: Path) -> dict[str, Any]:
+def run_stage(
+    name: str, data: Path, feats: Path, folder: Path, fit_sample: int = 2_000
+) -> dict[str, Any]:
     context = mp.get_context("fork")
     queue = context.Queue()
-    process = context.Process(target=_stage, args=(name, data, feats, folder, queue))
+    process = context.Process(target=_stage, args=(name, data, feats, folder, queue, fit_sample))
     process.start()
     result = queue.get()
     process.join()
@@ -106,8 +121,14 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--exact-max-rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--map-fit-sample", type=int, default=2_000)
+    parser.add_argument("--map-max-rows", type=int, default=10_000)
+    parser.add_argument("--stages", nargs="+", help="run only these stages")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     stages = ["import", "cluster_exact", "cluster_faiss", "dedupe_exact", "dedupe_index"]
+    stages += ["map_full", "map_sample"]
+    stages = [stage for stage in stages if not args.stages or stage in args.stages]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -117,13 +138,15 @@ def main() -> None:
             for stage in stages:
                 if stage.endswith("exact") and n > args.exact_max_rows:
                     continue
-                row[stage] = run_stage(stage, data, feats, folder)
+                if stage.startswith("map") and n > args.map_max_rows:
+                    continue
+                row[stage] = run_stage(stage, data, feats, folder, args.map_fit_sample)
                 print(f"N={n:>9,} {stage:<14} {row[stage]['seconds']:8.2f} s", flush=True)
-            if "dedupe_exact" in row:
+            if "dedupe_exact" in row and "dedupe_index" in row:
                 row["dedupe_same_rows"] = row["dedupe_exact"]["kept"] == row["dedupe_index"]["kept"]
             for stage in ("dedupe_exact", "dedupe_index"):
                 row.get(stage, {}).pop("kept", None)
-            if "cluster_exact" in row:
+            if "cluster_exact" in row and "cluster_faiss" in row:
                 exact, fast = row["cluster_exact"]["objective"], row["cluster_faiss"]["objective"]
                 row["cluster_objective_ratio"] = fast / exact
             rows.append(row)
@@ -144,15 +167,24 @@ def main() -> None:
             f"N={r['n']:,}: faiss/exact objective {r.get('cluster_objective_ratio', '–')}, "
             f"dedupe index keeps the exact rows: {r.get('dedupe_same_rows', '–')}"
         )
+        if "map_full" in r:
+            full, fast = r["map_full"], r["map_sample"]
+            print(
+                f"N={r['n']:,}: map k=10 preservation full {full['preservation_k10']:.3f}, "
+                f"fit on {fast['fit_rows']:,} + transform {fast['preservation_k10']:.3f} "
+                f"(ratio {fast['preservation_k10'] / full['preservation_k10']:.2f}); "
+                f"layout seconds {full['map_s']:.1f} vs {fast['map_s']:.1f} "
+                f"(speed-up {full['map_s'] / fast['map_s']:.1f}×)"
+            )
     record = {
         "dim": args.dim,
         "machine": {"cpus": mp.cpu_count(), "processor": platform.processor()},
         "rows": rows,
         "exponents": {stage: exponent(rows, stage) for stage in stages},
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(RESULTS.parent.parent.parent)}")
+    args.results.parent.mkdir(exist_ok=True)
+    args.results.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 """2-D layout (the map) of unit-length features: UMAP with the cosine metric, seeded.
 
 - ``umap_layout``: features (n×d) → coords (n×2 float32), centred and scaled to unit RMS radius.
+  Above ``FIT_SAMPLE`` rows UMAP is fit on a seeded sample of that many rows and the other rows
+  are placed with the fitted model's ``transform``, ``TRANSFORM_BATCH`` rows at a time (bounded
+  memory; a memory-mapped input is read block by block).
+- ``fit_rows``: how many rows ``umap_layout`` fits UMAP on for n rows (recorded in the manifest).
+- ``neighbourhood_preservation``: share of each row's k nearest neighbours in feature space that
+  are among its k nearest on the map (1 = every neighbourhood kept).
 - ``warm_up``: pays umap-learn's numba compilation (10–30 s on a first call) on a tiny input.
 
 A fixed ``seed`` makes umap-learn run single-threaded, so the same seed gives the same coords.
@@ -11,6 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +26,11 @@ from core.validate import check_features, check_int, check_seed
 
 # With fewer rows than this, UMAP is not run: a PCA projection is the layout.
 _MIN_UMAP_ROWS = 4
+# Above this many rows UMAP is fit on a seeded sample of this size; the rest are transformed.
+FIT_SAMPLE = 50_000
+# Rows placed per ``transform`` call on the sampled path (bounds its memory).
+TRANSFORM_BATCH = 10_000
+SAMPLED_METHOD = "umap, fit on a seeded sample + transform"
 
 
 def _check_params(seed: object, n_neighbors: object, min_dist: object) -> tuple[int, int, float]:
@@ -58,44 +70,64 @@ def _normalise(coords: np.ndarray) -> np.ndarray:
     return coords.astype(np.float32)
 
 
-def umap_layout(
-    features: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
-) -> np.ndarray:
-    """UMAP (cosine metric) of features (n×d) → coords (n×2 float32), deterministic for a seed.
+def _check_fit_sample(fit_sample: object) -> int | None:
+    if fit_sample is None:
+        return None
+    return check_int(fit_sample, param="fit_sample", minimum=_MIN_UMAP_ROWS)
 
-    Coords are centred and scaled to unit RMS radius, so plots keep their scale across runs.
-    ``n_neighbors`` is clamped to n − 1 for small n; with n < 4 the layout is the data's first two
-    principal axes (UMAP's spectral initialisation needs more points).
-    """
-    seed, n_neighbors, min_dist = _check_params(seed, n_neighbors, min_dist)
-    array = check_features(features)
-    n = array.shape[0]
-    if n == 0:
-        raise PrismError("features has no rows; there is nothing to lay out.", param="features")
-    array = np.asarray(array, dtype=np.float32)
-    if not np.all(np.isfinite(array)):
-        raise PrismError(
-            "features contain NaN or infinite values; they cannot be laid out.", param="features"
-        )
-    if n < _MIN_UMAP_ROWS:
-        return _normalise(_pca_layout(array.astype(np.float64)))
 
+def fit_rows(n: int, fit_sample: int | None = FIT_SAMPLE) -> int:
+    """Rows ``umap_layout`` fits UMAP on for n rows: n, or ``fit_sample`` when n exceeds it."""
+    fit_sample = _check_fit_sample(fit_sample)
+    return n if fit_sample is None or n <= fit_sample else fit_sample
+
+
+def _reducer(n_fit: int, seed: int, n_neighbors: int, min_dist: float) -> Any:
     import umap  # imported here: it pulls in numba, which takes seconds to load
 
-    reducer = umap.UMAP(
+    return umap.UMAP(
         n_components=2,
         metric="cosine",
-        n_neighbors=min(n_neighbors, n - 1),
+        n_neighbors=min(n_neighbors, n_fit - 1),
         min_dist=min_dist,
         random_state=seed,
         # A seed forces one thread anyway; saying so silences umap-learn's warning about it.
         n_jobs=1,
     )
+
+
+def _finite_block(block: np.ndarray) -> np.ndarray:
+    block = np.asarray(block, dtype=np.float32)
+    if not np.all(np.isfinite(block)):
+        raise PrismError(
+            "features contain NaN or infinite values; they cannot be laid out.", param="features"
+        )
+    return block
+
+
+def _sampled_layout(
+    array: np.ndarray, fit_sample: int, seed: int, n_neighbors: int, min_dist: float
+) -> np.ndarray:
+    """Fit on ``fit_sample`` seeded rows, transform the rest block by block (n×2 float64)."""
+    n = array.shape[0]
+    in_sample = np.zeros(n, dtype=bool)
+    in_sample[np.random.default_rng(seed).choice(n, size=fit_sample, replace=False)] = True
+    sample = np.flatnonzero(in_sample)
+    reducer = _reducer(fit_sample, seed, n_neighbors, min_dist)
+    coords = np.empty((n, 2), dtype=np.float64)
     with warnings.catch_warnings():
-        # Small inputs make umap-learn warn about its spectral init and n_neighbors; the result
-        # is still valid, and the clamping above is documented.
         warnings.simplefilter("ignore", UserWarning)
-        coords = reducer.fit_transform(array)
+        reducer.fit(_finite_block(array[sample]))
+        coords[sample] = reducer.embedding_
+        for start in range(0, n, TRANSFORM_BATCH):
+            rows = start + np.flatnonzero(~in_sample[start : start + TRANSFORM_BATCH])
+            if rows.size:
+                block = _finite_block(array[start : start + TRANSFORM_BATCH][rows - start])
+                coords[rows] = reducer.transform(block)
+    return coords
+
+
+def _checked(coords: np.ndarray) -> np.ndarray:
     coords = np.asarray(coords, dtype=np.float64)
     if not np.all(np.isfinite(coords)):
         raise PrismError(
@@ -105,10 +137,86 @@ def umap_layout(
     return _normalise(coords)
 
 
+def umap_layout(
+    features: np.ndarray,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    fit_sample: int | None = FIT_SAMPLE,
+) -> np.ndarray:
+    """UMAP (cosine metric) of features (n×d) → coords (n×2 float32), deterministic for a seed.
+
+    Coords are centred and scaled to unit RMS radius, so plots keep their scale across runs.
+    ``n_neighbors`` is clamped to n − 1 for small n; with n < 4 the layout is the data's first two
+    principal axes (UMAP's spectral initialisation needs more points). With more than
+    ``fit_sample`` rows (None: never) UMAP is fit on a seeded sample of ``fit_sample`` rows and
+    the others are placed by ``transform`` in batches of ``TRANSFORM_BATCH``.
+    """
+    seed, n_neighbors, min_dist = _check_params(seed, n_neighbors, min_dist)
+    fit_sample = _check_fit_sample(fit_sample)
+    array = check_features(features)
+    n = array.shape[0]
+    if n == 0:
+        raise PrismError("features has no rows; there is nothing to lay out.", param="features")
+    if fit_sample is not None and n > fit_sample:
+        return _checked(_sampled_layout(array, fit_sample, seed, n_neighbors, min_dist))
+    array = np.asarray(array, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise PrismError(
+            "features contain NaN or infinite values; they cannot be laid out.", param="features"
+        )
+    if n < _MIN_UMAP_ROWS:
+        return _normalise(_pca_layout(array.astype(np.float64)))
+
+    reducer = _reducer(n, seed, n_neighbors, min_dist)
+    with warnings.catch_warnings():
+        # Small inputs make umap-learn warn about its spectral init and n_neighbors; the result
+        # is still valid, and the clamping above is documented.
+        warnings.simplefilter("ignore", UserWarning)
+        coords = reducer.fit_transform(array)
+    return _checked(coords)
+
+
+def neighbourhood_preservation(
+    features: np.ndarray,
+    coords: np.ndarray,
+    *,
+    k: int = 10,
+    n_queries: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Mean share of a row's k nearest neighbours by cosine (unit features) kept among its k
+    nearest on the map (Euclidean), over all rows or ``n_queries`` seeded rows; exact, blockwise.
+    """
+    array = check_features(features, finite=True)
+    points = check_features(coords, param="coords", finite=True)
+    n = array.shape[0]
+    if points.shape[0] != n:
+        raise PrismError(f"coords has {points.shape[0]} rows, features {n}.", param="coords")
+    k = check_int(k, param="k", minimum=1, maximum=max(1, n - 1))
+    queries = np.arange(n)
+    if n_queries is not None and check_int(n_queries, param="n_queries", minimum=1) < n:
+        queries = np.sort(np.random.default_rng(check_seed(seed)).choice(n, n_queries, False))
+    kept = 0
+    for start in range(0, queries.size, 256):
+        q = queries[start : start + 256]
+        near_f = -(np.asarray(array[q], np.float64) @ np.asarray(array, np.float64).T)
+        gap = points[q, None, :].astype(np.float64) - points[None, :, :]
+        near_m = (gap**2).sum(axis=-1)
+        near_f[np.arange(q.size), q] = np.inf
+        near_m[np.arange(q.size), q] = np.inf
+        top_f = np.argpartition(near_f, k - 1, axis=1)[:, :k]
+        top_m = np.argpartition(near_m, k - 1, axis=1)[:, :k]
+        kept += sum(np.intersect1d(a, b).size for a, b in zip(top_f, top_m, strict=True))
+    return kept / (queries.size * k)
+
+
 def warm_up() -> None:
     """Compile umap-learn's numba code on a tiny random input, so the first real call is fast.
 
-    Uses the approximate nearest-neighbour path too, which real inputs of 4,096+ rows take.
+    Uses the approximate nearest-neighbour path too, which real inputs of 4,096+ rows take, and
+    ``transform`` (the sampled path's placement of the rows it was not fit on).
     """
     import umap
 
@@ -118,7 +226,7 @@ def warm_up() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for force_approximation in (False, True):
-            umap.UMAP(
+            reducer = umap.UMAP(
                 n_components=2,
                 metric="cosine",
                 n_neighbors=5,
@@ -126,4 +234,5 @@ def warm_up() -> None:
                 n_jobs=1,
                 n_epochs=5,
                 force_approximation_algorithm=force_approximation,
-            ).fit_transform(features)
+            ).fit(features[:48])
+            reducer.transform(features[48:])

@@ -22,7 +22,7 @@ from core.measures.clusters import (
     sparse_clusters,
     spherical_kmeans,
 )
-from core.measures.layout import umap_layout
+from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
 from core.workspace.manifest import ClustersSection, LayoutSection
 from core.workspace.store import Workspace
 
@@ -72,21 +72,37 @@ def clusters_section(
 
 
 def layout_workspace(
-    workspace: Workspace, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
+    workspace: Workspace,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    fit_sample: int | None = FIT_SAMPLE,
 ) -> np.ndarray:
-    """UMAP (cosine) 2-D coordinates; stores ``umap_x``/``umap_y`` and the ``layout`` section."""
+    """UMAP (cosine) 2-D coordinates; stores ``umap_x``/``umap_y`` and the ``layout`` section.
+
+    Above ``FIT_SAMPLE`` rows UMAP is fit on a seeded sample and the rest transformed, reading the
+    memory-mapped features block by block; ``fit_rows`` in the section says how many it was fit on.
+    """
+    features = workspace.features(mmap=True)
+    n = int(features.shape[0])
+    n_fit = fit_rows(n, fit_sample)
+    sampled = n_fit < n
+    if not sampled:  # small enough: read into memory, as UMAP on all rows reads them all anyway
+        features = np.array(features)
     coords = umap_layout(
-        workspace.features(mmap=False), seed=seed, n_neighbors=n_neighbors, min_dist=min_dist
+        features, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, fit_sample=fit_sample
     )
     with workspace.lock():  # coordinates and their section are written together
         workspace.add_columns({"umap_x": coords[:, 0], "umap_y": coords[:, 1]})
         workspace.set_section(
             LayoutSection(
-                method="umap",
+                method=SAMPLED_METHOD if sampled else "umap",
                 metric="cosine",
                 seed=int(seed),
                 n_neighbors=int(n_neighbors),
                 min_dist=float(min_dist),
+                fit_rows=n_fit,
             )
         )
     return coords

@@ -157,6 +157,7 @@ class LayoutSection(Section):
     seed: int | None = None
     n_neighbors: int | None = None
     min_dist: float | None = None
+    fit_rows: int | None = None  # rows UMAP was fit on (the rest placed by its transform)
 
 
 @dataclass(frozen=True)

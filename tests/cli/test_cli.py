@@ -322,6 +322,8 @@ def _check_map(path: Path, *, n: int, n_neighbors: int) -> None:
     assert coords.shape == (n, 2) and np.isfinite(coords).all()
     assert ws.manifest["layout"]["seed"] == 0
     assert ws.manifest["layout"]["n_neighbors"] == n_neighbors
+    # Below the fit-sample threshold UMAP is fit on every row.
+    assert ws.manifest["layout"]["fit_rows"] == n and ws.manifest["layout"]["method"] == "umap"
 
 
 def test_map_writes_coordinates(run_cli: Any, copy_built: Path) -> None:

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from core.errors import PrismError
-from core.measures.layout import umap_layout
+from core.measures.layout import (
+    FIT_SAMPLE,
+    fit_rows,
+    neighbourhood_preservation,
+    umap_layout,
+)
 
 
 def planted(n_per_cluster: int, n_clusters: int, d: int = 32, *, seed: int = 0):
@@ -91,3 +96,50 @@ def test_bad_features():
         umap_layout(np.zeros(4, dtype=np.float32))
     with pytest.raises(PrismError, match="NaN"):
         umap_layout(np.full((5, 4), np.nan, dtype=np.float32))
+
+
+def manifold_clusters(n_per_cluster: int, n_clusters: int, d: int = 32, *, seed: int = 0):
+    """Planted clusters, each spread along its own random 2-D plane (so neighbourhoods mean something)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_clusters, d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(n_clusters), n_per_cluster)
+    planes = rng.standard_normal((n_clusters, 2, d)) / math.sqrt(d)
+    spread = np.einsum("ni,nid->nd", rng.standard_normal((truth.size, 2)), planes[truth])
+    rows = (
+        centres[truth] + 0.5 * spread + 0.01 * rng.standard_normal((truth.size, d)) / math.sqrt(d)
+    )
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows.astype(np.float32), truth
+
+
+def test_fit_on_a_sample_then_transform_keeps_neighbourhoods():
+    features, _ = manifold_clusters(100, 9, seed=1)
+    sampled = umap_layout(features, seed=2, fit_sample=450)
+    assert sampled.shape == (900, 2) and sampled.dtype == np.float32
+    assert np.all(np.isfinite(sampled))
+    np.testing.assert_array_equal(sampled, umap_layout(features, seed=2, fit_sample=450))
+    full = umap_layout(features, seed=2, fit_sample=None)
+    kept_full = neighbourhood_preservation(features, full, k=10)
+    kept_sampled = neighbourhood_preservation(features, sampled, k=10)
+    assert kept_full > 0.5  # the planted planes are laid out well by full UMAP
+    assert kept_sampled >= 0.8 * kept_full
+
+
+def test_below_the_threshold_is_full_umap(clustered_layout):
+    features, _, coords = clustered_layout
+    assert fit_rows(len(features)) == len(features) and fit_rows(10**6) == FIT_SAMPLE
+    assert fit_rows(10**6, fit_sample=None) == 10**6
+    np.testing.assert_array_equal(coords, umap_layout(features, seed=3, fit_sample=len(features)))
+    with pytest.raises(PrismError, match="fit_sample"):
+        umap_layout(features, fit_sample=2)
+
+
+def test_neighbourhood_preservation_bounds():
+    features, _ = planted(20, 3)
+    rng = np.random.default_rng(0)
+    assert neighbourhood_preservation(features, features, k=5) == pytest.approx(1.0)
+    shuffled = neighbourhood_preservation(features, rng.standard_normal((60, 2)), k=5)
+    assert 0.0 <= shuffled < 0.5
+    sampled = neighbourhood_preservation(features, features, k=5, n_queries=10, seed=1)
+    assert sampled == pytest.approx(1.0)
