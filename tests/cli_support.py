@@ -86,3 +86,14 @@ def run_subprocess(
         text=True,
         timeout=timeout,
     )
+
+
+def app_command(port: int) -> list[str]:
+    """The command line of a real app server on 127.0.0.1:``port`` (run from the repository root)."""
+    return [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip

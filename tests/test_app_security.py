@@ -14,12 +14,12 @@ import http.client
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import app_command
 from test_app import app, assert_clean, errors, home, router_only  # noqa: F401 — fixtures
 
 from core.errors import PrismError
@@ -49,21 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     log_path = home / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
+            app_command(port),
             cwd=REPO,
             env=env,
             stdout=log,

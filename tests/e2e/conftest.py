@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 from app_workspaces import make_workspace  # noqa: E402
+from cli_support import app_command  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "e2e"
@@ -59,21 +60,7 @@ def server(prism_home: Path) -> Iterator[str]:
     env.pop("PRISM_DATA_ROOTS", None)
     log = open(prism_home / "server.log", "wb")  # noqa: SIM115 — closed below
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
+        app_command(port),
         cwd=REPO,
         env=env,
         stdout=log,
