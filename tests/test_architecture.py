@@ -31,7 +31,7 @@ MAX_LINES = 500
 # The role subpackages of core/ (README.md, "Code layout").
 SUBPACKAGES = ("data", "features", "measures", "select", "workspace", "cli")
 # The stages below the store and the command line, and what they must never import.
-STAGES = ("core.data", "core.features", "core.measures", "core.select")
+STAGES = ("core.data", "core.features", "core.measures", "core.select", "core.synthesis")
 ABOVE_STAGES = ("core.workspace", "core.cli", "ui")
 
 

@@ -28,7 +28,7 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, imported
+from core.cli import analyses, curation, features, imported, synthesis
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
 
@@ -54,6 +54,7 @@ app.command()(curation.select)
 app.add_typer(curation.subset_app, name="subset")
 app.command()(curation.compare)
 app.command()(curation.export)
+app.command()(synthesis.synthesize)
 
 # Engine parameter → flag, where the flag is not the parameter spelled with dashes
 # (``batch_size`` → ``--batch-size`` needs no entry). ``COMMAND_FLAGS`` overrides it per command.
@@ -73,6 +74,7 @@ FLAGS = {
 }
 COMMAND_FLAGS = {
     "embed": {"k": "--neighbours", "n_neighbors": "--neighbours"},
+    "synthesize": {"budget": "--budget", "sparse_only": "--filter", "candidates": "--keep"},
 }
 
 

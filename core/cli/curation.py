@@ -245,13 +245,26 @@ def export(
             "not a previous export, nor anything in a workspace)."
         ),
     ] = False,
+    origin: Annotated[
+        str,
+        typer.Option(
+            help="all rows, only the dataset's own (source) or only those `prism synthesize` "
+            "added (synthetic)."
+        ),
+    ] = "all",
     as_json: JsonOpt = False,
 ) -> None:
     """Write a subset's rows (all original columns, original order) and a manifest beside them."""
     from core.workspace.export import export_subset
 
     result = export_subset(
-        open_workspace(workspace), subset, fmt=fmt, out=out, derived=derived, force=force
+        open_workspace(workspace),
+        subset,
+        fmt=fmt,
+        out=out,
+        derived=derived,
+        force=force,
+        origin=origin,
     )
     what = "the whole set" if subset is None else f"“{escape(subset)}”"
     if as_json:

@@ -41,6 +41,7 @@ from core.errors import PrismError
 from core.measures.vendi import subset_vendi
 from core.workspace.derived import batches as sample_batches
 from core.workspace.files import now
+from core.workspace.grow import PROVENANCE, of_origin
 from core.workspace.manifest import ClustersSection, FeatureSection
 from core.workspace.publish import (
     check_replace,
@@ -100,13 +101,15 @@ def export_columns(workspace: Workspace, *, derived: bool) -> tuple[list[str], d
     if original is None:
         original = tuple(c for c in stored if c not in set(RESERVED_COLUMNS) or c in back)
     keep = [c for c in stored if c in set(original) and c != "id"]
+    provenance = [c for c in ("origin", *PROVENANCE) if c in stored and c not in keep]  # synthesize
+    keep += provenance
     own_id = dataset.columns.get("id") == "id"
-    if own_id or derived:
+    if own_id or derived or provenance:
         keep.insert(0, "id")
     if derived:
         keep += [c for c in stored if c not in keep]
     names = {c: back.get(c, c) for c in keep}
-    if derived and names.get("id") == "id" and not own_id:
+    if (derived or provenance) and names.get("id") == "id" and not own_id:
         names["id"] = "prism_id"
     return keep, names
 
@@ -370,9 +373,11 @@ def export_subset(
     out: str | os.PathLike[str],
     derived: bool = False,
     force: bool = False,
+    origin: str = "all",
 ) -> ExportResult:
     """``export_rows`` of the named subset ``name``, its ``how`` going into the manifest; with
-    ``name`` None, of the whole set (the manifest's subset is then ``WHOLE_SET``)."""
+    ``name`` None, of the whole set (the manifest's subset is then ``WHOLE_SET``); ``origin``:
+    all rows, or only "source" or "synthetic" ones (``core.workspace.grow``)."""
     if name is None:
         from core.workspace.compare import WHOLE_SET
 
@@ -381,6 +386,8 @@ def export_subset(
         from core.workspace.subsets import named_subset
 
         rows, how = named_subset(workspace, name)
+    if origin != "all":
+        rows, how = of_origin(workspace, rows, origin), {**how, "origin": origin}
     return export_rows(
         workspace, rows, fmt=fmt, out=out, derived=derived, force=force, subset=name, how=how
     )

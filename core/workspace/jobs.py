@@ -21,13 +21,15 @@ feature extraction job (kind ``features``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,28 @@ def process_alive(pid: int) -> bool:
             return handle.read().split()[2] != "Z"
     except OSError:
         return True
+
+
+class Stop(BaseException):  # noqa: N818 — a signal, not an error
+    """SIGTERM (the app's Cancel) inside a job. A BaseException, so that no library's
+    ``except Exception`` swallows it; the job keeps its finished work and says so."""
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """While inside, SIGTERM raises ``Stop`` in the main thread (elsewhere: no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stop()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- the feature extraction job ---------------------------------------------------------------

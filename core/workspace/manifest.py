@@ -1,7 +1,7 @@
 """Typed sections of a workspace's ``manifest.json``: one frozen dataclass per section.
 
 ``manifest.json`` is a JSON object of sections (``dataset``, ``features``, ``scores``,
-``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``) beside a few top-level stamps
+``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``, ``synthesis``) beside a few top-level stamps
 (``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
 dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
 unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
@@ -202,6 +202,21 @@ class CurvesSection(Section):
     basis: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SynthesisSection(Section):
+    """The synthesis loop (``core.workspace.synthesis``): its settings and one record per round.
+
+    A round record holds its counts (generated, malformed, duplicate, dense, kept, joined), the
+    G-Vendi and the rows in sparse clusters before → after joining, and its seconds.
+    """
+
+    NAME: ClassVar[str] = "synthesis"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    generator: str | None = None
+    rounds: tuple[Mapping[str, Any], ...] = ()
+    n_joined: int = 0
+
+
 def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> dict[str, Any]:
     """The one schema for whole-set scores, in the manifest and in `prism score --json`."""
     return {
@@ -223,5 +238,6 @@ SECTIONS: dict[str, type[Section]] = {
         EmbeddingSection,
         LexicalSection,
         CurvesSection,
+        SynthesisSection,
     )
 }

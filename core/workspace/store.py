@@ -357,8 +357,13 @@ class Workspace:
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
-        for section in ("features", "scores", "clusters", "layout", "curves"):
+        for section in ("features", "scores", "clusters", "layout", "curves", "synthesis"):
             self.manifest.pop(section, None)
+        # Synthetic rows go with the samples being replaced; their candidates are set aside, not
+        # deleted (features of other settings must not join the new samples).
+        candidates = self.path / "synthesis"
+        if candidates.is_dir():
+            candidates.rename(self.path / f"synthesis-replaced-{now().replace(':', '')}")
 
     # -- embeddings (text space) --------------------------------------------------------------
 

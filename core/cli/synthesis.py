@@ -1,0 +1,174 @@
+"""``prism synthesize``: grow the sparse regions of gradient space (the Prismatic Synthesis loop).
+
+Runs rounds (``core.workspace.synthesis``), or with ``--list`` shows the candidates, with
+``--keep`` / ``--drop`` decides some by hand, with ``--join`` joins reviewed rounds and with
+``--resume`` finishes a stopped run. ``--json`` prints the round records for machines.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from core.cli.options import JsonOpt, QuietOpt, WorkspaceArg, open_workspace
+from core.cli.render import console, err, fmt, print_json, table
+from core.synthesis.targets import TARGET_HELP
+
+
+def synthesize(
+    workspace: WorkspaceArg,
+    rounds: Annotated[int, typer.Option(help="Rounds to run.")] = 1,
+    per_round: Annotated[int, typer.Option(help="Candidates generated per round.")] = 20,
+    target: Annotated[str, typer.Option(help=f"Where to aim: {TARGET_HELP}.")] = "sparse",
+    few_shot: Annotated[int, typer.Option(help="Examples shown per request.")] = 5,
+    generator: Annotated[
+        str,
+        typer.Option(
+            help="'default' (the embedded SmolLM2-135M: small, offline — expect modest samples), "
+            "or a Hugging Face causal LM name or local path run here."
+        ),
+    ] = "default",
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="An OpenAI-compatible server's base URL (vLLM, SGLang, llama.cpp, Ollama, "
+            "`transformers serve`, hosted APIs); its key is read from --api-key-env."
+        ),
+    ] = None,
+    endpoint_model: Annotated[
+        str | None, typer.Option(help="The model name to ask the endpoint for.")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the endpoint's key (never stored).")
+    ] = "OPENAI_API_KEY",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 384,
+    seed: Annotated[int, typer.Option(help="Seed of targets, examples and sampling.")] = 0,
+    duplicate_cosine: Annotated[
+        float, typer.Option(help="A candidate this close (cosine) to a pool row is a duplicate.")
+    ] = 0.98,
+    sparse_filter: Annotated[
+        bool,
+        typer.Option(
+            "--filter/--no-filter",
+            help="Keep only candidates whose nearest cluster is sparse (--no-filter: the "
+            "published ablation).",
+        ),
+    ] = True,
+    budget: Annotated[
+        int | None, typer.Option(help="Stop once this many candidates joined in this run.")
+    ] = None,
+    review: Annotated[
+        bool, typer.Option(help="Stop after one round for keep/drop by hand, then --join.")
+    ] = False,
+    resume: Annotated[bool, typer.Option(help="Finish the rounds a stopped run left.")] = False,
+    join: Annotated[bool, typer.Option(help="Join the reviewed rounds' kept candidates.")] = False,
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Candidate ids to keep by hand (repeatable).")
+    ] = None,
+    drop: Annotated[
+        list[str] | None, typer.Option(help="Candidate ids to drop by hand (repeatable).")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the candidates.")] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate samples aimed at sparse clusters, keep those that land there, add them."""
+    from core.workspace import synthesis
+    from core.workspace.candidates import decide, read_candidates
+
+    ws = open_workspace(workspace)
+    if keep or drop:
+        changed = decide(ws, keep or [], "keep") if keep else 0
+        changed += decide(ws, drop or [], "drop") if drop else 0
+        console.print(f"{changed} candidate(s) changed; join them with --join.")
+        return
+    if list_:
+        frame = read_candidates(ws)
+        if as_json:
+            print_json(frame.drop(columns=["settings"]).to_dict(orient="records"))
+        else:
+            _print_candidates(frame)
+        return
+    if join:
+        records = [synthesis.join(ws, r) for r in synthesis.pending_rounds(ws)]
+    else:
+        options: dict[str, Any] = {
+            "rounds": rounds,
+            "per_round": per_round,
+            "target": target,
+            "few_shot": few_shot,
+            "generator": generator,
+            "endpoint": endpoint,
+            "endpoint_model": endpoint_model,
+            "api_key_env": api_key_env,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+            "duplicate_cosine": duplicate_cosine,
+            "sparse_only": sparse_filter,
+            "budget": budget,
+            "review": review,
+        }
+        config = synthesis.resume_config(ws) if resume else synthesis.SynthesisConfig(**options)
+
+        def progress(state: dict[str, Any]) -> None:
+            if not quiet and not as_json:
+                err.print(
+                    f"round {state['round']}: {escape(state['step'])} "
+                    f"({state['done']}/{state['total']})"
+                )
+
+        records = synthesis.run_synthesis(ws, config, on_progress=progress)
+    if as_json:
+        print_json({"rounds": records, "gain": synthesis.gain(records)})
+        return
+    print_rounds(records)
+    if any(r.get("status") == "judged" for r in records):
+        console.print("Review the candidates (`--list`, `--keep ID`, `--drop ID`), then `--join`.")
+
+
+def print_rounds(records: list[dict[str, Any]]) -> None:
+    """The round table: counts, G-Vendi and rows in sparse clusters before → after."""
+    names = ["round", "made", "bad", "dup", "dense", "kept", "joined", "G-Vendi", "sparse", "s"]
+    columns = [(name, True) for name in names]
+    out = table("Synthesis rounds", columns)
+    for r in records:
+        after = r.get("g_vendi_after")
+        out.add_row(
+            str(r.get("round")),
+            *(str(r.get(k, "")) for k in ("generated", "malformed", "duplicate", "dense", "kept")),
+            str(r.get("joined", "—")),
+            f"{fmt(r.get('g_vendi_before'))}→{fmt(after) if after is not None else '—'}",
+            f"{r.get('sparse_rows_before', '—')}→{r.get('sparse_rows_after', '—')}",
+            fmt(r.get("seconds"), 1),
+        )
+    console.print(out)
+    console.print("G-Vendi and rows in sparse clusters: before → after joining.")
+    from core.workspace.synthesis import gain
+
+    per_100 = gain(records)
+    if per_100 is not None:
+        console.print(f"G-Vendi gained per 100 joined samples: {per_100:+.2f}")
+
+
+def _print_candidates(frame: Any, limit: int = 200) -> None:
+    columns = [("id", False), ("reason", False), ("hand", False), ("joined", False)]
+    columns.append(("sample", False))
+    out = table(f"Candidates ({len(frame):,})", columns)
+    for _, row in frame.head(limit).iterrows():
+        sample = row["text"] if isinstance(row["text"], str) else row["prompt"]
+        out.add_row(
+            escape(str(row["candidate_id"])),
+            escape(str(row["reason"])),
+            escape(str(row["decision"] or "—")),
+            "yes" if row["joined"] else "no",
+            escape(
+                " ".join(str(sample or row["raw_prompt"] or row["raw_response"] or "").split())[:48]
+            ),
+        )
+    console.print(out)

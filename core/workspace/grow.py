@@ -1,0 +1,223 @@
+"""Adding rows to a workspace: kept synthetic candidates join the samples and the features.
+
+``join_round`` appends a round's joining candidates (``core.workspace.candidates.joining``) as
+samples with ``origin = "synthetic"`` and their provenance (``synthesis_round``,
+``synthesis_cluster``, ``synthesis_examples``, ``synthesis_generator``); the rows already there
+get ``origin = "source"`` unless the dataset brought an ``origin`` column of its own. Their
+features were computed with the workspace's own proxy, scope, dim and seed, so they are appended
+to ``features.npy`` as they are. Per-sample analyses are extended rather than recomputed: the
+feature columns come from the candidates' own extraction, ``cluster`` is the nearest centroid
+(the clusters section's sizes grow to match and the next synthesis round clusters afresh), and
+map coordinates are the similarity-weighted mean of the 10 nearest existing rows'. Whole-set
+scores are recomputed; text-space results and budget curves, which cannot be extended, are
+removed (their commands recompute them).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.data.columns import ColumnMap
+from core.errors import WorkspaceError
+from core.measures.clusters import sparse_clusters
+from core.workspace.candidates import joining, read_round, write_round
+from core.workspace.manifest import ClustersSection, FeatureSection, Scores
+from core.workspace.schema import ANALYSES
+from core.workspace.store import EMBEDDINGS, Workspace
+
+ORIGIN = "origin"
+SOURCE, SYNTHETIC = "source", "synthetic"
+ORIGINS = (SOURCE, SYNTHETIC)
+PROVENANCE = ("synthesis_round", "synthesis_cluster", "synthesis_examples", "synthesis_generator")
+EXTENDED = ("features", "clusters", "layout")  # analyses whose columns join_round extends
+PLACE_NEIGHBOURS = 10
+_CHUNK_ROWS = 65_536
+
+
+def nearest_rows(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` pool rows of largest cosine to each query (unit rows; the pool may be memory
+    mapped): (indices (m×k), cosines (m×k)), best first."""
+    k = min(k, len(pool))
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    best_c = np.zeros((len(queries), 0), dtype=np.float32)
+    q = np.ascontiguousarray(queries, dtype=np.float32).T
+    for start in range(0, len(pool), _CHUNK_ROWS):
+        block = np.asarray(pool[start : start + _CHUNK_ROWS], dtype=np.float32) @ q  # (b×m)
+        top = np.argpartition(-block, min(k, len(block)) - 1, axis=0)[:k].T  # (m×k')
+        cos = np.take_along_axis(block.T, top, axis=1)
+        best_i = np.concatenate([best_i, top + start], axis=1)
+        best_c = np.concatenate([best_c, cos], axis=1)
+        if best_i.shape[1] > k:
+            keep = np.argsort(-best_c, axis=1, kind="stable")[:, :k]
+            best_i = np.take_along_axis(best_i, keep, axis=1)
+            best_c = np.take_along_axis(best_c, keep, axis=1)
+    order = np.argsort(-best_c, axis=1, kind="stable")
+    return np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_c, order, axis=1)
+
+
+def place(pool: np.ndarray, coords: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Map coordinates (m×2) for new rows: the mean of their nearest pool rows' coordinates,
+    weighted by cosine (clipped at a small positive floor)."""
+    rows, cos = nearest_rows(pool, queries, PLACE_NEIGHBOURS)
+    weights = np.clip(cos, 1e-3, None).astype(np.float64)
+    return (coords[rows] * weights[..., None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+
+
+def _content(
+    frame: pd.DataFrame, columns: ColumnMap, json_columns: tuple[str, ...]
+) -> dict[str, list[Any]]:
+    """The candidates' samples in the dataset's own content columns."""
+    if columns.text is not None:
+        return {columns.text: list(frame["text"])}
+    if columns.prompt is not None:
+        return {
+            str(columns.prompt): list(frame["prompt"]),
+            str(columns.response): list(frame["response"]),
+        }
+    chats = [
+        [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
+        for p, r in zip(frame["prompt"], frame["response"], strict=True)
+    ]
+    name = str(columns.messages)
+    return {
+        name: [json.dumps(c, ensure_ascii=False) for c in chats] if name in json_columns else chats
+    }
+
+
+def _new_rows(
+    workspace: Workspace, frame: pd.DataFrame, features: np.ndarray, samples: pd.DataFrame
+) -> pd.DataFrame:
+    dataset = workspace.dataset
+    columns = ColumnMap.from_dict(dict(dataset.columns))
+    data: dict[str, Any] = {"id": frame["candidate_id"].astype(str).to_list()}
+    data.update(_content(frame, columns, tuple(dataset.json_columns)))
+    data[ORIGIN] = SYNTHETIC
+    data["synthesis_round"] = frame["round"].astype("int64").to_numpy()
+    data["synthesis_cluster"] = frame["target_cluster"].astype("int64").to_numpy()
+    data["synthesis_examples"] = frame["examples"].astype(str).to_list()
+    data["synthesis_generator"] = frame["generator"].astype(str).to_list()
+    derived = set(samples.columns)
+    if "loss" in derived:
+        data["loss"] = frame["loss"].astype("float32").to_numpy()
+        data["grad_norm"] = frame["grad_norm"].astype("float32").to_numpy()
+        data["n_tokens"] = frame["n_tokens"].astype("int32").to_numpy()
+        data["n_response_tokens"] = frame["n_response_tokens"].astype("int32").to_numpy()
+        data["truncated"] = frame["truncated"].astype(bool).to_numpy()
+    if "cluster" in derived:
+        data["cluster"] = frame["nearest_cluster"].astype("int32").to_numpy()
+    if "umap_x" in derived:
+        coords = samples[["umap_x", "umap_y"]].to_numpy(dtype=np.float64)
+        placed = place(workspace.features(), coords, features)
+        data["umap_x"], data["umap_y"] = placed[:, 0], placed[:, 1]
+    return pd.DataFrame(data)
+
+
+def _unextendable(samples: pd.DataFrame) -> list[str]:
+    """Derived columns that new rows cannot be given (text-space and other analyses)."""
+    owned = {c for name in EXTENDED for c in ANALYSES[name].column_names}
+    others = {c for a in ANALYSES.values() if a.name not in EXTENDED for c in a.column_names}
+    return [c for c in samples.columns if c in others and c not in owned]
+
+
+def join_round(workspace: Workspace, round_no: int) -> int:
+    """Join a round's kept candidates to the workspace; returns how many joined (0 again on a
+    second call: joining is by candidate id, so a repeated or resumed join adds nothing)."""
+    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
+    from core.workspace.files import write_npy
+    from core.workspace.manifest import scores_record
+
+    with workspace.lock():
+        workspace.reload()
+        frame, features = read_round(workspace, round_no)
+        samples = workspace.samples()
+        present = frame["candidate_id"].astype(str).isin(set(samples["id"].astype(str))).to_numpy()
+        mask = joining(frame) & ~present
+        already = present & ~frame["joined"].to_numpy(dtype=bool)
+        joined = frame[mask].reset_index(drop=True)
+        if len(joined):
+            old = workspace.features(mmap=False)
+            if old.shape[0] != len(samples):
+                raise WorkspaceError(
+                    f"{workspace.features_path} has {old.shape[0]:,} rows for {len(samples):,} "
+                    f"samples. {workspace.rebuild_hint()}"
+                )
+            added = np.asarray(features[mask], dtype=np.float32)
+            new = _new_rows(workspace, joined, added, samples)
+            if ORIGIN not in samples.columns:
+                samples[ORIGIN] = SOURCE
+            else:
+                samples[ORIGIN] = samples[ORIGIN].fillna(SOURCE)
+            table = pd.concat(
+                [samples.drop(columns=_unextendable(samples)), new], ignore_index=True
+            )
+            n = len(table)
+            workspace.write_samples(table)
+            write_npy(workspace.features_path, np.concatenate([old, added]))
+            (workspace.path / EMBEDDINGS).unlink(missing_ok=True)
+            (workspace.path / "curves.parquet").unlink(missing_ok=True)
+            for name in ("embedding", "lexical", "curves"):
+                workspace.manifest.pop(name, None)
+            workspace.set_section(workspace.dataset.replace(n_samples=n), save=False)
+            section = workspace.feature_section or FeatureSection()
+            workspace.set_section(section.replace(n_samples=n), save=False)
+            clusters = workspace.clusters
+            if clusters is not None and "cluster" in table.columns:
+                workspace.set_section(
+                    _extended(clusters, table["cluster"].to_numpy(), len(joined)), save=False
+                )
+            covariance, rows = covariance_from_npy(workspace.features_path)
+            scores = scores_record(
+                vendi_from_covariance(covariance, qs=(0.5, 1.0, 2.0, float("inf"))),
+                n=rows,
+                dim=int(added.shape[1]),
+            )
+            workspace.set_section(Scores.from_dict(scores), save=False)
+            workspace.save_manifest()
+        frame.loc[mask | already, "joined"] = True
+        write_round(workspace, round_no, frame, features)
+    return int(len(joined))
+
+
+def _extended(section: ClustersSection, labels: np.ndarray, n_new: int) -> ClustersSection:
+    sizes = np.bincount(labels.astype(np.int64), minlength=section.n_clusters)
+    sparse = sparse_clusters(sizes)
+    method = (section.method or "").split("; extended")[0]
+    return section.replace(
+        sizes=tuple(int(s) for s in sizes),
+        median_size=float(np.median(sizes)),
+        sparse=tuple(int(c) for c in np.flatnonzero(sparse)),
+        n_sparse=int(sparse.sum()),
+        n_in_sparse=int(sizes[sparse].sum()),
+        method=f"{method}; extended by nearest centroid with synthetic rows",
+    )
+
+
+def is_extended(section: ClustersSection | None) -> bool:
+    """Whether a clustering was extended by ``join_round`` (the next round clusters afresh)."""
+    return section is not None and "extended by nearest centroid" in (section.method or "")
+
+
+def of_origin(workspace: Workspace, rows: np.ndarray, origin: str) -> np.ndarray:
+    """The rows among ``rows`` of ``origin`` ("source" or "synthetic"), in order."""
+    from core.errors import PrismError
+
+    if origin not in ORIGINS:
+        raise PrismError(
+            f"origin must be all, {' or '.join(ORIGINS)}; got {origin!r}.", param="origin"
+        )
+    columns = [c for c in (ORIGIN,) if c in workspace.sample_columns()]
+    return np.intersect1d(rows, origin_rows(workspace.samples(columns), origin))
+
+
+def origin_rows(samples: pd.DataFrame, origin: str) -> np.ndarray:
+    """Row positions of ``origin`` ("source" or "synthetic"); rows without one are source."""
+    values = (
+        samples[ORIGIN].fillna(SOURCE)
+        if ORIGIN in samples.columns
+        else pd.Series(SOURCE, index=samples.index)
+    )
+    return np.flatnonzero((values == origin).to_numpy())

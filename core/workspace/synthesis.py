@@ -1,0 +1,312 @@
+"""The Prismatic Synthesis loop on a workspace: rounds of generate → featurise → judge → join.
+
+One round (as published; every step is a setting of ``SynthesisConfig``):
+
+1. cluster the current pool — the workspace's own clustering when it covers exactly the current
+   rows, else spherical k-means with k = 10% of the pool (``prism cluster``'s, written back);
+2. plan ``per_round`` requests aimed at the target (default: a random cluster among the smallest
+   10%), each with ``few_shot`` examples from it (``core.synthesis.targets``), and ask the
+   generator (``core.synthesis.generators``) for a new prompt, then its response — or a new
+   text (``core.synthesis.prompts``);
+3. compute the candidates' features with the workspace's own proxy, scope, dim and seed;
+4. judge them (``core.synthesis.filter``): malformed, duplicate, dense (nearest centroid not a
+   sparse cluster) or kept; store every candidate with its provenance
+   (``core.workspace.candidates``);
+5. join the kept ones (``core.workspace.grow``) unless ``review`` is on, in which case the
+   round waits for keep/drop by hand and ``prism synthesize WS --join``.
+
+The job is ``synthesis`` in ``jobs/`` (``core.workspace.jobs``): progress per candidate, a
+Cancel (SIGTERM) or Ctrl-C keeps every finished round, and a resumed run starts at the first
+round not yet joined (a round whose candidates are on disk is joined, not generated again).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import JobStopped, PrismError
+from core.synthesis.generators import Generator
+from core.workspace.candidates import joining, read_round, round_numbers
+from core.workspace.grow import join_round
+from core.workspace.jobs import CANCELLED, DONE, FAILED, RUNNING, Stop, report_job, sigterm_stops
+from core.workspace.manifest import SynthesisSection
+from core.workspace.rounds import SynthesisConfig, SynthesisRound
+from core.workspace.store import Workspace
+
+KIND = "synthesis"  # the job's kind in jobs/
+
+
+def _section(workspace: Workspace) -> SynthesisSection:
+    return workspace.section(SynthesisSection) or SynthesisSection()
+
+
+def _save_record(workspace: Workspace, record: dict[str, Any]) -> None:
+    with workspace.lock():
+        workspace.reload()
+        section = _section(workspace)
+        rounds = [dict(r) for r in section.rounds if r.get("round") != record["round"]]
+        rounds = sorted([*rounds, record], key=lambda r: int(r["round"]))
+        joined = sum(int(r.get("joined", 0)) for r in rounds)
+        workspace.set_section(section.replace(rounds=tuple(rounds), n_joined=joined))
+
+
+def _g_vendi(workspace: Workspace) -> float:
+    from core.workspace.analyses import workspace_scores
+
+    scores = workspace.scores
+    if scores is not None and scores.n == workspace.n_samples and scores.g_vendi is not None:
+        return float(scores.g_vendi)
+    return float(workspace_scores(workspace)["g_vendi"])
+
+
+def round_record(workspace: Workspace, round_no: int) -> dict[str, Any]:
+    """The manifest's record of a round (counts, G-Vendi and sparse rows before → after)."""
+    for record in _section(workspace).rounds:
+        if record.get("round") == round_no:
+            return dict(record)
+    return {"round": round_no}
+
+
+def join(workspace: Workspace, round_no: int) -> dict[str, Any]:
+    """Join a judged round and complete its record (what ``--join`` and the loop call)."""
+    record = round_record(workspace, round_no)
+    before = record.get("g_vendi_before")
+    if before is None:
+        before = _g_vendi(workspace)
+    frame, _ = read_round(workspace, round_no)
+    landing = joining(frame) & frame["nearest_sparse"].to_numpy(dtype=bool)
+    n_joined = join_round(workspace, round_no)
+    workspace.reload()
+    record.update(
+        g_vendi_before=float(before),
+        g_vendi_after=_g_vendi(workspace),
+        joined=int(record.get("joined", 0)) + n_joined,
+        sparse_rows_after=int(record.get("sparse_rows_before", 0)) + int(landing.sum()),
+        sparse_clusters_reached=int(frame.loc[landing, "nearest_cluster"].nunique()),
+        status="joined",
+    )
+    _save_record(workspace, record)
+    return record
+
+
+def pending_rounds(workspace: Workspace) -> list[int]:
+    """Rounds whose candidates are judged but not yet joined."""
+    return [
+        r for r in round_numbers(workspace) if round_record(workspace, r).get("status") != "joined"
+    ]
+
+
+def run_synthesis(
+    workspace: Workspace,
+    config: SynthesisConfig,
+    *,
+    generator: Generator | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``config.rounds`` rounds (after joining any judged round left by a stopped run).
+
+    Returns the records of the rounds this call finished. With ``review`` the loop stops after
+    one round, leaving it for keep/drop by hand and ``join``.
+    """
+    from core.features.extract import FeatureExtractor
+    from core.features.proxy import load_proxy
+    from core.workspace.extraction import config_from_workspace
+
+    workspace.features()  # a clear message when the features are not finished
+    total = config.rounds * config.per_round
+    started = None
+    state = {"done": 0, "round": 0}
+
+    def report(step: str, within: int, status: str = RUNNING, message: str = "") -> None:
+        nonlocal started
+        done = min(total, state["done"] + within)
+        job = report_job(
+            workspace,
+            KIND,
+            status=status,
+            done=done,
+            total=total,
+            step=step,
+            started=started,
+            message=message or f"round {state['round']}: {step}",
+        )
+        started = job.started
+        if on_progress is not None:
+            on_progress({"step": step, "done": done, "total": total, "round": state["round"]})
+
+    finished: list[dict[str, Any]] = []
+    with sigterm_stops():
+        try:
+            waiting = pending_rounds(workspace)
+            if waiting and config.review:
+                raise PrismError(
+                    f"Round {waiting[0]} waits for review: keep or drop its candidates, then "
+                    f"`prism synthesize {workspace.path} --join`.",
+                    param="review",
+                )
+            for round_no in waiting:
+                state["round"] = round_no
+                report("joining", 0)
+                finished.append(join(workspace, round_no))
+            first = max(round_numbers(workspace), default=0) + 1
+            with workspace.lock():
+                workspace.reload()
+                settings = {
+                    **config.settings(),
+                    "first_round": first,
+                    "last_round": first + config.rounds - 1,
+                }
+                workspace.set_section(_section(workspace).replace(settings=settings))
+            report("loading models", 0, message="loading the proxy and the generator")
+            feature_config = config_from_workspace(workspace)
+            proxy = load_proxy(
+                feature_config.model,
+                dtype=feature_config.dtype,
+                device=feature_config.device,
+                trust_remote_code=feature_config.trust_remote_code,
+            )
+            if generator is None:
+                from core.synthesis.generators import make_generator
+
+                generator = make_generator(
+                    config.generator,
+                    endpoint=config.endpoint,
+                    endpoint_model=config.endpoint_model,
+                    api_key_env=config.api_key_env,
+                )
+            with workspace.lock():
+                workspace.reload()
+                workspace.set_section(_section(workspace).replace(generator=generator.label))
+            runner = SynthesisRound(
+                workspace, config, generator, FeatureExtractor(proxy, feature_config), report
+            )
+            joined_now = sum(int(r.get("joined", 0)) for r in finished)
+            for round_no in range(first, first + config.rounds):
+                if config.budget is not None and joined_now >= config.budget:
+                    break
+                state["round"] = round_no
+                t_round = time.monotonic()
+                before = _g_vendi(workspace)
+                runner.run(round_no)
+                record: dict[str, Any] = {
+                    **runner.record,
+                    "g_vendi_before": before,
+                    "status": "judged",
+                    "seconds": round(time.monotonic() - t_round, 2),
+                }
+                _save_record(workspace, record)
+                if config.review:
+                    finished.append(record)
+                    break
+                report("joining", config.per_round)
+                record = join(workspace, round_no)
+                record["seconds"] = round(time.monotonic() - t_round, 2)
+                _save_record(workspace, record)
+                finished.append(record)
+                joined_now += int(record.get("joined") or 0)
+                state["done"] += config.per_round
+            report("done", 0, status=DONE, message=_summary(finished))
+        except (Stop, KeyboardInterrupt) as error:
+            interrupted = isinstance(error, KeyboardInterrupt)
+            kept = [r["round"] for r in finished]
+            report(
+                "stopped",
+                0,
+                status=CANCELLED,
+                message=f"stopped in round {state['round']}; finished rounds are kept",
+            )
+            raise JobStopped(
+                f"Synthesis was {'interrupted' if interrupted else 'stopped'} in round "
+                f"{state['round']}; {'rounds ' + ', '.join(map(str, kept)) if kept else 'no round'} "
+                f"finished in this run and everything finished is kept in {workspace.path}. "
+                f"Continue with: prism synthesize {workspace.path} --resume",
+                exit_code=130 if interrupted else 143,
+            ) from None
+        except BaseException as error:
+            report("failed", 0, status=FAILED, message=str(error) or type(error).__name__)
+            raise
+    return finished
+
+
+def gain(records: list[dict[str, Any]]) -> float | None:
+    """G-Vendi gained per 100 joined samples over ``records`` (first before → last after)."""
+    joined = [r for r in records if r.get("status") == "joined"]
+    n = sum(int(r.get("joined", 0)) for r in joined)
+    if not n:
+        return None
+    return 100.0 * (float(joined[-1]["g_vendi_after"]) - float(joined[0]["g_vendi_before"])) / n
+
+
+def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
+    """Run ``prism synthesize`` with ``config`` in a detached process (the app's Start); returns
+    its pid. Progress is the ``synthesis`` job; Cancel is ``cancel_job(path, KIND)``."""
+    from core.workspace.jobs import start_job
+
+    argv = ["core", "synthesize", str(path), "--quiet"]
+    defaults = SynthesisConfig()
+    for name, value in config.settings().items():
+        if value == getattr(defaults, name) or value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flag = {"sparse_only": "--no-filter", "review": "--review"}[name]
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    job = start_job(path, KIND, argv, total=config.rounds * config.per_round, step="starting")
+    return int(job.pid or 0)
+
+
+def candidate_coords(workspace: Workspace, round_no: int) -> np.ndarray | None:
+    """Map coordinates (M×2) of a round's candidates, placed among the samples as joined rows
+    are (``core.workspace.grow.place``); None without a map. Malformed candidates get NaN."""
+    from core.workspace.candidates import read_round
+    from core.workspace.grow import place
+
+    if "umap_x" not in workspace.sample_columns():
+        return None
+    frame, features = read_round(workspace, round_no)
+    samples = workspace.samples(["id", "umap_x", "umap_y"])
+    coords = np.full((len(frame), 2), np.nan)
+    ids = pd.Index(samples["id"].astype(str))
+    at = ids.get_indexer(frame["candidate_id"].astype(str))
+    joined = at >= 0
+    xy = samples[["umap_x", "umap_y"]].to_numpy(dtype=np.float64)
+    coords[joined] = xy[at[joined]]
+    todo = np.flatnonzero(~joined & (frame["reason"] != "malformed").to_numpy())
+    if todo.size:
+        coords[todo] = place(workspace.features(), xy, features[todo])
+    return coords
+
+
+def _summary(records: list[dict[str, Any]]) -> str:
+    joined = sum(int(r.get("joined", 0)) for r in records)
+    generated = sum(int(r.get("generated", 0)) for r in records)
+    return f"{len(records)} round(s): {generated} generated, {joined} joined"
+
+
+def resume_config(workspace: Workspace, **overrides: Any) -> SynthesisConfig:
+    """The config of the last run, for the rounds it has left (``--resume``)."""
+    settings = dict(_section(workspace).settings)
+    if not settings:
+        raise PrismError(
+            f"{workspace.path} has no synthesis run to resume; start one with "
+            f"`prism synthesize {workspace.path} --rounds R --per-round N`.",
+            param="resume",
+        )
+    last = int(settings.pop("last_round", 0))
+    settings.pop("first_round", None)
+    done = max(
+        [r for r in round_numbers(workspace) if r not in pending_rounds(workspace)], default=0
+    )
+    left = last - done - len(pending_rounds(workspace))
+    settings.update(overrides)
+    settings["rounds"] = max(1, left)
+    known = set(SynthesisConfig.__dataclass_fields__)
+    return SynthesisConfig(**{k: v for k, v in settings.items() if k in known})

@@ -1,0 +1,208 @@
+"""The synthesis loop on a real tiny-model workspace: candidates, the filter, joining, provenance
+through export and reload, review by hand, and a killed job resumed at its round."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_support import REPO, invoke
+
+from core.errors import PrismError
+from core.synthesis.generators import make_generator
+from core.workspace.candidates import COLUMNS, decide, read_candidates, read_round, round_numbers
+from core.workspace.store import Workspace
+from core.workspace.synthesis import SynthesisConfig, pending_rounds, run_synthesis
+from core.workspace.synthesis import join as join_round
+
+FAST = {"generator": "tiny", "max_new_tokens": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny_generator() -> Any:
+    return make_generator("tiny")
+
+
+def _run(path: Path, generator: Any, **options: Any) -> list[dict[str, Any]]:
+    config = SynthesisConfig(**{**FAST, **options})
+    return run_synthesis(Workspace.open(path), config, generator=generator)
+
+
+def test_a_round_stores_every_candidate_and_joins_exactly_the_kept_ones(
+    copy_built: Path, tiny_generator: Any
+) -> None:
+    before = Workspace.open(copy_built)
+    n0, old_features = before.n_samples, np.array(before.features())
+    [record] = _run(copy_built, tiny_generator, per_round=6, seed=3)
+    ws = Workspace.open(copy_built)
+    frame, features = read_round(ws, 1)
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(features) == 8
+    counts = frame["reason"].value_counts().to_dict()
+    assert sum(counts.values()) == record["generated"] == 8
+    assert {k: record[k] for k in counts} == counts
+    # The filter: kept ⇔ well formed, no duplicate, nearest centroid in a sparse cluster.
+    formed = frame["reason"] != "malformed"
+    assert (frame.loc[frame["reason"] == "kept", "nearest_sparse"]).all()
+    assert not frame.loc[frame["reason"] == "dense", "nearest_sparse"].any()
+    assert (np.abs(np.linalg.norm(features[formed.to_numpy()], axis=1) - 1) < 1e-5).all()
+    # Exactly the kept candidates joined, features appended as computed.
+    kept = frame["reason"] == "kept"
+    assert frame["joined"].tolist() == kept.tolist()
+    assert ws.n_samples == n0 + int(kept.sum()) == record["pool_before"] + record["joined"]
+    stored = ws.features()
+    np.testing.assert_array_equal(stored[:n0], old_features)
+    np.testing.assert_array_equal(stored[n0:], features[kept.to_numpy()])
+    samples = ws.samples()
+    assert samples["origin"].tolist() == ["source"] * n0 + ["synthetic"] * int(kept.sum())
+    assert samples["id"].is_unique
+    assert record["g_vendi_after"] == pytest.approx(ws.scores.g_vendi)
+    assert record["sparse_rows_after"] == record["sparse_rows_before"] + int(kept.sum())
+
+
+def test_candidate_features_are_the_workspace_features_of_those_samples(
+    copy_built: Path, tiny_generator: Any
+) -> None:
+    """Same proxy, scope, dim and seed: featurising the joined rows again gives their features."""
+    from core.data.columns import ColumnMap
+    from core.data.text import conversations
+    from core.features.extract import FeatureExtractor
+    from core.features.proxy import load_proxy
+    from core.workspace.extraction import config_from_workspace
+
+    _run(copy_built, tiny_generator, per_round=3, sparse_only=False, seed=5)
+    ws = Workspace.open(copy_built)
+    samples = ws.samples()
+    rows = np.flatnonzero((samples["origin"] == "synthetic").to_numpy())
+    assert rows.size >= 1
+    config = config_from_workspace(ws)
+    extractor = FeatureExtractor(load_proxy(config.model), config)
+    chats = conversations(samples.iloc[rows], ColumnMap.from_dict(dict(ws.dataset.columns)))
+    again = extractor.compute(extractor.encode(chats)).features
+    np.testing.assert_allclose(again, ws.features()[rows], atol=1e-5)
+
+
+def test_provenance_survives_export_and_reload(
+    copy_built: Path, tiny_generator: Any, tmp_path: Path
+) -> None:
+    from core.data.dataset import load_dataset
+
+    _run(copy_built, tiny_generator, per_round=3, sparse_only=False, seed=1)
+    ws = Workspace.open(copy_built)
+    synthetic = read_candidates(ws).query("joined")
+    assert len(synthetic) >= 1
+    for origin, expected in (("all", ws.n_samples), ("source", 16), ("synthetic", len(synthetic))):
+        out = tmp_path / f"{origin}.jsonl"
+        code, _, err = invoke("export", copy_built, "--out", out, "--origin", origin)
+        assert code == 0, err
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert len(rows) == expected
+    rows = [json.loads(line) for line in (tmp_path / "synthetic.jsonl").read_text().splitlines()]
+    source_ids = {f"s{i:03d}" for i in range(16)}
+    for row, (_, candidate) in zip(rows, synthetic.iterrows(), strict=True):
+        assert row["id"] == candidate["candidate_id"] and row["origin"] == "synthetic"
+        assert row["prompt"] == candidate["prompt"] and row["response"] == candidate["response"]
+        assert row["synthesis_round"] == 1
+        assert set(json.loads(row["synthesis_examples"])) <= source_ids
+        assert row["synthesis_generator"].startswith("local:tiny")
+    reloaded = load_dataset(tmp_path / "all.jsonl")
+    assert (reloaded.samples["origin"] == "synthetic").sum() == len(synthetic)
+    assert set(reloaded.samples.loc[reloaded.samples["origin"] == "source", "id"]) == source_ids
+    code, _, err = invoke("export", copy_built, "--out", tmp_path / "x.jsonl", "--origin", "both")
+    assert code != 0 and "--origin" in err
+
+
+def test_review_keeps_and_drops_by_hand_before_joining(
+    copy_built: Path, tiny_generator: Any
+) -> None:
+    n0 = Workspace.open(copy_built).n_samples
+    [record] = _run(copy_built, tiny_generator, per_round=6, review=True, seed=2)
+    ws = Workspace.open(copy_built)
+    assert record["status"] == "judged" and ws.n_samples == n0 and pending_rounds(ws) == [1]
+    frame, _ = read_round(ws, 1)
+    formed = frame[frame["reason"] != "malformed"]
+    assert len(formed) >= 2
+    drop, keep = formed["candidate_id"].iloc[0], formed["candidate_id"].iloc[1]
+    assert decide(ws, [drop], "drop") == 1 and decide(ws, [keep], "keep") == 1
+    with pytest.raises(PrismError, match="no candidate has id"):
+        decide(ws, ["nope"], "keep")
+    malformed = frame.loc[frame["reason"] == "malformed", "candidate_id"]
+    if len(malformed):
+        with pytest.raises(PrismError, match="malformed"):
+            decide(ws, [malformed.iloc[0]], "keep")
+    with pytest.raises(PrismError, match="waits for review"):
+        _run(copy_built, tiny_generator, review=True)
+    expected = set(frame.loc[frame["reason"] == "kept", "candidate_id"]) - {drop} | {keep}
+    record = join_round(ws, 1)
+    ws = Workspace.open(copy_built)
+    synthetic = set(ws.samples().query("origin == 'synthetic'")["id"])
+    assert synthetic == expected and record["joined"] == len(expected)
+    assert join_round(ws, 1)["joined"] == len(expected)  # joining again adds nothing
+    assert Workspace.open(copy_built).n_samples == n0 + len(expected)
+    with pytest.raises(PrismError, match="already joined"):
+        decide(Workspace.open(copy_built), [keep], "drop")
+
+
+def _synthesize(path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "core", "synthesize", str(path), "--generator", "tiny",
+         "--max-new-tokens", "16", "--quiet", *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_round(path: Path, round_no: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if round_no in round_numbers(Workspace.open(path)):
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    raise AssertionError(f"round {round_no} never appeared")
+
+
+def test_a_killed_synthesis_job_resumes_at_its_round(copy_built: Path) -> None:
+    process = _synthesize(copy_built, "--rounds", "2", "--per-round", "2", "--no-filter")
+    try:
+        _wait_for_round(copy_built, 1, process)
+        process.kill()  # SIGKILL: no chance to clean up
+    finally:
+        process.wait(timeout=30)
+    ws = Workspace.open(copy_built)
+    done_before = round_numbers(ws)
+    texts_before = {r: read_round(ws, r)[0]["raw_prompt"].tolist() for r in done_before}
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "synthesize", str(copy_built), "--resume", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ws = Workspace.open(copy_built)
+    assert round_numbers(ws) == [1, 2] and pending_rounds(ws) == []
+    for r, texts in texts_before.items():  # finished rounds were not generated again
+        assert read_round(ws, r)[0]["raw_prompt"].tolist() == texts
+    candidates = read_candidates(ws)
+    samples = ws.samples()
+    assert samples["id"].is_unique
+    assert set(samples.query("origin == 'synthetic'")["id"]) == set(
+        candidates.loc[candidates["joined"], "candidate_id"]
+    )
+    assert len(ws.features()) == len(samples) == 16 + int(candidates["joined"].sum())
+
+
+def test_cancel_stops_with_143_and_says_how_to_resume(copy_built: Path) -> None:
+    process = _synthesize(copy_built, "--rounds", "50", "--per-round", "2")
+    _wait_for_round(copy_built, 1, process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "--resume" in err and "kept" in err
+    job = json.loads((copy_built / "jobs" / "synthesis.json").read_text())
+    assert job["status"] == "cancelled"
+    assert pd.read_parquet(copy_built / "synthesis" / "round-0001.parquet")["round"].eq(1).all()
