@@ -9,7 +9,7 @@ columns with the narrowest faithful dtype (integers with gaps stay integers, not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,16 @@ def snippet(value: Any, *, max_chars: int = 80) -> str:
 
 def row_label(i: int, ids: list[str] | None = None) -> str:
     return f"row {i + 1}" + (f" (id {ids[i]!r})" if ids is not None else "")
+
+
+def iter_values(series: pd.Series, *, step: int = 65_536) -> Iterator[Any]:
+    """The cells of a column as Python values, converted `step` rows at a time.
+
+    Iterating a pandas column converts one cell per call (slow for Arrow-backed strings), and
+    `tolist()` of a whole column holds every value at once; this does neither.
+    """
+    for start in range(0, len(series), step):
+        yield from series.iloc[start : start + step].tolist()
 
 
 def plain_value(value: Any) -> Any:

