@@ -16,7 +16,6 @@ import dataclasses
 import os
 import shlex
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -32,7 +31,7 @@ from core.errors import JobStopped, PrismError, WorkspaceError
 from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
 from core.workspace.files import atomic_path, now
-from core.workspace.jobs import Job, write_progress
+from core.workspace.jobs import Job, Stop, sigterm_stops, write_progress
 from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
@@ -246,11 +245,6 @@ def finished_shards(
     return done, shards
 
 
-class _Stop(BaseException):  # noqa: N818
-    """Raised by the SIGTERM handler: a BaseException, like KeyboardInterrupt, so that no
-    library's ``except Exception`` between two batches can swallow a Cancel."""
-
-
 def _update_features(workspace: Workspace, *, save: bool = True, **changes: Any) -> None:
     """Change fields of the ``features`` section (and save it, unless ``save`` is False)."""
     section = workspace.feature_section or FeatureSection()
@@ -327,81 +321,75 @@ def run_features(
         if on_progress is not None:
             on_progress(progress)
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stop()
+    with sigterm_stops():
+        try:
+            report("running", "loading the proxy model" if len(todo) else "assembling")
+            if len(todo):
+                from core.features.extract import FeatureExtractor
 
-    previous = signal.signal(signal.SIGTERM, stop) if _main_thread() else None
-    try:
-        report("running", "loading the proxy model" if len(todo) else "assembling")
-        if len(todo):
-            from core.features.extract import FeatureExtractor
-
-            proxy = load_proxy(
-                config.model,
-                dtype=config.dtype,
-                device=config.device,
-                trust_remote_code=config.trust_remote_code,
-            )
-            extractor = FeatureExtractor(proxy, config)
-            _update_features(
-                workspace,
-                model_fingerprint=proxy.fingerprint,
-                n_params_in_scope=extractor.n_params,
-                n_layers_in_scope=len(extractor.layers),
-                device=str(proxy.device),
-            )
-            t0 = time.monotonic()  # the rate counts extraction only, not the model load
-            report("running")
-            last_close = time.monotonic()
-            for rows in windows:
-                encoded = extractor.encode(conversations(samples.iloc[rows], columns))
-                pending: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
-                with closing(extractor.iter_batches(encoded)) as batches:
-                    for part in batches:
-                        pending.append(part)
-                        state["new"] += len(part[0])
-                        report("running")
-                        if time.monotonic() - last_close >= shard_seconds:
-                            _write_shard(workspace, rows, encoded, pending)
-                            pending, last_close = [], time.monotonic()
-                _write_shard(workspace, rows, encoded, pending)
+                proxy = load_proxy(
+                    config.model,
+                    dtype=config.dtype,
+                    device=config.device,
+                    trust_remote_code=config.trust_remote_code,
+                )
+                extractor = FeatureExtractor(proxy, config)
+                _update_features(
+                    workspace,
+                    model_fingerprint=proxy.fingerprint,
+                    n_params_in_scope=extractor.n_params,
+                    n_layers_in_scope=len(extractor.layers),
+                    device=str(proxy.device),
+                )
+                t0 = time.monotonic()  # the rate counts extraction only, not the model load
+                report("running")
                 last_close = time.monotonic()
-        rank_rows = group.gather(state["new"])  # waits for every rank's last shard
-        if not group.is_main:
-            return workspace
-        ranks = {"rank_rows": tuple(rank_rows)} if group.distributed else {}
-        _assemble(workspace, total, config.dim, **ranks)
-        state["done"] = total
-        report("done", "features complete")
-    except (_Stop, KeyboardInterrupt) as error:
-        if group.is_main:
-            kept, _ = finished_shards(workspace, total, config.dim)
-            state["done"] = int(kept.sum())
-            _update_features(workspace, status="cancelled")
-        report(
-            "cancelled",
-            f"stopped; {state['done']:,} finished samples are kept — resume to continue",
-        )
-        interrupted = isinstance(error, KeyboardInterrupt)
-        if not group.is_main:  # rank 0 says what was kept and how to resume
+                for rows in windows:
+                    encoded = extractor.encode(conversations(samples.iloc[rows], columns))
+                    pending: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] = []
+                    with closing(extractor.iter_batches(encoded)) as batches:
+                        for part in batches:
+                            pending.append(part)
+                            state["new"] += len(part[0])
+                            report("running")
+                            if time.monotonic() - last_close >= shard_seconds:
+                                _write_shard(workspace, rows, encoded, pending)
+                                pending, last_close = [], time.monotonic()
+                    _write_shard(workspace, rows, encoded, pending)
+                    last_close = time.monotonic()
+            rank_rows = group.gather(state["new"])  # waits for every rank's last shard
+            if not group.is_main:
+                return workspace
+            ranks = {"rank_rows": tuple(rank_rows)} if group.distributed else {}
+            _assemble(workspace, total, config.dim, **ranks)
+            state["done"] = total
+            report("done", "features complete")
+        except (Stop, KeyboardInterrupt) as error:
+            if group.is_main:
+                kept, _ = finished_shards(workspace, total, config.dim)
+                state["done"] = int(kept.sum())
+                _update_features(workspace, status="cancelled")
+            report(
+                "cancelled",
+                f"stopped; {state['done']:,} finished samples are kept — resume to continue",
+            )
+            interrupted = isinstance(error, KeyboardInterrupt)
+            if not group.is_main:  # rank 0 says what was kept and how to resume
+                raise JobStopped(
+                    f"rank {group.rank}: its finished shards are kept.",
+                    exit_code=130 if interrupted else 143,
+                ) from None
             raise JobStopped(
-                f"rank {group.rank}: its finished shards are kept.",
+                f"Feature extraction was {'interrupted' if interrupted else 'stopped'}: "
+                f"{state['done']:,} of {total:,} samples are finished and kept in {workspace.path}. "
+                f"Continue with: prism resume {shlex.quote(str(workspace.path))}",
                 exit_code=130 if interrupted else 143,
             ) from None
-        raise JobStopped(
-            f"Feature extraction was {'interrupted' if interrupted else 'stopped'}: "
-            f"{state['done']:,} of {total:,} samples are finished and kept in {workspace.path}. "
-            f"Continue with: prism resume {shlex.quote(str(workspace.path))}",
-            exit_code=130 if interrupted else 143,
-        ) from None
-    except BaseException as error:
-        if group.is_main:
-            _update_features(workspace, status="failed")
-        report("failed", str(error) or type(error).__name__)
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        except BaseException as error:
+            if group.is_main:
+                _update_features(workspace, status="failed")
+            report("failed", str(error) or type(error).__name__)
+            raise
     return workspace
 
 
@@ -429,12 +417,6 @@ def _write_shard(
     }
     with atomic_path(_shard_path(workspace, shard_rows)) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> None:
