@@ -110,36 +110,59 @@ def peak_memory_gib(device: str) -> float | None:
 
 
 def time_train_step(
-    proxy: Proxy, samples: list[Encoded], *, batch_size: int, device: str, micro_tokens: int = 8192
+    proxy: Proxy,
+    samples: list[Encoded],
+    *,
+    batch_size: int,
+    device: str,
+    micro_tokens: int = 8192,
+    batches: list[list[int]] | None = None,
 ) -> float:
     """A plain forward+backward with weight gradients over the same batches (the cost reference).
 
-    Full logits (float32 for the loss) of more than ``micro_tokens`` tokens do not fit on the
-    device with a 151,936-token vocabulary, so a batch runs as accumulated micro-batches.
+    ``batches`` (index lists; default: runs of ``batch_size``) may hold samples of unequal
+    lengths: they are right-padded and masked, as a training step on such rows would be. Full
+    logits (float32 for the loss) of more than ``micro_tokens`` tokens do not fit on the device
+    with a 151,936-token vocabulary, so a batch runs as accumulated micro-batches.
     """
     model = proxy.model
+    if batches is None:
+        batches = [
+            list(range(i, min(i + batch_size, len(samples))))
+            for i in range(0, len(samples), batch_size)
+        ]
     for p in model.parameters():
         p.requires_grad_(True)
     try:
 
         def step(batch: list[Encoded]) -> None:
-            micro = max(1, micro_tokens // len(batch[0].input_ids))
+            micro = max(1, micro_tokens // max(len(e.input_ids) for e in batch))
             for lo in range(0, len(batch), micro):
                 part = batch[lo : lo + micro]
-                ids = torch.tensor([e.input_ids for e in part], device=device)
+                lengths = [len(e.input_ids) for e in part]
+                ids = torch.zeros((len(part), max(lengths)), dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for row, e in enumerate(part):
+                    ids[row, : lengths[row]] = torch.tensor(e.input_ids)
+                    mask[row, : lengths[row]] = 1
+                ids, mask = ids.to(device), mask.to(device)
                 n_prompt = torch.tensor([e.n_prompt for e in part], device=device)
-                lengths = torch.full((len(part),), ids.shape[1], device=device)
+                logits = model(
+                    input_ids=ids,
+                    attention_mask=mask if min(lengths) < max(lengths) else None,
+                    use_cache=False,
+                ).logits
                 loss = response_loss(
-                    model(input_ids=ids, use_cache=False).logits, ids, n_prompt, lengths
+                    logits, ids, n_prompt, torch.tensor(lengths, device=device)
                 ).sum()
                 loss.backward()
             model.zero_grad(set_to_none=True)
 
-        step(samples[:batch_size])
+        step([samples[i] for i in batches[0]])
         sync(device)
         start = time.perf_counter()
-        for i in range(0, len(samples), batch_size):
-            step(samples[i : i + batch_size])
+        for batch in batches:
+            step([samples[i] for i in batch])
         sync(device)
         return len(samples) / (time.perf_counter() - start)
     finally:

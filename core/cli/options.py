@@ -18,8 +18,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 QuietOpt = Annotated[bool, typer.Option(help="No progress bar.")]
 DeviceHelp = "auto, cpu, cuda or cuda:N."
 BatchTokensHelp = (
-    "Most padded tokens per batch (default 1,024 on a CPU, 32,768 on a GPU; does not change the "
-    "features)."
+    "Most tokens per batch (default 1,024 padded tokens on a CPU; 32,768 real tokens on a GPU, "
+    "where rows are packed without padding; does not change the features)."
+)."
 )
 ShardSecondsHelp = (
     "A shard also closes after this many seconds of work (a kill loses at most that)."

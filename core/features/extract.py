@@ -9,7 +9,11 @@ backward pass only carries activation gradients down to the first block in scope
 
 Batching is exact: sequences are right-padded and attention-masked, so a sample's loss depends
 only on its own tokens, and the backward of the summed per-sample losses hands each sample exactly
-its own output gradients.
+its own output gradients. Packed batches (``FeatureExtractor.pack``, on by default on a GPU for
+plain bf16/fp16 models) instead lay the samples one after another in one row with no pad token: positions
+restart per sample, the attention stays within a sample (``core.features.kernels.packed_attention``)
+and each sample's Kronecker block is the segment sum of its own tokens, so nothing computed is
+padding and the features are the padded ones up to float rounding (tested at 1e-5 on a CPU).
 
 On a GPU (see bench/README.md for what each step bought): a bf16 model's sketch projections run in
 bf16 on the tensor cores; a batch of equal lengths runs without pad column or mask (the fused
@@ -31,7 +35,7 @@ import torch
 from torch import nn
 
 from core.errors import PrismError
-from core.features.kernels import fused_rms_norms
+from core.features.kernels import fused_rms_norms, packed_attention_of, packed_rows
 from core.features.loss import (
     LossRows,
     head_chunk_rows,
@@ -42,7 +46,7 @@ from core.features.loss import (
 from core.features.proxy import DTYPES, Proxy
 from core.features.scope import layer_shape, parse_scope, scope_layers
 from core.features.sketch import STAGE1_K, KroneckerSketch, validate_dim
-from core.features.tokenize import Conversation, Encoded, encode, padded_width
+from core.features.tokenize import Conversation, Encoded, Packed, encode_many, pack, padded_width
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ def default_batch_size(device: Any) -> int:
 
 
 def default_batch_tokens(device: Any) -> int:
-    """Padded tokens per batch: small on a CPU (memory, no speed gain), large on a GPU."""
+    """Tokens per batch (pad included; a packed row has none): small on a CPU (memory, no speed
+    gain), large on a GPU (34 GiB peak with the Qwen2.5-0.5B architecture in bf16, packed)."""
     return 32768 if torch.device(device).type == "cuda" else 1024
 
 
@@ -146,6 +151,8 @@ class _Hooks:
     ):
         self.sketch = sketch
         self.blocks: torch.Tensor | None = None
+        # For a packed row: (sample, position within the sample) of each token, samples, longest.
+        self.segments: tuple[torch.Tensor, torch.Tensor, int, int] | None = None
         self.handles = [first_block.register_forward_pre_hook(self._cut_graph, with_kwargs=True)]
         for name, module in layers.items():
             self.handles.append(module.register_forward_hook(self._make_hook(name)))
@@ -163,7 +170,19 @@ class _Hooks:
         return args, kwargs
 
     def add(self, projected_grads: torch.Tensor, projected_inputs: torch.Tensor) -> None:
-        """Fold Σ_t (R_out δ_t)(R_in a_t)ᵀ of one layer, (B, T, k) each, into the (B, k, k) sum."""
+        """Fold Σ_t (R_out δ_t)(R_in a_t)ᵀ of one layer, (B, T, k) each, into the (B, k, k) sum.
+
+        A packed row (1, T, k) is first spread to (samples, longest, k), zeros after each sample's
+        end, so the sum runs over each sample's own tokens (a segment sum).
+        """
+        if self.segments is not None:
+            sample, position, n, longest = self.segments
+            spread = []
+            for projected in (projected_grads, projected_inputs):
+                rows = projected.new_zeros((n, longest, projected.shape[-1]))
+                rows[sample, position] = projected[0]
+                spread.append(rows)
+            projected_grads, projected_inputs = spread
         block = _block(projected_grads, projected_inputs)
         self.blocks = block if self.blocks is None else self.blocks.add_(block)
 
@@ -226,9 +245,17 @@ class FeatureExtractor:
         self.fused_head = self.head is not None
         self.fused_norms = True  # only acts on a GPU, see fused_rms_norms
         self.spare_column = torch.device(proxy.device).type != "cuda"
+        # Packed rows need the fused head (loss rows are gathered by hand) and a plain attention;
+        # on by default where the variable-length flash kernel runs (a GPU, bf16/fp16 weights).
+        self.pack = (
+            self.fused_head
+            and packed_attention_of(proxy.model)
+            and torch.device(proxy.device).type == "cuda"
+            and model_dtype in (torch.bfloat16, torch.float16)
+        )
 
     def encode(self, samples: Sequence[Conversation | str]) -> list[Encoded]:
-        return [encode(self.proxy.tokenizer, s, max_length=self.config.max_length) for s in samples]
+        return encode_many(self.proxy.tokenizer, samples, max_length=self.config.max_length)
 
     def width(self, length: int) -> int:
         return padded_width(length, spare_column=self.spare_column)
@@ -241,16 +268,35 @@ class FeatureExtractor:
         batch size or neighbours; its features agree across batch sizes to float32 rounding.
         """
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i].input_ids), i))
+        budget = self.config.batch_tokens or default_batch_tokens(self.proxy.device)
+        if self.pack:
+            return self._packed_batches(encoded, order, budget)
         groups: dict[int, list[int]] = {}
         for i in order:
             groups.setdefault(self.width(len(encoded[i].input_ids)), []).append(i)
-        budget = self.config.batch_tokens or default_batch_tokens(self.proxy.device)
         batches = []
         for width, members in sorted(groups.items(), reverse=True):
             # Activation memory grows with tokens per batch, so long samples go in fewer at a time.
             most = self.config.batch_size or default_batch_size(self.proxy.device)
             size = max(1, min(most, budget // width))
             batches += [members[j : j + size] for j in range(0, len(members), size)]
+        return batches
+
+    def _packed_batches(
+        self, encoded: Sequence[Encoded], order: list[int], budget: int
+    ) -> list[list[int]]:
+        """Longest first, as many samples as fit ``budget`` real tokens (at least one) per batch;
+        similar lengths share a batch, which keeps the segment sums' zero rows few."""
+        most = self.config.batch_size or len(encoded)
+        batches: list[list[int]] = []
+        tokens = 0
+        for i in order:
+            length = len(encoded[i].input_ids)
+            if not batches or tokens + length > budget or len(batches[-1]) >= most:
+                batches.append([])
+                tokens = 0
+            batches[-1].append(i)
+            tokens += length
         return batches
 
     def compute(
@@ -293,7 +339,10 @@ class FeatureExtractor:
         }
         hooks = _Hooks(self.sketch, hooked, self.first_block)
         try:
-            with fused_rms_norms(self.proxy.model) if self.fused_norms else nullcontext():
+            with (
+                fused_rms_norms(self.proxy.model) if self.fused_norms else nullcontext(),
+                packed_rows(self.proxy.model) if self.pack else nullcontext(),
+            ):
                 for batch in self.batches(encoded):
                     sketches, losses = self._run_batch([encoded[i] for i in batch], hooks)
                     norms = np.linalg.norm(sketches.astype(np.float64), axis=1)
@@ -305,6 +354,10 @@ class FeatureExtractor:
 
     def _run_batch(self, batch: Sequence[Encoded], hooks: _Hooks) -> tuple[np.ndarray, np.ndarray]:
         device = self.proxy.device
+        if self.pack and self.head is not None:
+            with torch.enable_grad():
+                losses = self._packed_pass(self.head, batch, pack(batch), hooks)
+            return self._finish(hooks, len(batch)), losses.detach().float().cpu().numpy()
         pad = self.proxy.tokenizer.pad_token_id or 0
         lengths = [len(e.input_ids) for e in batch]
         width = self.width(max(lengths))
@@ -331,10 +384,41 @@ class FeatureExtractor:
                 )
                 # Σ of per-sample losses: its gradient at sample i's outputs is exactly ∇ loss_i.
                 losses.sum().backward()
+        return self._finish(hooks, len(batch)), losses.detach().float().cpu().numpy()
+
+    def _finish(self, hooks: _Hooks, n: int) -> np.ndarray:
         blocks = hooks.take()
         # One row at a time: a (1×k²)·(k²×d) product rounds the same whatever the batch size.
-        sketches = torch.cat([self.sketch.finish(blocks[i : i + 1]) for i in range(len(batch))])
-        return sketches.double().cpu().numpy(), losses.detach().float().cpu().numpy()
+        sketches = torch.cat([self.sketch.finish(blocks[i : i + 1]) for i in range(n)])
+        return sketches.double().cpu().numpy()
+
+    def _packed_pass(
+        self, head: nn.Linear, batch: Sequence[Encoded], packed: Packed, hooks: _Hooks
+    ) -> torch.Tensor:
+        """The fused head pass over one packed row: the same loss rows, at packed positions."""
+        device = self.proxy.device
+        to = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
+        offsets = to(packed.offsets)
+        hooks.segments = (to(packed.sample), to(packed.position_ids), len(batch), packed.max_length)
+        try:
+            hidden = self.proxy.model.base_model(
+                input_ids=to(packed.input_ids)[None],
+                position_ids=to(packed.position_ids)[None],
+                use_cache=False,
+                prism_cu_seqlens=offsets,
+                prism_max_length=packed.max_length,
+            ).last_hidden_state
+            rows = LossRows.of(batch, device)
+            return self._head_rows(
+                head,
+                hidden,
+                rows,
+                torch.zeros_like(rows.sample),
+                offsets[rows.sample] + rows.position,
+                hooks,
+            )
+        finally:
+            hooks.segments = None
 
     def _fused_head_pass(
         self,
@@ -349,7 +433,19 @@ class FeatureExtractor:
             input_ids=input_ids, attention_mask=mask, use_cache=False
         ).last_hidden_state
         rows = LossRows.of(batch, hidden.device)
-        at_rows = hidden[rows.sample, rows.position]
+        return self._head_rows(head, hidden, rows, rows.sample, rows.position, hooks)
+
+    def _head_rows(
+        self,
+        head: nn.Linear,
+        hidden: torch.Tensor,
+        rows: LossRows,
+        row: torch.Tensor,
+        column: torch.Tensor,
+        hooks: _Hooks,
+    ) -> torch.Tensor:
+        """Head + loss at ``hidden[row, column]`` (one per loss row) by hand, then backward."""
+        at_rows = hidden[row, column]
         head_name = next((n for n, m in self.layers.items() if m is head), None)
         with torch.no_grad():
             nll, grad, projected_rows = head_loss_backward(
@@ -366,8 +462,8 @@ class FeatureExtractor:
             if head_name is not None and projected_rows is not None:
                 # The head's block, shaped like every other layer's: (B, T, k) with δ = 0 off rows.
                 projected_grads = projected_rows.new_zeros((*hidden.shape[:2], self.sketch.k))
-                projected_grads[rows.sample, rows.position] = projected_rows
+                projected_grads[row, column] = projected_rows
                 hooks.add(projected_grads, self.sketch.project_inputs(head_name, hidden.detach()))
         at_rows.backward(grad)
-        losses = torch.zeros(len(batch), dtype=torch.float32, device=hidden.device)
+        losses = torch.zeros(len(rows.counts), dtype=torch.float32, device=hidden.device)
         return losses.index_add_(0, rows.sample, nll) / rows.counts

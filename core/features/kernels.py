@@ -3,6 +3,9 @@
 - `nll_and_delta` (through `compiled_nll_and_delta`): the loss over the head's logits and its
   gradient as one ``torch.compile``d function, two passes over the logits.
 - `fused_rms_norms`: a plain model's RMSNorms run as PyTorch's fused kernel for the duration.
+- `packed_attention` (through `packed_attention_of`): causal attention within each sample of a
+  packed row (several samples one after another, no pad token): variable-length flash attention
+  (``torch.nn.attention.varlen``) on a GPU in bf16/fp16, one causal SDPA call per sample elsewhere.
 
 See bench/README.md for what each bought on a GPU.
 """
@@ -10,8 +13,10 @@ See bench/README.md for what each bought on a GPU.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -84,3 +89,117 @@ def fused_rms_norms(model: nn.Module) -> Iterator[int]:
     finally:
         for module in patched:
             del module.forward
+
+
+# Models whose attention goes through transformers' attention interface with (B, H, T, D) inputs
+# and whose mask is the plain causal one: a packed row needs only a per-sample causal attention.
+PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+PACKED_ATTENTION = "prism_packed"
+
+
+def _varlen_attn() -> Callable | None:
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def _varlen_causal(
+    varlen_attn: Callable,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    max_length: int,
+    scale: float | None,
+) -> torch.Tensor:
+    """(T, H, D) packed q/k/v → (T, H, D), through the flash kernel's variable-length entry."""
+    params = inspect.signature(varlen_attn).parameters
+    options: dict[str, Any] = {}
+    # Its keyword names moved between torch releases: causal is a window (-1, 0) since 2.12.
+    if "window_size" in params:
+        options["window_size"] = (-1, 0)
+    else:
+        options["is_causal"] = True
+    if scale is not None and "scale" in params:
+        options["scale"] = scale
+    if key.shape[1] != query.shape[1]:
+        if "enable_gqa" in params:
+            options["enable_gqa"] = True
+        else:
+            groups = query.shape[1] // key.shape[1]
+            key = key.repeat_interleave(groups, dim=1)
+            value = value.repeat_interleave(groups, dim=1)
+    cu = cu_seqlens.to(torch.int32)
+    out = varlen_attn(query, key, value, cu, cu, max_length, max_length, **options)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def packed_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *,
+    prism_cu_seqlens: torch.Tensor,
+    prism_max_length: int,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Causal attention within each sample of one packed row: (1, H, T, D) → (1, T, H, D).
+
+    ``prism_cu_seqlens`` (n + 1,) holds the samples' start offsets and the total length; no
+    position attends across a boundary, so a sample's output is what it would be alone.
+    """
+    # The flash kernel takes bf16/fp16 only; float32 goes one sample at a time.
+    half = query.dtype in (torch.bfloat16, torch.float16)
+    varlen_attn = _varlen_attn() if query.is_cuda and half else None
+    if varlen_attn is not None:
+        q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
+        out = _varlen_causal(varlen_attn, q, k, v, prism_cu_seqlens, prism_max_length, scaling)
+        return out[None], None
+    bounds = prism_cu_seqlens.tolist()
+    gqa = key.shape[1] != query.shape[1]
+    parts = [
+        nn.functional.scaled_dot_product_attention(
+            query[:, :, lo:hi],
+            key[:, :, lo:hi],
+            value[:, :, lo:hi],
+            is_causal=True,
+            scale=scaling,
+            enable_gqa=gqa,
+        )
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return torch.cat(parts, dim=2).transpose(1, 2), None
+
+
+def packed_attention_of(model: nn.Module) -> bool:
+    """Whether ``model`` can run packed rows through ``packed_attention`` (see ``packed_rows``)."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return model_type in PACKABLE_MODEL_TYPES and model.base_model is not model
+
+
+@contextmanager
+def packed_rows(model: nn.Module) -> Iterator[None]:
+    """Route the model's attention through ``packed_attention`` for the duration.
+
+    The attention interface is transformers' own (``AttentionInterface``); an implementation with
+    no registered mask function gets no mask at all, which is what a packed row wants.
+    """
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    configs: dict[int, Any] = {
+        id(m.config): m.config for m in model.modules() if hasattr(m, "config")
+    }
+    before = {key: config._attn_implementation for key, config in configs.items()}
+    for config in configs.values():
+        config._attn_implementation = PACKED_ATTENTION
+    try:
+        yield
+    finally:
+        for key, config in configs.items():
+            config._attn_implementation = before[key]

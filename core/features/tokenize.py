@@ -1,17 +1,23 @@
 """Tokenise a sample the way its loss reads it: chat template, prompt/response split, padded width.
 
-- `encode` turns a chat (its last turn from the assistant) or a plain text into an `Encoded`:
+- `encode` (`encode_many` for a list, batched) turns a chat (its last turn from the assistant) or a plain text into an `Encoded`:
   token ids and the number of prompt tokens (positions from there on carry loss). A chat goes
   through the tokenizer's chat template (a plain `### User` / `### Assistant` template when it has
   none); a plain text is all response after its first token. `max_length` truncation keeps the
   response and the end of the prompt right before it.
 - `padded_width` is the sequence width a sample is computed at (a multiple of `PAD_MULTIPLE`).
+- `pack` lays a batch's samples one after another in a single row with no pad token (`Packed`):
+  positions restart at 0 for each sample, and the attention stays within a sample
+  (``core.features.kernels.packed_attention``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from core.errors import PrismError
 
@@ -37,37 +43,33 @@ class Encoded:
         return len(self.input_ids) - self.n_prompt
 
 
-def _ids(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+def _chat_texts(tokenizer: Any, sample: Conversation) -> tuple[str, str]:
+    """The prompt text (through the generation prompt) and the response text of a chat."""
+    if not sample or sample[-1].get("role") != "assistant":
+        raise PrismError("A chat sample must end with an assistant message (the response).")
+    context, response = sample[:-1], sample[-1]["content"]
+    if getattr(tokenizer, "chat_template", None):
+        prefix = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(sample, tokenize=False)
+        tail = (
+            full[len(prefix) :]
+            if full.startswith(prefix)
+            else response + (tokenizer.eos_token or "")
+        )
+        return prefix, tail
+    prompt = "\n\n".join(m["content"] for m in context)
+    return _FALLBACK_TEMPLATE.format(prompt=prompt), response + (tokenizer.eos_token or "")
 
 
-def encode(tokenizer: Any, sample: Conversation | str, *, max_length: int | None = None) -> Encoded:
-    """Tokenise one sample: a chat (last turn from the assistant) or a plain text."""
-    if isinstance(sample, str):
-        ids = list(tokenizer(sample, add_special_tokens=True)["input_ids"])
-        bos = tokenizer.bos_token_id
-        if bos is not None and (not ids or ids[0] != bos):
-            ids = [bos, *ids]
-        prompt_ids, response_ids = ids[:1], ids[1:]
-    else:
-        if not sample or sample[-1].get("role") != "assistant":
-            raise PrismError("A chat sample must end with an assistant message (the response).")
-        context, response = sample[:-1], sample[-1]["content"]
-        if getattr(tokenizer, "chat_template", None):
-            prefix = tokenizer.apply_chat_template(
-                context, tokenize=False, add_generation_prompt=True
-            )
-            full = tokenizer.apply_chat_template(sample, tokenize=False)
-            tail = (
-                full[len(prefix) :]
-                if full.startswith(prefix)
-                else response + (tokenizer.eos_token or "")
-            )
-        else:
-            prompt = "\n\n".join(m["content"] for m in context)
-            prefix = _FALLBACK_TEMPLATE.format(prompt=prompt)
-            tail = response + (tokenizer.eos_token or "")
-        prompt_ids, response_ids = _ids(tokenizer, prefix), _ids(tokenizer, tail)
+def _text_ids(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids]
+    return ids[:1], ids[1:]
+
+
+def _encoded(prompt_ids: list[int], response_ids: list[int], max_length: int | None) -> Encoded:
     if not response_ids:
         raise PrismError("A sample has no response tokens after tokenisation.")
     truncated = False
@@ -78,6 +80,31 @@ def encode(tokenizer: Any, sample: Conversation | str, *, max_length: int | None
         prompt_ids = prompt_ids[len(prompt_ids) - keep_prompt :]
         response_ids = response_ids[: max_length - keep_prompt]
     return Encoded(tuple(prompt_ids + response_ids), len(prompt_ids), truncated)
+
+
+def encode_many(
+    tokenizer: Any, samples: Sequence[Conversation | str], *, max_length: int | None = None
+) -> list[Encoded]:
+    """``encode`` of each sample; the chats' texts go through the tokenizer in two batched calls
+    (the same ids as one at a time, without a Python round trip per text)."""
+    chats = [i for i, s in enumerate(samples) if not isinstance(s, str)]
+    texts = [_chat_texts(tokenizer, samples[i]) for i in chats]  # type: ignore[arg-type]
+    ids: dict[int, tuple[list[int], list[int]]] = {}
+    if texts:
+        prefixes, tails = (
+            tokenizer([t[part] for t in texts], add_special_tokens=False)["input_ids"]
+            for part in (0, 1)
+        )
+        ids = {i: (list(p), list(t)) for i, p, t in zip(chats, prefixes, tails, strict=True)}
+    return [
+        _encoded(*(ids[i] if i in ids else _text_ids(tokenizer, s)), max_length)  # type: ignore[arg-type]
+        for i, s in enumerate(samples)
+    ]
+
+
+def encode(tokenizer: Any, sample: Conversation | str, *, max_length: int | None = None) -> Encoded:
+    """Tokenise one sample: a chat (last turn from the assistant) or a plain text."""
+    return encode_many(tokenizer, [sample], max_length=max_length)[0]
 
 
 def padded_width(length: int, *, spare_column: bool = True) -> int:
@@ -92,3 +119,30 @@ def padded_width(length: int, *, spare_column: bool = True) -> int:
     if spare_column:
         return (length // PAD_MULTIPLE + 1) * PAD_MULTIPLE
     return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A batch of samples laid one after another in one row (T tokens in all, no padding)."""
+
+    input_ids: np.ndarray  # (T,) int64
+    position_ids: np.ndarray  # (T,) int64, restarting at 0 for each sample
+    sample: np.ndarray  # (T,) int64, the sample each token belongs to
+    offsets: np.ndarray  # (n + 1,) int64, sample i holds tokens offsets[i]:offsets[i + 1]
+
+    @property
+    def max_length(self) -> int:
+        return int(np.diff(self.offsets).max())
+
+
+def pack(batch: Sequence[Encoded]) -> Packed:
+    """Lay ``batch`` out as one packed row."""
+    lengths = np.array([len(e.input_ids) for e in batch], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    sample = np.repeat(np.arange(len(batch), dtype=np.int64), lengths)
+    return Packed(
+        input_ids=np.concatenate([np.asarray(e.input_ids, dtype=np.int64) for e in batch]),
+        position_ids=np.arange(offsets[-1], dtype=np.int64) - offsets[sample],
+        sample=sample,
+        offsets=offsets,
+    )
