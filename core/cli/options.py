@@ -20,7 +20,6 @@ DeviceHelp = "auto, cpu, cuda or cuda:N."
 BatchTokensHelp = (
     "Most tokens per batch (default 1,024 padded tokens on a CPU; 32,768 real tokens on a GPU, "
     "where rows are packed without padding; does not change the features)."
-)."
 )
 ShardSecondsHelp = (
     "A shard also closes after this many seconds of work (a kill loses at most that)."
