@@ -31,6 +31,7 @@ else:
             st.Page(PAGES["diversity"], title="Diversity", icon=":material/insights:"),
             st.Page(PAGES["subsets"], title="Subsets", icon=":material/bookmarks:"),
             st.Page(PAGES["compare"], title="Compare", icon=":material/compare_arrows:"),
+            st.Page(PAGES["grow"], title="Grow", icon=":material/add_circle:"),
         ]
     )
     sidebar()

@@ -189,6 +189,58 @@ def app(results: Results) -> str:
     return caption + _table(["step", "time", "target"], "lrl", rows)
 
 
+# --- bench/app_scale.py --------------------------------------------------------------------------
+
+
+def app_scale(results: Results) -> str:
+    r = results["app_scale"]
+    targets = r["targets"]
+    cases = r["rows"]
+
+    def lasso_s(row: dict[str, Any]) -> float:
+        return float(row["lasso_rows_s"]) + float(row["stats_s"])
+
+    def g_vendi(row: dict[str, Any]) -> str:
+        if not row["g_vendi_estimated"]:
+            return "exact"
+        return (
+            f"estimate {row['g_vendi']:,.1f} ± {row['g_vendi_bound']:,.1f} "
+            f"(exact {row['exact_g_vendi']:,.1f})"
+        )
+
+    rows = [
+        [
+            f"{row['n']:,} × {row['dim']:,}",
+            f"{row['drawn']:,}",
+            f"{row['open_cold_s']:.1f} s / {row['open_warm_s']:.2f} s",
+            f"{row['figure_bytes'] / 2**20:.1f} MB",
+            f"{row['selected']:,}",
+            f"{lasso_s(row):.2f} s ({row['stats_again_s']:.2f} s)",
+            g_vendi(row),
+            f"{row['peak_rss_mb'] / 1024:.2f} GB",
+            f"{row['load_average']:.1f}",
+        ]
+        for row in cases
+    ]
+    met = [
+        f"open warm ≤ {targets['open_warm_s']:g} s: "
+        + _met(all(row["open_warm_s"] <= targets["open_warm_s"] for row in cases)),
+        f"lasso → stats ≤ {targets['lasso_to_stats_s']:g} s: "
+        + _met(all(lasso_s(row) <= targets["lasso_to_stats_s"] for row in cases)),
+        f"peak RSS ≤ {targets['peak_rss_gb']:g} GB: "
+        + _met(all(row["peak_rss_mb"] / 1024 <= targets["peak_rss_gb"] for row in cases)),
+    ]
+    caption = (
+        f"The Map page's server time on {r['machine']['cpus']} CPUs (synthetic clustered "
+        f"features; map: {r['layout']}; clusters: {r['clusters']}); a lasso of about half the "
+        "rows, resolved on every row, then its statistics (in brackets: the same statistics "
+        "again); the machine's 1-minute load is shown. " + "; ".join(met) + ".\n\n"
+    )
+    header = ["rows × d", "drawn", "open cold / warm", "figure", "lasso rows"]
+    header += ["lasso → stats", "G-Vendi", "peak RSS", "load"]
+    return caption + _table(header, "rrrrrrlrr", rows)
+
+
 # --- bench/selection.py --------------------------------------------------------------------------
 
 
@@ -327,6 +379,54 @@ def gpu_checks(results: Results) -> str:
     return _table(["check", "result"], "ll", rows)
 
 
+# --- bench/load.py -------------------------------------------------------------------------------
+
+
+def _load_rows(r: Results) -> list[list[str]]:
+    rows = []
+    for row in r["rows"]:
+        name = "Prism" if row["code"] == "prism" else str(r.get("compare_label"))
+        if "load_s" not in row:
+            rows.append([name, f"{row['n']:,}", "", "failed", "", "", "", ""])
+            continue
+        rows.append(
+            [
+                name + (f", `limit={row['limit']}`" if row["limit"] else ""),
+                f"{row['n']:,} ({row['file_mb']:,.0f} MB)",
+                f"{row['load_s']:.1f}",
+                f"{row['write_s']:.1f}",
+                f"{row['cpu_s']:.1f}",
+                f"{row['rows_per_s']:,.0f}" if row["rows_per_s"] else "",
+                f"{row['peak_rss_gb']:.2f}",
+            ]
+        )
+    return rows
+
+
+def load(results: Results) -> str:
+    r = results["load"]
+    target = r["target"]
+    full = [row for row in r["rows"] if row["code"] == "prism" and not row["limit"]]
+    top = max(full, key=lambda row: row["n"])
+    met = top["n"] >= target["rows"] and (
+        top["load_s"] <= target["seconds"] and top["peak_rss_gb"] <= target["peak_rss_gb"]
+    )
+    growth = r["growth"]["prism"]
+    caption = (
+        f"GSM8K rows as JSON Lines, each size in a fresh process ({r['machine']}, Python "
+        f"{r['python']}): `load_dataset` (read, validate, ids, fingerprint), then the workspace's "
+        "`samples.parquet`; wall seconds, and CPU seconds of all threads (less sensitive to "
+        f"other jobs on the machine). Target: {target['rows']:,} rows load in ≤ "
+        f"{target['seconds']:g} s with peak RSS ≤ {target['peak_rss_gb']:g} GB: {_met(met)}. "
+        f"Growth exponent between the two largest sizes (1 = linear): {growth['seconds']:.2f} for "
+        f"wall seconds, {growth['cpu_seconds']:.2f} for CPU seconds, {growth['extra_rss']:.2f} for "
+        "memory above the process's start (fixed costs make it sublinear). Peak RSS includes the "
+        f"{top['base_rss_gb']:.2f} GB of the interpreter and its imports (torch among them).\n\n"
+    )
+    header = ["reader", "rows", "load s", "write s", "CPU s", "rows/s", "peak RSS GB"]
+    return caption + _table(header, "lrrrrrr", _load_rows(r))
+
+
 # --- README.md -----------------------------------------------------------------------------------
 
 
@@ -368,15 +468,134 @@ def summary(results: Results) -> str:
             f"{results['app']['n']:,} points → statistics in {float(lasso['seconds']):.2f} s",
         ],
     ]
+    if "load" in results:
+        rows.append(["loading data (`bench/load.py`)", _load_summary(results["load"])])
     return _table(["benchmark", "measured"], "ll", rows)
+
+
+def _load_summary(r: Results) -> str:
+    prism = [row for row in r["rows"] if row["code"] == "prism" and "load_s" in row]
+    top = max((row for row in prism if not row["limit"]), key=lambda row: row["n"])
+    text = (
+        f"{top['n']:,} GSM8K rows of JSON Lines ({top['file_mb']:,.0f} MB) streamed in "
+        f"{top['load_s']:.0f} s ({top['cpu_s']:.0f} CPU s), peak RSS {top['peak_rss_gb']:.2f} GB "
+        "on 2 shared CPU cores"
+    )
+    limited = [row for row in prism if row["limit"]]
+    if limited:
+        row = limited[0]
+        text += f"; `--limit {row['limit']}` of them in {row['load_s']:.1f} s"
+    return text
+
+
+PEER_LABELS = {
+    "prism_packed": "Prism, packed rows (d = 1,024)",
+    "prism_packed_2x": "Prism, packed rows, twice the token budget",
+    "prism_padded": "Prism, padded length groups (d = 1,024)",
+    "train_step": "plain bf16 training step",
+    "bergson_p16": "Bergson `build`, p = 16/module, token batch 2,048",
+    "bergson_p16_tb32k": "Bergson, p = 16/module, token batch 32,768",
+    "bergson_global_p1024": "Bergson, global p = 1,024, token batch 32,768",
+}
+
+
+# A peer's command whose work (whole time minus start-up) is shorter than this is start-up noise.
+PEER_RESOLVED_SECONDS = 3.0
+
+
+def peers(results: Results) -> str:
+    r = results["peers"]
+    rows = []
+    for name, entry in r["sets"].items():
+        names = ("prism_packed", "prism_packed_2x", "prism_padded", "train_step")
+        methods = {k: entry[k] for k in names if k in entry}
+        methods.update(entry["peers"])
+        packed = entry["prism_packed"]["rows_per_s"]
+        for key, run in methods.items():
+            label = f"{entry['rows']:,} {name} rows (mean {entry['mean_tokens']:.0f} tok)"
+            if "error" in run:
+                rows.append([label, PEER_LABELS.get(key, key), "failed", "", "", "", "", ""])
+                continue
+            tokens = run.get("tokens_per_s", run["rows_per_s"] * entry["mean_tokens"])
+            mfu, done = run.get("mfu_6pt"), run.get("flops_done_fraction")
+            memory = run.get("peak_memory_gib")
+            rate, ahead = f"{run['rows_per_s']:,.1f}", _ratio(packed / run["rows_per_s"], 2)
+            if "startup_seconds" in run:
+                whole = entry["rows"] / run["seconds"]
+                rate = f"{rate} ({whole:,.1f} whole command)"
+                if run["seconds"] - run["startup_seconds"] < PEER_RESOLVED_SECONDS:
+                    # The work is within the start-up's run-to-run noise: the rate is not resolved.
+                    rate, tokens = f"not resolved ({whole:,.1f} whole command)", None
+                    ahead = "not resolved"
+            rows.append(
+                [
+                    label,
+                    PEER_LABELS.get(key, key),
+                    rate,
+                    "" if tokens is None else f"{tokens / 1e3:,.1f}k",
+                    "" if mfu is None else f"{100 * mfu:.1f}%",
+                    "" if done is None else f"{100 * done:.1f}%",
+                    "" if memory is None else f"{memory:.1f}",
+                    "1" if key == "prism_packed" else ahead,
+                ]
+            )
+    check = r.get("float32_packed_vs_padded")
+    caption = (
+        f"{r['device']}, {r['arch']}, {r['dtype']}, torch {r['torch']}, Prism's token budget "
+        f"{r['batch_tokens']:,} per batch; bf16 matrix rate measured in the same run "
+        f"{r['matmul_flops'] / 1e12:.0f} TFLOP/s. MFU counts 6·P·T over real tokens "
+        "(P = Linear weights); 'done' counts what Prism computes (padding, attention and sketch "
+        "included, no weight gradients). Bergson: whole command minus the same command on 32 rows "
+        f"(start-up, measured once per row set; under {PEER_RESOLVED_SECONDS:.0f} s of work left "
+        "after it is called not resolved), in brackets the whole command; its memory as "
+        "nvidia-smi saw it."
+    )
+    if check:
+        caption += (
+            f" Packed against padded features in float32 on the GPU ({check['rows']} rows): "
+            f"largest difference {_sci(check['max_abs_diff'])}."
+        )
+    header = ["rows", "method", "rows/s", "tokens/s", "MFU (6·P·T)", "done", "peak GiB"]
+    return caption + "\n\n" + _table([*header, "Prism ahead"], "llrrrrrr", rows)
+
+
+def distributed(results: Results) -> str:
+    parts = []
+    for key in ("distributed", "distributed-cpu"):
+        r = results.get(key)
+        if r is None:
+            continue
+        one, two = r["runs"]
+        # Timings of CPU ranks on a shared 2-core machine say nothing: agreement only there.
+        efficiency = r.get("scaling_efficiency") if r["backend"] == "nccl" else None
+        rates = f"{one['rows_per_s'] or 0:,.1f} / {two['rows_per_s'] or 0:,.1f}"
+        walls = f"{one['wall_seconds']:.0f} / {two['wall_seconds']:.0f}"
+        parts.append(
+            [
+                f"{r['rows']:,} rows ({r['distinct_rows']:,} distinct), {r['model']}, {r['dtype']}, "
+                f"{r['backend']}",
+                rates if efficiency is not None else "",
+                walls if efficiency is not None else "",
+                ""
+                if efficiency is None
+                else f"{efficiency:.2f} (wall {r['wall_scaling_efficiency']:.2f})",
+                f"{_sci(r['agreement']['max_abs_diff'])}, cosine ≥ {r['agreement']['min_cosine']:.6f}",
+            ]
+        )
+    header = ["run", "rows/s, 1 / 2 ranks", "wall s, 1 / 2", "scaling efficiency", "2 ranks vs 1"]
+    return _table(header, "lrrrl", parts)
 
 
 TABLES: dict[str, Callable[[Results], str]] = {
     "summary": summary,
+    "peers": peers,
+    "distributed": distributed,
     "features": features,
     "features-memory": features_memory,
+    "load": load,
     "vendi": vendi,
     "app": app,
+    "app-scale": app_scale,
     "selection-timing": selection_timing,
     "selection-demo": selection_demo,
     "selection-text": selection_text,

@@ -24,11 +24,11 @@ from core.data.dataset import load_dataset
 from core.features.extract import FeatureConfig
 from core.measures.clusters import coverage
 from core.measures.curves import baseline_at, budget_sizes, random_baseline
+from core.measures.regions import points_in_polygon
 from core.measures.selection import (
     SelectionScorer,
     event_signature,
     grid_tiles,
-    points_in_polygon,
     rows_from_event,
 )
 from core.measures.vendi import subset_vendi
@@ -299,7 +299,7 @@ def test_saved_subset_can_be_shown_on_the_map_and_cleared(ready: Workspace) -> N
     at.run()
     assert_clean(at)
     assert metric(at, "Selected samples") == "3"
-    assert at.session_state[state.SELECTION]["rows"] == [5, 6, 200]
+    assert list(at.session_state[state.SELECTION]["rows"]) == [5, 6, 200]
     next(b for b in at.button if b.label == "Clear").click()
     at.run()
     assert_clean(at)

@@ -62,7 +62,7 @@ def test_side_by_side_maps_share_one_selection(embedded: Workspace) -> None:
     }
     at.run()
     assert_clean(at)
-    assert at.session_state[state.SELECTION]["rows"] == expected.tolist()
+    assert list(at.session_state[state.SELECTION]["rows"]) == expected.tolist()
     assert at.session_state[state.SELECTION]["how"] == {"method": "box", "space": "text"}
     # … and the gradient map draws the same rows as selected.
     gradient, _ = charts(at)

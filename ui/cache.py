@@ -101,25 +101,29 @@ def previews(ws: Workspace) -> list[str]:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _hover(key: tuple[str, float], columns: tuple[tuple[str, Any], ...]) -> np.ndarray:
+def _hover(
+    key: tuple[str, float], columns: tuple[tuple[str, Any], ...], rows: np.ndarray | None = None
+) -> np.ndarray:
     frame = _samples(key)
     texts = _previews(key, columns)
     ids = frame["id"].astype(str).to_numpy()
     cluster = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
+    picked = range(len(texts)) if rows is None else np.asarray(rows).tolist()
     # The hover texts travel with every redraw of the map: shorter on big maps.
-    width = 80 if len(texts) <= 20_000 else 48
+    width = 80 if len(picked) <= 20_000 else 40
     out = []
-    for i, text in enumerate(texts):
+    for i in picked:
         # Plotly renders a little HTML in hover labels: everything from the data is escaped.
         head = f"<b>id {html.escape(fmt.shorten(ids[i], 40))}</b>"
         if cluster is not None:
             head += f" · cluster {int(cluster[i])}"
-        out.append(f"{head}<br>{html.escape(fmt.shorten(text, width))}")
+        out.append(f"{head}<br>{html.escape(fmt.shorten(texts[i], width))}")
     return np.asarray(out, dtype=object)
 
 
-def hover_texts(ws: Workspace) -> np.ndarray:
-    return _hover(samples_version(ws), tuple(column_map(ws).to_dict().items()))
+def hover_texts(ws: Workspace, rows: np.ndarray | None = None) -> np.ndarray:
+    """Hover labels (escaped HTML) of ``rows``, in that order (None: of every sample)."""
+    return _hover(samples_version(ws), tuple(column_map(ws).to_dict().items()), rows)
 
 
 def record(ws: Workspace, row: int) -> list[dict[str, str]] | str:
@@ -133,7 +137,8 @@ def record(ws: Workspace, row: int) -> list[dict[str, str]] | str:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _scorer(key: tuple[str, float]) -> SelectionScorer:
-    return SelectionScorer(Workspace.open(key[0]).features(mmap=False))
+    # Memory-mapped: a million rows cost the pages a selection touches, not a copy of them all.
+    return SelectionScorer(Workspace.open(key[0]).features(mmap=True))
 
 
 def scorer(ws: Workspace) -> SelectionScorer:
@@ -284,3 +289,41 @@ def background_ready(ws: Workspace) -> bool:
         )
         futures.append(_vendi_future(features_version(ws), samples_version(ws)))
     return all(f.done() for f in futures)
+
+
+# -- synthesis candidates ---------------------------------------------------------------------------
+
+
+def candidates_version(ws: Workspace) -> tuple[str, tuple[tuple[str, float], ...]]:
+    """Changes with any round's candidate file (a new round, a decision by hand, a join)."""
+    from core.workspace.candidates import candidate_dir
+
+    folder = candidate_dir(ws)
+    files = sorted(folder.glob("round-*.parquet")) if folder.is_dir() else []
+    return (str(ws.path), tuple((f.name, _mtime(f)) for f in files))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _candidates(key: tuple[str, tuple[tuple[str, float], ...]]) -> pd.DataFrame:
+    from core.workspace.candidates import read_candidates
+
+    return read_candidates(Workspace.open(key[0]))
+
+
+def candidates(ws: Workspace) -> pd.DataFrame:
+    """Every synthesis candidate with its provenance (``core.workspace.candidates``; shared)."""
+    return _candidates(candidates_version(ws))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _candidate_coords(
+    key: tuple[str, tuple[tuple[str, float], ...]], skey: tuple[str, float], round_no: int
+) -> np.ndarray | None:
+    from core.workspace.synthesis import candidate_coords as coords
+
+    return coords(Workspace.open(key[0]), round_no)
+
+
+def candidate_coords(ws: Workspace, round_no: int) -> np.ndarray | None:
+    """Map coordinates (M×2) of a round's candidates (``core.workspace.synthesis``; shared)."""
+    return _candidate_coords(candidates_version(ws), samples_version(ws), round_no)

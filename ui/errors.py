@@ -54,6 +54,23 @@ CONTROLS = {
     "name": "name",
     "fmt": "format",
     "out": "out",
+    # the Grow page (synthesis)
+    "target": "target",
+    "rounds": "rounds",
+    "per_round": "per_round",
+    "few_shot": "few_shot",
+    "generator": "generator",
+    "endpoint": "endpoint",
+    "endpoint_model": "endpoint_model",
+    "api_key_env": "api_key_env",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_new_tokens": "max_new_tokens",
+    "duplicate_cosine": "duplicate_cosine",
+    "review": "review",
+    "resume": "review",
+    "candidates": "candidates",
+    "decision": "candidates",
 }
 
 

@@ -6,8 +6,9 @@ and the saved subsets can all set it, and tests can inject it:
     st.session_state[SELECTION] = {"workspace": "/path/to/ws", "rows": [3, 17, 42],
                                    "how": {"method": "lasso"}}
 
-``rows`` are row numbers of ``samples.parquet``. A selection of another workspace, or one that is
-malformed, is ignored.
+``rows`` are row numbers of ``samples.parquet`` (a list, or the sorted int64 array the app itself
+stores: a lasso of 500,000 rows costs seconds as a Python list). A selection of another
+workspace, or one that is malformed, is ignored.
 """
 
 from __future__ import annotations
@@ -38,9 +39,16 @@ EXPORT_CONFIRM = "prism_export_confirm"  # a write to an existing path, waiting 
 UPLOADS = "prism_uploads"  # uploaded file id → saved path
 COLOR_BY = "prism_color_by"
 FLASH = "prism_flash"  # one message to show after a rerun
+GROW_TARGET = "prism_grow_target"  # cluster picked on Grow: {"workspace", "cluster", "how"}
+GROW_MAP_EVENT = "prism_grow_map_event"  # signature of the last Grow-map selection acted on
+GROW_CLUSTER_PICK = "prism_grow_cluster_pick"  # … and of the last Grow cluster-table pick
+GROW_READ = "prism_grow_read"  # the candidate read on the Grow page (its id)
 MAP_CHART = "map_chart"  # widget keys
 CLUSTER_TABLE = "cluster_table"
 RECORD_TABLE = "record_table"
+GROW_MAP = "grow_map"
+GROW_CLUSTER_TABLE = "grow_cluster_table"
+GROW_CANDIDATE_TABLE = "grow_candidate_table"
 
 _APP_STATE = "app.json"  # {"last_workspace": path, "recent_workspaces": [path, …] newest first}
 RECENT_MAX = 20  # workspaces remembered in the recent list
@@ -187,8 +195,13 @@ def selection_rows(workspace: Workspace, n_rows: int) -> np.ndarray | None:
         rows = np.asarray(value.get("rows", []), dtype=np.int64).ravel()
     except (TypeError, ValueError):
         return None
-    rows = np.unique(rows[(rows >= 0) & (rows < n_rows)])
+    rows = _sorted_unique(rows[(rows >= 0) & (rows < n_rows)])
     return rows if rows.size else None
+
+
+def _sorted_unique(rows: np.ndarray) -> np.ndarray:
+    """``np.unique(rows)``, without its sort when the rows are already sorted and unique."""
+    return rows if bool(np.all(rows[1:] > rows[:-1])) else np.unique(rows)
 
 
 def selection_how(workspace: Workspace) -> dict[str, Any]:
@@ -199,12 +212,9 @@ def selection_how(workspace: Workspace) -> dict[str, Any]:
 
 
 def set_selection(workspace: Workspace, rows: Any, how: dict[str, Any]) -> None:
-    rows = np.unique(np.asarray(rows, dtype=np.int64))
-    st.session_state[SELECTION] = {
-        "workspace": str(workspace.path),
-        "rows": rows.tolist(),
-        "how": how,
-    }
+    rows = _sorted_unique(np.array(rows, dtype=np.int64).ravel())  # a copy: ours to freeze
+    rows.flags.writeable = False  # shared by every reader of the session state
+    st.session_state[SELECTION] = {"workspace": str(workspace.path), "rows": rows, "how": how}
 
 
 def clear_selection() -> None:

@@ -31,6 +31,7 @@ PAGES = {
     "diversity": "pages/diversity.py",
     "subsets": "pages/subsets.py",
     "compare": "pages/compare.py",
+    "grow": "pages/grow.py",
 }
 
 

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from core.cli.options import JsonOpt, QuietOpt, WorkspaceArg, open_workspace
 from core.cli.render import console, err, fmt, print_json, table
+from core.errors import PrismError
 from core.synthesis.targets import TARGET_HELP
 
 
@@ -114,7 +115,11 @@ def synthesize(
             "budget": budget,
             "review": review,
         }
-        config = synthesis.resume_config(ws) if resume else synthesis.SynthesisConfig(**options)
+        try:
+            config = synthesis.resume_config(ws) if resume else synthesis.SynthesisConfig(**options)
+        except PrismError as error:
+            synthesis.fail_started_job(ws, error)
+            raise
 
         def progress(state: dict[str, Any]) -> None:
             if not quiet and not as_json:

@@ -5,10 +5,12 @@
   matrix minus its complement's, and with tiles of the map (``grid_tiles``) from precomputed
   per-tile Gram matrices, so the cost never exceeds half a full pass.
 - ``selection_stats``: what the map shows for one selection (G-Vendi, the random baseline at its
-  size from ``core.measures.curves``, cluster coverage).
-- ``rows_from_event`` / ``points_in_polygon`` / ``event_signature``: the global row numbers of a
-  Plotly selection event (``customdata`` holds the row number; a lasso or box on a sampled map
-  is resolved against every point's coordinates).
+  size from ``core.measures.curves``, cluster coverage), over every selected row; G-Vendi is a
+  labelled estimate with an error bound (``SelectionScorer.estimate``, a seeded sample) only where
+  the exact one would cost more than ``EXACT_FLOPS``.
+- ``rows_from_event`` / ``event_signature``: the global row numbers of a Plotly selection event
+  (``customdata`` holds the row number; a lasso or box on a sampled map is resolved against every
+  point's coordinates by ``core.measures.regions``).
 
 Pure functions on arrays and event dicts; scores come from ``core.measures.vendi``.
 """
@@ -25,6 +27,7 @@ import pandas as pd
 
 from core.measures.clusters import Coverage, coverage
 from core.measures.curves import baseline_at
+from core.measures.regions import PointIndex, rows_in_shapes
 from core.measures.vendi import covariance, vendi_from_covariance
 
 
@@ -34,6 +37,10 @@ def _g_vendi(gram: np.ndarray) -> float:
 
 
 TILE_BYTES = 128 * 2**20  # memory for per-tile Gram matrices (float32)
+# Above this many floating-point operations (the Gram matrix of 10,000 rows at d = 1,024) a
+# selection's G-Vendi is estimated from a sample of at most ESTIMATE_ROWS of its rows.
+EXACT_FLOPS = 2e10
+ESTIMATE_ROWS = 20_000
 
 
 def grid_tiles(x: np.ndarray, y: np.ndarray, per_side: int) -> np.ndarray:
@@ -52,7 +59,8 @@ def grid_tiles(x: np.ndarray, y: np.ndarray, per_side: int) -> np.ndarray:
 
 
 class SelectionScorer:
-    """G-Vendi of row subsets of one feature matrix (n × d unit rows, held in memory as float32).
+    """G-Vendi of row subsets of one feature matrix (n × d unit float32 rows; a memory-mapped
+    float32 matrix is used in place, not copied).
 
     With ``build_tiles`` (tiles of the 2-D map, each with its Gram matrix precomputed), a lasso,
     which takes whole regions of the map, costs only the rows of the tiles it cuts through.
@@ -100,6 +108,54 @@ class SelectionScorer:
         chosen = self.features[rows]
         return (chosen.T @ chosen).astype(np.float64)
 
+    def _plan(self, rows: np.ndarray) -> tuple[str, int, np.ndarray]:
+        """The cheapest exact way to score ``rows`` (k > dim): the rows themselves, the whole set
+        minus the rest, or tile by tile; with the rows it multiplies and the per-tile counts."""
+        k = rows.size
+        costs = {"rows": k, "rest": self.n - k}
+        counts = np.zeros(0, dtype=np.int64)
+        if self._tiles is not None:
+            tile_of, sizes, _, _ = self._tiles
+            counts = np.bincount(tile_of[rows], minlength=sizes.size)
+            costs["tiles"] = int(np.minimum(counts, sizes - counts).sum()) + sizes.size * 64
+        way = min(costs, key=costs.__getitem__)
+        return way, costs[way], counts
+
+    def exact_flops(self, rows: np.ndarray) -> float:
+        """Floating-point operations of the exact ``g_vendi(rows)`` (its matrix products)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        k = rows.size
+        if k <= 1:
+            return 0.0
+        if k <= self.dim:
+            return 2.0 * k * k * self.dim
+        return 2.0 * self._plan(rows)[1] * self.dim * self.dim
+
+    def estimate(
+        self, rows: np.ndarray, *, sample_rows: int = ESTIMATE_ROWS, seed: int = 0
+    ) -> tuple[float, float, int]:
+        """G-Vendi of ``features[rows]`` estimated from a seeded sample: (value, bound, m).
+
+        A sample of m rows scores low by an amount that shrinks as 1/m (its covariance is
+        noisier); scoring both halves too measures that amount, and the estimate extrapolates
+        from m to the k selected rows: VS_m + (VS_m − VS_m/2)(1 − m/k). ``bound`` adds the size
+        of that correction to half the gap between the two halves. On clustered sets the exact
+        value lies within it (tests/measures/test_selection.py; bench/app_scale.py records both).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        k = rows.size
+        m = min(k, max(2, int(sample_rows)))
+        if m == k:
+            return self.g_vendi(rows), 0.0, k
+        picked = np.random.default_rng(seed).choice(rows, size=m, replace=False)
+        first, second = np.sort(picked[: m // 2]), np.sort(picked[m // 2 :])
+        gram_a, gram_b = self._gram_of(first), self._gram_of(second)
+        whole, half_a, half_b = _g_vendi(gram_a + gram_b), _g_vendi(gram_a), _g_vendi(gram_b)
+        shrink = whole - (half_a + half_b) / 2
+        value = whole + shrink * (1 - m / k)
+        bound = abs(shrink) * (1 - m / k) + abs(half_a - half_b) / 2
+        return float(value), float(bound), m
+
     def g_vendi(self, rows: np.ndarray) -> float:
         """VS_1 of ``features[rows]`` (rows: unique sorted row numbers)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -111,21 +167,14 @@ class SelectionScorer:
         if k <= self.dim:
             chosen = self.features[rows]
             return _g_vendi(chosen @ chosen.T)
-        # The cheapest of: the rows themselves, the whole set minus the rest, or tile by tile.
-        costs = {"rows": k, "rest": self.n - k}
-        tiles = self._tiles
-        if tiles is not None:
-            tile_of, sizes, _, _ = tiles
-            counts = np.bincount(tile_of[rows], minlength=sizes.size)
-            costs["tiles"] = int(np.minimum(counts, sizes - counts).sum()) + sizes.size * 64
-        way = min(costs, key=costs.__getitem__)
+        way, _, counts = self._plan(rows)
         if way == "rows":
             return _g_vendi(self._gram_of(rows))
         if way == "rest":
             keep = np.ones(self.n, dtype=bool)
             keep[rows] = False
             return _g_vendi(self.gram - self._gram_of(np.flatnonzero(keep)))
-        tile_of, sizes, grams, members_of = tiles  # type: ignore[misc]
+        _, sizes, grams, members_of = self._tiles  # type: ignore[misc]
         selected = np.zeros(self.n, dtype=bool)
         selected[rows] = True
         total = np.zeros((self.dim, self.dim), dtype=np.float64)
@@ -156,6 +205,14 @@ class SelectionStats:
     random_mean: float | None
     random_sd: float | None
     coverage: Coverage | None
+    # An estimate when the exact score would cost more than EXACT_FLOPS: g_vendi is then within
+    # ± g_vendi_bound of the exact value, scored on g_vendi_rows seeded rows of the selection.
+    g_vendi_bound: float | None = None
+    g_vendi_rows: int | None = None
+
+    @property
+    def estimated(self) -> bool:
+        return self.g_vendi_bound is not None
 
 
 def selection_stats(
@@ -166,8 +223,20 @@ def selection_stats(
     curve: pd.DataFrame | None = None,
     labels: np.ndarray | None = None,
     cluster_sizes: Sequence[int] | None = None,
+    max_flops: float | None = None,
+    seed: int = 0,
 ) -> SelectionStats:
+    """Count, G-Vendi, random baseline and coverage of ``rows``, all over every selected row
+    except G-Vendi above ``max_flops`` (default ``EXACT_FLOPS``), which is then a seeded estimate
+    with its bound."""
     rows = np.asarray(rows, dtype=np.int64)
+    max_flops = EXACT_FLOPS if max_flops is None else max_flops
+    bound = used = None
+    if scorer.exact_flops(rows) > max_flops:
+        sample_rows = max(2_000, min(ESTIMATE_ROWS, int(max_flops / (2 * scorer.dim**2))))
+        g_vendi, bound, used = scorer.estimate(rows, sample_rows=sample_rows, seed=seed)
+    else:
+        g_vendi = scorer.g_vendi(rows)
     mean = sd = None
     if curve is not None and rows.size:
         mean, sd = baseline_at(curve, int(rows.size))
@@ -177,37 +246,18 @@ def selection_stats(
     return SelectionStats(
         n_selected=int(rows.size),
         n_total=scorer.n,
-        g_vendi=scorer.g_vendi(rows),
+        g_vendi=g_vendi,
         whole_g_vendi=whole_g_vendi,
         random_mean=mean,
         random_sd=sd,
         coverage=cover,
+        g_vendi_bound=bound,
+        g_vendi_rows=used,
     )
 
 
 # ------------------------------------------------------------------------------------------
 # Plotly selection events
-
-
-def points_in_polygon(
-    x: np.ndarray, y: np.ndarray, polygon_x: Sequence[float], polygon_y: Sequence[float]
-) -> np.ndarray:
-    """Boolean mask of the points (x, y) inside a closed polygon (even-odd rule, ray casting)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    px = np.asarray(polygon_x, dtype=np.float64)
-    py = np.asarray(polygon_y, dtype=np.float64)
-    inside = np.zeros(x.shape, dtype=bool)
-    if px.size < 3:
-        return inside
-    qx, qy = np.roll(px, 1), np.roll(py, 1)
-    for ax, ay, bx, by in zip(px, py, qx, qy, strict=True):
-        if ay == by:
-            continue  # a horizontal edge never crosses a horizontal ray
-        crosses = (ay > y) != (by > y)
-        at_x = ax + (y - ay) * (bx - ax) / (by - ay)
-        inside ^= crosses & (x < at_x)
-    return inside
 
 
 def _customdata_row(value: Any) -> int | None:
@@ -223,7 +273,7 @@ def rows_from_event(
     event: Any,
     n_rows: int,
     *,
-    coords: tuple[np.ndarray, np.ndarray] | None = None,
+    coords: tuple[np.ndarray, np.ndarray] | PointIndex | None = None,
     sampled: bool = False,
 ) -> np.ndarray | None:
     """Sorted unique row numbers selected by a Plotly event; None when the event selects nothing.
@@ -235,22 +285,10 @@ def rows_from_event(
     if not isinstance(selection, Mapping):
         return None
     if sampled and coords is not None:
-        mask = np.zeros(n_rows, dtype=bool)
-        found = False
-        for lasso in selection.get("lasso") or []:
-            mask |= points_in_polygon(*coords, lasso.get("x", []), lasso.get("y", []))
-            found = True
-        for box in selection.get("box") or []:
-            xs, ys = sorted(box.get("x", [0, 0])[:2]), sorted(box.get("y", [0, 0])[:2])
-            mask |= (
-                (coords[0] >= xs[0])
-                & (coords[0] <= xs[1])
-                & (coords[1] >= ys[0])
-                & (coords[1] <= ys[1])
-            )
-            found = True
-        if found:
-            return np.flatnonzero(mask) if mask.any() else None
+        points = coords if isinstance(coords, PointIndex) else PointIndex(*coords)
+        inside = rows_in_shapes(selection, points)
+        if inside is not None:
+            return inside if inside.size else None
     rows = []
     for point in selection.get("points") or []:
         if isinstance(point, Mapping):

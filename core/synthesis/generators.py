@@ -230,7 +230,7 @@ class LocalGenerator:
         ]
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """The endpoint URL without credentials or query (safe to show and to store)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -272,7 +272,7 @@ class EndpointGenerator:
                 f"api_key_env must name an environment variable; got {api_key_env!r}.",
                 param="api_key_env",
             )
-        self.endpoint = _public_url(endpoint)
+        self.endpoint = public_url(endpoint)
         self.api_key_env = api_key_env
         self.concurrency = check_int(concurrency, param="batch_size", minimum=1)
         self.failures: dict[int, str] = {}

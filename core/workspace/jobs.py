@@ -46,6 +46,7 @@ LEGACY_FILES = {FEATURES: "job.json", ANALYSIS: "analysis.json"}
 VANISHED = {
     FEATURES: "the job's process ended without finishing; resume it",
     ANALYSIS: "the map builder stopped; start it again",
+    "synthesis": "the synthesis process ended without finishing; resume it",
 }
 
 

@@ -72,12 +72,25 @@ class SynthesisConfig:
         )
 
     def settings(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, as stored in the manifest and with every candidate (an endpoint URL
+        without user, password or query, which may carry a key)."""
+        from core.synthesis.generators import public_url
+
+        values = asdict(self)
+        if self.endpoint:
+            values["endpoint"] = public_url(self.endpoint)
+        return values
 
 
-def _pool_clustering(workspace: Workspace, seed: int) -> tuple[np.ndarray, int]:
+def _pool_clustering(
+    workspace: Workspace, seed: int, *, keep_extended: bool = False
+) -> tuple[np.ndarray, int]:
     """(labels (N,), n_clusters) of the current pool: the workspace's own when it covers exactly
-    these rows, else a fresh spherical k-means (k = 10% of the pool) written to the workspace."""
+    these rows, else a fresh spherical k-means (k = 10% of the pool) written to the workspace.
+
+    A clustering extended by joined rows (nearest centroid) is clustered afresh, as published,
+    unless ``keep_extended``: a ``cluster:ID`` target names a cluster of the clustering the user
+    saw, so it is kept."""
     from core.measures.clusters import default_n_clusters
     from core.workspace.analyses import cluster_workspace
 
@@ -86,7 +99,7 @@ def _pool_clustering(workspace: Workspace, seed: int) -> tuple[np.ndarray, int]:
     current = (
         section is not None
         and sum(section.sizes) == n
-        and not is_extended(section)
+        and (keep_extended or not is_extended(section))
         and "cluster" in workspace.sample_columns()
     )
     if not current:
@@ -144,7 +157,9 @@ class SynthesisRound:
     def run(self, round_no: int) -> None:
         ws, config = self.workspace, self.config
         target = parse_target(config.target)
-        labels, n_clusters = _pool_clustering(ws, config.seed + round_no)
+        labels, n_clusters = _pool_clustering(
+            ws, config.seed + round_no, keep_extended=target.kind == "cluster"
+        )
         samples = ws.samples(["id", *self.columns.content_columns])
         subset_rows = None
         if target.kind == "subset":

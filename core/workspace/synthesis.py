@@ -263,6 +263,16 @@ def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
     return int(job.pid or 0)
 
 
+def fail_started_job(workspace: Workspace, error: BaseException) -> None:
+    """Record why a started synthesis job (``start``) failed before its first round, so that
+    the app shows the reason rather than a vanished process."""
+    from core.workspace.jobs import read_job
+
+    job = read_job(workspace.path, KIND)
+    if job is not None and job.running and job.pid == os.getpid():
+        report_job(workspace, KIND, status=FAILED, step="failed", message=str(error))
+
+
 def candidate_coords(workspace: Workspace, round_no: int) -> np.ndarray | None:
     """Map coordinates (M×2) of a round's candidates, placed among the samples as joined rows
     are (``core.workspace.grow.place``); None without a map. Malformed candidates get NaN."""

@@ -1,5 +1,6 @@
 """Tables of a workspace as the app lists them: clusters (size, sparse, within-cluster Vendi,
-top words), workspaces (name, source, rows, status, G-Vendi), and the rows a big map draws.
+top words) and workspaces (name, source, rows, status, G-Vendi); the rows a big map draws are
+``core.measures.regions.density_sample``.
 
 DataFrames in, DataFrames out; no streamlit here (``ui/cache.py`` caches these per version of
 the workspace's files).
@@ -88,29 +89,6 @@ def cluster_table(
         table["vendi"] = [vendi.get(c, float("nan")) for c in range(n_clusters)]
     table["words"] = list(words) if words is not None else ["…"] * n_clusters
     return table
-
-
-# -- which points a big map draws -------------------------------------------------------------------
-
-
-def drawn_rows(
-    n_rows: int, limit: int, *, labels: np.ndarray | None = None, seed: int = 0
-) -> np.ndarray | None:
-    """Sorted rows a map of more than ``limit`` points draws: a sample stratified by ``labels``
-    (every cluster keeps its share, at least one row); None when every row is drawn."""
-    if n_rows <= limit:
-        return None
-    rng = np.random.default_rng(seed)
-    fraction = limit / n_rows
-    if labels is not None:
-        groups = list(pd.Series(np.asarray(labels)).groupby(np.asarray(labels)).indices.values())
-    else:
-        groups = [np.arange(n_rows)]
-    picked = [
-        rng.choice(rows, size=max(1, int(round(len(rows) * fraction))), replace=False)
-        for rows in groups
-    ]
-    return np.sort(np.concatenate(picked))
 
 
 # -- workspaces -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,13 +53,14 @@ def prism_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def server(prism_home: Path) -> Iterator[str]:
-    """The app's URL; the server is stopped (and waited for) at the end of the session."""
+@contextmanager
+def app_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The app served under ``$PRISM_HOME`` = ``home`` (plus ``env``); yields its URL and stops
+    the server (and waits for it) on exit."""
     port = _free_port()
-    env = {**os.environ, "PRISM_HOME": str(prism_home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PRISM_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("PRISM_DATA_ROOTS", None)
-    log = open(prism_home / "server.log", "wb")  # noqa: SIM115 — closed below
+    log = open(home / "server.log", "wb")  # noqa: SIM115 — closed below
     process = subprocess.Popen(
         app_command(port),
         cwd=REPO,
@@ -78,7 +80,7 @@ def server(prism_home: Path) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the app server did not start:\n{(prism_home / 'server.log').read_text()}"
+                    f"the app server did not start:\n{(home / 'server.log').read_text()}"
                 )
             time.sleep(0.3)
         yield url
@@ -90,6 +92,13 @@ def server(prism_home: Path) -> Iterator[str]:
             process.kill()
             process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(prism_home: Path) -> Iterator[str]:
+    """The app's URL; the server is stopped (and waited for) at the end of the session."""
+    with app_server(prism_home) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,26 @@ def draw_lasso(page: Any, index: int = 0, *, steps: int = 12) -> None:
     page.mouse.up()
 
 
+def lasso_reported(page: Any, *, steps: int = 12) -> dict[str, Any]:
+    """Draw the LASSO on the first map; the polygon Plotly reports for it, in data coordinates
+    (``x``, ``y``), and ``n``, the number of drawn points Plotly found inside."""
+    page.evaluate(
+        """() => {
+            const gd = document.querySelector('.js-plotly-plot');
+            window.__lasso = null;
+            gd.on('plotly_selected', (event) => {
+                if (event && event.lassoPoints) {
+                    window.__lasso = {x: Array.from(event.lassoPoints.x), y: Array.from(event.lassoPoints.y),
+                                      n: event.points.length};
+                }
+            });
+        }"""
+    )
+    draw_lasso(page, steps=steps)
+    page.wait_for_function("() => window.__lasso !== null")
+    return page.evaluate("() => window.__lasso")
+
+
 def no_traceback(page: Any) -> None:
     body = page.locator("body").inner_text()
     assert "Traceback" not in body and "Something went wrong" not in body
@@ -120,21 +140,7 @@ def test_demo_map_lasso_and_save_subset(
     shot(page, shots, "01-demo-map")
 
     # Record what Plotly itself reports for the lasso: its polygon in data coordinates.
-    page.evaluate(
-        """() => {
-            const gd = document.querySelector('.js-plotly-plot');
-            window.__lasso = null;
-            gd.on('plotly_selected', (event) => {
-                if (event && event.lassoPoints) {
-                    window.__lasso = {x: Array.from(event.lassoPoints.x), y: Array.from(event.lassoPoints.y),
-                                      n: event.points.length};
-                }
-            });
-        }"""
-    )
-    draw_lasso(page, steps=15)
-    page.wait_for_function("() => window.__lasso !== null")
-    lasso = page.evaluate("() => window.__lasso")
+    lasso = lasso_reported(page, steps=15)
     page.get_by_text("Selected samples").wait_for()
     settle(page)
     no_traceback(page)

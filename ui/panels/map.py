@@ -1,26 +1,56 @@
 """The map: what colours it (columns discovered through ``core.workspace.schema``), the two
 spaces (gradient, text), which points a big map draws, and lasso/box/cluster-table events
-turned into the current selection."""
+turned into the current selection.
+
+A map of more than ``max_points()`` samples draws a density-preserving seeded sample
+(``core.measures.regions.density_sample``) and resolves a lasso or box on the server against every
+sample's coordinates, drawn or not (``core.measures.regions.rows_in_shapes``).
+``PRISM_MAP_MAX_POINTS`` lowers or raises the number drawn."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from core.errors import PrismError
+from core.measures.regions import PointIndex, density_sample
 from core.measures.selection import event_signature, rows_from_event
 from core.workspace import analysis_job as analyze
-from core.workspace import schema, tables
+from core.workspace import schema
 from core.workspace.store import Workspace
 from ui import cache, explain, state
 from ui import format as fmt
 from ui.charts import Colouring, map_figure
 from ui.panels import clusters, jobs, selection, subsets, textspace
 
-MAX_POINTS = 100_000  # Plotly's comfortable ceiling for one WebGL scatter
+# Points drawn at most: the figure then stays under about 4 MB (bench/app_scale.py), well inside
+# what Plotly's WebGL scatter draws smoothly (~100k).
+MAX_POINTS = 40_000
+MAX_POINTS_ENV = "PRISM_MAP_MAX_POINTS"
+
+
+def max_points() -> int:
+    """How many points a map draws at most: ``$PRISM_MAP_MAX_POINTS``, else ``MAX_POINTS``."""
+    text = os.environ.get(MAX_POINTS_ENV, "").strip()
+    if not text:
+        return MAX_POINTS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise PrismError(
+            f"{MAX_POINTS_ENV} must be a positive whole number of points; got {text!r}. "
+            "Unset it to draw the default sample.",
+            param="max_points",
+        )
+    return value
 
 
 _NOT_COLOURS = {"id", *schema.COORDINATE_COLUMNS}
@@ -53,11 +83,19 @@ def _few_values(series: pd.Series, limit: int = 30) -> bool:
         return False
 
 
-def colouring(frame: pd.DataFrame, label: str, column: str | None) -> Colouring:
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _colour_options(key: tuple[str, float], content: tuple[str, ...]) -> dict[str, str | None]:
+    return colour_options(cache._samples(key), content)
+
+
+def colouring(
+    frame: pd.DataFrame, label: str, column: str | None, rows: np.ndarray | None = None
+) -> Colouring:
+    """How the drawn points are coloured: ``rows`` are the drawn rows (None: all of them)."""
     if column is None:
         return Colouring("none")
     label = label.removeprefix("Column: ")
-    series = frame[column]
+    series = frame[column] if rows is None else frame[column].iloc[rows]
     if column in ("cluster", "emb_cluster"):
         return Colouring(
             "categorical",
@@ -65,7 +103,7 @@ def colouring(frame: pd.DataFrame, label: str, column: str | None) -> Colouring:
             series.to_numpy().astype(np.int64),
             tuple(
                 f"{'text ' if column == 'emb_cluster' else ''}cluster {c}"
-                for c in range(int(series.max()) + 1)
+                for c in range(int(frame[column].max()) + 1)
             ),
         )
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
@@ -134,13 +172,24 @@ def _drawn_rows(key: tuple[str, float], n: int, limit: int) -> np.ndarray | None
     if n <= limit:
         return None
     frame = cache._samples(key)
-    labels = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
-    return tables.drawn_rows(n, limit, labels=labels, seed=0)
+    return density_sample(frame[GRADIENT.x].to_numpy(), frame[GRADIENT.y].to_numpy(), limit, seed=0)
 
 
 def drawn_rows(ws: Workspace, n: int) -> np.ndarray | None:
-    """Rows drawn on a map of more than MAX_POINTS samples: a sample stratified by cluster."""
-    return _drawn_rows(cache.samples_version(ws), n, MAX_POINTS)
+    """Rows drawn on a map of more than ``max_points()`` samples (the same on both spaces'
+    maps): a seeded sample stratified on a grid over the gradient-space map; None: all drawn."""
+    return _drawn_rows(cache.samples_version(ws), n, max_points())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _point_index(key: tuple[str, float], x: str, y: str) -> PointIndex:
+    frame = cache._samples(key)
+    return PointIndex(frame[x].to_numpy(), frame[y].to_numpy())
+
+
+def point_index(ws: Workspace, space: Space) -> PointIndex:
+    """Every sample's coordinates on ``space``'s map, indexed for lasso and box tests."""
+    return _point_index(cache.samples_version(ws), space.x, space.y)
 
 
 # -- events -> the current selection ------------------------------------------------------------
@@ -168,8 +217,9 @@ def apply_events(
             state.clear_selection()
         elif signature and signature != st.session_state.get(space.event_key):
             st.session_state[space.event_key] = signature
-            coords = (frame[space.x].to_numpy(), frame[space.y].to_numpy())
-            rows = rows_from_event(event, n, coords=coords, sampled=drawn is not None)
+            sampled = drawn is not None
+            points = point_index(ws, space) if sampled else None
+            rows = rows_from_event(event, n, coords=points, sampled=sampled)
             if rows is not None:
                 selection = (event or {}).get("selection", {})
                 method = (
@@ -207,6 +257,43 @@ def _coloured_by(label: str) -> str:
     return f", coloured by {label.lower() if named else label}"
 
 
+def drawn_figure(
+    ws: Workspace,
+    frame: pd.DataFrame,
+    colour: Colouring,
+    drawn: np.ndarray | None,
+    space: Space = GRADIENT,
+    *,
+    selected_rows: np.ndarray | None = None,
+    revision: int = 0,
+    height: int = 600,
+) -> go.Figure:
+    """The map's figure: every point, or only the ``drawn`` rows (``colour`` is of those);
+    ``selected_rows`` (row numbers) are drawn as selected, the others dimmed."""
+    x = frame[space.x].to_numpy()
+    y = frame[space.y].to_numpy()
+    hover = cache.hover_texts(ws, drawn)  # of the drawn rows only
+    all_rows = np.arange(len(frame))
+    selected = selected_rows
+    if drawn is not None:
+        x, y, all_rows = x[drawn], y[drawn], drawn
+        if selected_rows is not None:
+            selected = np.flatnonzero(np.isin(drawn, selected_rows, assume_unique=True))
+    shown = "" if drawn is None else f" (showing {len(drawn):,} of {len(frame):,})"
+    prefix = "UMAP" if space is GRADIENT else f"{space.title}: UMAP"
+    return map_figure(
+        x,
+        y,
+        all_rows,
+        hover,
+        colour,
+        selected=selected,
+        revision=revision,
+        title=(f"{prefix} of {fmt.count(len(frame), 'sample')}{shown}{_coloured_by(colour.label)}"),
+        height=height,
+    )
+
+
 def map_chart(
     ws: Workspace,
     frame: pd.DataFrame,
@@ -217,18 +304,11 @@ def map_chart(
     *,
     height: int = 600,
 ) -> None:
-    x = frame[space.x].to_numpy()
-    y = frame[space.y].to_numpy()
-    hover = cache.hover_texts(ws)
-    all_rows = np.arange(len(frame))
-    if drawn is not None:
-        x, y, hover, all_rows = x[drawn], y[drawn], hover[drawn], drawn
-        if colour.values is not None:
-            colour = Colouring(colour.kind, colour.label, colour.values[drawn], colour.categories)
     # After a lasso or box, Plotly already shows the selection; redrawing the same figure keeps it
     # (and spares sending the whole map again). Any other selection is drawn into the figure.
     generation = st.session_state.get(state.MAP_GENERATION, 0)
-    base = (str(ws.path), cache.samples_version(ws)[1], colour.label, len(all_rows), generation)
+    n_drawn = len(frame) if drawn is None else len(drawn)
+    base = (str(ws.path), cache.samples_version(ws)[1], colour.label, n_drawn, generation)
     last = st.session_state.get(space.shown_key) or {}
     how = state.selection_how(ws)
     signature = event_signature(st.session_state.get(space.chart_key))
@@ -241,25 +321,20 @@ def map_chart(
         and last.get("base") == base
         and not last.get("selected")
     )
-    selected = None
-    if rows is not None and not native:
-        selected = rows if drawn is None else np.flatnonzero(np.isin(drawn, rows))
+    selected_rows = rows if rows is not None and not native else None
     st.session_state[space.shown_key] = {
         "base": base,
         "native": native,
-        "selected": selected is not None,
+        "selected": selected_rows is not None,
     }
-    shown = "" if drawn is None else f" (showing {len(drawn):,} of {len(frame):,})"
-    prefix = "UMAP" if space is GRADIENT else f"{space.title}: UMAP"
-    figure = map_figure(
-        x,
-        y,
-        all_rows,
-        hover,
+    figure = drawn_figure(
+        ws,
+        frame,
         colour,
-        selected=selected,
+        drawn,
+        space,
+        selected_rows=selected_rows,
         revision=generation,
-        title=(f"{prefix} of {fmt.count(len(frame), 'sample')}{shown}{_coloured_by(colour.label)}"),
         height=height,
     )
     st.plotly_chart(
@@ -274,6 +349,12 @@ def map_chart(
         },
         width="stretch",
     )
+    if drawn is not None:
+        st.caption(
+            f"Drawing {len(drawn):,} of {fmt.count(len(frame), 'sample')}: a seeded sample that "
+            "keeps each region's density and every isolated point. A lasso or box selects "
+            "every sample inside it, drawn or not."
+        )
 
 
 # -- the page -------------------------------------------------------------------------------------
@@ -290,7 +371,7 @@ def map_page(ws: Workspace) -> None:
     drawn = drawn_rows(ws, len(frame))
     views = map_views(frame)
     view = views[0]
-    options = colour_options(frame, cache.column_map(ws).content_columns)
+    options = _colour_options(cache.samples_version(ws), cache.column_map(ws).content_columns)
     labels = list(options)
     pick, space_pick, note = st.columns([1, 1.25, 1.35], vertical_alignment="bottom")
     label = pick.selectbox("Colour by", labels, index=0, key=f"{state.COLOR_BY}_{ws.name}")
@@ -317,7 +398,7 @@ def map_page(ws: Workspace) -> None:
     spaces = view_spaces(view)
     apply_events(ws, frame, drawn, spaces)
     rows = state.selection_rows(ws, len(frame))
-    colour = colouring(frame, label, options.get(label))
+    colour = colouring(frame, label, options.get(label), drawn)
 
     if len(spaces) == 1:
         left, right = st.columns([0.62, 0.38], gap="large")

@@ -1,6 +1,9 @@
 """The side panel of the map: the whole set before anything is selected, then the selection's
 size, G-Vendi against the whole set and random subsets of its size, cluster coverage, text-space
-measures, a form to save it, and its records."""
+measures, a form to save it, and its records.
+
+Every number is over all selected samples, drawn on the map or not; G-Vendi of a selection too
+large to score exactly in about half a second is an estimate, shown with its bound and said so."""
 
 from __future__ import annotations
 
@@ -69,12 +72,19 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
     delta = None
     if stats.random_mean is not None:
         delta = f"{stats.g_vendi - stats.random_mean:+,.1f} vs random"
-    b.metric(
-        "G-Vendi of the selection",
-        fmt.score(stats.g_vendi),
-        delta=delta,
-        help="Effective number of distinct gradient directions among the selected samples.",
-    )
+    meaning = "Effective number of distinct gradient directions among the selected samples."
+    if stats.estimated:
+        b.metric(
+            "G-Vendi of the selection (estimate)",
+            f"{fmt.score(stats.g_vendi)} ± {stats.g_vendi_bound:,.1f}",
+            delta=delta,
+            help=f"{meaning} Estimated from {stats.g_vendi_rows:,} seeded rows of the "
+            f"{stats.n_selected:,} selected (scoring them all would take more than a second): "
+            "the sample's score, corrected for its size by comparing its two halves; the exact "
+            "value lies within the ± bound.",
+        )
+    else:
+        b.metric("G-Vendi of the selection", fmt.score(stats.g_vendi), delta=delta, help=meaning)
     c, d = st.columns(2)
     c.metric("Whole set", fmt.score(stats.whole_g_vendi), help="G-Vendi of every sample.")
     if stats.random_mean is None:
@@ -94,6 +104,12 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
             f"covered clusters · entropy {cov.entropy:.2f} nats"
         )
         st.progress(min(max(cov.fraction, 0.0), 1.0))
+    st.caption(
+        f"G-Vendi estimated from {stats.g_vendi_rows:,} seeded rows of the selection, exact "
+        f"within ± {stats.g_vendi_bound:,.1f}; the count and coverage are exact, over every row."
+        if stats.estimated
+        else "Exact, over every row of the selection (drawn on the map or not)."
+    )
     if ws.has_embeddings:
         selection_text_scores(ws, rows)
     save_rows_form(ws, rows, how, key="save_subset")
