@@ -1,4 +1,4 @@
-"""Seconds and peak memory of import, clustering and dedupe as the row count grows.
+"""Seconds and peak memory of import, clustering, dedupe, selectors and the map as N grows.
 
     python bench/scale.py --sizes 10000 100000 --dim 1024
 
@@ -6,13 +6,16 @@ Synthetic clustered unit features (N/10 planted directions, 5% planted near-dupl
 texts are written to a temporary folder; each stage then runs in its own forked process, so its
 peak RSS is its own: ``import`` (``prism import-features``' engine), ``cluster_exact`` (the numpy
 Lloyd loop) and ``cluster_faiss`` (``core.measures.kmeans_faiss``) at k = N/10 with one start
-each, ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95,
+each, ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95 (with
+the index's recall of the exact loop's drops), ``k_center`` / ``vendi_greedy`` (the lazy greedy of
+``core.select.greedy``) beside their ``_exact`` reference (the eager loop: one pass over the
+features per chosen row) at a budget of min(``--budget``, N/10), with the overlap of their rows,
 ``map_full`` (UMAP on all rows) and ``map_sample`` (UMAP fit on ``--map-fit-sample`` seeded rows,
-the rest placed by ``transform``), each with its k = 10 neighbourhood preservation on 2,000 rows;
-map stages run up to ``--map-max-rows``.
-Exact stages run up to ``--exact-max-rows``. Prints a table with the growth exponent per stage
-(slope of log seconds over log N between the two largest sizes it ran at) and writes
-``bench/results/scale.json``.
+the rest placed among their nearest sampled rows), each with its k = 10 neighbourhood preservation
+on 2,000 rows; map stages run up to ``--map-max-rows``.
+Features are read through a memory map (peak RSS counts the mapped pages a stage touched). Exact
+stages run up to ``--exact-max-rows``. Prints a table with the growth exponent per stage (slope of
+log seconds over log N between the two largest sizes it ran at) and writes ``--results``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import platform
 import resource
 import sys
@@ -34,30 +38,45 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
+CHUNK = 65536
+GREEDY = {"k_center": "max", "vendi_greedy": "sum_sq"}
 
 
 def synthesise(folder: Path, n: int, dim: int, seed: int) -> tuple[Path, Path]:
+    """Written in row chunks straight into a ``.npy`` memory map, so 10⁶ × 1024 fits in memory."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((max(2, n // 10), dim)).astype(np.float32)
     labels = rng.integers(0, len(centres), n)
-    features = centres[labels] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)
-    copies = rng.choice(n, size=n // 20, replace=False)
-    features[copies] = features[rng.integers(0, n, len(copies))] + 0.01 * rng.standard_normal(
-        (len(copies), dim)
-    ).astype(np.float32)
-    features /= np.linalg.norm(features, axis=1, keepdims=True)
     data, feats = folder / f"data-{n}.jsonl", folder / f"features-{n}.npy"
+    features = np.lib.format.open_memmap(feats, mode="w+", dtype=np.float32, shape=(n, dim))
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        features[lo:hi] = centres[labels[lo:hi]] + 0.5 * rng.standard_normal(
+            (hi - lo, dim), dtype=np.float32
+        )
+    copies = np.sort(rng.choice(n, size=n // 20, replace=False))
+    sources = rng.integers(0, n, len(copies))
+    for lo in range(0, len(copies), CHUNK):
+        part = copies[lo : lo + CHUNK]
+        noise = 0.01 * rng.standard_normal((len(part), dim), dtype=np.float32)
+        features[part] = np.asarray(features[sources[lo : lo + CHUNK]]) + noise
+    for lo in range(0, n, CHUNK):
+        block = np.asarray(features[lo : lo + CHUNK])
+        features[lo : lo + CHUNK] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    features.flush()
+    del features
     with open(data, "w", encoding="utf-8") as handle:
         for i in range(n):
             handle.write(
                 json.dumps({"id": f"r{i}", "text": f"row {i} of topic {labels[i]}"}) + "\n"
             )
-    np.save(feats, features, allow_pickle=False)
     return data, feats
 
 
-def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any, fit_sample: int) -> None:
-    features = np.load(feats, allow_pickle=False)
+def _stage(
+    name: str, data: Path, feats: Path, folder: Path, out: Any, fit_sample: int, budget: int
+) -> None:
+    features = np.load(feats, allow_pickle=False, mmap_mode="r")
     n = len(features)
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -85,6 +104,14 @@ def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any, fit_sampl
         seconds = time.perf_counter() - t0
         kept = neighbourhood_preservation(features, coords, k=10, n_queries=2000, seed=0)
         extra = {"preservation_k10": kept, "fit_rows": min(n, sample or n), "map_s": seconds}
+    elif name.split("_exact")[0] in GREEDY:
+        from core.select.greedy import eager_greedy, lazy_greedy
+
+        run = eager_greedy if name.endswith("_exact") else lazy_greedy
+        free = np.ones(n, dtype=bool)
+        aggregate = GREEDY[name.removesuffix("_exact")]
+        order = run(features, budget=budget, chosen=[0], free=free, aggregate=aggregate)
+        extra = {"budget": budget, "kept": [int(i) for i in order]}
     else:
         from core.select.selectors import near_duplicates
 
@@ -96,11 +123,13 @@ def _stage(name: str, data: Path, feats: Path, folder: Path, out: Any, fit_sampl
 
 
 def run_stage(
-    name: str, data: Path, feats: Path, folder: Path, fit_sample: int = 2_000
+    name: str, data: Path, feats: Path, folder: Path, fit_sample: int = 2_000, budget: int = 1_000
 ) -> dict[str, Any]:
     context = mp.get_context("fork")
     queue = context.Queue()
-    process = context.Process(target=_stage, args=(name, data, feats, folder, queue, fit_sample))
+    process = context.Process(
+        target=_stage, args=(name, data, feats, folder, queue, fit_sample, budget)
+    )
     process.start()
     result = queue.get()
     process.join()
@@ -123,10 +152,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--map-fit-sample", type=int, default=2_000)
     parser.add_argument("--map-max-rows", type=int, default=10_000)
+    parser.add_argument("--budget", type=int, default=10_000, help="selectors' budget (≤ N/10)")
     parser.add_argument("--stages", nargs="+", help="run only these stages")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     stages = ["import", "cluster_exact", "cluster_faiss", "dedupe_exact", "dedupe_index"]
+    stages += ["k_center_exact", "k_center", "vendi_greedy_exact", "vendi_greedy"]
     stages += ["map_full", "map_sample"]
     stages = [stage for stage in stages if not args.stages or stage in args.stages]
     rows: list[dict[str, Any]] = []
@@ -140,18 +171,30 @@ def main() -> None:
                     continue
                 if stage.startswith("map") and n > args.map_max_rows:
                     continue
-                row[stage] = run_stage(stage, data, feats, folder, args.map_fit_sample)
+                budget = min(args.budget, n // 10)
+                row[stage] = run_stage(stage, data, feats, folder, args.map_fit_sample, budget)
                 print(f"N={n:>9,} {stage:<14} {row[stage]['seconds']:8.2f} s", flush=True)
             if "dedupe_exact" in row and "dedupe_index" in row:
-                row["dedupe_same_rows"] = row["dedupe_exact"]["kept"] == row["dedupe_index"]["kept"]
-            for stage in ("dedupe_exact", "dedupe_index"):
+                exact, fast = row["dedupe_exact"]["kept"], row["dedupe_index"]["kept"]
+                row["dedupe_same_rows"] = exact == fast
+                dropped = set(range(n)) - set(exact)
+                row["dedupe_recall"] = len(dropped - set(fast)) / max(1, len(dropped))
+            for name in GREEDY:
+                if name in row and f"{name}_exact" in row:
+                    exact, fast = row[f"{name}_exact"]["kept"], row[name]["kept"]
+                    row[f"{name}_same_order"] = exact == fast
+                    row[f"{name}_overlap"] = len(set(exact) & set(fast)) / len(exact)
+            for stage in ("dedupe_exact", "dedupe_index", *GREEDY, *(f"{g}_exact" for g in GREEDY)):
                 row.get(stage, {}).pop("kept", None)
             if "cluster_exact" in row and "cluster_faiss" in row:
                 exact, fast = row["cluster_exact"]["objective"], row["cluster_faiss"]["objective"]
                 row["cluster_objective_ratio"] = fast / exact
             rows.append(row)
-    print(f"\nd = {args.dim}, {platform.processor() or platform.machine()}, k = N/10, one start")
-    header = f"{'stage':<14}" + "".join(f"{'N=' + format(r['n'], ','):>22}" for r in rows)
+    print(
+        f"\nd = {args.dim}, {platform.processor() or platform.machine()}, k = N/10, one start, "
+        f"selectors' budget min({args.budget:,}, N/10), load average {os.getloadavg()[0]:.1f}"
+    )
+    header = f"{'stage':<20}" + "".join(f"{'N=' + format(r['n'], ','):>22}" for r in rows)
     print(header + f"{'exponent':>10}")
     for stage in stages:
         cells = "".join(
@@ -161,23 +204,31 @@ def main() -> None:
             for r in rows
         )
         slope = exponent(rows, stage)
-        print(f"{stage:<14}{cells}{'' if slope is None else format(slope, '10.2f')}")
+        print(f"{stage:<20}{cells}{'' if slope is None else format(slope, '10.2f')}")
     for r in rows:
         print(
             f"N={r['n']:,}: faiss/exact objective {r.get('cluster_objective_ratio', '–')}, "
-            f"dedupe index keeps the exact rows: {r.get('dedupe_same_rows', '–')}"
+            f"dedupe index keeps the exact rows: {r.get('dedupe_same_rows', '–')} "
+            f"(recall of exact drops {r.get('dedupe_recall', '–')}); "
+            + "; ".join(
+                f"{g} same order as exact: {r.get(f'{g}_same_order', '–')} "
+                f"(overlap {r.get(f'{g}_overlap', '–')})"
+                for g in GREEDY
+            )
         )
         if "map_full" in r:
             full, fast = r["map_full"], r["map_sample"]
             print(
                 f"N={r['n']:,}: map k=10 preservation full {full['preservation_k10']:.3f}, "
-                f"fit on {fast['fit_rows']:,} + transform {fast['preservation_k10']:.3f} "
+                f"fit on {fast['fit_rows']:,} + placement {fast['preservation_k10']:.3f} "
                 f"(ratio {fast['preservation_k10'] / full['preservation_k10']:.2f}); "
                 f"layout seconds {full['map_s']:.1f} vs {fast['map_s']:.1f} "
                 f"(speed-up {full['map_s'] / fast['map_s']:.1f}×)"
             )
     record = {
         "dim": args.dim,
+        "budget": args.budget,
+        "load_average": os.getloadavg()[0],
         "machine": {"cpus": mp.cpu_count(), "processor": platform.processor()},
         "rows": rows,
         "exponents": {stage: exponent(rows, stage) for stage in stages},

@@ -1,9 +1,13 @@
 """2-D layout (the map) of unit-length features: UMAP with the cosine metric, seeded.
 
 - ``umap_layout``: features (n×d) → coords (n×2 float32), centred and scaled to unit RMS radius.
-  Above ``FIT_SAMPLE`` rows UMAP is fit on a seeded sample of that many rows and the other rows
-  are placed with the fitted model's ``transform``, ``TRANSFORM_BATCH`` rows at a time (bounded
-  memory; a memory-mapped input is read block by block).
+  Above ``FIT_SAMPLE`` rows UMAP is fit on a seeded sample of that many rows and every other row
+  is placed at the mean of its ``PLACE_NEIGHBOURS`` nearest sampled rows' coordinates (a faiss
+  inner-product search), weighted by exp((cos − cos of the nearest) / ``PLACE_TEMPERATURE``),
+  ``TRANSFORM_BATCH`` rows at a time (bounded memory; a memory-mapped input is read block by
+  block). Measured on ``bench/scale.py``'s 10⁴ × 128 clustered set fit on 2,000 rows: k = 10
+  neighbourhood preservation 0.60, against 0.30 for UMAP's own ``transform`` and 0.79 for UMAP
+  on all rows.
 - ``fit_rows``: how many rows ``umap_layout`` fits UMAP on for n rows (recorded in the manifest).
 - ``neighbourhood_preservation``: share of each row's k nearest neighbours in feature space that
   are among its k nearest on the map (1 = every neighbourhood kept).
@@ -26,11 +30,13 @@ from core.validate import check_features, check_int, check_seed
 
 # With fewer rows than this, UMAP is not run: a PCA projection is the layout.
 _MIN_UMAP_ROWS = 4
-# Above this many rows UMAP is fit on a seeded sample of this size; the rest are transformed.
+# Above this many rows UMAP is fit on a seeded sample of this size; the rest are placed by it.
 FIT_SAMPLE = 50_000
-# Rows placed per ``transform`` call on the sampled path (bounds its memory).
+# Rows placed per search on the sampled path (bounds its memory).
 TRANSFORM_BATCH = 10_000
-SAMPLED_METHOD = "umap, fit on a seeded sample + transform"
+PLACE_NEIGHBOURS = 10
+PLACE_TEMPERATURE = 0.02
+SAMPLED_METHOD = "umap, fit on a seeded sample + nearest sampled rows"
 
 
 def _check_params(seed: object, n_neighbors: object, min_dist: object) -> tuple[int, int, float]:
@@ -108,7 +114,9 @@ def _finite_block(block: np.ndarray) -> np.ndarray:
 def _sampled_layout(
     array: np.ndarray, fit_sample: int, seed: int, n_neighbors: int, min_dist: float
 ) -> np.ndarray:
-    """Fit on ``fit_sample`` seeded rows, transform the rest block by block (n×2 float64)."""
+    """Fit on ``fit_sample`` seeded rows, place the rest block by block (n×2 float64)."""
+    import faiss
+
     n = array.shape[0]
     in_sample = np.zeros(n, dtype=bool)
     in_sample[np.random.default_rng(seed).choice(n, size=fit_sample, replace=False)] = True
@@ -117,13 +125,21 @@ def _sampled_layout(
     coords = np.empty((n, 2), dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        reducer.fit(_finite_block(array[sample]))
-        coords[sample] = reducer.embedding_
-        for start in range(0, n, TRANSFORM_BATCH):
-            rows = start + np.flatnonzero(~in_sample[start : start + TRANSFORM_BATCH])
-            if rows.size:
-                block = _finite_block(array[start : start + TRANSFORM_BATCH][rows - start])
-                coords[rows] = reducer.transform(block)
+        fitted = _finite_block(array[sample])
+        reducer.fit(fitted)
+    embedding = np.asarray(reducer.embedding_, dtype=np.float64)
+    coords[sample] = embedding
+    index = faiss.IndexFlatIP(fitted.shape[1])
+    index.add(np.ascontiguousarray(fitted))
+    n_near = min(PLACE_NEIGHBOURS, fit_sample)
+    for start in range(0, n, TRANSFORM_BATCH):
+        rows = start + np.flatnonzero(~in_sample[start : start + TRANSFORM_BATCH])
+        if rows.size:
+            block = _finite_block(array[start : start + TRANSFORM_BATCH][rows - start])
+            sims, near = index.search(np.ascontiguousarray(block), n_near)
+            weights = np.exp((sims - sims[:, :1]).astype(np.float64) / PLACE_TEMPERATURE)
+            weights /= weights.sum(axis=1, keepdims=True)
+            coords[rows] = np.einsum("rk,rkc->rc", weights, embedding[near])
     return coords
 
 
@@ -151,7 +167,7 @@ def umap_layout(
     ``n_neighbors`` is clamped to n − 1 for small n; with n < 4 the layout is the data's first two
     principal axes (UMAP's spectral initialisation needs more points). With more than
     ``fit_sample`` rows (None: never) UMAP is fit on a seeded sample of ``fit_sample`` rows and
-    the others are placed by ``transform`` in batches of ``TRANSFORM_BATCH``.
+    the others are placed among their nearest sampled rows (see the module docstring).
     """
     seed, n_neighbors, min_dist = _check_params(seed, n_neighbors, min_dist)
     fit_sample = _check_fit_sample(fit_sample)
@@ -215,8 +231,7 @@ def neighbourhood_preservation(
 def warm_up() -> None:
     """Compile umap-learn's numba code on a tiny random input, so the first real call is fast.
 
-    Uses the approximate nearest-neighbour path too, which real inputs of 4,096+ rows take, and
-    ``transform`` (the sampled path's placement of the rows it was not fit on).
+    Uses the approximate nearest-neighbour path too, which real inputs of 4,096+ rows take.
     """
     import umap
 
@@ -226,7 +241,7 @@ def warm_up() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for force_approximation in (False, True):
-            reducer = umap.UMAP(
+            umap.UMAP(
                 n_components=2,
                 metric="cosine",
                 n_neighbors=5,
@@ -234,5 +249,4 @@ def warm_up() -> None:
                 n_jobs=1,
                 n_epochs=5,
                 force_approximation_algorithm=force_approximation,
-            ).fit(features[:48])
-            reducer.transform(features[48:])
+            ).fit(features)

@@ -4,8 +4,9 @@ A row's score over the chosen rows is Σ cos² (``aggregate="sum_sq"``: the orde
 by ``vendi_greedy``) or max cos (``"max"``: farthest-point traversal, ``k_center``); each step adds
 the free row of least score.
 
-- ``lazy_greedy``: keeps a lower bound per row and refreshes only the rows near the frontier, in
-  matrix–matrix products (the one used by the selectors).
+- ``lazy_greedy``: keeps a lower bound per row, refreshes only the rows near the frontier in
+  matrix–matrix products and picks among them while they stay below every other row's bound (the
+  one used by the selectors; the same choices as the eager loop, at BLAS speed).
 - ``eager_greedy``: every score recomputed every step, one pass over the features per chosen row;
   the reference that tests and benchmarks compare ``lazy_greedy`` with.
 """
@@ -33,7 +34,90 @@ def row_of(features: np.ndarray, i: int) -> np.ndarray:
     return np.asarray(features[int(i)], dtype=np.float32)
 
 
-LAZY_BATCH = 512  # candidates refreshed together by the lazy greedy
+LAZY_BATCH = 4096  # rows refreshed per round, and the frontier the next picks come from
+PENDING_MAX = 2048  # chosen rows per matrix product when a row catches up with many
+POOL_FACTOR = 16  # the rows of least bound kept aside, in batches: a round sorts only those
+REFRESH_GROUPS = 8  # products per refresh of rows that saw different numbers of chosen rows
+
+
+def _absorb(score: np.ndarray, cosines: np.ndarray, aggregate: str) -> None:
+    """Fold cosines (rows × chosen) into the rows' scores, in place."""
+    if aggregate == "sum_sq":
+        score += np.square(cosines, dtype=np.float64).sum(axis=1)
+    else:
+        np.maximum(score, cosines.max(axis=1), out=score)
+
+
+class _Gram:
+    """Σ u uᵀ over the first ``m`` chosen rows (d × d, float64), grown as rows are chosen."""
+
+    def __init__(self, dim: int) -> None:
+        self.matrix = np.zeros((dim, dim), dtype=np.float64)
+        self.m = 0
+
+    def upto(self, rows: np.ndarray) -> np.ndarray:
+        new = rows[self.m :].astype(np.float64)
+        self.matrix += new.T @ new
+        self.m = len(rows)
+        return self.matrix
+
+
+def _refresh(
+    features: np.ndarray,
+    score: np.ndarray,
+    seen: np.ndarray,
+    rows: np.ndarray,
+    candidates: np.ndarray,
+    aggregate: str,
+    gram: _Gram,
+) -> None:
+    """Bring the scores of ``candidates`` up to all ``len(rows)`` chosen rows, in place.
+
+    The stale rows, sorted by how many chosen rows they have seen, go in at most
+    ``REFRESH_GROUPS`` (or ``BLOCK_ROWS``-row) groups; each group is one matrix product (BLAS)
+    over the chosen rows from the least its rows have seen, with the columns a row already has
+    masked out — a few wide products, not one pass over the features per chosen row. A Σ cos²
+    score that misses more than d/4 chosen rows is recomputed whole as uᵀ(Σ u_s u_sᵀ)u instead
+    (d² per row however many rows were chosen).
+    """
+    m, dim = rows.shape
+    stale = candidates[seen[candidates] < m]
+    if not len(stale):
+        return
+    stale = stale[np.argsort(seen[stale], kind="stable")]
+    n_groups = max(-(-len(stale) // BLOCK_ROWS), min(REFRESH_GROUPS, len(stale)))
+    for group in np.array_split(stale, n_groups):
+        ids = np.sort(group)  # a memory map is read forwards
+        block = np.asarray(features[ids], dtype=np.float32)
+        have = seen[ids]
+        if aggregate == "sum_sq" and m - int(have.min()) > dim // 4:
+            product = block @ gram.upto(rows).astype(np.float32)
+            score[ids] = np.einsum("ij,ij->i", product, block, dtype=np.float64)
+            continue
+        part = score[ids]
+        for p in range(int(have.min()), m, PENDING_MAX):
+            cosines = block @ rows[p : min(m, p + PENDING_MAX)].T
+            unseen = np.arange(p, p + cosines.shape[1])[None, :] >= have[:, None]
+            if aggregate == "sum_sq":
+                part += np.square(cosines, dtype=np.float64).sum(axis=1, where=unseen)
+            else:
+                np.maximum(part, cosines.max(axis=1, where=unseen, initial=-np.inf), out=part)
+        score[ids] = part
+    seen[stale] = m
+
+
+def _least(values: np.ndarray, count: int) -> tuple[np.ndarray, float]:
+    """Positions of about the ``count`` least values below +inf, and a cut: every other value is
+    at least the cut and every value returned is below it (all the least values when they tie)."""
+    present = values < np.inf
+    if count >= int(present.sum()):
+        return np.flatnonzero(present), np.inf
+    cut = float(np.partition(values, count)[count])
+    chosen = np.flatnonzero(values < cut)
+    if not len(chosen):  # more than ``count`` values tie at the least
+        least = float(values.min())
+        chosen, cut = np.flatnonzero(values == least), float(np.nextafter(least, np.inf))
+    return chosen, cut
 
 
 def lazy_greedy(
@@ -49,12 +133,12 @@ def lazy_greedy(
     row's score over the chosen rows is Σ cos² (``aggregate="sum_sq"``) or max cos ("max").
 
     Both scores only grow as rows are chosen, so a score computed against the first m chosen
-    rows is a lower bound later. Each row keeps such a bound and how many chosen rows it has
-    seen; a step refreshes the ``batch`` free rows of least bound against the chosen rows they
-    have not seen (one matrix product), and accepts the least exact score once no bound is
-    below it. That is the same choice as recomputing every score each step, at a fraction of
-    the work: rows far behind the frontier are never looked at again, and the products are
-    matrix–matrix, not one matrix–vector pass over all features per step.
+    rows is a lower bound later. Each round refreshes the ``batch`` free rows of least bound
+    (``_refresh``: matrix products over the chosen rows each has not seen) and then picks from
+    them alone, keeping their scores exact with one product per pick over those rows, for as
+    long as the least of them stays below every other row's bound — exactly the choices of
+    recomputing every score each step (``eager_greedy``). A round costs O(n) bookkeeping and
+    rows whose bound stays above the frontier are never read again.
     """
     if aggregate not in ("sum_sq", "max"):
         raise PrismError(
@@ -67,35 +151,41 @@ def lazy_greedy(
     rows = np.zeros((max(budget, 1), dim), dtype=np.float32)  # the chosen rows, in order
     for j, i in enumerate(order):
         rows[j] = features[i]
-    empty = 0.0 if aggregate == "sum_sq" else -np.inf
-    bound = np.full(n, empty, dtype=np.float64)
-    seen = np.zeros(n, dtype=np.int64)
+    score = np.full(n, 0.0 if aggregate == "sum_sq" else -np.inf)
+    seen = np.zeros(n, dtype=np.int64)  # how many chosen rows each score has absorbed
+    gram = _Gram(dim)
+    pool, pool_cut = np.zeros(0, dtype=np.int64), -np.inf
     while len(order) < budget:
-        m = len(order)
-        while True:
-            stale = free & (seen < m)
-            exact = free & (seen == m)
-            best = int(np.argmin(np.where(exact, bound, np.inf))) if exact.any() else -1
-            lowest_stale = float(np.min(bound, where=stale, initial=np.inf))
-            if best >= 0 and bound[best] <= lowest_stale:
+        pool = pool[free[pool]]
+        if not len(pool) or score[pool].min() >= pool_cut:
+            pool, pool_cut = _least(np.where(free, score, np.inf), POOL_FACTOR * batch)
+            pool = pool[free[pool]]
+        # Rows outside the pool have bounds of at least ``pool_cut``; the candidates are the
+        # ``batch`` rows of least bound in the pool, so every other row's bound is at least ``cut``.
+        candidates, cut = _least(score[pool], batch)
+        candidates, cut = pool[candidates], min(cut, pool_cut)
+        _refresh(features, score, seen, rows[: len(order)], candidates, aggregate, gram)
+        exact = score[candidates]
+        if len(candidates) > batch:  # only after ties: keep the picks' products small
+            least = float(exact.min())
+            candidates = candidates[exact == least]
+            cut = min(cut, float(np.nextafter(least, np.inf)))
+        # Every other free row's score is at least ``cut``: a candidate below it is the least.
+        local = score[candidates]
+        block = np.asarray(features[candidates], dtype=np.float32)
+        while len(order) < budget:
+            j = int(np.argmin(local))  # the first of equal scores, as in the eager loop
+            if not local[j] < cut:
                 break
-            candidates = np.flatnonzero(stale)
-            if len(candidates) > batch:
-                part = np.argpartition(bound[candidates], batch - 1)[:batch]
-                candidates = np.sort(candidates[part])
-            lo = int(seen[candidates].min())
-            cosines = np.asarray(features[candidates], dtype=np.float32) @ rows[lo:m].T
-            unseen = np.arange(lo, m)[None, :] >= seen[candidates][:, None]
-            if aggregate == "sum_sq":
-                fresh = np.square(cosines, dtype=np.float64).sum(axis=1, where=unseen)
-                bound[candidates] += fresh
-            else:
-                fresh = np.max(cosines, axis=1, where=unseen, initial=-np.inf)
-                bound[candidates] = np.maximum(bound[candidates], fresh)
-            seen[candidates] = m
-        order.append(best)
-        free[best] = False
-        rows[m] = features[best]
+            i = int(candidates[j])
+            order.append(i)
+            free[i] = False
+            rows[len(order) - 1] = features[i]
+            cosines = block @ rows[len(order) - 1]
+            _absorb(local, cosines[:, None], aggregate)
+            local[j] = np.inf
+        score[candidates] = local
+        seen[candidates] = len(order)
     return order
 
 

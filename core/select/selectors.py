@@ -18,8 +18,9 @@ Every selector function has the signature ``fn(pool, *, budget, seed, start, **o
   prefix-stable selector every prefix is its answer for a smaller budget (the budget curves
   score one run prefix by prefix).
 
-Cosine is the inner product of unit rows, so every distance here is one matrix–vector product
-per step over the memory-mapped features: O(n · d) per chosen row (``core.select.greedy``).
+Cosine is the inner product of unit rows, so the greedy selectors' distances are matrix products
+over the memory-mapped features, computed lazily for the rows near the frontier only
+(``core.select.greedy``); they make the same choices as one full pass per chosen row.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from core.validate import check_seed
 __all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "resolve_budget", "select"]
 
 DEDUPE_THRESHOLD = 0.95
-# From this many rows dedupe searches a faiss index (exact flat, IVF from 200,000 rows).
+# From this many rows dedupe compares rows in matrix products over all pairs (from 50,000 rows:
+# within faiss inverted lists, ``core.select.dedupe_index``).
 DEDUPE_INDEX_MIN_ROWS = 20_000
 
 
@@ -220,8 +222,9 @@ def near_duplicates(
 
     A row is dropped when an earlier kept row has cosine ≥ ``threshold`` with it, so no two kept
     rows are near-duplicates and every dropped row has a kept twin. "exact": each block of rows is
-    compared with all rows kept before it and with itself; "index": a faiss range search
-    (``core.select.dedupe_index``); "auto" takes "index" from ``DEDUPE_INDEX_MIN_ROWS`` rows.
+    compared with all rows kept before it and with itself; "index": pairs found in matrix products
+    within faiss inverted lists (``core.select.dedupe_index``); "auto" takes "index" from
+    ``DEDUPE_INDEX_MIN_ROWS`` rows.
     """
     if not 0.0 < threshold <= 1.0:
         raise PrismError(f"threshold must be in (0, 1], got {threshold!r}.", param="threshold")

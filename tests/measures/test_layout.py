@@ -113,7 +113,7 @@ def manifold_clusters(n_per_cluster: int, n_clusters: int, d: int = 32, *, seed:
     return rows.astype(np.float32), truth
 
 
-def test_fit_on_a_sample_then_transform_keeps_neighbourhoods():
+def test_fit_on_a_sample_then_placement_keeps_neighbourhoods():
     features, _ = manifold_clusters(100, 9, seed=1)
     sampled = umap_layout(features, seed=2, fit_sample=450)
     assert sampled.shape == (900, 2) and sampled.dtype == np.float32

@@ -81,3 +81,42 @@ def test_bad_options_are_refused() -> None:
         near_duplicates(features, method="fast")
     assert caught.value.param == "method"
     assert indexed_near_duplicates(features[:0], threshold=0.9).shape == (0,)
+
+
+def test_many_copies_of_one_row_keep_one() -> None:
+    """More copies than a row consults (MAX_PAIRS): still only the first copy is kept."""
+    from core.select.dedupe_index import MAX_PAIRS
+
+    rng = np.random.default_rng(4)
+    features = unit(rng.standard_normal((600, 32)))
+    copies = rng.choice(600, size=4 * MAX_PAIRS, replace=False)
+    features[copies] = features[copies[0]]
+    for approximate in (False, True):
+        twin = indexed_near_duplicates(features, threshold=0.95, approximate=approximate)
+        first = int(np.sort(copies)[0])
+        assert twin[first] == -1
+        np.testing.assert_array_equal(twin[np.sort(copies)[1:]], first)
+        np.testing.assert_array_equal(twin, near_duplicates(features, threshold=0.95))
+
+
+def test_inverted_lists_find_the_exact_drops_on_a_clustered_set() -> None:
+    """20,000 clustered rows, 1,000 near-copies: the lists find every pair the exact loop finds,
+    and every row they drop has a kept twin, earlier, at cosine ≥ threshold."""
+    rng = np.random.default_rng(6)
+    centres = rng.standard_normal((2000, 32))
+    features = unit(
+        centres[rng.integers(0, 2000, 20_000)] + 0.5 * rng.standard_normal((20_000, 32))
+    )
+    copies = rng.choice(20_000, size=1000, replace=False)
+    features[copies] = unit(
+        features[rng.integers(0, 20_000, 1000)] + 0.01 * rng.standard_normal((1000, 32))
+    )
+    exact = near_duplicates(features, threshold=0.95, method="exact")
+    lists = indexed_near_duplicates(features, threshold=0.95, approximate=True)
+    dropped = np.flatnonzero(lists >= 0)
+    assert (exact >= 0).sum() >= 900
+    recall = np.isin(np.flatnonzero(exact >= 0), dropped).mean()
+    assert recall >= 0.99, recall
+    assert (lists[dropped] < dropped).all() and (lists[lists[dropped]] == -1).all()
+    cosines = np.einsum("ij,ij->i", features[dropped], features[lists[dropped]])
+    assert (cosines >= 0.95 - 1e-6).all()
