@@ -137,10 +137,17 @@ def _sampled_layout(
         if rows.size:
             block = _finite_block(array[start : start + TRANSFORM_BATCH][rows - start])
             sims, near = index.search(np.ascontiguousarray(block), n_near)
-            weights = np.exp((sims - sims[:, :1]).astype(np.float64) / PLACE_TEMPERATURE)
-            weights /= weights.sum(axis=1, keepdims=True)
-            coords[rows] = np.einsum("rk,rkc->rc", weights, embedding[near])
+            coords[rows] = placed(sims, near, embedding)
     return coords
+
+
+def placed(cosines: np.ndarray, near: np.ndarray, anchor_coords: np.ndarray) -> np.ndarray:
+    """Coordinates (m×2) of rows placed among anchors: the mean of their nearest anchors'
+    coordinates (``near`` m×k, best first, with ``cosines``), weighted by a softmax of cosine
+    (temperature ``PLACE_TEMPERATURE``), so the closest anchors dominate."""
+    weights = np.exp((cosines - cosines[:, :1]).astype(np.float64) / PLACE_TEMPERATURE)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.einsum("rk,rkc->rc", weights, np.asarray(anchor_coords, dtype=np.float64)[near])
 
 
 def _checked(coords: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@
   unrelated spaces. Random pairs are mostly far apart, so it describes the global structure;
   the agreement above describes the closest neighbours.
 - ``compare_spaces``: all of these at once, as a ``SpaceComparison``.
+- ``nearest_in_pool``: the k rows of a (memory-mapped) pool nearest each of a few query rows,
+  read block by block (what placing and judging new rows needs).
 """
 
 from __future__ import annotations
@@ -242,3 +244,28 @@ def compare_spaces(
         n_pairs=min(n_pairs, n * (n - 1) // 2),
         seed=int(seed),
     )
+
+
+def nearest_in_pool(
+    pool: np.ndarray, queries: np.ndarray, k: int, *, chunk_rows: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` pool rows of largest cosine to each query (unit rows; ``pool`` may be a memory
+    map, never read whole): (rows (m×k) int64, cosines (m×k) float32), best first. With an empty
+    pool both have no columns."""
+    k = min(int(k), len(pool))
+    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+    best_cos = np.zeros((len(queries), 0), dtype=np.float32)
+    if k == 0 or len(queries) == 0:
+        return best_rows, best_cos
+    q = np.ascontiguousarray(queries, dtype=np.float32).T
+    for start in range(0, len(pool), chunk_rows):
+        block = np.asarray(pool[start : start + chunk_rows], dtype=np.float32) @ q  # (b×m)
+        top = np.argpartition(-block, min(k, len(block)) - 1, axis=0)[:k].T
+        best_rows = np.concatenate([best_rows, top + start], axis=1)
+        best_cos = np.concatenate([best_cos, np.take_along_axis(block.T, top, axis=1)], axis=1)
+        if best_rows.shape[1] > k:
+            keep = np.argsort(-best_cos, axis=1, kind="stable")[:, :k]
+            best_rows = np.take_along_axis(best_rows, keep, axis=1)
+            best_cos = np.take_along_axis(best_cos, keep, axis=1)
+    order = np.argsort(-best_cos, axis=1, kind="stable")
+    return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best_cos, order, axis=1)

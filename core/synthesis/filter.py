@@ -23,10 +23,10 @@ import numpy as np
 
 from core.errors import PrismError
 from core.measures.clusters import nearest_cluster, sparse_clusters
+from core.measures.neighbours import nearest_in_pool
 
 REASONS = ("malformed", "duplicate", "dense", "kept")
 DUPLICATE_COSINE = 0.98
-_CHUNK_ROWS = 65_536
 
 
 def text_key(text: str) -> str:
@@ -35,19 +35,13 @@ def text_key(text: str) -> str:
     return hashlib.blake2b(folded.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def max_cosine(
-    pool: np.ndarray, queries: np.ndarray, *, chunk_rows: int = _CHUNK_ROWS
-) -> np.ndarray:
+def max_cosine(pool: np.ndarray, queries: np.ndarray, *, chunk_rows: int = 65_536) -> np.ndarray:
     """For each query row, its largest cosine to any pool row (unit rows; the pool may be a
     memory map, read in blocks). -inf for every query when the pool is empty."""
-    best = np.full(len(queries), -np.inf, dtype=np.float32)
-    if len(queries) == 0:
-        return best
-    q = np.ascontiguousarray(queries, dtype=np.float32).T
-    for start in range(0, len(pool), chunk_rows):
-        block = np.asarray(pool[start : start + chunk_rows], dtype=np.float32)
-        np.maximum(best, (block @ q).max(axis=0), out=best)
-    return best
+    _, cosines = nearest_in_pool(pool, queries, 1, chunk_rows=chunk_rows)
+    if cosines.shape[1] == 0:
+        return np.full(len(queries), -np.inf, dtype=np.float32)
+    return cosines[:, 0]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ features were computed with the workspace's own proxy, scope, dim and seed, so t
 to ``features.npy`` as they are. Per-sample analyses are extended rather than recomputed: the
 feature columns come from the candidates' own extraction, ``cluster`` is the nearest centroid
 (the clusters section's sizes grow to match and the next synthesis round clusters afresh), and
-map coordinates are the similarity-weighted mean of the 10 nearest existing rows'. Whole-set
+map coordinates are placed among the nearest existing rows (as the sampled map places rows). Whole-set
 scores are recomputed; text-space results and budget curves, which cannot be extended, are
 removed (their commands recompute them).
 """
@@ -34,37 +34,16 @@ SOURCE, SYNTHETIC = "source", "synthetic"
 ORIGINS = (SOURCE, SYNTHETIC)
 PROVENANCE = ("synthesis_round", "synthesis_cluster", "synthesis_examples", "synthesis_generator")
 EXTENDED = ("features", "clusters", "layout")  # analyses whose columns join_round extends
-PLACE_NEIGHBOURS = 10
-_CHUNK_ROWS = 65_536
-
-
-def nearest_rows(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` pool rows of largest cosine to each query (unit rows; the pool may be memory
-    mapped): (indices (m×k), cosines (m×k)), best first."""
-    k = min(k, len(pool))
-    best_i = np.zeros((len(queries), 0), dtype=np.int64)
-    best_c = np.zeros((len(queries), 0), dtype=np.float32)
-    q = np.ascontiguousarray(queries, dtype=np.float32).T
-    for start in range(0, len(pool), _CHUNK_ROWS):
-        block = np.asarray(pool[start : start + _CHUNK_ROWS], dtype=np.float32) @ q  # (b×m)
-        top = np.argpartition(-block, min(k, len(block)) - 1, axis=0)[:k].T  # (m×k')
-        cos = np.take_along_axis(block.T, top, axis=1)
-        best_i = np.concatenate([best_i, top + start], axis=1)
-        best_c = np.concatenate([best_c, cos], axis=1)
-        if best_i.shape[1] > k:
-            keep = np.argsort(-best_c, axis=1, kind="stable")[:, :k]
-            best_i = np.take_along_axis(best_i, keep, axis=1)
-            best_c = np.take_along_axis(best_c, keep, axis=1)
-    order = np.argsort(-best_c, axis=1, kind="stable")
-    return np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_c, order, axis=1)
 
 
 def place(pool: np.ndarray, coords: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Map coordinates (m×2) for new rows: the mean of their nearest pool rows' coordinates,
-    weighted by cosine (clipped at a small positive floor)."""
-    rows, cos = nearest_rows(pool, queries, PLACE_NEIGHBOURS)
-    weights = np.clip(cos, 1e-3, None).astype(np.float64)
-    return (coords[rows] * weights[..., None]).sum(axis=1) / weights.sum(axis=1)[:, None]
+    """Map coordinates (m×2) for new rows, placed among the pool's rows as the sampled map
+    places the rows it was not fit on (``core.measures.layout.placed``)."""
+    from core.measures.layout import PLACE_NEIGHBOURS, placed
+    from core.measures.neighbours import nearest_in_pool
+
+    near, cosines = nearest_in_pool(pool, queries, PLACE_NEIGHBOURS)
+    return placed(cosines, near, coords)
 
 
 def _content(

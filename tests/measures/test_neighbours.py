@@ -117,3 +117,20 @@ def test_bad_input_is_named() -> None:
         nearest_neighbours(a, n_neighbors=2, device="tpu")
     with pytest.raises(PrismError, match="n must be an integer ≥ 2"):
         chance_agreement(1, 1)
+
+
+def test_nearest_in_pool_reads_blocks_and_ranks_best_first() -> None:
+    from core.measures.neighbours import nearest_in_pool
+
+    rng = np.random.default_rng(3)
+    pool = rng.standard_normal((500, 12)).astype(np.float32)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    queries = pool[[7, 99, 480]] + 0.01
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    rows, cosines = nearest_in_pool(pool, queries, 5, chunk_rows=64)
+    exact = queries @ pool.T
+    expected = np.argsort(-exact, axis=1, kind="stable")[:, :5]
+    assert rows[:, 0].tolist() == [7, 99, 480]
+    assert rows.tolist() == expected.tolist()
+    np.testing.assert_allclose(cosines, np.take_along_axis(exact, expected, axis=1), atol=1e-6)
+    assert nearest_in_pool(pool[:0], queries, 5)[0].shape == (3, 0)
