@@ -2,7 +2,8 @@
 
 - ``spherical_kmeans``: cosine k-means (k-means++ init, seeded, best of ``n_init``), labels renumbered
   by decreasing cluster size, so label 0 is the largest cluster. Below ``FAISS_MIN_SAMPLES`` rows
-  it runs the exact Lloyd loop here; from there on faiss (``core.measures.kmeans_faiss``).
+  it runs the exact Lloyd loop here; from there on torch on a GPU (``core.measures.kmeans_torch``),
+  else faiss (``core.measures.kmeans_faiss``).
 - ``default_n_clusters``: k ≈ N/10, the published choice.
 - ``cluster_sizes`` / ``sparse_clusters``: a cluster is *sparse* when its size is strictly below
   the median cluster size (the published definition).
@@ -35,7 +36,7 @@ _INIT_ROWS_PER_CLUSTER = 50
 # From this many rows "auto" clusters with faiss; below it the exact Lloyd loop (so small sets,
 # the demo included, keep exactly the clusters they always had).
 FAISS_MIN_SAMPLES = 20_000
-KMEANS_METHODS = ("auto", "exact", "faiss")
+KMEANS_METHODS = ("auto", "exact", "faiss", "torch")
 
 
 def default_n_clusters(n_samples: int) -> int:
@@ -254,7 +255,9 @@ def spherical_kmeans(
 
     ``method``: "exact" is that loop in numpy; "faiss" runs the same iterations in faiss
     (``core.measures.kmeans_faiss``, one k-means++ start, approximate assignment for large k);
-    "auto" takes "exact" below ``FAISS_MIN_SAMPLES`` rows and "faiss" from there on.
+    "torch" runs exact-assignment iterations with torch (``core.measures.kmeans_torch``, on a GPU
+    when there is one); "auto" takes "exact" below ``FAISS_MIN_SAMPLES`` rows and from there on
+    "torch" on a CUDA device, else "faiss".
     """
     array = check_features(features)
     n = array.shape[0]
@@ -271,6 +274,21 @@ def spherical_kmeans(
         raise PrismError(
             f"method must be one of {', '.join(KMEANS_METHODS)}; got {method!r}.", param="method"
         )
+    if method == "auto" and n >= FAISS_MIN_SAMPLES and _cuda():
+        method = "torch"
+    if method == "torch":
+        from core.devices import resolve_device
+        from core.measures.kmeans_torch import torch_kmeans
+
+        result = torch_kmeans(
+            unit_rows(array),
+            n_clusters=n_clusters,
+            seed=seed,
+            max_iter=max_iter,
+            device=str(resolve_device("auto")),
+        )
+        labels, centroids = _sort_by_size(result.labels, result.centroids)
+        return dataclasses.replace(result, labels=labels, centroids=centroids)
     if method == "faiss" or (method == "auto" and n >= FAISS_MIN_SAMPLES):
         from core.measures.kmeans_faiss import faiss_kmeans
 
@@ -292,6 +310,12 @@ def spherical_kmeans(
     return Clustering(
         labels=labels, centroids=centroids, n_iter=n_iter, objective=objective, seed=seed
     )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _check_labels(labels: object, *, n_clusters: int, name: str = "labels") -> np.ndarray:
