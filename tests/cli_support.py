@@ -6,8 +6,11 @@ import contextlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,3 +100,28 @@ def app_command(port: int) -> list[str]:
         "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[Any], *, log: Path, timeout: float = 60
+) -> None:
+    """Wait until ``url`` answers 200; a server that exits or never answers fails with the end
+    of its ``log``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server at {url} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)

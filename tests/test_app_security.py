@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import app_command
+from cli_support import app_command, free_port
 from test_app import app, assert_clean, errors, home, router_only  # noqa: F401 — fixtures
 
 from core.errors import PrismError
@@ -29,17 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGURED = "prism.example"  # a name the test server is told to answer to
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The port of a real app server on 127.0.0.1 (as `make run` starts it)."""
     home = tmp_path_factory.mktemp("security-home")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PRISM_HOME": str(home),

@@ -9,11 +9,8 @@ headless by Playwright. Screenshots of every step go to artifacts/e2e/ (not comm
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 from app_workspaces import make_workspace  # noqa: E402
-from cli_support import app_command  # noqa: E402
+from cli_support import app_command, free_port, wait_until_healthy  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "e2e"
@@ -40,12 +37,6 @@ CHROMIUM_ARGS = [
 DEMO_ROWS = 400
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def prism_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("prism-home")
@@ -57,7 +48,7 @@ def prism_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """The app served under ``$PRISM_HOME`` = ``home`` (plus ``env``); yields its URL and stops
     the server (and waits for it) on exit."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PRISM_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("PRISM_DATA_ROOTS", None)
     log = open(home / "server.log", "wb")  # noqa: SIM115 — closed below
@@ -70,19 +61,7 @@ def app_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the app server did not start:\n{(home / 'server.log').read_text()}"
-                )
-            time.sleep(0.3)
+        wait_until_healthy(f"{url}/_stcore/health", process, log=home / "server.log")
         yield url
     finally:
         process.terminate()

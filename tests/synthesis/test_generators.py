@@ -7,17 +7,15 @@ import functools
 import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import free_port, wait_until_healthy
 
 from core.errors import PrismError
 from core.features.proxy import default_model_dir
@@ -121,17 +119,11 @@ def test_requests_are_checked(local: Any) -> None:
     assert caught.value.param == "chats"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(base URL, model name) of ``transformers serve`` pinned to the embedded model."""
     model = str(default_model_dir())
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     command = [
@@ -152,17 +144,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"transformers serve did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log=log_path, timeout=120)
         yield f"http://127.0.0.1:{port}/v1", model
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -206,7 +188,7 @@ def test_endpoint_unknown_model_is_a_clear_error(served: tuple[str, str]) -> Non
 
 def test_refused_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRISM_TEST_KEY", SECRET)
-    url = f"http://user:pw@127.0.0.1:{_free_port()}/v1?key=abc"
+    url = f"http://user:pw@127.0.0.1:{free_port()}/v1?key=abc"
     generator = make_generator(
         endpoint=url, endpoint_model="m", api_key_env="PRISM_TEST_KEY", max_retries=0
     )

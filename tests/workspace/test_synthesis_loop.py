@@ -44,9 +44,9 @@ def test_a_round_stores_every_candidate_and_joins_exactly_the_kept_ones(
     [record] = _run(copy_built, tiny_generator, per_round=6, seed=3)
     ws = Workspace.open(copy_built)
     frame, features = read_round(ws, 1)
-    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(features) == 8
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(features) == 6
     counts = frame["reason"].value_counts().to_dict()
-    assert sum(counts.values()) == record["generated"] == 8
+    assert sum(counts.values()) == record["generated"] == 6
     assert {k: record[k] for k in counts} == counts
     # The filter: kept ⇔ well formed, no duplicate, nearest centroid in a sparse cluster.
     formed = frame["reason"] != "malformed"
