@@ -16,6 +16,9 @@ removed (their commands recompute them).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from core.data.columns import ColumnMap
 from core.errors import WorkspaceError
 from core.measures.clusters import sparse_clusters
 from core.workspace.candidates import joining, read_round, write_round
+from core.workspace.derived import SAMPLES
 from core.workspace.manifest import ClustersSection, FeatureSection, Scores
 from core.workspace.schema import ANALYSES
 from core.workspace.store import EMBEDDINGS, Workspace
@@ -33,6 +37,7 @@ ORIGIN = "origin"
 SOURCE, SYNTHETIC = "source", "synthetic"
 ORIGINS = (SOURCE, SYNTHETIC)
 PROVENANCE = ("synthesis_round", "synthesis_cluster", "synthesis_examples", "synthesis_generator")
+JOURNAL = "synthesis/joining"  # backup of the files a join in progress replaces
 EXTENDED = ("features", "clusters", "layout")  # analyses whose columns join_round extends
 
 
@@ -110,7 +115,7 @@ def join_round(workspace: Workspace, round_no: int) -> int:
     from core.workspace.manifest import scores_record
 
     with workspace.lock():
-        workspace.reload()
+        recover_join(workspace)
         frame, features = read_round(workspace, round_no)
         samples = workspace.samples()
         present = frame["candidate_id"].astype(str).isin(set(samples["id"].astype(str))).to_numpy()
@@ -126,6 +131,7 @@ def join_round(workspace: Workspace, round_no: int) -> int:
                 )
             added = np.asarray(features[mask], dtype=np.float32)
             new = _new_rows(workspace, joined, added, samples)
+            _back_up(workspace)
             if ORIGIN not in samples.columns:
                 samples[ORIGIN] = SOURCE
             else:
@@ -156,9 +162,57 @@ def join_round(workspace: Workspace, round_no: int) -> int:
             )
             workspace.set_section(Scores.from_dict(scores), save=False)
             workspace.save_manifest()
+            # Done: the rows are in. A kill before the next line leaves the round unmarked, and
+            # joining it again only marks it (its ids are present).
+            shutil.rmtree(workspace.path / JOURNAL)
         frame.loc[mask | already, "joined"] = True
         write_round(workspace, round_no, frame, features)
     return int(len(joined))
+
+
+def _journal_files(workspace: Workspace) -> list[Path]:
+    """Every file a join replaces or removes."""
+    from core.workspace.derived import derived_files
+    from core.workspace.store import MANIFEST
+
+    root = workspace.path
+    named = [root / MANIFEST, root / SAMPLES, workspace.features_path, root / EMBEDDINGS]
+    named.append(root / "curves.parquet")
+    return [p for p in [*named, *(path for _, path in derived_files(root))] if p.is_file()]
+
+
+def _back_up(workspace: Workspace) -> None:
+    """Hard links to the files a join is about to replace (each is replaced by a rename, so the
+    links keep the old contents), then the list of them: a complete backup."""
+    folder = workspace.path / JOURNAL
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    files = [str(p.relative_to(workspace.path)) for p in _journal_files(workspace)]
+    for name in files:
+        os.link(workspace.path / name, folder / name.replace("/", "__"))
+    (folder / "files.json").write_text(json.dumps(files), encoding="utf-8")
+
+
+def recover_join(workspace: Workspace) -> bool:
+    """Undo a join that a kill interrupted (True if there was one): the samples, derived files,
+    features and manifest go back to what they were before it, so the round joins again."""
+    from core.workspace.derived import derived_files
+
+    folder = workspace.path / JOURNAL
+    if not folder.is_dir():
+        return False
+    with workspace.lock():
+        listing = folder / "files.json"
+        if listing.is_file():  # else the join never got to change anything
+            files = json.loads(listing.read_text(encoding="utf-8"))
+            for _, path in derived_files(workspace.path):
+                if str(path.relative_to(workspace.path)) not in files:
+                    path.unlink()  # a file the join created
+            for name in files:
+                os.replace(folder / name.replace("/", "__"), workspace.path / name)
+        shutil.rmtree(folder)
+        workspace.reload()
+    return True
 
 
 def _extended(section: ClustersSection, labels: np.ndarray, n_new: int) -> ClustersSection:

@@ -32,8 +32,8 @@ import pandas as pd
 
 from core.errors import JobStopped, PrismError
 from core.synthesis.generators import Generator
-from core.workspace.candidates import joining, read_round, round_numbers
-from core.workspace.grow import join_round
+from core.workspace.candidates import read_round, round_numbers
+from core.workspace.grow import join_round, recover_join
 from core.workspace.jobs import CANCELLED, DONE, FAILED, RUNNING, Stop, report_job, sigterm_stops
 from core.workspace.manifest import SynthesisSection
 from core.workspace.rounds import SynthesisConfig, SynthesisRound
@@ -74,19 +74,22 @@ def round_record(workspace: Workspace, round_no: int) -> dict[str, Any]:
 
 
 def join(workspace: Workspace, round_no: int) -> dict[str, Any]:
-    """Join a judged round and complete its record (what ``--join`` and the loop call)."""
+    """Join a judged round and complete its record (what ``--join`` and the loop call). The
+    counts come from the round's candidates, so a join resumed after a kill records them too."""
+    recover_join(workspace)
     record = round_record(workspace, round_no)
     before = record.get("g_vendi_before")
     if before is None:
         before = _g_vendi(workspace)
-    frame, _ = read_round(workspace, round_no)
-    landing = joining(frame) & frame["nearest_sparse"].to_numpy(dtype=bool)
-    n_joined = join_round(workspace, round_no)
+    join_round(workspace, round_no)
     workspace.reload()
+    frame, _ = read_round(workspace, round_no)
+    joined = frame["joined"].to_numpy(dtype=bool)
+    landing = joined & frame["nearest_sparse"].to_numpy(dtype=bool)
     record.update(
         g_vendi_before=float(before),
         g_vendi_after=_g_vendi(workspace),
-        joined=int(record.get("joined", 0)) + n_joined,
+        joined=int(joined.sum()),
         sparse_rows_after=int(record.get("sparse_rows_before", 0)) + int(landing.sum()),
         sparse_clusters_reached=int(frame.loc[landing, "nearest_cluster"].nunique()),
         status="joined",
@@ -118,6 +121,7 @@ def run_synthesis(
     from core.features.proxy import load_proxy
     from core.workspace.extraction import config_from_workspace
 
+    recover_join(workspace)  # a join a kill interrupted is undone, and done again below
     workspace.features()  # a clear message when the features are not finished
     total = config.rounds * config.per_round
     started = None

@@ -150,6 +150,37 @@ def test_review_keeps_and_drops_by_hand_before_joining(
         decide(Workspace.open(copy_built), [keep], "drop")
 
 
+def test_a_join_interrupted_halfway_is_undone_and_done_again(
+    copy_built: Path, tiny_generator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after the samples were written but before the features were: the next join puts
+    the workspace back as it was, then joins the round once."""
+    import core.workspace.files as files
+
+    n0 = Workspace.open(copy_built).n_samples
+    _run(copy_built, tiny_generator, per_round=3, sparse_only=False, review=True, seed=4)
+    kept = set(
+        read_round(Workspace.open(copy_built), 1)[0].query("reason == 'kept'")["candidate_id"]
+    )
+    assert kept
+
+    def stop(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files, "write_npy", stop)
+    with pytest.raises(KeyboardInterrupt):
+        join_round(Workspace.open(copy_built), 1)
+    monkeypatch.undo()
+    assert (copy_built / "synthesis" / "joining").is_dir()
+    record = join_round(Workspace.open(copy_built), 1)
+    ws = Workspace.open(copy_built)
+    assert not (copy_built / "synthesis" / "joining").exists()
+    assert record["joined"] == len(kept) and ws.n_samples == n0 + len(kept)
+    samples = ws.samples()  # every derived file matches the samples again
+    assert set(samples.query("origin == 'synthetic'")["id"]) == kept
+    assert len(ws.features()) == len(samples) and samples["id"].is_unique
+
+
 def _synthesize(path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "core", "synthesize", str(path), "--generator", "tiny",
