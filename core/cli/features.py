@@ -16,13 +16,18 @@ from rich.markup import escape
 from core.cli.options import (
     BatchTokensHelp,
     DeviceHelp,
+    IdColOpt,
     JsonOpt,
+    MessagesColOpt,
     NprocOpt,
+    PromptColOpt,
     QuietOpt,
+    ResponseColOpt,
     ShardSecondsHelp,
+    TextColOpt,
     WorkspaceArg,
-    column_map,
     open_workspace,
+    read_dataset,
 )
 from core.cli.render import console, err, print_info, print_json, print_scores
 from core.errors import PrismError
@@ -81,20 +86,11 @@ def features(
         str | None,
         typer.Option(help="Split of a saved DatasetDict folder (default: train)."),
     ] = None,
-    prompt_col: Annotated[str | None, typer.Option(help="Column holding the prompt.")] = None,
-    response_col: Annotated[str | None, typer.Option(help="Column holding the response.")] = None,
-    messages_col: Annotated[
-        str | None, typer.Option(help="Column holding a chat (list of role/content messages).")
-    ] = None,
-    text_col: Annotated[
-        str | None, typer.Option(help="Column holding plain text (loss over all tokens).")
-    ] = None,
-    id_col: Annotated[
-        str | None,
-        typer.Option(
-            help="Column of unique sample ids (default: 'id' if present, else the row number)."
-        ),
-    ] = None,
+    prompt_col: PromptColOpt = None,
+    response_col: ResponseColOpt = None,
+    messages_col: MessagesColOpt = None,
+    text_col: TextColOpt = None,
+    id_col: IdColOpt = None,
     shard_size: Annotated[int, typer.Option(help="Most samples per resumable shard.")] = 128,
     shard_seconds: Annotated[
         float,
@@ -117,7 +113,6 @@ def features(
         _extract(ws, batch_size=batch_size, batch_tokens=batch_tokens, device=device,
                  shard_size=shard_size, shard_seconds=shard_seconds, quiet=True, group=group)  # fmt: skip
         return
-    from core.data.dataset import load_dataset
     from core.features.extract import FeatureConfig
     from core.workspace.estimate import estimate_run
     from core.workspace.extraction import (
@@ -144,20 +139,20 @@ def features(
         raise PrismError(f"--limit must be ≥ 1, got {limit}.")
     if workspace is not None:
         check_workspace_target(workspace)  # before reading a possibly large file
-    columns = column_map(
+    dataset = read_dataset(
         source,
         split=split,
-        prompt_col=prompt_col,
-        response_col=response_col,
-        messages_col=messages_col,
-        text_col=text_col,
-        id_col=id_col,
+        columns={
+            "prompt_col": prompt_col,
+            "response_col": response_col,
+            "messages_col": messages_col,
+            "text_col": text_col,
+            "id_col": id_col,
+        },
+        limit=limit,
+        sample=sample,
+        sample_seed=sample_seed,
     )
-    dataset = load_dataset(
-        source, columns=columns, limit=limit, sample=sample, sample_seed=sample_seed, split=split
-    )
-    for note in dataset.notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     path = workspace or default_workspace_path(source, dataset.fingerprint)
     if not quiet:
         skipped = f", {dataset.n_skipped:,} skipped (empty cells)" if dataset.n_skipped else ""

@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from core.cli.options import column_map
+from core.cli.options import (
+    IdColOpt,
+    MessagesColOpt,
+    PromptColOpt,
+    ResponseColOpt,
+    TextColOpt,
+    read_dataset,
+)
 from core.cli.render import err, print_scores
 
 
@@ -37,37 +44,28 @@ def import_features(
     split: Annotated[
         str | None, typer.Option(help="Split of a saved DatasetDict folder (default: train).")
     ] = None,
-    prompt_col: Annotated[str | None, typer.Option(help="Column holding the prompt.")] = None,
-    response_col: Annotated[str | None, typer.Option(help="Column holding the response.")] = None,
-    messages_col: Annotated[
-        str | None, typer.Option(help="Column holding a chat (list of role/content messages).")
-    ] = None,
-    text_col: Annotated[str | None, typer.Option(help="Column holding plain text.")] = None,
-    id_col: Annotated[
-        str | None,
-        typer.Option(
-            help="Column of unique sample ids (default: 'id' if present, else the row number)."
-        ),
-    ] = None,
+    prompt_col: PromptColOpt = None,
+    response_col: ResponseColOpt = None,
+    messages_col: MessagesColOpt = None,
+    text_col: TextColOpt = None,
+    id_col: IdColOpt = None,
 ) -> None:
     """Build a workspace from a dataset and an N×d feature array computed elsewhere."""
-    from core.data.dataset import load_dataset
     from core.workspace.extraction import check_workspace_target
     from core.workspace.imported import import_features as build
 
     check_workspace_target(workspace)  # before reading a possibly large file
-    columns = column_map(
+    dataset = read_dataset(
         source,
         split=split,
-        prompt_col=prompt_col,
-        response_col=response_col,
-        messages_col=messages_col,
-        text_col=text_col,
-        id_col=id_col,
+        columns={
+            "prompt_col": prompt_col,
+            "response_col": response_col,
+            "messages_col": messages_col,
+            "text_col": text_col,
+            "id_col": id_col,
+        },
     )
-    dataset = load_dataset(source, columns=columns, split=split)
-    for note in dataset.notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     ws = build(workspace, dataset, features_file, column=features_col)
     section = ws.feature_section
     original = section.settings.get("original_dim") if section else None

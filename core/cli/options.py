@@ -82,6 +82,39 @@ def read_ids(path: Path) -> list[str]:
     return wanted
 
 
+PromptColOpt = Annotated[str | None, typer.Option(help="Column holding the prompt.")]
+ResponseColOpt = Annotated[str | None, typer.Option(help="Column holding the response.")]
+MessagesColOpt = Annotated[
+    str | None, typer.Option(help="Column holding a chat (list of role/content messages).")
+]
+TextColOpt = Annotated[
+    str | None, typer.Option(help="Column holding plain text (loss over all tokens).")
+]
+IdColOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Column of unique sample ids (default: 'id' if present, else the row number)."
+    ),
+]
+
+
+def read_dataset(
+    source: str, *, split: str | None, columns: dict[str, str | None], **load: Any
+) -> Any:
+    """``load_dataset`` with the column options (``prompt_col`` … ``id_col``) of a command, its
+    notes printed to stderr (the one path of `prism features` and `prism import-features`)."""
+    from rich.markup import escape
+
+    from core.cli.render import err
+    from core.data.dataset import load_dataset
+
+    mapped = column_map(source, split=split, **columns)
+    dataset = load_dataset(source, columns=mapped, split=split, **load)
+    for note in dataset.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    return dataset
+
+
 def column_map(
     source: str,
     *,
