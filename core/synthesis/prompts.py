@@ -36,21 +36,25 @@ def _numbered(items: Sequence[str], noun: str) -> str:
     return "\n\n".join(f"{noun} {i}:\n{item.strip()}" for i, item in enumerate(items, 1))
 
 
-def prompt_chat(examples: Sequence[Example]) -> Chat:
-    """Ask for one new prompt like the examples' prompts."""
-    prompts = [e.prompt or "" for e in examples]
+def _ask_for_one_more(items: Sequence[str], kind: str, like: str) -> Chat:
+    """Show the examples and ask for one new ``kind`` of the same ``like``."""
     return [
         {"role": "system", "content": _SYSTEM},
         {
             "role": "user",
             "content": (
-                f"Here are {len(prompts)} example questions from a dataset.\n\n"
-                f"{_numbered(prompts, 'Example')}\n\n"
-                "Write one new question of the same kind and difficulty that differs from every "
-                "example. Reply with the new question only."
+                f"Here are {len(items)} example {kind}s from a dataset.\n\n"
+                f"{_numbered(items, 'Example')}\n\n"
+                f"Write one new {kind} of the same {like} that differs from every example. "
+                f"Reply with the new {kind} only."
             ),
         },
     ]
+
+
+def prompt_chat(examples: Sequence[Example]) -> Chat:
+    """Ask for one new prompt like the examples' prompts."""
+    return _ask_for_one_more([e.prompt or "" for e in examples], "question", "kind and difficulty")
 
 
 def response_chat(prompt: str, examples: Sequence[Example]) -> Chat:
@@ -66,19 +70,7 @@ def response_chat(prompt: str, examples: Sequence[Example]) -> Chat:
 
 def text_chat(examples: Sequence[Example]) -> Chat:
     """Ask for one new text like the example texts."""
-    texts = [e.text or "" for e in examples]
-    return [
-        {"role": "system", "content": _SYSTEM},
-        {
-            "role": "user",
-            "content": (
-                f"Here are {len(texts)} example texts from a dataset.\n\n"
-                f"{_numbered(texts, 'Example')}\n\n"
-                "Write one new text of the same kind, style and length that differs from every "
-                "example. Reply with the new text only."
-            ),
-        },
-    ]
+    return _ask_for_one_more([e.text or "" for e in examples], "text", "kind, style and length")
 
 
 def clean_reply(raw: str | None, examples: Sequence[str] = ()) -> str | None:
