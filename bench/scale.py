@@ -4,15 +4,21 @@
 
 Synthetic clustered unit features (N/10 planted directions, 5% planted near-duplicates) with short
 texts are written to a temporary folder; each stage then runs in its own forked process, so its
-peak RSS is its own: ``import`` (``prism import-features``' engine), ``cluster_exact`` (the numpy
-Lloyd loop) and ``cluster_faiss`` (``core.measures.kmeans_faiss``) at k = N/10 with one start
-each, ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95 (with
-the index's recall of the exact loop's drops), ``k_center`` / ``vendi_greedy`` (the lazy greedy of
-``core.select.greedy``) beside their ``_exact`` reference (the eager loop: one pass over the
-features per chosen row) at a budget of min(``--budget``, N/10), with the overlap of their rows,
-``map_full`` (UMAP on all rows) and ``map_sample`` (UMAP fit on ``--map-fit-sample`` seeded rows,
-the rest placed among their nearest sampled rows), each with its k = 10 neighbourhood preservation
-on 2,000 rows; map stages run up to ``--map-max-rows``.
+peak RSS is its own:
+
+- ``import``: ``prism import-features``' engine;
+- ``cluster_exact`` (the numpy Lloyd loop) and ``cluster_two-level`` (``core.measures.
+  kmeans_twolevel``, what a CPU runs at k = N/10 from 20,000 rows), k = N/10, one start each;
+- ``dedupe_exact`` and ``dedupe_index`` (``core.select.dedupe_index``) at cosine 0.95, with the
+  index's recall of the exact loop's drops;
+- ``k_center`` / ``vendi_greedy``: what the selectors run (``core.select.greedy.greedy``: the
+  eager loop on a CUDA device when there is one, else the lazy loop), beside ``_exact`` (the
+  eager loop on the CPU) and ``_lazy`` (the CPU's lazy loop, the reference where the eager one
+  is too slow), at a budget of min(``--budget``, N/10), with the overlap of their rows;
+- ``map_full`` (UMAP on all rows) and ``map_sample`` (UMAP fit on ``--map-fit-sample`` seeded
+  rows, the rest placed among their nearest sampled rows), each with its k = 10 neighbourhood
+  preservation on 2,000 rows, up to ``--map-max-rows``.
+
 Features are read through a memory map (peak RSS counts the mapped pages a stage touched). Exact
 stages run up to ``--exact-max-rows``. Prints a table with the growth exponent per stage (slope of
 log seconds over log N between the two largest sizes it ran at) and writes ``--results``.
@@ -88,7 +94,7 @@ def _stage(
     elif name.startswith("cluster"):
         from core.measures.clusters import default_n_clusters, spherical_kmeans
 
-        method = name.split("_")[1]
+        method = name.split("_", 1)[1]
         k = default_n_clusters(n)
         result = spherical_kmeans(
             features, n_clusters=k, seed=0, n_init=1, max_iter=25, method=method
@@ -104,14 +110,14 @@ def _stage(
         seconds = time.perf_counter() - t0
         kept = neighbourhood_preservation(features, coords, k=10, n_queries=2000, seed=0)
         extra = {"preservation_k10": kept, "fit_rows": min(n, sample or n), "map_s": seconds}
-    elif name.split("_exact")[0] in GREEDY:
-        from core.select.greedy import eager_greedy, lazy_greedy
+    elif name in GREEDY or name.rsplit("_", 1)[0] in GREEDY:
+        from core.select.greedy import eager_greedy, greedy, lazy_greedy
 
-        run = eager_greedy if name.endswith("_exact") else lazy_greedy
+        base, kind = (name, "") if name in GREEDY else name.rsplit("_", 1)
+        run = {"exact": eager_greedy, "lazy": lazy_greedy, "": greedy}[kind]
         free = np.ones(n, dtype=bool)
-        aggregate = GREEDY[name.removesuffix("_exact")]
-        order = run(features, budget=budget, chosen=[0], free=free, aggregate=aggregate)
-        extra = {"budget": budget, "kept": [int(i) for i in order]}
+        order = run(features, budget=budget, chosen=[0], free=free, aggregate=GREEDY[base])
+        extra = {"budget": budget, "kept": [int(i) for i in order], "device": _device(kind)}
     else:
         from core.select.selectors import near_duplicates
 
@@ -120,6 +126,13 @@ def _stage(
     seconds = extra.get("map_s", time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
     out.put({"seconds": seconds, "peak_rss_mb": peak, **extra})
+
+
+def _device(kind: str) -> str:
+    """Where a greedy stage ran: the selectors' ``greedy`` takes a CUDA device when there is one."""
+    import torch
+
+    return "cuda" if not kind and torch.cuda.is_available() else "cpu"
 
 
 def run_stage(
@@ -156,8 +169,9 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", help="run only these stages")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    stages = ["import", "cluster_exact", "cluster_faiss", "dedupe_exact", "dedupe_index"]
-    stages += ["k_center_exact", "k_center", "vendi_greedy_exact", "vendi_greedy"]
+    stages = ["import", "cluster_exact", "cluster_two-level", "dedupe_exact", "dedupe_index"]
+    stages += ["k_center_exact", "k_center_lazy", "k_center"]
+    stages += ["vendi_greedy_exact", "vendi_greedy_lazy", "vendi_greedy"]
     stages += ["map_full", "map_sample"]
     stages = [stage for stage in stages if not args.stages or stage in args.stages]
     rows: list[dict[str, Any]] = []
@@ -180,14 +194,18 @@ def main() -> None:
                 dropped = set(range(n)) - set(exact)
                 row["dedupe_recall"] = len(dropped - set(fast)) / max(1, len(dropped))
             for name in GREEDY:
-                if name in row and f"{name}_exact" in row:
-                    exact, fast = row[f"{name}_exact"]["kept"], row[name]["kept"]
+                # The selectors' choice against the eager loop, else against the lazy one.
+                reference = row.get(f"{name}_exact", row.get(f"{name}_lazy"))
+                if reference is not None and name in row:
+                    exact, fast = reference["kept"], row[name]["kept"]
                     row[f"{name}_same_order"] = exact == fast
                     row[f"{name}_overlap"] = len(set(exact) & set(fast)) / len(exact)
-            for stage in ("dedupe_exact", "dedupe_index", *GREEDY, *(f"{g}_exact" for g in GREEDY)):
-                row.get(stage, {}).pop("kept", None)
-            if "cluster_exact" in row and "cluster_faiss" in row:
-                exact, fast = row["cluster_exact"]["objective"], row["cluster_faiss"]["objective"]
+            for stage in list(row):
+                if isinstance(row[stage], dict):
+                    row[stage].pop("kept", None)
+            if "cluster_exact" in row and "cluster_two-level" in row:
+                exact = row["cluster_exact"]["objective"]
+                fast = row["cluster_two-level"]["objective"]
                 row["cluster_objective_ratio"] = fast / exact
             rows.append(row)
     print(
@@ -207,7 +225,7 @@ def main() -> None:
         print(f"{stage:<20}{cells}{'' if slope is None else format(slope, '10.2f')}")
     for r in rows:
         print(
-            f"N={r['n']:,}: faiss/exact objective {r.get('cluster_objective_ratio', '–')}, "
+            f"N={r['n']:,}: two-level/exact objective {r.get('cluster_objective_ratio', '–')}, "
             f"dedupe index keeps the exact rows: {r.get('dedupe_same_rows', '–')} "
             f"(recall of exact drops {r.get('dedupe_recall', '–')}); "
             + "; ".join(

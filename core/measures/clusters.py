@@ -3,7 +3,8 @@
 - ``spherical_kmeans``: cosine k-means (k-means++ init, seeded, best of ``n_init``), labels renumbered
   by decreasing cluster size, so label 0 is the largest cluster. Below ``FAISS_MIN_SAMPLES`` rows
   it runs the exact Lloyd loop here; from there on torch on a GPU (``core.measures.kmeans_torch``),
-  else faiss (``core.measures.kmeans_faiss``).
+  else faiss (``core.measures.kmeans_faiss``), or from ``TWO_LEVEL_MIN_CLUSTERS`` clusters on
+  the CPU the two-level loop (``core.measures.kmeans_twolevel``).
 - ``default_n_clusters``: k ≈ N/10, the published choice.
 - ``cluster_sizes`` / ``sparse_clusters``: a cluster is *sparse* when its size is strictly below
   the median cluster size (the published definition).
@@ -36,7 +37,9 @@ _INIT_ROWS_PER_CLUSTER = 50
 # From this many rows "auto" clusters with faiss; below it the exact Lloyd loop (so small sets,
 # the demo included, keep exactly the clusters they always had).
 FAISS_MIN_SAMPLES = 20_000
-KMEANS_METHODS = ("auto", "exact", "faiss", "torch")
+# From this many clusters "auto" on a CPU takes the two-level loop (one exact pass costs N·k·d).
+TWO_LEVEL_MIN_CLUSTERS = 4096
+KMEANS_METHODS = ("auto", "exact", "faiss", "two-level", "torch")
 
 
 def default_n_clusters(n_samples: int) -> int:
@@ -51,7 +54,7 @@ class Clustering:
 
     labels: (n,) int32, 0 = largest cluster; centroids: (k×d) float32 unit rows; objective: mean
     cosine of each row to its own centroid; seed: the seed the run was given; method: "exact"
-    (the Lloyd loop here), "faiss" or "faiss-hnsw" (approximate centroid assignment).
+    (the Lloyd loop here), "faiss", "two-level" (approximate centroid assignment) or "torch".
     """
 
     labels: np.ndarray
@@ -254,10 +257,12 @@ def spherical_kmeans(
     objective (mean cosine to own centroid) is kept.
 
     ``method``: "exact" is that loop in numpy; "faiss" runs the same iterations in faiss
-    (``core.measures.kmeans_faiss``, one k-means++ start, approximate assignment for large k);
-    "torch" runs exact-assignment iterations with torch (``core.measures.kmeans_torch``, on a GPU
-    when there is one); "auto" takes "exact" below ``FAISS_MIN_SAMPLES`` rows and from there on
-    "torch" on a CUDA device, else "faiss".
+    (``core.measures.kmeans_faiss``); "two-level" clusters coarse cells, then each cell, then
+    refines with each row searching its nearest cells (``core.measures.kmeans_twolevel``, one
+    start); "torch" runs exact-assignment iterations with torch (``core.measures.kmeans_torch``,
+    on a GPU when there is one); "auto" takes "exact" below ``FAISS_MIN_SAMPLES`` rows and from
+    there on "torch" on a CUDA device, else "faiss" below ``TWO_LEVEL_MIN_CLUSTERS`` clusters
+    and "two-level" from there.
     """
     array = check_features(features)
     n = array.shape[0]
@@ -274,8 +279,11 @@ def spherical_kmeans(
         raise PrismError(
             f"method must be one of {', '.join(KMEANS_METHODS)}; got {method!r}.", param="method"
         )
-    if method == "auto" and n >= FAISS_MIN_SAMPLES and _cuda():
-        method = "torch"
+    if method == "auto" and n >= FAISS_MIN_SAMPLES:
+        if _cuda():
+            method = "torch"
+        else:
+            method = "faiss" if n_clusters < TWO_LEVEL_MIN_CLUSTERS else "two-level"
     if method == "torch":
         from core.devices import resolve_device
         from core.measures.kmeans_torch import torch_kmeans
@@ -289,12 +297,19 @@ def spherical_kmeans(
         )
         labels, centroids = _sort_by_size(result.labels, result.centroids)
         return dataclasses.replace(result, labels=labels, centroids=centroids)
-    if method == "faiss" or (method == "auto" and n >= FAISS_MIN_SAMPLES):
+    if method in ("faiss", "two-level"):
         from core.measures.kmeans_faiss import faiss_kmeans
+        from core.measures.kmeans_twolevel import two_level_kmeans
 
-        result = faiss_kmeans(
-            unit_rows(array), n_clusters=n_clusters, seed=seed, max_iter=max_iter, n_init=n_init
-        )
+        unit = unit_rows(array)
+        if method == "faiss":
+            result = faiss_kmeans(
+                unit, n_clusters=n_clusters, seed=seed, max_iter=max_iter, n_init=n_init
+            )
+        else:
+            result = two_level_kmeans(
+                unit, n_clusters=n_clusters, seed=seed, max_iter=min(max_iter, 10)
+            )
         labels, centroids = _sort_by_size(result.labels, result.centroids)
         return dataclasses.replace(result, labels=labels, centroids=centroids)
 

@@ -1,21 +1,14 @@
-"""Spherical k-means at scale with faiss: the same clusters' meaning as the exact Lloyd loop.
+"""Spherical k-means with faiss: the same clusters' meaning as the exact Lloyd loop.
 
 ``faiss_kmeans`` is what ``core.measures.clusters.spherical_kmeans`` runs from
-``FAISS_MIN_SAMPLES`` rows (or when asked for ``method="faiss"``):
+``FAISS_MIN_SAMPLES`` rows on a CPU while k is below ``TWO_LEVEL_MIN_CLUSTERS`` (or when asked
+for ``method="faiss"``): ``faiss.Kmeans(spherical=True)`` with exact argmax-cosine assignment (a
+flat inner-product index). It starts from the exact loop's seeded k-means++ centres (best of
+``n_init`` starts) and trains on at most ``MAX_POINTS_PER_CENTROID`` rows per centroid (a seeded
+sample), for ``N_ITER`` iterations at most. For more clusters see ``core.measures.kmeans_twolevel``.
 
-- up to ``APPROX_MIN_CLUSTERS`` clusters: ``faiss.Kmeans(spherical=True)`` with exact
-  argmax-cosine assignment (a flat inner-product index);
-- from there on (k ≈ N/10 at large N): the same Lloyd iterations, with each row's centroid found
-  through an HNSW graph over the centroids (approximate: a row may land on its second-best centroid
-  now and then).
-
-Both start from the exact loop's seeded k-means++ centres (best of ``n_init`` starts) and train
-on at most ``MAX_POINTS_PER_CENTROID`` rows per centroid (a seeded sample), for ``N_ITER``
-iterations at most.
-
-Either way every row is assigned at the end and the centroids are the normalised means of their
-rows, so ``objective`` is the mean cosine to the own centroid, as in the exact loop. The HNSW graph
-is built on one thread, so a seed gives the same clusters on every run.
+Every row is assigned at the end and the centroids are the normalised means of their rows, so
+``objective`` is the mean cosine to the own centroid, as in the exact loop.
 """
 
 from __future__ import annotations
@@ -33,14 +26,8 @@ from core.measures.clusters import (
     _reseed_empty,
 )
 
-# From this many clusters the centroid assignment goes through an HNSW graph (exact below).
-APPROX_MIN_CLUSTERS = 4096
 MAX_POINTS_PER_CENTROID = 256  # faiss's own default training sample per centroid
 N_ITER = 25
-STALL_TOL = 1e-4  # relative objective gain below which the HNSW iterations stop
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 64
 
 
 @contextlib.contextmanager
@@ -54,18 +41,6 @@ def faiss_threads(n_threads: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
-
-
-def _hnsw(centroids: np.ndarray) -> object:
-    """An inner-product HNSW graph over the centroids, built on one thread (deterministic)."""
-    import faiss
-
-    index = faiss.IndexHNSWFlat(centroids.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    index.hnsw.efSearch = HNSW_EF_SEARCH
-    with faiss_threads(1):
-        index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    return index
 
 
 def _search(index: object, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,26 +64,6 @@ def _train_rows(unit: np.ndarray, n_clusters: int, rng: np.random.Generator) -> 
     return unit[np.sort(rng.choice(unit.shape[0], limit, replace=False))]
 
 
-def _lloyd_hnsw(train: np.ndarray, init: np.ndarray, *, max_iter: int) -> np.ndarray:
-    """Lloyd iterations with HNSW assignment; returns the final centroids (k×d, unit rows)."""
-    n_clusters = init.shape[0]
-    centroids = np.ascontiguousarray(init, dtype=np.float32)
-    labels = np.full(train.shape[0], -1, dtype=np.int32)
-    previous = -np.inf
-    for _ in range(max_iter):
-        assigned, cosines = _search(_hnsw(centroids), train)
-        assigned = _reseed_empty(assigned, cosines, n_clusters)
-        changed = not np.array_equal(assigned, labels)
-        labels = assigned
-        centroids, norms = _normalise(_cluster_sums(train, labels, n_clusters))
-        # Approximate assignment can move a few rows back and forth for ever: stop on the objective.
-        objective = float(norms.sum() / train.shape[0])
-        if not changed or objective - previous <= STALL_TOL * abs(objective):
-            break
-        previous = objective
-    return centroids
-
-
 def _run(
     unit: np.ndarray, train: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -116,22 +71,19 @@ def _run(
     import faiss
 
     n_clusters, d = init.shape
-    if n_clusters >= APPROX_MIN_CLUSTERS:
-        index = _hnsw(_lloyd_hnsw(train, init, max_iter=n_iter))
-    else:
-        kmeans = faiss.Kmeans(
-            d,
-            n_clusters,
-            niter=n_iter,
-            spherical=True,
-            seed=seed,
-            max_points_per_centroid=MAX_POINTS_PER_CENTROID,
-            min_points_per_centroid=1,
-            verbose=False,
-        )
-        kmeans.train(np.ascontiguousarray(train, dtype=np.float32), init_centroids=init)
-        index = faiss.IndexFlatIP(d)
-        index.add(np.ascontiguousarray(kmeans.centroids, dtype=np.float32))
+    kmeans = faiss.Kmeans(
+        d,
+        n_clusters,
+        niter=n_iter,
+        spherical=True,
+        seed=seed,
+        max_points_per_centroid=MAX_POINTS_PER_CENTROID,
+        min_points_per_centroid=1,
+        verbose=False,
+    )
+    kmeans.train(np.ascontiguousarray(train, dtype=np.float32), init_centroids=init)
+    index = faiss.IndexFlatIP(d)
+    index.add(np.ascontiguousarray(kmeans.centroids, dtype=np.float32))
     labels, cosines = _search(index, unit)
     labels = _reseed_empty(labels, cosines, n_clusters)
     centroids, norms = _normalise(_cluster_sums(unit, labels, n_clusters))
@@ -160,5 +112,5 @@ def faiss_kmeans(
         n_iter=n_iter,
         objective=objective,
         seed=seed,
-        method="faiss-hnsw" if n_clusters >= APPROX_MIN_CLUSTERS else "faiss",
+        method="faiss",
     )

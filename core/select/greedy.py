@@ -9,6 +9,8 @@ the free row of least score.
   one used by the selectors; the same choices as the eager loop, at BLAS speed).
 - ``eager_greedy``: every score recomputed every step, one pass over the features per chosen row;
   the reference that tests and benchmarks compare ``lazy_greedy`` with.
+- ``greedy``: what the selectors call: ``lazy_greedy`` on the CPU, the eager loop on a CUDA
+  device (``core.select.greedy_torch``) from ``DEVICE_MIN_ROWS`` rows when there is one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from core.errors import PrismError
 
+DEVICE_MIN_ROWS = 20_000  # from this many rows the selectors' greedy runs on a CUDA device
 BLOCK_ROWS = 8192  # rows per block of a full pass over the features (8192 × 1024 float32 = 32 MB)
 
 
@@ -214,3 +217,19 @@ def eager_greedy(
         free[i] = False
         absorb(i)
     return order
+
+
+def greedy(
+    features: np.ndarray, *, budget: int, chosen: list[int], free: np.ndarray, aggregate: str
+) -> list[int]:
+    """``lazy_greedy``, or from ``DEVICE_MIN_ROWS`` rows on a machine with CUDA the eager loop
+    there (``core.select.greedy_torch.device_greedy``); the same choices up to rounding."""
+    from core.devices import resolve_device
+
+    if len(features) >= DEVICE_MIN_ROWS and (device := resolve_device("auto")) != "cpu":
+        from core.select.greedy_torch import device_greedy
+
+        return device_greedy(
+            features, budget=budget, chosen=chosen, free=free, aggregate=aggregate, device=device
+        )
+    return lazy_greedy(features, budget=budget, chosen=chosen, free=free, aggregate=aggregate)

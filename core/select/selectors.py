@@ -34,7 +34,7 @@ import numpy as np
 from core.errors import PrismError
 from core.measures.clusters import sparse_clusters as sparse_cluster_mask
 from core.measures.vendi import vendi_from_covariance
-from core.select.greedy import BLOCK_ROWS, block_dot, lazy_greedy, row_of
+from core.select.greedy import BLOCK_ROWS, block_dot, greedy, row_of
 from core.select.pool import Pool, available, check_fit, resolve_budget, start_rows
 from core.validate import check_seed
 
@@ -134,9 +134,7 @@ def k_center(pool: Pool, *, budget: int, seed: int, start: object = None) -> np.
     free = available(pool, chosen)
     check_fit("k_center", budget, len(chosen), int(free.sum()))
     first = _seed_row(pool, chosen, free, seed)
-    order = lazy_greedy(
-        pool.features, budget=budget, chosen=first.tolist(), free=free, aggregate="max"
-    )
+    order = greedy(pool.features, budget=budget, chosen=first.tolist(), free=free, aggregate="max")
     return np.asarray(order, dtype=np.int64)
 
 
@@ -147,7 +145,7 @@ def vendi_greedy(
 
     Order 2 has a closed-form gain: VS₂(S) = |S|² / ‖Σ_{s∈S} u_s u_sᵀ‖²_F, and adding u changes the
     norm by 2·uᵀC_S u + 1 = 2·Σ_s (u·u_s)² + 1, so each step picks the row with the least summed
-    squared cosine to the chosen rows (``lazy_greedy``).
+    squared cosine to the chosen rows (``greedy``).
     ``rescore`` > 0 re-ranks that many best order-2 candidates by the exact order-1 Vendi score
     (G-Vendi) of the grown set — better for G-Vendi, at an eigendecomposition per candidate.
     """
@@ -159,7 +157,7 @@ def vendi_greedy(
     check_fit("vendi_greedy", budget, len(chosen), int(free.sum()))
     first = _seed_row(pool, chosen, free, seed)
     if not rescore:
-        order = lazy_greedy(
+        order = greedy(
             features, budget=budget, chosen=first.tolist(), free=free, aggregate="sum_sq"
         )
         return np.asarray(order, dtype=np.int64)

@@ -8,7 +8,6 @@ from measures.test_clusters import planted
 from sklearn.metrics import adjusted_rand_score
 
 import core.measures.clusters as clusters
-import core.measures.kmeans_faiss as kmeans_faiss
 from core.errors import PrismError
 from core.measures.clusters import spherical_kmeans
 
@@ -20,12 +19,10 @@ def features() -> np.ndarray:
     return planted(SIZES, d=48, spread=0.3, seed=4)[0]
 
 
-@pytest.mark.parametrize("approx_min_clusters", [4096, 2], ids=["flat", "hnsw"])
-def test_faiss_objective_within_one_percent_of_exact(features, monkeypatch, approx_min_clusters):
-    monkeypatch.setattr(kmeans_faiss, "APPROX_MIN_CLUSTERS", approx_min_clusters)
+def test_faiss_objective_within_one_percent_of_exact(features):
     exact = spherical_kmeans(features, n_clusters=len(SIZES), seed=0, method="exact")
     scaled = spherical_kmeans(features, n_clusters=len(SIZES), seed=0, method="faiss")
-    assert scaled.method == ("faiss" if approx_min_clusters > len(SIZES) else "faiss-hnsw")
+    assert scaled.method == "faiss"
     assert exact.method == "exact"
     assert abs(scaled.objective - exact.objective) <= 0.01 * exact.objective
     # Same clusters on planted data, and the same label order (by decreasing size).
@@ -45,22 +42,17 @@ def test_faiss_is_seeded(features):
     assert first.seed == 3
 
 
-def test_hnsw_is_seeded(features, monkeypatch):
-    monkeypatch.setattr(kmeans_faiss, "APPROX_MIN_CLUSTERS", 2)
-    first = spherical_kmeans(features, n_clusters=40, seed=1, method="faiss", n_init=1)
-    second = spherical_kmeans(features, n_clusters=40, seed=1, method="faiss", n_init=1)
-    assert first.method == "faiss-hnsw"
-    assert np.array_equal(first.labels, second.labels)
-    assert np.bincount(first.labels, minlength=40).min() >= 1  # no empty cluster
-
-
 def test_auto_is_exact_below_the_threshold(features, monkeypatch):
     assert clusters.FAISS_MIN_SAMPLES == 20_000
     small = spherical_kmeans(features, n_clusters=len(SIZES), seed=0)
     assert small.method == "exact"
     monkeypatch.setattr(clusters, "FAISS_MIN_SAMPLES", len(features))
+    monkeypatch.setattr(clusters, "_cuda", lambda: False)
     large = spherical_kmeans(features, n_clusters=len(SIZES), seed=0)
     assert large.method == "faiss"
+    monkeypatch.setattr(clusters, "TWO_LEVEL_MIN_CLUSTERS", len(SIZES))
+    many = spherical_kmeans(features, n_clusters=len(SIZES), seed=0)
+    assert many.method == "two-level"
 
 
 def test_unknown_method_is_refused(features):

@@ -1,0 +1,77 @@
+"""The two-level k-means for many clusters: close to the exact loop where both run, seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from measures.test_clusters import planted
+
+from core.measures.clusters import spherical_kmeans
+from core.measures.kmeans_twolevel import share_clusters, two_level_kmeans
+
+
+@pytest.fixture(scope="module")
+def many() -> tuple[np.ndarray, np.ndarray]:
+    # 200 planted directions of 8–16 rows: k = N/10-ish, the regime the two levels are for.
+    sizes = np.random.default_rng(0).integers(8, 17, size=200).tolist()
+    return planted(sizes, d=64, spread=0.6, seed=1)
+
+
+@pytest.fixture(scope="module")
+def flat() -> np.ndarray:
+    """6,000 rows around 600 random directions (noise half the centre's norm): no coarse structure,
+    so coarse cells cut many clusters in two; the bench's synthetic features have this shape."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((600, 32))
+    rows = centres[rng.integers(0, 600, 6000)] + 0.5 * rng.standard_normal((6000, 32))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_objective_within_one_percent_of_exact_at_k_n_over_10(flat):
+    exact = spherical_kmeans(flat, n_clusters=600, seed=0, n_init=1, method="exact")
+    two = spherical_kmeans(flat, n_clusters=600, seed=0, method="two-level")
+    assert two.method == "two-level" and two.n_clusters == 600
+    assert two.objective >= 0.99 * exact.objective
+    # The probed rounds are what joins clusters cut by cell borders: one probe stays far below.
+    own_cell_only = two_level_kmeans(flat, n_clusters=600, seed=0, probes=1)
+    assert own_cell_only.objective < 0.97 * exact.objective
+
+
+def test_objective_is_the_mean_cosine_and_labels_are_sorted(many):
+    features, _ = many
+    k = round(len(features) / 10)
+    two = spherical_kmeans(features, n_clusters=k, seed=0, method="two-level")
+    # Every cluster has rows, labels are sorted by size and the objective is what it says.
+    sizes = np.bincount(two.labels, minlength=k)
+    assert sizes.min() >= 1 and np.array_equal(sizes, np.sort(sizes)[::-1])
+    cosines = np.einsum("ij,ij->i", features, two.centroids[two.labels])
+    assert cosines.mean() == pytest.approx(two.objective, rel=1e-5)
+
+
+def test_planted_clusters_are_found(many):
+    features, truth = many
+    from sklearn.metrics import adjusted_rand_score
+
+    two = spherical_kmeans(features, n_clusters=200, seed=0, method="two-level")
+    assert adjusted_rand_score(truth, two.labels) > 0.9
+
+
+def test_seeded(many):
+    features, _ = many
+    first = spherical_kmeans(features, n_clusters=150, seed=5, method="two-level")
+    second = spherical_kmeans(features, n_clusters=150, seed=5, method="two-level")
+    assert np.array_equal(first.labels, second.labels)
+    assert np.array_equal(first.centroids, second.centroids)
+
+
+@pytest.mark.parametrize(
+    "sizes, k",
+    [([100, 50, 0, 3, 1], 20), ([5, 5, 5], 15), ([1, 1, 1, 97], 4), ([10, 0, 7], 2), ([9], 9)],
+)
+def test_share_clusters(sizes, k):
+    share = share_clusters(np.array(sizes), k)
+    sizes = np.array(sizes)
+    assert share.sum() == k
+    assert (
+        np.all(share <= sizes) and np.all(share[sizes > 0] >= 1) and np.all(share[sizes == 0] == 0)
+    )
