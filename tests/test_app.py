@@ -179,7 +179,8 @@ def test_page_with_workspace_renders(ready: Workspace, page: str) -> None:
         assert len(at.get("plotly_chart")) == 2  # saturation curve and cluster sizes
         table = at.dataframe[0].value
         assert len(table) == ready.manifest["clusters"]["n_clusters"]
-        assert (table["vendi"] >= 1).all() and table["words"].str.len().gt(0).any()
+        assert (table["Within-cluster Vendi"] >= 1).all()
+        assert table["Top words"].str.len().gt(0).any()
     elif page == "data":
         assert "demo-gsm8k" in texts(at)
         assert at.button(key=f"open_{ready.path}").label == "Opened"

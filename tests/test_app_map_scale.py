@@ -1,5 +1,6 @@
 """The Map page above its drawn cap (AppTest): what it draws and says, a lasso resolved on every
-row, an estimated G-Vendi labelled as one, and a bad ``PRISM_MAP_MAX_POINTS`` explained."""
+row, an estimated G-Vendi labelled as one, and a bad ``PRISM_MAP_MAX_POINTS`` explained; cluster
+tables and the cluster-size chart bounded when there are very many clusters."""
 
 from __future__ import annotations
 
@@ -77,3 +78,23 @@ def test_a_bad_drawn_cap_is_explained(big: Workspace, monkeypatch: pytest.Monkey
     at = app()
     assert not at.exception
     assert any("PRISM_MAP_MAX_POINTS must be a positive whole number" in e for e in errors(at))
+
+
+def test_many_clusters_are_shown_bounded(big: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui import charts
+    from ui.panels import clusters as clusters_panel
+
+    monkeypatch.setattr(clusters_panel, "TABLE_MAX_ROWS", 5)
+    monkeypatch.setattr(charts, "SIZE_BARS_MAX", 7)
+    k = int(big.manifest["clusters"]["n_clusters"])
+    assert k > 7
+    at = app()
+    assert_clean(at)
+    table = next(d for d in at.dataframe if "Top words" in d.value.columns)
+    assert table.value["Cluster"].tolist() == [0, 1, 2, 3, 4]  # the largest, in cluster order
+    assert any(f"Showing the first 5 of {k:,} clusters" in c.value for c in at.caption)
+    at = app("diversity")
+    assert_clean(at)
+    sizes = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]  # type: ignore[attr-defined]
+    assert len(sizes["x"]) <= 7 and sizes["x"][0] == 1 and sizes["x"][-1] == k
+    assert any("evenly spaced ranks" in c.value for c in at.caption)

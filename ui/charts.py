@@ -215,9 +215,19 @@ def map_figure(
     return go.Figure({"data": [main, *traces], "layout": layout}, _validate=False)
 
 
+SIZE_BARS_MAX = 2_000  # more clusters are drawn at evenly spaced ranks (the curve's shape)
+
+
 def cluster_sizes_figure(table: pd.DataFrame, *, median: float) -> go.Figure:
-    """Bars of cluster sizes, largest first; sparse clusters (below the median) stand out."""
+    """Bars of cluster sizes, largest first; sparse clusters (below the median) stand out.
+
+    Above ``SIZE_BARS_MAX`` clusters, bars at that many evenly spaced ranks (first and last
+    included) draw the same curve in a figure of bounded size."""
     order = table.sort_values("size", ascending=False, kind="stable").reset_index(drop=True)
+    ranks = np.arange(1, len(order) + 1)
+    if len(order) > SIZE_BARS_MAX:
+        ranks = np.unique(np.linspace(1, len(order), SIZE_BARS_MAX).round().astype(np.int64))
+        order = order.iloc[ranks - 1].reset_index(drop=True)
     colours = np.where(order["sparse"].to_numpy(), SPARSE, PRIMARY)
     hover = [
         f"cluster {c} · {s:,} samples"
@@ -233,7 +243,7 @@ def cluster_sizes_figure(table: pd.DataFrame, *, median: float) -> go.Figure:
     ]
     bar = {
         "type": "bar",
-        "x": np.arange(1, len(order) + 1),
+        "x": ranks,
         "y": order["size"].to_numpy(),
         "marker": {"color": colours, "line": {"width": 0}},
         "hovertext": hover,

@@ -30,7 +30,7 @@ def device_greedy(
     n, dim = features.shape
     rows = torch.empty((n, dim), dtype=torch.float32, device=device)
     for lo in range(0, n, 8 * BLOCK_ROWS):
-        block = np.ascontiguousarray(features[lo : lo + 8 * BLOCK_ROWS], dtype=np.float32)
+        block = np.array(features[lo : lo + 8 * BLOCK_ROWS], dtype=np.float32)  # writable
         rows[lo : lo + len(block)] = torch.from_numpy(block).to(device)
     start = 0.0 if aggregate == "sum_sq" else -torch.inf
     score = torch.full((n,), start, dtype=torch.float64, device=device)

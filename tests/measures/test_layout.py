@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+import core.measures.layout as layout
 from core.errors import PrismError
 from core.measures.layout import (
     FIT_SAMPLE,
@@ -113,7 +114,11 @@ def manifold_clusters(n_per_cluster: int, n_clusters: int, d: int = 32, *, seed:
     return rows.astype(np.float32), truth
 
 
-def test_fit_on_a_sample_then_placement_keeps_neighbourhoods():
+@pytest.mark.parametrize("search", ["flat", "inverted lists"])
+def test_fit_on_a_sample_then_placement_keeps_neighbourhoods(search, monkeypatch):
+    if search == "inverted lists":  # what 10⁶ rows take: the sampled rows in a faiss IVF
+        monkeypatch.setattr(layout, "PLACE_EXACT_MAX_WORK", 0)
+        monkeypatch.setattr(layout, "PLACE_PROBES", 4)
     features, _ = manifold_clusters(100, 9, seed=1)
     sampled = umap_layout(features, seed=2, fit_sample=450)
     assert sampled.shape == (900, 2) and sampled.dtype == np.float32

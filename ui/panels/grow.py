@@ -30,6 +30,7 @@ from ui import cache, state
 from ui import format as fmt
 from ui.errors import Slots
 from ui.panels import jobs
+from ui.panels.clusters import cluster_table_view
 from ui.panels.grow_map import grow_map, pick_cluster, picked_cluster
 from ui.panels.grow_rounds import candidates_panel, round_table
 from ui.widgets import code, error_message, plain
@@ -128,28 +129,12 @@ def target_table(ws: Workspace) -> None:
         "Sparse clusters (smaller than the median) come first, smallest first. By default each "
         "request aims at a random one of the smallest 10%; click a row to aim at that cluster."
     )
-    st.dataframe(
-        table.rename(
-            columns={
-                "cluster": "Cluster",
-                "size": "Samples",
-                "sparse": "Sparse",
-                "words": "Top words",
-            }
-        ),
-        key=state.table_key(state.GROW_CLUSTER_TABLE),
-        on_select="rerun",
-        selection_mode="single-row",
-        hide_index=True,
+    cluster_table_view(
+        table,
+        order="sparse first, smallest first",
         height=260,
-        width="stretch",
-        column_config={
-            "Samples": st.column_config.ProgressColumn(
-                "Samples", format="%d", min_value=0, max_value=int(table["size"].max() or 1)
-            ),
-            "Sparse": st.column_config.CheckboxColumn("Sparse"),
-            "Top words": st.column_config.TextColumn("Top words", width="large"),
-        },
+        key=state.table_key(state.GROW_CLUSTER_TABLE),
+        selection_mode="single-row",
     )
     if pending:
         jobs.refresh_when_ready(str(ws.path))
