@@ -111,6 +111,15 @@ def errors(at: AppTest) -> list[str]:
     return [e.value.replace("\\", "") for e in at.error]
 
 
+def values(array: object) -> np.ndarray:
+    """A figure array as serialised: a list, or Plotly's base64 typed-array form."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array)
+
+
 def metric(at: AppTest, label: str) -> str:
     values = [m.value for m in at.metric if m.label == label]
     assert len(values) == 1, f"{label!r} not shown once: {[m.label for m in at.metric]}"
@@ -326,12 +335,7 @@ def test_map_figure_carries_row_ids_and_escapes_text(home: Path) -> None:
     at = app()
     assert_clean(at)
     trace = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    customdata = trace["customdata"]
-    if isinstance(customdata, dict):  # plotly's typed-array encoding
-        import base64
-
-        customdata = np.frombuffer(base64.b64decode(customdata["bdata"]), dtype=customdata["dtype"])
-    assert list(customdata) == list(range(60))
+    assert values(trace["customdata"]).tolist() == list(range(60))
     assert "<script>" not in trace["text"][0] and "&lt;script&gt;" in trace["text"][0]
 
 

@@ -18,7 +18,7 @@ import pytest
 import test_app
 from app_workspaces import make_workspace
 from streamlit.testing.v1 import AppTest
-from test_app import app, assert_clean, errors, texts
+from test_app import app, assert_clean, errors, texts, values
 
 from core.measures.curves import budget_sizes, random_equivalent, summarise_curves
 from core.select import filters
@@ -658,7 +658,6 @@ def test_compare_says_above_every_random_size_in_words(ready: Workspace) -> None
 
 
 def test_compare_page_shows_the_curves_the_cli_computed(ready: Workspace) -> None:
-    import base64
 
     from cli_support import invoke
 
@@ -674,7 +673,6 @@ def test_compare_page_shows_the_curves_the_cli_computed(ready: Workspace) -> Non
     assert len(at.get("plotly_chart")) == 1
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     random_trace = next(t for t in spec["data"] if t.get("name") == "random (baseline)")
-    y = random_trace["y"]  # plotly sends arrays as base64 typed data
-    shown = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if "bdata" in y else y
+    shown = values(random_trace["y"])  # plotly sends arrays as base64 typed data
     expected = [c["mean"] for c in computed if c["method"] == "random"]
     assert list(shown) == pytest.approx(expected)

@@ -12,7 +12,6 @@ the map has).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app import assert_clean, home, router_only  # noqa: F401 — fixtures used here
+from test_app import assert_clean, home, router_only, values  # noqa: F401 — fixtures used here
 
 from core.synthesis.generators import make_generator
 from core.workspace.analyses import cluster_workspace
@@ -103,13 +102,6 @@ def button(at: AppTest, key: str) -> Any:
     return next(b for b in at.button if b.key == key)
 
 
-def length(value: Any) -> int:
-    """Points in a figure array as sent to the browser: a list, or plotly's base64 form."""
-    if isinstance(value, dict) and "bdata" in value:
-        return len(np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]))
-    return len(value)
-
-
 def flat(node: Any) -> list[Any]:
     """Every element under ``node`` in page order."""
     children = getattr(node, "children", None)
@@ -143,7 +135,7 @@ def test_round_table_and_map_show_the_stored_round(ws: Workspace) -> None:
     spec = json.loads(chart.proto.spec)
     frame, _ = read_round(ws, 1)
     drawn = [t for t in spec["data"] if t.get("customdata") is not None and t["name"] != "samples"]
-    n_drawn = sum(length(t["x"]) for t in drawn)
+    n_drawn = sum(len(values(t["x"])) for t in drawn)
     formed = int((frame["reason"] != "malformed").sum())
     assert n_drawn == formed
     # The candidate table lists every candidate; the reader shows its few-shot examples.

@@ -7,14 +7,13 @@ real-browser test of the lasso itself is tests/e2e/test_text_space_browser.py.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from app_workspaces import make_workspace
-from test_app import app, assert_clean, home, metric, router_only, texts  # noqa: F401 — fixtures
+from test_app import app, assert_clean, home, metric, router_only, texts, values  # noqa: F401 — fixtures
 
 from core.workspace.analyses import text_scores
 from core.workspace.store import Workspace
@@ -27,13 +26,6 @@ N = 160
 @pytest.fixture
 def embedded(home: Path) -> Workspace:
     return make_workspace(home / "workspaces" / "demo-gsm8k", n=N, dim=32, seed=0, text_space=True)
-
-
-def values(array: object) -> np.ndarray:
-    """A figure array as serialised: a list, or Plotly's base64 typed-array form."""
-    if isinstance(array, dict) and "bdata" in array:
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-    return np.asarray(array)
 
 
 def charts(at) -> list[dict]:
