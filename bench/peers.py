@@ -8,8 +8,10 @@ Rows: the 1,319 GSM8K test rows (short) and 329 long rows, each four GSM8K pairs
 joined as the prompt, answers as the response). Model: the Qwen2.5-0.5B architecture with seeded
 random weights (no download; throughput does not depend on weight values), bf16, every Linear
 weight, response-only loss, the embedded proxy's tokenizer. For each row set: Prism packed (the
-GPU default), Prism padded (length-grouped, masked), Bergson with the flags below, and a plain bf16
-forward+backward with weight gradients over the padded batches. Counted FLOPs: ``6·P·T`` for
+GPU default; also with twice the token budget, and with the model's own eager SiLU·up and rotary
+embedding), Prism padded (length-grouped, masked), Bergson with the flags below, and a plain bf16
+forward+backward with weight gradients over the padded batches. Each Prism variant is timed as the
+median of ``--repeats`` passes (5 on a GPU) after a warm-up pass that compiles its kernels. Counted FLOPs: ``6·P·T`` for
 T real tokens (P: the Linear weights), and the FLOPs each Prism variant actually does (padding,
 attention and sketch included, no weight gradients). Bergson is timed as its whole command
 minus the same command on 32 rows (start-up and model load, measured once per row set); its
@@ -35,7 +37,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gpu import QWEN25_05B, SMALL, build_proxy, matmul_rate, sync, time_train_step  # noqa: E402
-from core.features.extract import FeatureConfig, FeatureExtractor  # noqa: E402
+from core.features.extract import (  # noqa: E402
+    FeatureConfig,
+    FeatureExtractor,
+    default_batch_tokens,
+)
 from core.features.tokenize import Encoded, encode_many  # noqa: E402
 
 BERGSON = {
@@ -131,31 +137,57 @@ def flops_done(model, extractor: FeatureExtractor, encoded: list[Encoded], packe
 
 
 def run_prism(
-    proxy, encoded: list[Encoded], *, packed: bool, batch_tokens: int, device: str
+    proxy,
+    encoded: list[Encoded],
+    *,
+    packed: bool,
+    batch_tokens: int,
+    device: str,
+    repeats: int = 1,
+    fused_mlps: bool = True,
+    profile: Path | None = None,
 ) -> dict:
+    """Prism over ``encoded`` after a warm-up: the median of ``repeats`` timed passes."""
     dtype = "bfloat16" if next(proxy.model.parameters()).dtype == torch.bfloat16 else "float32"
     config = FeatureConfig(model="bench", dtype=dtype, batch_tokens=batch_tokens, device=device)
     extractor = FeatureExtractor(proxy, config)
     extractor.pack = packed
-    extractor.compute(encoded[:64])  # warm-up (compiles the loss kernel)
+    extractor.fused_mlps = fused_mlps
+    extractor.compute(encoded[:64])  # warm-up (compiles the fused kernels)
     sync(device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    result = extractor.compute(encoded)
-    sync(device)
-    seconds = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = extractor.compute(encoded)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+    if profile is not None:
+        write_profile(extractor, encoded, profile)
     tokens = int(result.n_tokens.sum())
     return {
         "rows_per_s": len(encoded) / seconds,
         "tokens_per_s": tokens / seconds,
         "seconds": seconds,
+        "seconds_each": times,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30
         if device.startswith("cuda")
         else None,
         "flops_done_per_s": flops_done(proxy.model, extractor, encoded, packed) / seconds,
         "features": result.features,
     }
+
+
+def write_profile(extractor: FeatureExtractor, encoded: list[Encoded], path: Path) -> None:
+    """The kernels of one pass over ``encoded``, by total device time (torch.profiler's table)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        extractor.compute(encoded)
+        torch.cuda.synchronize()
+    path.write_text(prof.key_averages().table(sort_by="cuda_time_total", row_limit=60))
 
 
 def run_train(proxy, encoded: list[Encoded], *, batch_tokens: int, device: str) -> dict:
@@ -262,6 +294,8 @@ def main() -> None:
     parser.add_argument("--export-assets", type=Path, default=None)
     parser.add_argument("--no-bergson", action="store_true")
     parser.add_argument("--batch-tokens", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None, help="timed passes (median)")
+    parser.add_argument("--profile", type=Path, default=None, help="write a kernel table here")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.export_assets:
@@ -277,7 +311,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     arch = {**SMALL, "vocab_size": len(tokenizer)} if cpu_mode else QWEN25_05B
     dtype = torch.float32 if cpu_mode else torch.bfloat16
-    batch_tokens = args.batch_tokens or (1024 if cpu_mode else 32768)
+    batch_tokens = args.batch_tokens or default_batch_tokens(device)
+    repeats = args.repeats or (1 if cpu_mode else 5)
     torch.backends.cuda.matmul.allow_tf32 = False
     rows = gsm8k_rows(args.assets)[: 48 if cpu_mode else None]
     sets = {"short": rows, "long": long_rows(rows)}
@@ -292,6 +327,7 @@ def main() -> None:
         "n_params_linear": n_params,
         "dtype": str(dtype).removeprefix("torch."),
         "batch_tokens": batch_tokens,
+        "repeats": repeats,
         "matmul_flops": peak,
         "sets": {},
     }
@@ -304,14 +340,22 @@ def main() -> None:
         tokens = np.array([len(e.input_ids) for e in encoded])
         entry: dict = {"rows": len(encoded), "mean_tokens": float(tokens.mean()),
                        "max_tokens": int(tokens.max()), "peers": {}}  # fmt: skip
-        variants = (
-            ("prism_packed", True, 1),
-            ("prism_packed_2x", True, 2),
-            ("prism_padded", False, 1),
+        variants = (  # key, packed, × batch tokens, fused SiLU·up and rotary
+            ("prism_packed", True, 1, True),
+            ("prism_packed_2x", True, 2, True),
+            ("prism_packed_eager_mlp", True, 1, False),
+            ("prism_padded", False, 1, True),
         )
-        for key, packed, scale in variants:
+        for key, packed, scale, fused_mlps in variants:
             run = run_prism(
-                proxy, encoded, packed=packed, batch_tokens=scale * batch_tokens, device=device
+                proxy,
+                encoded,
+                packed=packed,
+                batch_tokens=scale * batch_tokens,
+                device=device,
+                repeats=repeats,
+                fused_mlps=fused_mlps,
+                profile=args.profile if key == "prism_packed" and name == "short" else None,
             )
             run["mfu_6pt"] = 6 * n_params * run["tokens_per_s"] / peak
             run["flops_done_fraction"] = run["flops_done_per_s"] / peak
@@ -321,6 +365,9 @@ def main() -> None:
                 flush=True,
             )
         entry["prism_packed_2x"].pop("features")
+        entry["fused_vs_eager_mlp"] = agreement(
+            entry["prism_packed"]["features"], entry["prism_packed_eager_mlp"].pop("features")
+        )
         entry["packed_vs_padded"] = agreement(
             entry["prism_packed"].pop("features"), entry["prism_padded"].pop("features")
         )
@@ -363,7 +410,15 @@ def print_table(result: dict) -> None:
     for name, entry in result["sets"].items():
         mean = entry["mean_tokens"]
         methods = {
-            k: entry[k] for k in ("prism_packed", "prism_packed_2x", "prism_padded", "train_step")
+            k: entry[k]
+            for k in (
+                "prism_packed",
+                "prism_packed_2x",
+                "prism_packed_eager_mlp",
+                "prism_padded",
+                "train_step",
+            )
+            if k in entry
         }
         methods.update(entry["peers"])
         for key, run in methods.items():

@@ -511,6 +511,7 @@ def _load_summary(r: Results) -> str:
 PEER_LABELS = {
     "prism_packed": "Prism, packed rows (d = 1,024)",
     "prism_packed_2x": "Prism, packed rows, twice the token budget",
+    "prism_packed_eager_mlp": "Prism, packed rows, the model's own eager SiLU·up and rotary",
     "prism_padded": "Prism, padded length groups (d = 1,024)",
     "train_step": "plain bf16 training step",
     "bergson_p16": "Bergson `build`, p = 16/module, token batch 2,048",
@@ -527,7 +528,13 @@ def peers(results: Results) -> str:
     r = results["peers"]
     rows = []
     for name, entry in r["sets"].items():
-        names = ("prism_packed", "prism_packed_2x", "prism_padded", "train_step")
+        names = (
+            "prism_packed",
+            "prism_packed_2x",
+            "prism_packed_eager_mlp",
+            "prism_padded",
+            "train_step",
+        )
         methods = {k: entry[k] for k in names if k in entry}
         methods.update(entry["peers"])
         packed = entry["prism_packed"]["rows_per_s"]
@@ -563,13 +570,19 @@ def peers(results: Results) -> str:
     caption = (
         f"{r['device']}, {r['arch']}, {r['dtype']}, torch {r['torch']}, Prism's token budget "
         f"{r['batch_tokens']:,} per batch; bf16 matrix rate measured in the same run "
-        f"{r['matmul_flops'] / 1e12:.0f} TFLOP/s. MFU counts 6·P·T over real tokens "
+        f"{r['matmul_flops'] / 1e12:.0f} TFLOP/s. Prism: the median of {r.get('repeats', 1)} "
+        "timed passes after a warm-up. MFU counts 6·P·T over real tokens "
         "(P = Linear weights); 'done' counts what Prism computes (padding, attention and sketch "
         "included, no weight gradients). Bergson: whole command minus the same command on 32 rows "
         f"(start-up, measured once per row set; under {PEER_RESOLVED_SECONDS:.0f} s of work left "
         "after it is called not resolved), in brackets the whole command; its memory as "
         "nvidia-smi saw it."
     )
+    if r.get("peers_measured") == "earlier":
+        caption += (
+            " The Bergson rows come from an earlier run of the same script on the same kind of "
+            "machine, rows and flags (Bergson's code is unchanged; Prism's rows are this run's)."
+        )
     if check:
         caption += (
             f" Packed against padded features in float32 on the GPU ({check['rows']} rows): "

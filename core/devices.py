@@ -2,12 +2,14 @@
 
 A device is ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (CUDA when present, else the CPU).
 ``check_device`` checks the spelling only; ``resolve_device`` also turns ``auto`` into a device
-and refuses CUDA on a machine without it. Errors name the parameter (``param``).
+and refuses CUDA on a machine without it. Errors name the parameter (``param``). ``to_device``
+moves host arrays to a device without waiting for the work queued there.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from core.errors import ModelError, PrismError
 
@@ -40,3 +42,19 @@ def resolve_device(device: object = "auto", *, param: str = "device") -> str:
             f"{param} {device!r} was asked for but no CUDA device is available.", param=param
         )
     return device
+
+
+def to_device(array: Any, device: Any) -> Any:
+    """A numpy array or CPU tensor → a tensor on ``device``.
+
+    To a GPU it goes through pinned memory as an asynchronous copy: a copy from pageable memory
+    waits until every kernel queued on the device has run, which leaves the GPU idle while the
+    next batch is prepared and launched.
+    """
+    import numpy as np
+    import torch
+
+    tensor = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -17,8 +17,8 @@ padding and the features are the padded ones up to float rounding (tested at 1e-
 
 On a GPU (see bench/README.md for what each step bought): a bf16 model's sketch projections run in
 bf16 on the tensor cores; a batch of equal lengths runs without pad column or mask (the fused
-causal attention kernel); the head's loss and RMSNorms run fused (``core.features.kernels``). On a
-CPU the computation is what it always was. Across batch sizes, processors and devices a sample's
+causal attention kernel); the head's loss, RMSNorms, SiLU·up and rotary embeddings run fused
+(``core.features.kernels``). On a CPU the computation is what it always was. Across batch sizes, processors and devices a sample's
 features agree to float32 rounding (~1e-7 on unit rows, tested at 1e-5), not bit for bit: math
 libraries pick kernels by shape and processor.
 """
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.devices import to_device
 from core.errors import PrismError
-from core.features.kernels import fused_rms_norms, packed_attention_of, packed_rows
+from core.features.kernels import fused_mlps, fused_rms_norms, packed_attention_of, packed_rows
 from core.features.loss import (
     LossRows,
     head_chunk_rows,
@@ -115,7 +116,8 @@ def default_batch_size(device: Any) -> int:
 
 def default_batch_tokens(device: Any) -> int:
     """Tokens per batch (pad included; a packed row has none): small on a CPU (memory, no speed
-    gain), large on a GPU (34 GiB peak with the Qwen2.5-0.5B architecture in bf16, packed)."""
+    gain), large on a GPU (26.8 GiB peak with the Qwen2.5-0.5B architecture in bf16, packed;
+    bench/peers.py)."""
     return 32768 if torch.device(device).type == "cuda" else 1024
 
 
@@ -151,8 +153,8 @@ class _Hooks:
     ):
         self.sketch = sketch
         self.blocks: torch.Tensor | None = None
-        # For a packed row: (sample, position within the sample) of each token, samples, longest.
-        self.segments: tuple[torch.Tensor, torch.Tensor, int, int] | None = None
+        # For a packed row: each token's row in (samples × longest), samples, longest.
+        self.segments: tuple[torch.Tensor, int, int] | None = None
         self.handles = [first_block.register_forward_pre_hook(self._cut_graph, with_kwargs=True)]
         for name, module in layers.items():
             self.handles.append(module.register_forward_hook(self._make_hook(name)))
@@ -176,12 +178,11 @@ class _Hooks:
         end, so the sum runs over each sample's own tokens (a segment sum).
         """
         if self.segments is not None:
-            sample, position, n, longest = self.segments
+            slot, n, longest = self.segments
             spread = []
             for projected in (projected_grads, projected_inputs):
-                rows = projected.new_zeros((n, longest, projected.shape[-1]))
-                rows[sample, position] = projected[0]
-                spread.append(rows)
+                rows = projected.new_zeros((n * longest, projected.shape[-1]))
+                spread.append(rows.index_copy_(0, slot, projected[0]).view(n, longest, -1))
             projected_grads, projected_inputs = spread
         block = _block(projected_grads, projected_inputs)
         self.blocks = block if self.blocks is None else self.blocks.add_(block)
@@ -216,6 +217,38 @@ class _Hooks:
             handle.remove()
 
 
+class _Landing:
+    """A batch's sketches and losses on their way to the host: on a GPU, an asynchronous copy
+    into pinned memory and an event that marks its end; on a CPU, the tensors themselves."""
+
+    def __init__(self, sketches: torch.Tensor, losses: torch.Tensor) -> None:
+        self.event = None
+        if sketches.is_cuda:
+            sketches, losses = (
+                torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+                for t in (sketches, losses)
+            )
+            self.event = torch.cuda.Event()
+            self.event.record()
+        self.sketches, self.losses = sketches, losses
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sketches, losses) as numpy arrays, once the copy is done."""
+        if self.event is not None:
+            self.event.synchronize()
+        return self.sketches.numpy(), self.losses.numpy()
+
+
+def _unit_rows(
+    batch: list[int], landing: _Landing
+) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """(indices, unit features, sketch norms, losses) of one landed batch."""
+    sketches, losses = landing.arrays()
+    norms = np.linalg.norm(sketches, axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    return batch, (sketches / safe[:, None]).astype(np.float32), norms.astype(np.float32), losses
+
+
 class FeatureExtractor:
     """Computes sketched, unit-normalised per-sample gradients with one proxy and one sketch.
 
@@ -244,6 +277,7 @@ class FeatureExtractor:
         self.head = plain_head(proxy.model)
         self.fused_head = self.head is not None
         self.fused_norms = True  # only acts on a GPU, see fused_rms_norms
+        self.fused_mlps = True  # likewise, see fused_mlps
         self.spare_column = torch.device(proxy.device).type != "cuda"
         # Packed rows need the fused head (loss rows are gathered by hand) and a plain attention;
         # on by default where the variable-length flash kernel runs (a GPU, bf16/fp16 weights).
@@ -341,23 +375,31 @@ class FeatureExtractor:
         try:
             with (
                 fused_rms_norms(self.proxy.model) if self.fused_norms else nullcontext(),
+                fused_mlps(self.proxy.model) if self.fused_mlps else nullcontext(),
                 packed_rows(self.proxy.model) if self.pack else nullcontext(),
             ):
+                # Batch i is handed over once batch i + 1 is launched, so the GPU is never idle
+                # while the host reads a result back or prepares the next batch.
+                landing: tuple[list[int], _Landing] | None = None
                 for batch in self.batches(encoded):
-                    sketches, losses = self._run_batch([encoded[i] for i in batch], hooks)
-                    norms = np.linalg.norm(sketches.astype(np.float64), axis=1)
-                    safe = np.where(norms > 0, norms, 1.0)
-                    features = (sketches / safe[:, None]).astype(np.float32)
-                    yield batch, features, norms.astype(np.float32), losses
+                    launched = _Landing(*self._run_batch([encoded[i] for i in batch], hooks))
+                    if landing is not None:
+                        yield _unit_rows(*landing)
+                    landing = (batch, launched)
+                if landing is not None:
+                    yield _unit_rows(*landing)
         finally:
             hooks.remove()
 
-    def _run_batch(self, batch: Sequence[Encoded], hooks: _Hooks) -> tuple[np.ndarray, np.ndarray]:
+    def _run_batch(
+        self, batch: Sequence[Encoded], hooks: _Hooks
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Launch one batch: (n, dim) float64 sketches and (n,) float32 losses, on the device."""
         device = self.proxy.device
         if self.pack and self.head is not None:
             with torch.enable_grad():
                 losses = self._packed_pass(self.head, batch, pack(batch), hooks)
-            return self._finish(hooks, len(batch)), losses.detach().float().cpu().numpy()
+            return self._finish(hooks, len(batch)), losses.detach().float()
         pad = self.proxy.tokenizer.pad_token_id or 0
         lengths = [len(e.input_ids) for e in batch]
         width = self.width(max(lengths))
@@ -366,9 +408,9 @@ class FeatureExtractor:
         for row, e in enumerate(batch):
             input_ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
             attention[row, : len(e.input_ids)] = 1
-        input_ids = input_ids.to(device)
+        input_ids = to_device(input_ids, device)
         # Without padding no mask is needed, and none lets the attention use its causal kernel.
-        mask = attention.to(device) if min(lengths) < width else None
+        mask = to_device(attention, device) if min(lengths) < width else None
         with torch.enable_grad():
             if self.fused_head and self.head is not None:
                 losses = self._fused_head_pass(self.head, batch, input_ids, mask, hooks)
@@ -384,22 +426,23 @@ class FeatureExtractor:
                 )
                 # Σ of per-sample losses: its gradient at sample i's outputs is exactly ∇ loss_i.
                 losses.sum().backward()
-        return self._finish(hooks, len(batch)), losses.detach().float().cpu().numpy()
+        return self._finish(hooks, len(batch)), losses.detach().float()
 
-    def _finish(self, hooks: _Hooks, n: int) -> np.ndarray:
+    def _finish(self, hooks: _Hooks, n: int) -> torch.Tensor:
         blocks = hooks.take()
         # One row at a time: a (1×k²)·(k²×d) product rounds the same whatever the batch size.
         sketches = torch.cat([self.sketch.finish(blocks[i : i + 1]) for i in range(n)])
-        return sketches.double().cpu().numpy()
+        return sketches.double()
 
     def _packed_pass(
         self, head: nn.Linear, batch: Sequence[Encoded], packed: Packed, hooks: _Hooks
     ) -> torch.Tensor:
         """The fused head pass over one packed row: the same loss rows, at packed positions."""
         device = self.proxy.device
-        to = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
+        to = lambda array: to_device(array, device)  # noqa: E731
         offsets = to(packed.offsets)
-        hooks.segments = (to(packed.sample), to(packed.position_ids), len(batch), packed.max_length)
+        slot = packed.sample.astype(np.int64) * packed.max_length + packed.position_ids
+        hooks.segments = (to(slot), len(batch), packed.max_length)
         try:
             hidden = self.proxy.model.base_model(
                 input_ids=to(packed.input_ids)[None],

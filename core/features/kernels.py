@@ -1,8 +1,10 @@
 """Fused GPU pieces of the feature computation; on a CPU none of them runs.
 
-- `nll_and_delta` (through `compiled_nll_and_delta`): the loss over the head's logits and its
+- `nll_and_delta` (through ``compiled("nll_and_delta")``): the loss over the head's logits and its
   gradient as one ``torch.compile``d function, two passes over the logits.
 - `fused_rms_norms`: a plain model's RMSNorms run as PyTorch's fused kernel for the duration.
+- `fused_mlps`: a plain model's SiLU·up and rotary embeddings run as ``torch.compile``d kernels (one
+  pass forward, one backward, nothing but the two inputs kept for the backward) for the duration.
 - `packed_attention` (through `packed_attention_of`): causal attention within each sample of a
   packed row (several samples one after another, no pad token): variable-length flash attention
   (``torch.nn.attention.varlen``) on a GPU in bf16/fp16, one causal SDPA call per sample elsewhere.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,22 +39,34 @@ def nll_and_delta(
     return nll, ((log_probs.exp() - hit.float()) * scale).to(logits.dtype)
 
 
+def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """SiLU(gate) · up, the gated MLP's activation (written for ``torch.compile``)."""
+    return nn.functional.silu(gate) * up
+
+
+# What ``compiled`` compiles, by name. A compile that fails (no compiler, an unsupported GPU) is
+# reported by its caller through ``disable_compiled``; the eager code runs from then on.
+COMPILABLE: dict[str, Callable] = {"nll_and_delta": nll_and_delta, "silu_mul": silu_mul}
 _COMPILE_FAILED: set[str] = set()
 
 
 @functools.cache
-def _compiled_nll_and_delta_cached() -> Callable:
-    return torch.compile(nll_and_delta, dynamic=True)
+def _compiled_cached(function: Callable) -> Callable:
+    return torch.compile(function, dynamic=True)
 
 
-def compiled_nll_and_delta() -> Callable | None:
-    """The ``torch.compile``d ``nll_and_delta``, or None once compiling it failed in this process."""
-    return None if "nll_and_delta" in _COMPILE_FAILED else _compiled_nll_and_delta_cached()
+def compiled(name: str, function: Callable | None = None) -> Callable | None:
+    """The ``torch.compile``d ``COMPILABLE[name]`` (or ``function``, filed under ``name``), or
+    None once compiling it failed in this process."""
+    if name in _COMPILE_FAILED:
+        return None
+    return _compiled_cached(function if function is not None else COMPILABLE[name])
 
 
-def disable_compiled_nll_and_delta() -> None:
-    """Stop using the compiled loss for the rest of the process (its compile failed)."""
-    _COMPILE_FAILED.add("nll_and_delta")
+def disable_compiled(name: str, error: BaseException) -> None:
+    """Use the eager ``name`` for the rest of the process: compiling or running it failed."""
+    warnings.warn(f"torch.compile of {name} failed ({error!r:.200}); using eager.", stacklevel=3)
+    _COMPILE_FAILED.add(name)
 
 
 # RMSNorm classes computing weight · (x / rms(x)) exactly like torch.nn.functional.rms_norm.
@@ -89,6 +105,81 @@ def fused_rms_norms(model: nn.Module) -> Iterator[int]:
     finally:
         for module in patched:
             del module.forward
+
+
+def _gated_mlp(x: torch.Tensor, *, mlp: Any) -> torch.Tensor:
+    """A gated SiLU MLP's forward with SiLU·up as one compiled kernel (eager if compiling fails)."""
+    gate, up = mlp.gate_proj(x), mlp.up_proj(x)
+    fused = compiled("silu_mul")
+    hidden = None
+    if fused is not None:
+        try:
+            hidden = fused(gate, up)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
+            disable_compiled("silu_mul", error)
+    return mlp.down_proj(silu_mul(gate, up) if hidden is None else hidden)
+
+
+def _rotary(modeling: Any, *args: Any, **kwargs: Any) -> Any:
+    """The model's own ``apply_rotary_pos_emb``, compiled (eager if compiling fails)."""
+    eager = modeling.__dict__["_prism_eager_rotary"]
+    fused = compiled(f"rotary:{modeling.__name__}", eager)
+    if fused is not None:
+        try:
+            return fused(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
+            disable_compiled(f"rotary:{modeling.__name__}", error)
+    return eager(*args, **kwargs)
+
+
+@contextmanager
+def fused_mlps(model: nn.Module) -> Iterator[int]:
+    """On a GPU, run a plain model's SiLU·up and rotary embeddings as compiled kernels.
+
+    Eager, SiLU·up is two element-wise kernels forward and three backward over (tokens ×
+    intermediate) tensors, and it keeps SiLU(gate) for the backward: 7.6 GB at 32,768 tokens of
+    the Qwen2.5-0.5B architecture. Compiled, it is one kernel each way and keeps only its inputs.
+    The rotary embedding (a half-rotation, two products and a sum for q and for k) is likewise
+    one kernel each way. The gate, up and down projections stay the model's own modules, so their
+    hooks fire as before; results differ only by rounding. Yields the number of MLPs replaced.
+    """
+    config = getattr(model, "config", None)
+    patched: list[nn.Module] = []
+    rotary_of: list[Any] = []
+    if (
+        getattr(config, "model_type", None) in _PLAIN_RMSNORM_MODEL_TYPES
+        and getattr(config, "hidden_act", None) == "silu"
+        and next(model.parameters()).is_cuda
+    ):
+        for module in model.modules():
+            if all(
+                isinstance(getattr(module, name, None), nn.Linear)
+                for name in ("gate_proj", "up_proj", "down_proj")
+            ):
+                module.forward = functools.partial(_gated_mlp, mlp=module)
+                patched.append(module)
+        modeling = sys.modules.get(type(model.base_model).__module__)
+        if (
+            modeling is not None
+            and callable(getattr(modeling, "apply_rotary_pos_emb", None))
+            and "_prism_eager_rotary" not in modeling.__dict__  # not patched already
+        ):
+            names = modeling.__dict__
+            names["_prism_eager_rotary"] = names["apply_rotary_pos_emb"]
+            names["apply_rotary_pos_emb"] = functools.partial(_rotary, modeling)
+            rotary_of.append(modeling)
+    try:
+        yield len(patched)
+    finally:
+        for module in patched:
+            del module.forward
+        for modeling in rotary_of:
+            names = modeling.__dict__
+            names["apply_rotary_pos_emb"] = names.pop("_prism_eager_rotary")
 
 
 # Models whose attention goes through transformers' attention interface with (B, H, T, D) inputs

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.features.kernels import compiled_nll_and_delta, disable_compiled_nll_and_delta
+from core.devices import to_device
+from core.features.kernels import compiled, disable_compiled
 from core.features.tokenize import PAD_MULTIPLE, Encoded
 
 # Models whose logits are exactly lm_head(base_model(...).last_hidden_state): no scale, no capping.
@@ -96,7 +96,7 @@ class LossRows:
             "weight": np.repeat(1.0 / counts, counts).astype(np.float32),
             "counts": counts.astype(np.float32),
         }
-        return cls(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
+        return cls(**{k: to_device(v, device) for k, v in arrays.items()})
 
 
 def head_loss_backward(
@@ -126,7 +126,7 @@ def head_loss_backward(
     nll = torch.empty(n + extra, dtype=torch.float32, device=h.device)
     grad = torch.empty_like(h)
     projected = []
-    fused = compiled_nll_and_delta() if h.is_cuda else None
+    fused = compiled("nll_and_delta") if h.is_cuda else None
     for lo in range(0, n + extra, chunk_rows):
         hi = min(n + extra, lo + chunk_rows)
         t = targets[lo:hi]
@@ -138,12 +138,10 @@ def head_loss_backward(
                 if project is not None:
                     projected.append(project(delta).float())
                 continue
+            except torch.OutOfMemoryError:
+                raise
             except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
-                warnings.warn(
-                    f"torch.compile of the loss failed ({error!r:.200}); using eager.",
-                    stacklevel=2,
-                )
-                disable_compiled_nll_and_delta()
+                disable_compiled("nll_and_delta", error)
                 fused = None
         # Each of these reads the (rows × V) logits once and computes in float32: the NLL from
         # an exact log-softmax, and softmax − onehot rounded once to the logits' dtype. The

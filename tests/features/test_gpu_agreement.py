@@ -12,6 +12,7 @@ import torch
 
 from core.data.dataset import load_dataset
 from core.data.text import conversations
+from core.features import kernels
 from core.features.extract import FeatureConfig, FeatureExtractor
 from core.features.proxy import load_proxy
 
@@ -33,6 +34,8 @@ def test_cpu_and_cuda_features_agree(scope: str) -> None:
         config = FeatureConfig(model="tiny", scope=scope, seed=3, batch_size=4, device=device)
         extractor = FeatureExtractor(proxy, config)
         runs[device] = extractor.compute(extractor.encode(samples))
+    # On the GPU the fused kernels (loss, SiLU·up, rotary) ran compiled, not their eager fallback.
+    assert not kernels._COMPILE_FAILED
     cpu, cuda = runs["cpu"], runs["cuda"]
     assert cpu.features.shape == cuda.features.shape == (N_ROWS, 1024)
     assert np.abs(cpu.features - cuda.features).max() <= FEATURE_ATOL

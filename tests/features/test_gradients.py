@@ -3,6 +3,8 @@
 The accuracy tests run the real embedded proxy (SmolLM2-135M-Instruct) on 16 real GSM8K rows.
 """
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -256,6 +258,27 @@ def test_fused_rms_norm_equals_the_models_norm(tiny_proxy):
     np.testing.assert_allclose(fused, norm(x), rtol=1e-5, atol=1e-6)
     with kernels.fused_rms_norms(tiny_proxy.model) as replaced:
         assert replaced == 0  # on a CPU nothing is replaced
+
+
+def test_gated_mlp_equals_the_models_mlp(tiny_proxy, monkeypatch):
+    """The GPU's SiLU·up MLP computes what the model's own MLP does; a compile that fails falls
+    back to the eager kernel with a warning, for the rest of the process, and still agrees."""
+    mlp = tiny_proxy.model.model.layers[0].mlp
+    x = torch.randn(2, 9, mlp.gate_proj.in_features)
+    expected = mlp(x)
+
+    def broken(*args):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(kernels, "_COMPILE_FAILED", set())
+    monkeypatch.setattr(kernels, "_compiled_cached", lambda function: broken)
+    with pytest.warns(UserWarning, match="silu_mul failed"):
+        fused = kernels._gated_mlp(x, mlp=mlp)
+    np.testing.assert_allclose(fused.detach(), expected.detach(), rtol=1e-6, atol=1e-7)
+    assert kernels.compiled("silu_mul") is None  # eager from now on, no second warning
+    with kernels.fused_mlps(tiny_proxy.model) as replaced:
+        assert replaced == 0  # on a CPU nothing is replaced
+        assert "_prism_eager_rotary" not in vars(sys.modules[type(mlp).__module__])
 
 
 def test_padded_width():
