@@ -126,9 +126,9 @@ def column_map(
     id_col: str | None,
 ) -> Any:
     """The ColumnMap the column options ask for, or None to detect every column (with only
-    ``--id-col`` given, the others are detected from the table)."""
+    ``--id-col`` given, the others are detected from the first rows)."""
     from core.data.columns import ColumnMap, detect_columns
-    from core.data.read import read_table
+    from core.data.read import read_head
 
     if any(c is not None for c in (prompt_col, response_col, messages_col, text_col)):
         return ColumnMap(
@@ -139,6 +139,6 @@ def column_map(
             id=id_col,
         )
     if id_col is not None:
-        detected = detect_columns(read_table(source, split=split))
+        detected = detect_columns(read_head(source, split=split), source=source)
         return ColumnMap(**{**detected.to_dict(), "id": id_col})
     return None

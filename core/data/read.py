@@ -4,7 +4,8 @@
   Parquet, a directory written by Hugging Face `datasets.save_to_disk` (one `split` of a
   DatasetDict), or a bundled demo (`DEMO_SOURCES`) as a `Stream` of DataFrame batches
   (``core.data.stream``); only a JSON array (`.json`) is parsed whole.
-- `frame_of` joins batches into one checked frame; `read_table` reads a whole source.
+- `frame_of` joins batches into one checked frame; `read_table` reads a whole source, `read_head`
+  its first batch.
 - Text stays text: a CSV column becomes numeric only when every value reads back identically.
 
 Every bad input raises `DataError` naming the file and saying what to do.
@@ -12,6 +13,7 @@ Every bad input raises `DataError` naming the file and saying what to do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import json
@@ -95,6 +97,17 @@ def read_table(source: str | os.PathLike[str], *, split: str | None = None) -> p
     `split` picks the split of a saved DatasetDict (default `train`).
     """
     return read_source(source, split=split, notes=[])[0]
+
+
+def read_head(
+    source: str | os.PathLike[str], *, split: str | None = None, n_rows: int = BATCH_ROWS
+) -> pd.DataFrame:
+    """The first rows of a source (at most ``n_rows``, one batch), read as `read_table` reads
+    them: enough to detect or choose its columns without reading a large file whole."""
+    stream = open_stream(source, split=split, notes=[], batch_rows=n_rows)
+    with contextlib.closing(stream.batches) as batches:
+        first = next(iter(batches), None)
+    return frame_of(stream, [] if first is None else [first])
 
 
 def read_source(

@@ -23,10 +23,12 @@ import pandas as pd
 import pytest
 from cli_support import REPO, write_jsonl
 
+from core.cli.options import column_map
 from core.data.cells import plain_value
 from core.data.columns import ColumnMap, fingerprint
 from core.data.dataset import load_dataset
-from core.data.read import read_table
+from core.data.read import read_head, read_table
+from core.data.stream import BATCH_ROWS
 from core.errors import DataError
 
 # 14 rows, so that batches of 3 split every kind of column: `n` is complete in the first batches
@@ -187,6 +189,37 @@ def test_limit_stops_reading_at_the_batch_that_holds_it(tmp_path):
     assert head.samples["text"].tolist() == [f"row {i}" for i in range(8)]
     assert head.n_samples == 8 and 8 <= head.n_total <= 2048
     assert head.fingerprint == load_dataset(path, limit=8, batch_rows=8).fingerprint
+
+
+@pytest.mark.parametrize(
+    "fmt", ["jsonl", "jsonl.gz", "json", "csv", "csv.gz", "tsv", "parquet", "hf"]
+)
+def test_head_is_the_tables_first_rows(tmp_path, fmt):
+    """The first rows, with the table's content columns (a column's type may differ: `mixed` is
+    numbers in the first rows, text later). A JSON document (one array) is read whole."""
+    path = _write_corpus(tmp_path)[fmt]
+    head = read_head(path, n_rows=5)
+    whole = read_table(path)
+    assert 1 <= len(head) <= (14 if fmt == "json" else 7)  # a saved dataset: one shard, 7 rows
+    assert set(head.columns) <= set(whole.columns)
+    shown = ["uid", "question", "answer"]
+    assert _cells(head[shown]) == _cells(whole.head(len(head))[shown])
+
+
+def test_head_and_id_only_mapping_read_no_further_than_the_first_batch(tmp_path):
+    """`--id-col` alone detects the other columns from the first rows: a broken line after
+    them stops neither the detection nor `--limit`."""
+    n = BATCH_ROWS + 10
+    good = [json.dumps({"uid": f"u{i}", "question": f"q{i}", "answer": f"a{i}"}) for i in range(n)]
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join([*good, "{broken"]) + "\n")
+    with pytest.raises(DataError, match=f"line {n + 1}"):
+        read_table(path)
+    assert read_head(path, n_rows=20)["uid"].tolist() == [f"u{i}" for i in range(20)]
+    columns = {"prompt_col": None, "response_col": None, "messages_col": None, "text_col": None}
+    mapped = column_map(str(path), split=None, **columns, id_col="uid")
+    assert mapped == ColumnMap("question", "answer", id="uid")
+    assert load_dataset(path, columns=mapped, limit=8).samples["id"].tolist()[-1] == "u7"
 
 
 def test_limit_reads_on_past_empty_rows(tmp_path):

@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.data.columns import ColumnMap, detect_columns
 from core.data.dataset import Dataset, load_dataset
-from core.data.read import DEMO_SOURCES, read_table
+from core.data.read import DEMO_SOURCES, read_head
 from core.errors import DataError, PrismError
 from ui import format as fmt
 from ui import paths, state
@@ -38,12 +38,13 @@ def _mtime(source: str) -> float:
         return -1.0
 
 
-@st.cache_data(max_entries=8, show_spinner="Reading the file…")
+@st.cache_data(max_entries=8, show_spinner="Reading the first rows…")
 def _read(source: str, mtime: float) -> pd.DataFrame:
-    return read_table(source)
+    return read_head(source)
 
 
 def read(source: str) -> pd.DataFrame:
+    """The source's first rows, to detect and choose its columns (the dataset is read by `load`)."""
     return _read(source, _mtime(source))
 
 
