@@ -1,10 +1,12 @@
 """Two gloo ranks on the CPU (real processes, torch's elastic launcher) fill one workspace: the
-result equals a one-process run, each rank computes its own rows once, and a run whose rank is
-killed mid-way is finished by `prism resume` without redoing the kept shards."""
+result equals a one-process run, each rank computes its own rows once, also as two "nodes" (two
+launchers meeting through a c10d rendezvous), and a run whose rank is killed mid-way is finished
+by `prism resume` without redoing the kept shards."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +72,62 @@ def test_two_gloo_ranks_equal_one_process(data: Path, reference: Workspace, tmp_
     progress = read_progress(ws_path)
     assert progress is not None and progress.status == "done" and progress.done == N_ROWS
     assert not ws.shard_dir.exists()  # assembled and cleaned once, by rank 0
+
+
+def test_two_nodes_of_one_rank_each_equal_one_process(
+    data: Path, reference: Workspace, tmp_path: Path
+) -> None:
+    """The README's multi-node line, minus Slurm: one torchrun per "node" (two on this machine),
+    meeting through a c10d rendezvous, each node's rank on local rank 0, one shared workspace."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ws_path = tmp_path / "ws"
+    launchers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--rdzv-id",
+                "prism-test",
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "-m",
+                "core",
+                "features",
+                str(data),
+                *TINY,
+                "--workspace",
+                str(ws_path),
+                "--quiet",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        errors = [launcher.communicate(timeout=300)[1] for launcher in launchers]
+    finally:
+        for launcher in launchers:
+            if launcher.poll() is None:
+                launcher.kill()
+                launcher.wait()
+    for launcher, err in zip(launchers, errors, strict=True):
+        assert launcher.returncode == 0, err
+        assert "Traceback" not in err
+    ws = Workspace.open(ws_path)
+    _assert_same_result(ws, reference)
+    assert ws.manifest["features"]["rank_rows"] == [N_ROWS // 2, N_ROWS // 2]
 
 
 def _rank_process(
