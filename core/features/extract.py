@@ -3,9 +3,10 @@
 The loss of a sample is the mean token negative log-likelihood over its response tokens
 (``core.features.loss``) after the proxy's chat template (``core.features.tokenize``). The gradient
 is taken with respect to the Linear weights in the chosen scope (``core.features.scope``) and
-sketched by ``core.features.sketch.KroneckerSketch`` from forward/backward hooks, so no per-sample
-gradient is ever materialised and no weight gradient is ever computed (parameters stay frozen; the
-backward pass only carries activation gradients down to the first block in scope).
+sketched by ``core.features.sketch.KroneckerSketch`` from forward/backward hooks
+(``core.features.hooks``), so no per-sample gradient is ever materialised and no weight gradient
+is ever computed (parameters stay frozen; the backward pass only carries activation gradients
+down to the first block in scope).
 
 Batching is exact: sequences are right-padded and attention-masked, so a sample's loss depends
 only on its own tokens, and the backward of the summed per-sample losses hands each sample exactly
@@ -36,6 +37,7 @@ from torch import nn
 
 from core.devices import to_device
 from core.errors import PrismError
+from core.features.hooks import SketchHooks
 from core.features.kernels import fused_mlps, fused_rms_norms, packed_attention_of, packed_rows
 from core.features.loss import (
     LossRows,
@@ -131,90 +133,6 @@ class FeatureBatch:
     n_response_tokens: np.ndarray  # (n,) int32
     grad_norm: np.ndarray  # (n,) float32, estimated from the sketch (JL), not exact
     truncated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-
-def _block(projected_grads: torch.Tensor, projected_inputs: torch.Tensor) -> torch.Tensor:
-    """(B, T, k) × (B, T, k) → (B, k, k) float32: Σ_t g_t a_tᵀ."""
-    g, a = projected_grads.transpose(1, 2), projected_inputs
-    if g.is_cuda and g.dtype == a.dtype == torch.bfloat16:
-        # On the tensor cores with a float32 result, where this torch has it (CUDA, ≥ 2.8).
-        try:
-            return torch.bmm(g, a, out_dtype=torch.float32)
-        except (TypeError, RuntimeError, NotImplementedError):
-            pass
-    return torch.matmul(g.float(), a.float())
-
-
-class _Hooks:
-    """Forward hooks that project activations; tensor hooks that fold in output gradients."""
-
-    def __init__(
-        self, sketch: KroneckerSketch, layers: dict[str, nn.Module], first_block: nn.Module
-    ):
-        self.sketch = sketch
-        self.blocks: torch.Tensor | None = None
-        # For a packed row: each token's row in (samples × longest), samples, longest.
-        self.segments: tuple[torch.Tensor, int, int] | None = None
-        self.handles = [first_block.register_forward_pre_hook(self._cut_graph, with_kwargs=True)]
-        for name, module in layers.items():
-            self.handles.append(module.register_forward_hook(self._make_hook(name)))
-
-    @staticmethod
-    def _cut_graph(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        # The backward pass starts here: nothing below the first block in scope is differentiated.
-        if args:
-            args = (args[0].detach().requires_grad_(True), *args[1:])
-        else:
-            kwargs = {
-                **kwargs,
-                "hidden_states": kwargs["hidden_states"].detach().requires_grad_(True),
-            }
-        return args, kwargs
-
-    def add(self, projected_grads: torch.Tensor, projected_inputs: torch.Tensor) -> None:
-        """Fold Σ_t (R_out δ_t)(R_in a_t)ᵀ of one layer, (B, T, k) each, into the (B, k, k) sum.
-
-        A packed row (1, T, k) is first spread to (samples, longest, k), zeros after each sample's
-        end, so the sum runs over each sample's own tokens (a segment sum).
-        """
-        if self.segments is not None:
-            slot, n, longest = self.segments
-            spread = []
-            for projected in (projected_grads, projected_inputs):
-                rows = projected.new_zeros((n * longest, projected.shape[-1]))
-                spread.append(rows.index_copy_(0, slot, projected[0]).view(n, longest, -1))
-            projected_grads, projected_inputs = spread
-        block = _block(projected_grads, projected_inputs)
-        self.blocks = block if self.blocks is None else self.blocks.add_(block)
-
-    def _make_hook(self, name: str) -> Callable:
-        sketch = self.sketch
-
-        def forward_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            if not output.requires_grad:
-                return
-            with torch.no_grad():
-                projected_inputs = sketch.project_inputs(name, inputs[0].detach())
-
-            def backward_hook(grad: torch.Tensor) -> None:
-                with torch.no_grad():
-                    self.add(sketch.project_output_grads(name, grad), projected_inputs)
-
-            output.register_hook(backward_hook)
-
-        return forward_hook
-
-    def take(self) -> torch.Tensor:
-        blocks, self.blocks = self.blocks, None
-        if blocks is None:
-            raise PrismError(
-                "No gradient reached the layers in scope; check the scope.", param="scope"
-            )
-        return blocks
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 class _Landing:
@@ -371,7 +289,7 @@ class FeatureExtractor:
             for name, module in self.layers.items()
             if not (self.fused_head and module is self.head)
         }
-        hooks = _Hooks(self.sketch, hooked, self.first_block)
+        hooks = SketchHooks(self.sketch, hooked, self.first_block)
         try:
             with (
                 fused_rms_norms(self.proxy.model) if self.fused_norms else nullcontext(),
@@ -392,7 +310,7 @@ class FeatureExtractor:
             hooks.remove()
 
     def _run_batch(
-        self, batch: Sequence[Encoded], hooks: _Hooks
+        self, batch: Sequence[Encoded], hooks: SketchHooks
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Launch one batch: (n, dim) float64 sketches and (n,) float32 losses, on the device."""
         device = self.proxy.device
@@ -428,14 +346,14 @@ class FeatureExtractor:
                 losses.sum().backward()
         return self._finish(hooks, len(batch)), losses.detach().float()
 
-    def _finish(self, hooks: _Hooks, n: int) -> torch.Tensor:
+    def _finish(self, hooks: SketchHooks, n: int) -> torch.Tensor:
         blocks = hooks.take()
         # One row at a time: a (1×k²)·(k²×d) product rounds the same whatever the batch size.
         sketches = torch.cat([self.sketch.finish(blocks[i : i + 1]) for i in range(n)])
         return sketches.double()
 
     def _packed_pass(
-        self, head: nn.Linear, batch: Sequence[Encoded], packed: Packed, hooks: _Hooks
+        self, head: nn.Linear, batch: Sequence[Encoded], packed: Packed, hooks: SketchHooks
     ) -> torch.Tensor:
         """The fused head pass over one packed row: the same loss rows, at packed positions."""
         device = self.proxy.device
@@ -469,7 +387,7 @@ class FeatureExtractor:
         batch: Sequence[Encoded],
         input_ids: torch.Tensor,
         mask: torch.Tensor | None,
-        hooks: _Hooks,
+        hooks: SketchHooks,
     ) -> torch.Tensor:
         """Forward to the last hidden state, head + loss at the loss rows by hand, then backward."""
         hidden = self.proxy.model.base_model(
@@ -485,7 +403,7 @@ class FeatureExtractor:
         rows: LossRows,
         row: torch.Tensor,
         column: torch.Tensor,
-        hooks: _Hooks,
+        hooks: SketchHooks,
     ) -> torch.Tensor:
         """Head + loss at ``hidden[row, column]`` (one per loss row) by hand, then backward."""
         at_rows = hidden[row, column]
