@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from measures.test_clusters import planted
 
-from core.measures.clusters import spherical_kmeans
+from core.measures.clusters import spherical_kmeans, unit_rows_or_self
 from core.measures.kmeans_twolevel import share_clusters, two_level_kmeans
 
 
@@ -75,3 +75,24 @@ def test_share_clusters(sizes, k):
     assert (
         np.all(share <= sizes) and np.all(share[sizes > 0] >= 1) and np.all(share[sizes == 0] == 0)
     )
+
+
+def test_unit_features_are_clustered_in_place(flat, tmp_path):
+    """Unit float32 rows (Prism's features) are read where they are, a memory map included: no
+    unit copy is made, the input is not changed, and the clusters are the copy's."""
+    path = tmp_path / "features.npy"
+    np.save(path, flat)
+    mapped = np.load(path, mmap_mode="r")
+    assert unit_rows_or_self(mapped) is mapped
+    scaled = flat * 3
+    assert unit_rows_or_self(scaled) is not scaled
+    np.testing.assert_allclose(unit_rows_or_self(scaled), flat, atol=1e-6)
+    with_zero = flat.copy()
+    with_zero[5] = 0
+    assert unit_rows_or_self(with_zero) is with_zero  # a zero row stays zero either way
+    assert unit_rows_or_self(flat.astype(np.float64)).dtype == np.float32  # a float32 copy
+    in_place = spherical_kmeans(mapped, n_clusters=600, seed=0, method="two-level")
+    copied = spherical_kmeans(scaled, n_clusters=600, seed=0, method="two-level")
+    assert np.array_equal(np.load(path), flat)
+    assert abs(in_place.objective - copied.objective) <= 1e-5
+    assert np.mean(in_place.labels == copied.labels) >= 0.99
