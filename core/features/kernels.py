@@ -1,6 +1,6 @@
 """Fused GPU pieces of the feature computation; on a CPU none of them runs.
 
-- `nll_and_delta` (through ``compiled("nll_and_delta")``): the loss over the head's logits and its
+- `nll_and_delta` (through ``compiled``): the loss over the head's logits and its
   gradient as one ``torch.compile``d function, two passes over the logits.
 - `fused_rms_norms`: a plain model's RMSNorms run as PyTorch's fused kernel for the duration.
 - `fused_mlps`: a plain model's SiLU·up and rotary embeddings run as ``torch.compile``d kernels (one
@@ -44,9 +44,7 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return nn.functional.silu(gate) * up
 
 
-# What ``compiled`` compiles, by name. A compile that fails (no compiler, an unsupported GPU) is
-# reported by its caller through ``disable_compiled``; the eager code runs from then on.
-COMPILABLE: dict[str, Callable] = {"nll_and_delta": nll_and_delta, "silu_mul": silu_mul}
+# Names whose compile failed in this process (no compiler, an unsupported GPU): eager from then on.
 _COMPILE_FAILED: set[str] = set()
 
 
@@ -55,18 +53,40 @@ def _compiled_cached(function: Callable) -> Callable:
     return torch.compile(function, dynamic=True)
 
 
-def compiled(name: str, function: Callable | None = None) -> Callable | None:
-    """The ``torch.compile``d ``COMPILABLE[name]`` (or ``function``, filed under ``name``), or
-    None once compiling it failed in this process."""
-    if name in _COMPILE_FAILED:
-        return None
-    return _compiled_cached(function if function is not None else COMPILABLE[name])
+def compiled(name: str, function: Callable) -> Callable | None:
+    """``function`` ``torch.compile``d (filed under ``name``), or None once that failed here."""
+    return None if name in _COMPILE_FAILED else _compiled_cached(function)
 
 
 def disable_compiled(name: str, error: BaseException) -> None:
     """Use the eager ``name`` for the rest of the process: compiling or running it failed."""
     warnings.warn(f"torch.compile of {name} failed ({error!r:.200}); using eager.", stacklevel=3)
     _COMPILE_FAILED.add(name)
+
+
+def run_compiled(name: str, function: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` through its compiled copy; eager once compiling failed."""
+    fused = compiled(name, function)
+    if fused is not None:
+        try:
+            return fused(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
+            disable_compiled(name, error)
+    return function(*args, **kwargs)
+
+
+@contextmanager
+def _forwards(replacements: list[tuple[nn.Module, Callable]]) -> Iterator[int]:
+    """Give each module its replacement forward for the duration; yields how many."""
+    for module, forward in replacements:
+        module.forward = forward
+    try:
+        yield len(replacements)
+    finally:
+        for module, _ in replacements:
+            del module.forward
 
 
 # RMSNorm classes computing weight · (x / rms(x)) exactly like torch.nn.functional.rms_norm.
@@ -87,7 +107,7 @@ def fused_rms_norms(model: nn.Module) -> Iterator[int]:
     Yields the number of norms replaced; the model's own forward comes back on exit.
     """
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    patched = []
+    replacements: list[tuple[nn.Module, Callable]] = []
     if model_type in _PLAIN_RMSNORM_MODEL_TYPES and next(model.parameters()).is_cuda:
         for module in model.modules():
             weight = getattr(module, "weight", None)
@@ -98,42 +118,20 @@ def fused_rms_norms(model: nn.Module) -> Iterator[int]:
                 and weight.dim() == 1
                 and isinstance(eps, float)
             ):
-                module.forward = functools.partial(_rms_norm, weight=weight, eps=eps)
-                patched.append(module)
-    try:
-        yield len(patched)
-    finally:
-        for module in patched:
-            del module.forward
+                replacements.append((module, functools.partial(_rms_norm, weight=weight, eps=eps)))
+    with _forwards(replacements) as n_replaced:
+        yield n_replaced
 
 
 def _gated_mlp(x: torch.Tensor, *, mlp: Any) -> torch.Tensor:
     """A gated SiLU MLP's forward with SiLU·up as one compiled kernel (eager if compiling fails)."""
-    gate, up = mlp.gate_proj(x), mlp.up_proj(x)
-    fused = compiled("silu_mul")
-    hidden = None
-    if fused is not None:
-        try:
-            hidden = fused(gate, up)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
-            disable_compiled("silu_mul", error)
-    return mlp.down_proj(silu_mul(gate, up) if hidden is None else hidden)
+    return mlp.down_proj(run_compiled("silu_mul", silu_mul, mlp.gate_proj(x), mlp.up_proj(x)))
 
 
 def _rotary(modeling: Any, *args: Any, **kwargs: Any) -> Any:
     """The model's own ``apply_rotary_pos_emb``, compiled (eager if compiling fails)."""
     eager = modeling.__dict__["_prism_eager_rotary"]
-    fused = compiled(f"rotary:{modeling.__name__}", eager)
-    if fused is not None:
-        try:
-            return fused(*args, **kwargs)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # noqa: BLE001 - any compiler failure: stay correct, go eager
-            disable_compiled(f"rotary:{modeling.__name__}", error)
-    return eager(*args, **kwargs)
+    return run_compiled(f"rotary:{modeling.__name__}", eager, *args, **kwargs)
 
 
 @contextmanager
@@ -148,7 +146,7 @@ def fused_mlps(model: nn.Module) -> Iterator[int]:
     hooks fire as before; results differ only by rounding. Yields the number of MLPs replaced.
     """
     config = getattr(model, "config", None)
-    patched: list[nn.Module] = []
+    replacements: list[tuple[nn.Module, Callable]] = []
     rotary_of: list[Any] = []
     if (
         getattr(config, "model_type", None) in _PLAIN_RMSNORM_MODEL_TYPES
@@ -160,8 +158,7 @@ def fused_mlps(model: nn.Module) -> Iterator[int]:
                 isinstance(getattr(module, name, None), nn.Linear)
                 for name in ("gate_proj", "up_proj", "down_proj")
             ):
-                module.forward = functools.partial(_gated_mlp, mlp=module)
-                patched.append(module)
+                replacements.append((module, functools.partial(_gated_mlp, mlp=module)))
         modeling = sys.modules.get(type(model.base_model).__module__)
         if (
             modeling is not None
@@ -173,10 +170,9 @@ def fused_mlps(model: nn.Module) -> Iterator[int]:
             names["apply_rotary_pos_emb"] = functools.partial(_rotary, modeling)
             rotary_of.append(modeling)
     try:
-        yield len(patched)
+        with _forwards(replacements) as n_replaced:
+            yield n_replaced
     finally:
-        for module in patched:
-            del module.forward
         for modeling in rotary_of:
             names = modeling.__dict__
             names["apply_rotary_pos_emb"] = names.pop("_prism_eager_rotary")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from core.devices import to_device
-from core.features.kernels import compiled, disable_compiled
+from core.features.kernels import compiled, disable_compiled, nll_and_delta
 from core.features.tokenize import PAD_MULTIPLE, Encoded
 
 # Models whose logits are exactly lm_head(base_model(...).last_hidden_state): no scale, no capping.
@@ -126,7 +126,7 @@ def head_loss_backward(
     nll = torch.empty(n + extra, dtype=torch.float32, device=h.device)
     grad = torch.empty_like(h)
     projected = []
-    fused = compiled("nll_and_delta") if h.is_cuda else None
+    fused = compiled("nll_and_delta", nll_and_delta) if h.is_cuda else None
     for lo in range(0, n + extra, chunk_rows):
         hi = min(n + extra, lo + chunk_rows)
         t = targets[lo:hi]

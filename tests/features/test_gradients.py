@@ -275,7 +275,9 @@ def test_gated_mlp_equals_the_models_mlp(tiny_proxy, monkeypatch):
     with pytest.warns(UserWarning, match="silu_mul failed"):
         fused = kernels._gated_mlp(x, mlp=mlp)
     np.testing.assert_allclose(fused.detach(), expected.detach(), rtol=1e-6, atol=1e-7)
-    assert kernels.compiled("silu_mul") is None  # eager from now on, no second warning
+    assert (
+        kernels.compiled("silu_mul", kernels.silu_mul) is None
+    )  # eager from now on, no second warning
     with kernels.fused_mlps(tiny_proxy.model) as replaced:
         assert replaced == 0  # on a CPU nothing is replaced
         assert "_prism_eager_rotary" not in vars(sys.modules[type(mlp).__module__])
