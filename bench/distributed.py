@@ -50,7 +50,7 @@ def save_random_qwen(assets: Path, folder: Path) -> Path:
 def run_features(
     data: Path, workspace: Path, *, nproc: int, model: str, gpu: bool, extra: list[str]
 ) -> dict:
-    from core.workspace.jobs import read_progress
+    from core.workspace.jobs.record import read_progress
 
     command = [sys.executable, "-m", "core", "features", str(data), "--workspace", str(workspace),
                "--model", model, "--nproc", str(nproc), "--quiet", *extra]  # fmt: skip

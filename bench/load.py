@@ -37,7 +37,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from core.data.dataset import load_dataset
 from core.features.extract import FeatureConfig
-from core.workspace.extraction import prepare_workspace
+from core.workspace.jobs.extraction import prepare_workspace
 
 def peak_gb():  # this process's own peak RSS (ru_maxrss would count the parent's pages at exec)
     with open("/proc/self/status") as status:

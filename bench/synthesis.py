@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.workspace.demo import SHIPPED  # noqa: E402
 from core.workspace.store import Workspace  # noqa: E402
-from core.workspace.synthesis import SynthesisConfig, gain, run_synthesis  # noqa: E402
+from core.workspace.synthesis.loop import SynthesisConfig, gain, run_synthesis  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "synthesis.json"
 ARMS = {

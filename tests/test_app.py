@@ -32,8 +32,8 @@ from core.measures.selection import (
     rows_from_event,
 )
 from core.measures.vendi import subset_vendi
-from core.workspace.extraction import prepare_workspace
-from core.workspace.jobs import Progress, write_progress
+from core.workspace.jobs.extraction import prepare_workspace
+from core.workspace.jobs.record import Progress, write_progress
 from core.workspace.store import Workspace
 from ui import format as fmt
 from ui import state
@@ -573,7 +573,7 @@ def test_a_broken_workspace_is_a_message(ready: Workspace) -> None:
 def test_map_build_is_started_when_clusters_are_missing(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.workspace import analysis_job as analyze
+    from core.workspace.jobs import analysis as analyze
 
     ws = make_workspace(home / "workspaces" / "bare", n=50, dim=16)
     for section in ("clusters", "layout"):
@@ -690,8 +690,8 @@ def test_feature_job_runs_in_its_own_process_and_moves_on_to_the_map(
     """The real thing: Start on the page runs `prism resume` in a separate process (tiny model)."""
     import time
 
-    from core.workspace import analysis_job as analyze
-    from core.workspace.jobs import read_progress
+    from core.workspace.jobs import analysis as analyze
+    from core.workspace.jobs.record import read_progress
 
     # The tiny model borrows the embedded model's tokenizer; reuse the user's cached copy.
     models = USER_PRISM_HOME / "models"

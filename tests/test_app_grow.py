@@ -25,11 +25,11 @@ from test_app import assert_clean, home, router_only, values  # noqa: F401 — f
 
 from core.synthesis.generators import make_generator
 from core.workspace.analyses import cluster_workspace
-from core.workspace.candidates import joining, read_round
-from core.workspace.jobs import CANCELLED, RUNNING, read_job, report_job
+from core.workspace.jobs.record import CANCELLED, RUNNING, read_job, report_job
 from core.workspace.manifest import LayoutSection, SynthesisSection
 from core.workspace.store import Workspace
-from core.workspace.synthesis import KIND, SynthesisConfig, pending_rounds, run_synthesis
+from core.workspace.synthesis.candidates import joining, read_round
+from core.workspace.synthesis.loop import KIND, SynthesisConfig, pending_rounds, run_synthesis
 from ui import state
 
 REPO = Path(__file__).resolve().parent.parent

@@ -296,7 +296,7 @@ def background_ready(ws: Workspace) -> bool:
 
 def candidates_version(ws: Workspace) -> tuple[str, tuple[tuple[str, float], ...]]:
     """Changes with any round's candidate file (a new round, a decision by hand, a join)."""
-    from core.workspace.candidates import candidate_dir
+    from core.workspace.synthesis.candidates import candidate_dir
 
     folder = candidate_dir(ws)
     files = sorted(folder.glob("round-*.parquet")) if folder.is_dir() else []
@@ -305,13 +305,13 @@ def candidates_version(ws: Workspace) -> tuple[str, tuple[tuple[str, float], ...
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _candidates(key: tuple[str, tuple[tuple[str, float], ...]]) -> pd.DataFrame:
-    from core.workspace.candidates import read_candidates
+    from core.workspace.synthesis.candidates import read_candidates
 
     return read_candidates(Workspace.open(key[0]))
 
 
 def candidates(ws: Workspace) -> pd.DataFrame:
-    """Every synthesis candidate with its provenance (``core.workspace.candidates``; shared)."""
+    """Every synthesis candidate with its provenance (``core.workspace.synthesis.candidates``; shared)."""
     return _candidates(candidates_version(ws))
 
 
@@ -319,11 +319,11 @@ def candidates(ws: Workspace) -> pd.DataFrame:
 def _candidate_coords(
     key: tuple[str, tuple[tuple[str, float], ...]], skey: tuple[str, float], round_no: int
 ) -> np.ndarray | None:
-    from core.workspace.synthesis import candidate_coords as coords
+    from core.workspace.synthesis.loop import candidate_coords as coords
 
     return coords(Workspace.open(key[0]), round_no)
 
 
 def candidate_coords(ws: Workspace, round_no: int) -> np.ndarray | None:
-    """Map coordinates (M×2) of a round's candidates (``core.workspace.synthesis``; shared)."""
+    """Map coordinates (M×2) of a round's candidates (``core.workspace.synthesis.loop``; shared)."""
     return _candidate_coords(candidates_version(ws), samples_version(ws), round_no)

@@ -168,7 +168,7 @@ def no_workspace() -> None:
 
 
 def no_features(ws: Workspace) -> None:
-    from core.workspace.jobs import read_progress
+    from core.workspace.jobs.record import read_progress
 
     progress = read_progress(ws.path)
     if progress is not None and progress.status == "running":

@@ -114,8 +114,8 @@ def features(
                  shard_size=shard_size, shard_seconds=shard_seconds, quiet=True, group=group)  # fmt: skip
         return
     from core.features.extract import FeatureConfig
-    from core.workspace.estimate import estimate_run
-    from core.workspace.extraction import (
+    from core.workspace.jobs.estimate import estimate_run
+    from core.workspace.jobs.extraction import (
         check_workspace_target,
         outermost_missing,
         prepare_workspace,
@@ -266,7 +266,7 @@ def _extract(
     )
 
     from core.features.distributed import SOLO
-    from core.workspace.extraction import run_features
+    from core.workspace.jobs.extraction import run_features
 
     group = group or SOLO
     if group.share(ws.has_features):  # rank 0's answer, so that every rank takes the same path
@@ -351,7 +351,7 @@ def demo(
 
 def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """What a workspace holds: dataset, settings, scores, analyses and columns."""
-    from core.workspace.jobs import read_progress
+    from core.workspace.jobs.record import read_progress
 
     ws = open_workspace(workspace)
     record = dict(ws.manifest)

@@ -51,8 +51,8 @@ def import_features(
     id_col: IdColOpt = None,
 ) -> None:
     """Build a workspace from a dataset and an N×d feature array computed elsewhere."""
-    from core.workspace.extraction import check_workspace_target
     from core.workspace.imported import import_features as build
+    from core.workspace.jobs.extraction import check_workspace_target
 
     check_workspace_target(workspace)  # before reading a possibly large file
     dataset = read_dataset(

@@ -1,6 +1,6 @@
 """``prism synthesize``: grow the sparse regions of gradient space (the Prismatic Synthesis loop).
 
-Runs rounds (``core.workspace.synthesis``), or with ``--list`` shows the candidates, with
+Runs rounds (``core.workspace.synthesis.loop``), or with ``--list`` shows the candidates, with
 ``--keep`` / ``--drop`` decides some by hand, with ``--join`` joins reviewed rounds and with
 ``--resume`` finishes a stopped run. ``--json`` prints the round records for machines.
 """
@@ -78,8 +78,8 @@ def synthesize(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate samples aimed at sparse clusters, keep those that land there, add them."""
-    from core.workspace import synthesis
-    from core.workspace.candidates import decide, read_candidates
+    from core.workspace.synthesis import loop as synthesis
+    from core.workspace.synthesis.candidates import decide, read_candidates
 
     ws = open_workspace(workspace)
     if keep or drop:
@@ -154,7 +154,7 @@ def print_rounds(records: list[dict[str, Any]]) -> None:
         )
     console.print(out)
     console.print("G-Vendi and rows in sparse clusters: before → after joining.")
-    from core.workspace.synthesis import gain
+    from core.workspace.synthesis.loop import gain
 
     per_100 = gain(records)
     if per_100 is not None:

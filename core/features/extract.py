@@ -281,7 +281,7 @@ class FeatureExtractor:
     ) -> Generator[tuple[list[int], np.ndarray, np.ndarray, np.ndarray], None, None]:
         """Per batch: (indices into ``encoded``, unit features, sketch norms, losses).
 
-        Lets a caller keep what is finished at any batch boundary (``core.workspace.jobs`` closes a shard
+        Lets a caller keep what is finished at any batch boundary (``core.workspace.jobs.record`` closes a shard
         by time as well as by size). Close the iterator when stopping early.
         """
         hooked = {

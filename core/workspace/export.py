@@ -41,7 +41,6 @@ from core.errors import PrismError
 from core.measures.vendi import subset_vendi
 from core.workspace.derived import batches as sample_batches
 from core.workspace.files import now
-from core.workspace.grow import PROVENANCE, of_origin
 from core.workspace.manifest import ClustersSection, FeatureSection
 from core.workspace.publish import (
     check_replace,
@@ -57,6 +56,7 @@ from core.workspace.publish import (
 )
 from core.workspace.schema import RESERVED_COLUMNS
 from core.workspace.store import Workspace
+from core.workspace.synthesis.grow import PROVENANCE, of_origin
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "hf": ""}
@@ -377,7 +377,7 @@ def export_subset(
 ) -> ExportResult:
     """``export_rows`` of the named subset ``name``, its ``how`` going into the manifest; with
     ``name`` None, of the whole set (the manifest's subset is then ``WHOLE_SET``); ``origin``:
-    all rows, or only "source" or "synthetic" ones (``core.workspace.grow``)."""
+    all rows, or only "source" or "synthetic" ones (``core.workspace.synthesis.grow``)."""
     if name is None:
         from core.workspace.compare import WHOLE_SET
 

@@ -145,7 +145,7 @@ def import_features(
 ) -> Workspace:
     """A new, complete workspace at ``path`` from ``dataset`` and the features in ``features_path``."""
     from core.measures.vendi import covariance_from_npy, vendi_from_covariance
-    from core.workspace.extraction import (
+    from core.workspace.jobs.extraction import (
         check_workspace_target,
         dataset_section,
         outermost_missing,

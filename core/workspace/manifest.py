@@ -204,7 +204,7 @@ class CurvesSection(Section):
 
 @dataclass(frozen=True)
 class SynthesisSection(Section):
-    """The synthesis loop (``core.workspace.synthesis``): its settings and one record per round.
+    """The synthesis loop (``core.workspace.synthesis.loop``): its settings and one record per round.
 
     A round record holds its counts (generated, malformed, duplicate, dense, kept, joined), the
     G-Vendi and the rows in sparse clusters before → after joining, and its seconds.

@@ -10,7 +10,7 @@ all original columns; each analysis keeps its per-sample columns (``loss``, ``gr
 unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
 (n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline. While
 features are being extracted, ``shards/`` holds finished shards and ``jobs/`` the progress of
-background jobs (``core.workspace.jobs``).
+background jobs (``core.workspace.jobs.record``).
 
 Every write is atomic (``core.workspace.files``). Every read-modify-write (manifest, samples,
 subsets) holds the workspace lock (``Workspace.lock``: ``fcntl.flock`` on ``.lock``), and
@@ -69,7 +69,7 @@ FEATURES = "features.npy"
 EMBEDDINGS = "embeddings.npy"
 SUBSETS = "subsets.json"
 SHARDS = "shards"
-JOBS = "jobs"  # background jobs' records (core.workspace.jobs)
+JOBS = "jobs"  # background jobs' records (core.workspace.jobs.record)
 JOB = f"{JOBS}/features.json"  # the feature job's record (schema 1: ``job.json``)
 LOCK = ".lock"
 _FINITE_CHUNK_ROWS = 65_536

@@ -19,7 +19,7 @@ from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.measures.vendi import cluster_vendi
 from core.measures.words import top_words
-from core.workspace.jobs import read_progress
+from core.workspace.jobs.record import read_progress
 from core.workspace.store import Workspace, problems
 
 LABEL_CHARS = 600  # cluster words are read from the start of each sample

@@ -26,7 +26,7 @@ from core.data.text import MAX_CELL_CHARS
 from core.errors import DataError, WorkspaceError
 from core.features.extract import FeatureConfig
 from core.workspace import derived as samples_writer
-from core.workspace.extraction import prepare_workspace
+from core.workspace.jobs.extraction import prepare_workspace
 from core.workspace.store import SAMPLES
 
 ODD_RECORDS = [

@@ -20,8 +20,8 @@ from cli_support import DIM, REPO, TINY, invoke, run_subprocess, sample_records,
 from core.data.dataset import load_dataset
 from core.features.distributed import Group
 from core.features.extract import FeatureConfig
-from core.workspace.extraction import finished_shards, prepare_workspace, run_features
-from core.workspace.jobs import read_progress
+from core.workspace.jobs.extraction import finished_shards, prepare_workspace, run_features
+from core.workspace.jobs.record import read_progress
 from core.workspace.store import Workspace
 
 N_ROWS = 24

@@ -15,7 +15,7 @@ from core.data.dataset import load_dataset
 from core.errors import PrismError
 from core.features.extract import FeatureConfig
 from core.features.proxy import prism_home
-from core.workspace.estimate import RunEstimate, estimate_run, probe_indices, rough_duration
+from core.workspace.jobs.estimate import RunEstimate, estimate_run, probe_indices, rough_duration
 
 TINY = FeatureConfig(model="tiny", dim=DIM)
 router_only = test_app.router_only  # AppTest runs routed by app.py, as the server does

@@ -1,4 +1,4 @@
-"""Tests for core.workspace.jobs: kill-and-resume gives the uninterrupted features, runs are reproducible,
+"""Tests for core.workspace.jobs.record: kill-and-resume gives the uninterrupted features, runs are reproducible,
 and a workspace is never mixed with other data or settings unless forced."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from core.data.dataset import load_dataset
 from core.errors import WorkspaceError
 from core.features.extract import FeatureConfig
 from core.features.tokenize import PAD_MULTIPLE
-from core.workspace.extraction import FEATURE_COLUMNS, config_from_workspace, prepare_workspace
-from core.workspace.jobs import Progress, cancel, read_progress, write_progress
+from core.workspace.jobs.extraction import FEATURE_COLUMNS, config_from_workspace, prepare_workspace
+from core.workspace.jobs.record import Progress, cancel, read_progress, write_progress
 from core.workspace.store import JOB, MANIFEST, Workspace
 
 # Float32 agreement of the same feature row computed in other batch shapes (observed ~1e-7).

@@ -15,8 +15,8 @@ import pytest
 
 from core.data.dataset import RESERVED_COLUMNS as DATA_RESERVED
 from core.errors import PrismError
-from core.workspace import jobs
 from core.workspace.derived import DERIVED
+from core.workspace.jobs import record as jobs
 from core.workspace.manifest import SCHEMA_VERSION, ClustersSection, DatasetSection, Scores
 from core.workspace.schema import (
     ANALYSES,

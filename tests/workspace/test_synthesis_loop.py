@@ -18,10 +18,16 @@ from cli_support import REPO, invoke
 
 from core.errors import PrismError
 from core.synthesis.generators import make_generator
-from core.workspace.candidates import COLUMNS, decide, read_candidates, read_round, round_numbers
 from core.workspace.store import Workspace
-from core.workspace.synthesis import SynthesisConfig, pending_rounds, run_synthesis
-from core.workspace.synthesis import join as join_round
+from core.workspace.synthesis.candidates import (
+    COLUMNS,
+    decide,
+    read_candidates,
+    read_round,
+    round_numbers,
+)
+from core.workspace.synthesis.loop import SynthesisConfig, pending_rounds, run_synthesis
+from core.workspace.synthesis.loop import join as join_round
 
 FAST = {"generator": "tiny", "max_new_tokens": 16}
 
@@ -75,7 +81,7 @@ def test_candidate_features_are_the_workspace_features_of_those_samples(
     from core.data.text import conversations
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
-    from core.workspace.extraction import config_from_workspace
+    from core.workspace.jobs.extraction import config_from_workspace
 
     _run(copy_built, tiny_generator, per_round=3, sparse_only=False, seed=5)
     ws = Workspace.open(copy_built)

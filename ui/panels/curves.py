@@ -2,7 +2,7 @@
 with the saved subsets.
 
 The curves are computed in a thread of the app, recorded as a job of the workspace (one record
-per settings, ``core.workspace.jobs``), and stored in the workspace like ``prism compare
+per settings, ``core.workspace.jobs.record``), and stored in the workspace like ``prism compare
 --curves``: either finds the other's curves, and a refreshed page finds a running job.
 """
 
@@ -25,7 +25,7 @@ from core.select.selectors import SELECTORS
 from core.workspace.compare import WHOLE_SET, load_curves, workspace_curves
 from core.workspace.compare import curve_settings as stored_curve_settings
 from core.workspace.files import now, short
-from core.workspace.jobs import DONE, FAILED, Job, read_job, report_job
+from core.workspace.jobs.record import DONE, FAILED, Job, read_job, report_job
 from core.workspace.store import Workspace
 from ui import cache, curve_charts
 from ui import format as fmt
@@ -88,7 +88,7 @@ def curve_settings(ws: Workspace) -> CurveSettings:
 
 
 def job_kind(settings: CurveSettings) -> str:
-    """The kind of the curves' job record (``core.workspace.jobs``): one per settings."""
+    """The kind of the curves' job record (``core.workspace.jobs.record``): one per settings."""
     text = json.dumps([list(settings.methods), settings.seeds, settings.largest])
     return f"curves-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 

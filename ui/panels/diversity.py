@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.workspace import analysis_job as analyze
+from core.workspace.jobs import analysis as analyze
 from core.workspace.store import Workspace
 from ui import cache, curve_charts, explain
 from ui import format as fmt

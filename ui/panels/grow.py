@@ -1,9 +1,9 @@
 """The Grow page: aim new samples at the sparse regions of gradient space (the Prismatic
-Synthesis loop of ``core.workspace.synthesis``), follow the background job, see where the
+Synthesis loop of ``core.workspace.synthesis.loop``), follow the background job, see where the
 candidates landed and which joined.
 
 The page reads the run's settings (target, generator, counts, filter, review) into a
-``SynthesisConfig``, starts ``prism synthesize`` detached (``core.workspace.synthesis.start``)
+``SynthesisConfig``, starts ``prism synthesize`` detached (``core.workspace.synthesis.loop.start``)
 and polls its ``synthesis`` job from an ``st.fragment(run_every=…)``, so a refresh or a closed tab
 does not stop it. The map, the round table and the candidates are in ``ui.panels.grow_map`` and
 ``ui.panels.grow_rounds``.
@@ -17,15 +17,23 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.workspace import analysis_job as analyze
-from core.workspace import synthesis
 from core.workspace.analyses import cluster_workspace
-from core.workspace.candidates import round_numbers
-from core.workspace.grow import is_extended
-from core.workspace.jobs import CANCELLED, DONE, FAILED, RUNNING, cancel_job, job_path, read_job
+from core.workspace.jobs import analysis as analyze
+from core.workspace.jobs.record import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    RUNNING,
+    cancel_job,
+    job_path,
+    read_job,
+)
 from core.workspace.manifest import SynthesisSection
-from core.workspace.rounds import SynthesisConfig
 from core.workspace.store import Workspace
+from core.workspace.synthesis import loop as synthesis
+from core.workspace.synthesis.candidates import round_numbers
+from core.workspace.synthesis.grow import is_extended
+from core.workspace.synthesis.rounds import SynthesisConfig
 from ui import cache, state
 from ui import format as fmt
 from ui.errors import Slots

@@ -2,7 +2,7 @@
 synthesis candidate drawn over them, one marker per verdict, and a lasso or click on the samples
 that picks the target cluster.
 
-Candidates sit where joined rows are placed (``core.workspace.synthesis.candidate_coords``);
+Candidates sit where joined rows are placed (``core.workspace.synthesis.loop.candidate_coords``);
 malformed ones have no features, so no place, and are only counted in the legend.
 """
 
@@ -18,8 +18,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.measures.selection import event_signature, rows_from_event
-from core.workspace.grow import SYNTHETIC, origin_rows
 from core.workspace.store import Workspace
+from core.workspace.synthesis.grow import SYNTHETIC, origin_rows
 from ui import cache, state
 from ui import format as fmt
 from ui.charts import MUTED, SPARSE, Colouring, map_figure

@@ -12,9 +12,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
-from core.workspace import synthesis
-from core.workspace.candidates import decide, examples_of
 from core.workspace.store import Workspace
+from core.workspace.synthesis import loop as synthesis
+from core.workspace.synthesis.candidates import decide, examples_of
 from ui import cache, state
 from ui import format as fmt
 from ui.errors import Slots

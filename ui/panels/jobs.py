@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.workspace import analysis_job as analyze
-from core.workspace.jobs import DONE, FAILED, Job, cancel, read_progress, start_background
+from core.workspace.jobs import analysis as analyze
+from core.workspace.jobs.record import DONE, FAILED, Job, cancel, read_progress, start_background
 from core.workspace.store import Workspace, list_workspaces
 from ui import cache, state
 from ui import format as fmt

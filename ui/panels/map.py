@@ -21,8 +21,8 @@ import streamlit as st
 from core.errors import PrismError
 from core.measures.regions import PointIndex, density_sample
 from core.measures.selection import event_signature, rows_from_event
-from core.workspace import analysis_job as analyze
 from core.workspace import schema
+from core.workspace.jobs import analysis as analyze
 from core.workspace.store import Workspace
 from ui import cache, explain, state
 from ui import format as fmt

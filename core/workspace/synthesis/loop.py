@@ -11,11 +11,11 @@ One round (as published; every step is a setting of ``SynthesisConfig``):
 3. compute the candidates' features with the workspace's own proxy, scope, dim and seed;
 4. judge them (``core.synthesis.filter``): malformed, duplicate, dense (nearest centroid not a
    sparse cluster) or kept; store every candidate with its provenance
-   (``core.workspace.candidates``);
-5. join the kept ones (``core.workspace.grow``) unless ``review`` is on, in which case the
+   (``core.workspace.synthesis.candidates``);
+5. join the kept ones (``core.workspace.synthesis.grow``) unless ``review`` is on, in which case the
    round waits for keep/drop by hand and ``prism synthesize WS --join``.
 
-The job is ``synthesis`` in ``jobs/`` (``core.workspace.jobs``): progress per candidate, a
+The job is ``synthesis`` in ``jobs/`` (``core.workspace.jobs.record``): progress per candidate, a
 Cancel (SIGTERM) or Ctrl-C keeps every finished round, and a resumed run starts at the first
 round not yet joined (a round whose candidates are on disk is joined, not generated again).
 """
@@ -32,12 +32,20 @@ import pandas as pd
 
 from core.errors import JobStopped, PrismError
 from core.synthesis.generators import Generator
-from core.workspace.candidates import read_round, round_numbers
-from core.workspace.grow import join_round, recover_join
-from core.workspace.jobs import CANCELLED, DONE, FAILED, RUNNING, Stop, report_job, sigterm_stops
+from core.workspace.jobs.record import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    RUNNING,
+    Stop,
+    report_job,
+    sigterm_stops,
+)
 from core.workspace.manifest import SynthesisSection
-from core.workspace.rounds import SynthesisConfig, SynthesisRound
 from core.workspace.store import Workspace
+from core.workspace.synthesis.candidates import read_round, round_numbers
+from core.workspace.synthesis.grow import join_round, recover_join
+from core.workspace.synthesis.rounds import SynthesisConfig, SynthesisRound
 
 KIND = "synthesis"  # the job's kind in jobs/
 
@@ -119,7 +127,7 @@ def run_synthesis(
     """
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
-    from core.workspace.extraction import config_from_workspace
+    from core.workspace.jobs.extraction import config_from_workspace
 
     recover_join(workspace)  # a join a kill interrupted is undone, and done again below
     workspace.features()  # a clear message when the features are not finished
@@ -250,7 +258,7 @@ def gain(records: list[dict[str, Any]]) -> float | None:
 def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
     """Run ``prism synthesize`` with ``config`` in a detached process (the app's Start); returns
     its pid. Progress is the ``synthesis`` job; Cancel is ``cancel_job(path, KIND)``."""
-    from core.workspace.jobs import start_job
+    from core.workspace.jobs.record import start_job
 
     argv = ["core", "synthesize", str(path), "--quiet"]
     defaults = SynthesisConfig()
@@ -270,7 +278,7 @@ def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
 def fail_started_job(workspace: Workspace, error: BaseException) -> None:
     """Record why a started synthesis job (``start``) failed before its first round, so that
     the app shows the reason rather than a vanished process."""
-    from core.workspace.jobs import read_job
+    from core.workspace.jobs.record import read_job
 
     job = read_job(workspace.path, KIND)
     if job is not None and job.running and job.pid == os.getpid():
@@ -279,9 +287,9 @@ def fail_started_job(workspace: Workspace, error: BaseException) -> None:
 
 def candidate_coords(workspace: Workspace, round_no: int) -> np.ndarray | None:
     """Map coordinates (M×2) of a round's candidates, placed among the samples as joined rows
-    are (``core.workspace.grow.place``); None without a map. Malformed candidates get NaN."""
-    from core.workspace.candidates import read_round
-    from core.workspace.grow import place
+    are (``core.workspace.synthesis.grow.place``); None without a map. Malformed candidates get NaN."""
+    from core.workspace.synthesis.candidates import read_round
+    from core.workspace.synthesis.grow import place
 
     if "umap_x" not in workspace.sample_columns():
         return None

@@ -1,7 +1,7 @@
 """Background jobs of a workspace: one ``Job`` record for every kind, one start/read/cancel API.
 
-Every long piece of work — feature extraction (``core.workspace.extraction``, a ``prism resume``
-process), clusters and map (``core.workspace.analysis_job``, a process), and the app's own
+Every long piece of work — feature extraction (``core.workspace.jobs.extraction``, a ``prism resume``
+process), clusters and map (``core.workspace.jobs.analysis``, a process), and the app's own
 threads (budget curves, cluster tables) — records its progress as a ``Job`` in
 ``jobs/<kind>.json`` inside the workspace: kind, status, done/total, message, pid, started and
 updated (plus a step, a rate and an ETA where they mean something). So a page, the CLI and a
@@ -268,7 +268,7 @@ def start_background(
     shard_seconds: float | None = None,
 ) -> int:
     """Run `prism resume` for a prepared workspace in a detached process; returns its pid."""
-    from core.workspace.extraction import DEFAULT_SHARD_SECONDS, DEFAULT_SHARD_SIZE
+    from core.workspace.jobs.extraction import DEFAULT_SHARD_SECONDS, DEFAULT_SHARD_SIZE
 
     argv = ["core", "resume", str(path), "--quiet"]
     argv += ["--shard-size", str(shard_size or DEFAULT_SHARD_SIZE)]

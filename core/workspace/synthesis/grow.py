@@ -1,6 +1,6 @@
 """Adding rows to a workspace: kept synthetic candidates join the samples and the features.
 
-``join_round`` appends a round's joining candidates (``core.workspace.candidates.joining``) as
+``join_round`` appends a round's joining candidates (``core.workspace.synthesis.candidates.joining``) as
 samples with ``origin = "synthetic"`` and their provenance (``synthesis_round``,
 ``synthesis_cluster``, ``synthesis_examples``, ``synthesis_generator``); the rows already there
 get ``origin = "source"`` unless the dataset brought an ``origin`` column of its own. Their
@@ -27,11 +27,11 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.errors import WorkspaceError
 from core.measures.clusters import sparse_clusters
-from core.workspace.candidates import joining, read_round, write_round
 from core.workspace.derived import SAMPLES
 from core.workspace.manifest import ClustersSection, FeatureSection, Scores
 from core.workspace.schema import ANALYSES
 from core.workspace.store import EMBEDDINGS, Workspace
+from core.workspace.synthesis.candidates import joining, read_round, write_round
 
 ORIGIN = "origin"
 SOURCE, SYNTHETIC = "source", "synthetic"

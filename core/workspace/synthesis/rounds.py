@@ -1,8 +1,8 @@
 """One round of the synthesis loop on a workspace: cluster, plan, generate, featurise, judge.
 
 ``SynthesisConfig`` holds a run's settings; ``SynthesisRound.run`` does steps 1–4 of
-``core.workspace.synthesis`` for one round and stores every candidate
-(``core.workspace.candidates``), leaving ``record`` (the round's counts) for the loop.
+``core.workspace.synthesis.loop`` for one round and stores every candidate
+(``core.workspace.synthesis.candidates``), leaving ``record`` (the round's counts) for the loop.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from core.synthesis.generators import GenerationSettings, Generator
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
 from core.synthesis.targets import parse_target, plan_requests
 from core.validate import check_int, check_seed
-from core.workspace.candidates import write_round
-from core.workspace.grow import is_extended
 from core.workspace.store import Workspace
+from core.workspace.synthesis.candidates import write_round
+from core.workspace.synthesis.grow import is_extended
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 ``prepare_workspace`` writes the dataset and the feature settings into a workspace (refusing to
 mix settings unless forced). ``run_features`` then computes features shard by shard: each
 finished shard is written atomically to ``shards/``, and the job record (``jobs/features.json``,
-``core.workspace.jobs``) holds progress (samples/s, ETA), so a killed run picks up at the first
+``core.workspace.jobs.record``) holds progress (samples/s, ETA), so a killed run picks up at the first
 missing shard and ends with exactly the features an uninterrupted run gives. Memory stays
-bounded by one shard plus the model. ``core.workspace.jobs.start_background`` runs the same job
+bounded by one shard plus the model. ``core.workspace.jobs.record.start_background`` runs the same job
 in its own process (for the app) — it survives a closed browser tab — and ``cancel`` stops it;
 its finished shards are kept for a later resume.
 """
@@ -31,7 +31,7 @@ from core.errors import JobStopped, PrismError, WorkspaceError
 from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
 from core.workspace.files import atomic_path, now
-from core.workspace.jobs import Job, Stop, sigterm_stops, write_progress
+from core.workspace.jobs.record import Job, Stop, sigterm_stops, write_progress
 from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace

@@ -1,8 +1,8 @@
 """Clusters and the 2-D map of a workspace, built in a background process for the app.
 
-``start`` launches ``python -m core.workspace.analysis_job WORKSPACE``, which runs
+``start`` launches ``python -m core.workspace.jobs.analysis WORKSPACE``, which runs
 ``core.workspace.analyses`` (spherical k-means, then UMAP) on a workspace whose features are
-complete and records its progress as the ``analysis`` job (``core.workspace.jobs``:
+complete and records its progress as the ``analysis`` job (``core.workspace.jobs.record``:
 ``jobs/analysis.json``, step ``clusters`` then ``layout``); ``read_status`` reads it back. Like a
 feature job it survives a closed tab.
 """
@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from core.workspace.jobs import (
+from core.workspace.jobs.record import (
     ANALYSIS,
     DONE,
     FAILED,
@@ -44,7 +44,7 @@ def read_status(path: str | os.PathLike[str]) -> Job | None:
 def start(path: str | os.PathLike[str]) -> int:
     """Start building clusters and map in a detached process; returns its pid."""
     job = start_job(
-        path, ANALYSIS, ["core.workspace.analysis_job", str(path)], total=len(STEPS), message=""
+        path, ANALYSIS, ["core.workspace.jobs.analysis", str(path)], total=len(STEPS), message=""
     )
     return int(job.pid or 0)
 
