@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.measures.clusters import _kmeans_plusplus  # noqa: E402
+from core.measures.kmeans import kmeans_plusplus  # noqa: E402
 from core.measures.kmeans_torch import torch_kmeans  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "clusters_gpu.json"
@@ -90,7 +90,7 @@ def main() -> None:
         record["random_start"] = run(features, k, args.device, "random", args.seed)
         if i == 0:  # the k-means++ start costs N·k·d on the CPU: the smaller size only
             t0 = time.perf_counter()
-            _kmeans_plusplus(features[: min(n, 100_000)], 2, seed=0)  # warm the code path
+            kmeans_plusplus(features[: min(n, 100_000)], 2, seed=0)  # warm the code path
             record["plusplus_start"] = run(features, k, args.device, "kmeans++", args.seed)
             record["plusplus_start"]["seconds_incl_cpu_start"] = round(time.perf_counter() - t0, 1)
             gap = record["random_start"]["objective"] / record["plusplus_start"]["objective"] - 1

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from core.measures.clusters import (
+from core.measures.kmeans import (
     Clustering,
-    _cluster_sums,
-    _kmeans_plusplus,
-    _normalise,
-    _reseed_empty,
+    cluster_sums,
+    kmeans_plusplus,
+    normalise,
+    reseed_empty,
 )
 
 MAX_POINTS_PER_CENTROID = 256  # faiss's own default training sample per centroid
@@ -41,6 +42,36 @@ def faiss_threads(n_threads: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def centroid_index(
+    train: np.ndarray,
+    n_clusters: int,
+    *,
+    n_iter: int,
+    seed: int,
+    max_points_per_centroid: int,
+    init: np.ndarray | None = None,
+) -> Any:
+    """A flat inner-product faiss index over the centroids of a seeded spherical k-means of
+    ``train`` (unit rows), started from ``init`` when given (else faiss's own random start)."""
+    import faiss  # heavy; only the large-N paths need it
+
+    d = train.shape[1]
+    kmeans = faiss.Kmeans(
+        d,
+        n_clusters,
+        niter=n_iter,
+        spherical=True,
+        seed=seed,
+        max_points_per_centroid=max_points_per_centroid,
+        min_points_per_centroid=1,
+        verbose=False,
+    )
+    kmeans.train(np.ascontiguousarray(train, dtype=np.float32), init_centroids=init)
+    index = faiss.IndexFlatIP(d)
+    index.add(np.ascontiguousarray(kmeans.centroids, dtype=np.float32))
+    return index
 
 
 def _search(index: object, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,25 +99,18 @@ def _run(
     unit: np.ndarray, train: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One start: (labels of every row, centroids, objective) after training on ``train``."""
-    import faiss
-
-    n_clusters, d = init.shape
-    kmeans = faiss.Kmeans(
-        d,
+    n_clusters = init.shape[0]
+    index = centroid_index(
+        train,
         n_clusters,
-        niter=n_iter,
-        spherical=True,
+        n_iter=n_iter,
         seed=seed,
         max_points_per_centroid=MAX_POINTS_PER_CENTROID,
-        min_points_per_centroid=1,
-        verbose=False,
+        init=init,
     )
-    kmeans.train(np.ascontiguousarray(train, dtype=np.float32), init_centroids=init)
-    index = faiss.IndexFlatIP(d)
-    index.add(np.ascontiguousarray(kmeans.centroids, dtype=np.float32))
     labels, cosines = _search(index, unit)
-    labels = _reseed_empty(labels, cosines, n_clusters)
-    centroids, norms = _normalise(_cluster_sums(unit, labels, n_clusters))
+    labels = reseed_empty(labels, cosines, n_clusters)
+    centroids, norms = normalise(cluster_sums(unit, labels, n_clusters))
     return labels, centroids, float(norms.sum() / unit.shape[0])
 
 
@@ -103,7 +127,7 @@ def faiss_kmeans(
     n_iter = min(int(max_iter), N_ITER)
     runs = []
     for init_seed in init_seeds:
-        init = _kmeans_plusplus(train, n_clusters, seed=int(init_seed))
+        init = kmeans_plusplus(train, n_clusters, seed=int(init_seed))
         runs.append(_run(unit, train, init, n_iter=n_iter, seed=int(init_seed)))
     labels, centroids, objective = max(runs, key=lambda run: run[2])
     return Clustering(

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from core.measures.clusters import Clustering, _kmeans_plusplus, _reseed_empty
+from core.measures.kmeans import Clustering, kmeans_plusplus, reseed_empty
 
 _SIM_BLOCK_ELEMENTS = 2**30  # (rows × k) similarity block per matrix product: 4 GiB in float32
 _SUM_ROWS = 65_536
@@ -41,7 +41,7 @@ def torch_kmeans(
     n, d = unit.shape
     rows = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32)).to(device)
     if init == "kmeans++" or (init == "auto" and n * n_clusters <= PLUSPLUS_MAX_WORK):
-        plusplus = _kmeans_plusplus(unit, n_clusters, seed=seed)
+        plusplus = kmeans_plusplus(unit, n_clusters, seed=seed)
         centroids = torch.from_numpy(np.ascontiguousarray(plusplus, np.float32)).to(device)
     else:
         start = np.sort(np.random.default_rng(seed).choice(n, size=n_clusters, replace=False))
@@ -61,7 +61,7 @@ def torch_kmeans(
                 sims = rows[lo : lo + step] @ centroids.T
                 cosine[lo : lo + step], best[lo : lo + step] = sims.max(dim=1)
             assigned = best.cpu().numpy()
-            new_labels = _reseed_empty(assigned, cosine.cpu().numpy(), n_clusters)
+            new_labels = reseed_empty(assigned, cosine.cpu().numpy(), n_clusters)
             reseeded = new_labels is not assigned
             changed = not np.array_equal(new_labels, labels)
             labels = np.asarray(new_labels, dtype=np.int64)

@@ -28,14 +28,14 @@ import math
 
 import numpy as np
 
-from core.measures.clusters import (
+from core.measures.kmeans import (
     Clustering,
-    _assign,
-    _cluster_sums,
-    _kmeans_plusplus,
-    _lloyd,
-    _normalise,
-    _reseed_empty,
+    assign,
+    cluster_sums,
+    kmeans_plusplus,
+    lloyd,
+    normalise,
+    reseed_empty,
 )
 
 PROBES = 8  # coarse cells each row searches in the probed rounds
@@ -53,8 +53,8 @@ def _coarse_centroids(unit: np.ndarray, n_cells: int, seed: int) -> np.ndarray:
     n = unit.shape[0]
     size = min(n, ROWS_PER_COARSE_CENTROID * n_cells)
     sample = np.asarray(unit[np.sort(rng.choice(n, size, replace=False))] if size < n else unit)
-    init = _kmeans_plusplus(sample, n_cells, seed=seed)
-    return _lloyd(sample, init, max_iter=LOCAL_ITER, tol=STALL_TOL)[1]
+    init = kmeans_plusplus(sample, n_cells, seed=seed)
+    return lloyd(sample, init, max_iter=LOCAL_ITER, tol=STALL_TOL)[1]
 
 
 def share_clusters(sizes: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -93,8 +93,8 @@ def _local_clusters(
         if k == 0:
             continue
         block = np.asarray(unit[rows], dtype=np.float32)
-        init = _kmeans_plusplus(block, k, seed=seed + cell)
-        local, centres = _lloyd(block, init, max_iter=LOCAL_ITER, tol=STALL_TOL)[:2]
+        init = kmeans_plusplus(block, k, seed=seed + cell)
+        local, centres = lloyd(block, init, max_iter=LOCAL_ITER, tol=STALL_TOL)[:2]
         labels[rows] = local + first
         centroids[first : first + k] = centres
         first += k
@@ -136,7 +136,7 @@ def _probed_round(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, cosines): each row's best centroid among its own and those of the cells it
     probes (its own kept on ties, so no row's cosine falls: the objective never drops)."""
-    owner = _assign(centroids, coarse)[0]
+    owner = assign(centroids, coarse)[0]
     by_owner = np.argsort(owner, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=coarse.shape[0]))])
     best = _own_cosines(unit, labels, centroids)
@@ -174,7 +174,7 @@ def two_level_kmeans(
     n = unit.shape[0]
     n_cells = max(1, min(round(math.sqrt(n_clusters)), n_clusters))
     coarse = _coarse_centroids(unit, n_cells, seed)
-    cells = _assign(unit, coarse)[0]
+    cells = assign(unit, coarse)[0]
     share = share_clusters(np.bincount(cells, minlength=n_cells), n_clusters)
     labels, centroids = _local_clusters(unit, cells, share, seed)
     wide = max(probes, math.ceil(WIDE_FRACTION * n_cells))
@@ -186,8 +186,8 @@ def two_level_kmeans(
         if n_iter == wide_rounds + 1 and wide > probes:
             probed = _probed_cells(unit, coarse, probes)
         assigned, cosines = _probed_round(unit, probed, coarse, centroids, labels)
-        labels = _reseed_empty(assigned, cosines, n_clusters)
-        centroids, norms = _normalise(_cluster_sums(unit, labels, n_clusters))
+        labels = reseed_empty(assigned, cosines, n_clusters)
+        centroids, norms = normalise(cluster_sums(unit, labels, n_clusters))
         objective = float(norms.sum() / n)
         if n_iter > wide_rounds and objective - previous <= STALL_TOL * abs(objective):
             break

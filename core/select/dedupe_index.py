@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from core.errors import PrismError
+from core.measures.kmeans_faiss import centroid_index
 
 IVF_MIN_ROWS = 50_000
 N_PROBE = 2
@@ -55,24 +56,16 @@ def _assign(
     features: np.ndarray, order: np.ndarray, *, n_lists: int, n_probe: int, seed: int
 ) -> np.ndarray:
     """The ``n_probe`` nearest lists of each row of ``order`` (n × n_probe, nearest first)."""
-    import faiss
-
-    n, dim = len(order), features.shape[1]
+    n = len(order)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, min(n, TRAIN_ROWS_PER_LIST * n_lists), replace=False))
-    kmeans = faiss.Kmeans(
-        dim,
+    index = centroid_index(
+        _rows(features, order[sample]),
         n_lists,
-        niter=TRAIN_ITER,
-        spherical=True,
+        n_iter=TRAIN_ITER,
         seed=seed,
         max_points_per_centroid=TRAIN_ROWS_PER_LIST,
-        min_points_per_centroid=1,
-        verbose=False,
     )
-    kmeans.train(_rows(features, order[sample]))
-    index = faiss.IndexFlatIP(dim)
-    index.add(np.ascontiguousarray(kmeans.centroids, dtype=np.float32))
     lists = np.empty((n, n_probe), dtype=np.int64)
     for lo in range(0, n, _ASSIGN_ROWS):
         _, found = index.search(_rows(features, order[lo : lo + _ASSIGN_ROWS]), n_probe)
