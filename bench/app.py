@@ -77,8 +77,8 @@ def main() -> int:
     from streamlit.testing.v1 import AppTest
 
     import ui.cache  # noqa: F401 — the app's BLAS setting, as the server has it
-    from core.measures.selection import rows_from_event
     from ui import state
+    from ui.events import rows_from_event
 
     t0 = time.perf_counter()
     ws = make_workspace(home / "workspaces" / "bench", n=n, dim=args.dim, gsm8k=False, seed=0)

@@ -107,9 +107,10 @@ def measure(path: str, out: Any) -> None:
     import plotly.io as pio
 
     from core.measures.regions import PointIndex
-    from core.measures.selection import rows_from_event, selection_stats
+    from core.measures.selection import selection_stats
     from core.workspace.store import Workspace
     from ui import cache, state
+    from ui.events import rows_from_event
     from ui.panels import map as map_panel
 
     ws = Workspace.open(path)

@@ -25,18 +25,14 @@ from core.features.extract import FeatureConfig
 from core.measures.clusters import coverage
 from core.measures.curves import baseline_at, budget_sizes, random_baseline
 from core.measures.regions import points_in_polygon
-from core.measures.selection import (
-    SelectionScorer,
-    event_signature,
-    grid_tiles,
-    rows_from_event,
-)
+from core.measures.selection import SelectionScorer, grid_tiles
 from core.measures.vendi import subset_vendi
 from core.workspace.jobs.extraction import prepare_workspace
 from core.workspace.jobs.record import Progress, write_progress
 from core.workspace.store import Workspace
 from ui import format as fmt
 from ui import state
+from ui.events import event_signature, rows_from_event
 
 REPO = Path(__file__).resolve().parent.parent
 USER_PRISM_HOME = Path(os.environ.get("PRISM_HOME") or Path.home() / ".cache" / "prism")

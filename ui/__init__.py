@@ -6,6 +6,7 @@ are computed here (they live in ``core/``).
 - ``charts`` / ``curve_charts``: Plotly figures (map, cluster sizes; G-Vendi curves)
 - ``widgets``: the sidebar, the error guard, empty states, text escaping
 - ``errors``: engine errors shown beside the control of their parameter
+- ``events``: Plotly selection events read as row numbers (no streamlit import)
 - ``paths``: which server files the app may read and write (data roots, uploads, exports)
 - ``format``, ``explain``: numbers and measures in words; ``guard``: the Host/Origin check
 - ``panels/``: what the pages show, one module per thing shown

@@ -8,26 +8,22 @@
   size from ``core.measures.curves``, cluster coverage), over every selected row; G-Vendi is a
   labelled estimate with an error bound (``SelectionScorer.estimate``, a seeded sample) only where
   the exact one would cost more than ``EXACT_FLOPS``.
-- ``rows_from_event`` / ``event_signature``: the global row numbers of a Plotly selection event
-  (``customdata`` holds the row number; a lasso or box on a sampled map is resolved against every
-  point's coordinates by ``core.measures.regions``).
 
-Pure functions on arrays and event dicts; scores come from ``core.measures.vendi``.
+Pure functions on arrays; scores come from ``core.measures.vendi``. Reading a Plotly selection
+event into row numbers is the app's (``ui/events.py``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core.measures.clusters import Coverage, coverage
 from core.measures.curves import baseline_at
-from core.measures.regions import PointIndex, rows_in_shapes
 from core.measures.vendi import covariance, vendi_from_covariance
 
 
@@ -254,73 +250,3 @@ def selection_stats(
         g_vendi_bound=bound,
         g_vendi_rows=used,
     )
-
-
-# ------------------------------------------------------------------------------------------
-# Plotly selection events
-
-
-def _customdata_row(value: Any) -> int | None:
-    if isinstance(value, (list, tuple)):
-        value = value[0] if value else None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def rows_from_event(
-    event: Any,
-    n_rows: int,
-    *,
-    coords: tuple[np.ndarray, np.ndarray] | PointIndex | None = None,
-    sampled: bool = False,
-) -> np.ndarray | None:
-    """Sorted unique row numbers selected by a Plotly event; None when the event selects nothing.
-
-    On a sampled map (``sampled``) the drawn lasso or box is applied to every point's
-    coordinates, so points that were not drawn are selected too.
-    """
-    selection = (event or {}).get("selection", {}) if isinstance(event, Mapping) else {}
-    if not isinstance(selection, Mapping):
-        return None
-    if sampled and coords is not None:
-        points = coords if isinstance(coords, PointIndex) else PointIndex(*coords)
-        inside = rows_in_shapes(selection, points)
-        if inside is not None:
-            return inside if inside.size else None
-    rows = []
-    for point in selection.get("points") or []:
-        if isinstance(point, Mapping):
-            row = _customdata_row(point.get("customdata"))
-            if row is not None and 0 <= row < n_rows:
-                rows.append(row)
-    if not rows:
-        return None
-    return np.unique(np.asarray(rows, dtype=np.int64))
-
-
-def event_signature(event: Any) -> str | None:
-    """A short fingerprint of an event's selection, to act on each new selection only once."""
-    import hashlib
-    import json
-
-    selection = (event or {}).get("selection") if isinstance(event, Mapping) else None
-    if not selection or not (
-        selection.get("points") or selection.get("lasso") or selection.get("box")
-    ):
-        return None
-    blob = json.dumps(
-        {
-            "p": [
-                _customdata_row(p.get("customdata"))
-                for p in selection.get("points") or []
-                if isinstance(p, Mapping)
-            ],
-            "l": selection.get("lasso") or [],
-            "b": selection.get("box") or [],
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]

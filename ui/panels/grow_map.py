@@ -17,12 +17,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.measures.selection import event_signature, rows_from_event
 from core.workspace.store import Workspace
 from core.workspace.synthesis.grow import SYNTHETIC, origin_rows
 from ui import cache, state
 from ui import format as fmt
 from ui.charts import MUTED, SPARSE, Colouring, map_figure
+from ui.events import event_signature, rows_from_event
 from ui.panels.map import GRADIENT, drawn_rows, point_index
 
 # verdict → (legend label, marker symbol, colour, size); drawn in this order (last on top)

@@ -20,13 +20,13 @@ import streamlit as st
 
 from core.errors import PrismError
 from core.measures.regions import PointIndex, density_sample
-from core.measures.selection import event_signature, rows_from_event
 from core.workspace import schema
 from core.workspace.jobs import analysis as analyze
 from core.workspace.store import Workspace
 from ui import cache, explain, state
 from ui import format as fmt
 from ui.charts import Colouring, map_figure
+from ui.events import event_signature, rows_from_event
 from ui.panels import clusters, jobs, selection, subsets, textspace
 
 # Points drawn at most: the figure then stays under about 4 MB (bench/app_scale.py), well inside
