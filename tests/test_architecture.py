@@ -7,6 +7,8 @@
 - Pages are thin: they import ``ui`` and nothing else but the standard library and streamlit.
 - Every module of ``core/``, ``ui/``, ``pages/`` and ``app.py`` opens with a docstring, and no
   module of ``core/`` or ``ui/`` is above ``MAX_LINES`` lines.
+- No import cycle between two files of ``core/``; no private name (``_x``) of one file used in
+  another inside ``core/``, ``ui/``, ``pages/`` and ``app.py``; ``ui/events.py`` is streamlit-free.
 
 Imports are read from the syntax tree, wherever they sit (module level, inside a function, under
 ``TYPE_CHECKING``), relative ones resolved, and ``importlib.import_module("…")`` with a literal name
@@ -62,9 +64,13 @@ def imported_names(source: str, module: str = "", is_package: bool = False) -> d
     may be a submodule); a literal ``importlib.import_module("x")`` or ``__import__("x")`` yields
     ``x``.
     """
+    return _names_in(ast.parse(source), module, is_package)
+
+
+def _names_in(tree: ast.AST, module: str, is_package: bool) -> dict[str, int]:
     package = module if is_package else module.rpartition(".")[0]
     found: list[tuple[str, int]] = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((alias.name, node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -295,3 +301,174 @@ def test_make_help_lists_every_target() -> None:
     described = re.findall(r"^([a-zA-Z_-]+):.*?## ", makefile, flags=re.MULTILINE)
     missing = sorted(set(targets) - set(described))
     assert targets and not missing, f"Makefile targets without a `## …` help line: {missing}"
+
+
+# --- no cycles, no private names across files --------------------------------------------------
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def runtime_imports(source: str, module: str, is_package: bool = False) -> set[str]:
+    """The modules ``source`` imports when it runs, anywhere in it (a function body included);
+    imports under ``if TYPE_CHECKING:`` are left out: they are annotations, never executed."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if _type_checking_only(node):
+            node.body = [ast.Pass()]  # type: ignore[attr-defined]
+    return set(_names_in(tree, module, is_package))
+
+
+def import_cycles(sources: dict[str, tuple[str, bool]]) -> list[list[str]]:
+    """Every group of modules that import each other, directly or through others (strongly
+    connected components of more than one module); ``sources``: name → (source, is_package)."""
+    graph = {
+        name: sorted(runtime_imports(source, name, is_package) & sources.keys() - {name})
+        for name, (source, is_package) in sources.items()
+    }
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(name: str) -> None:  # Tarjan's algorithm
+        order[name] = low[name] = len(order)
+        stack.append(name)
+        for other in graph[name]:
+            if other not in order:
+                visit(other)
+                low[name] = min(low[name], low[other])
+            elif other in stack:
+                low[name] = min(low[name], order[other])
+        if low[name] == order[name]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == name:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for name in sorted(graph):
+        if name not in order:
+            visit(name)
+    return cycles
+
+
+def test_the_cycle_finder_finds_a_planted_cycle() -> None:
+    planted = {
+        "core.a": ("from core.b import x\n", False),
+        "core.b": ("def later():\n    from core.c import y\n", False),
+        "core.c": ("import core.a\n", False),
+        "core.d": ("from core.a import z\n", False),
+    }
+    assert import_cycles(planted) == [["core.a", "core.b", "core.c"]]
+    # An annotation-only import back is not a cycle: it never runs.
+    typed = {
+        "core.a": ("from core.b import x\n", False),
+        "core.b": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import core.a\n",
+            False,
+        ),
+    }
+    assert import_cycles(typed) == []
+
+
+def test_core_has_no_import_cycle() -> None:
+    sources = {
+        _name(p): (p.read_text(encoding="utf-8"), p.name == "__init__.py") for p in CORE_MODULES
+    }
+    cycles = import_cycles(sources)
+    assert not cycles, "modules of core/ that import each other: " + "; ".join(
+        " ↔ ".join(group) for group in cycles
+    )
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _project_module(name: str) -> bool:
+    path = REPO.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def private_crossings(source: str, module: str, is_package: bool = False) -> list[str]:
+    """``from m import _x`` and ``m._x`` in ``source``, for ``m`` a module of this repository."""
+    package = module if is_package else module.rpartition(".")[0]
+    tree = ast.parse(source)
+    bound: dict[str, str] = {}  # local name → the repository module it names
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = (
+                package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            )
+            origin = ".".join([*base, node.module] if node.module else base)
+            if not _project_module(origin):
+                continue
+            for alias in node.names:
+                if _is_private(alias.name):
+                    found.append(f"line {node.lineno}: from {origin} import {alias.name}")
+                elif _project_module(f"{origin}.{alias.name}"):
+                    bound[alias.asname or alias.name] = f"{origin}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if _project_module(alias.name):
+                    local = alias.asname or alias.name.split(".")[0]
+                    bound[local] = alias.name if alias.asname else local
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            chain, value = [], node.value
+            while isinstance(value, ast.Attribute):
+                chain.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in bound:
+                target = ".".join([bound[value.id], *reversed(chain)])
+                if _project_module(target):
+                    found.append(f"line {node.lineno}: {target}.{node.attr}")
+    return found
+
+
+def test_the_private_name_check_finds_planted_crossings() -> None:
+    planted = (
+        "from core.measures.clusters import _sort_by_size, unit_rows\n"
+        "from ui import cache\n"
+        "import core.measures.kmeans as km\n"
+        "def f(ws):\n"
+        "    return cache._private(ws), km._SIM_BLOCK_BYTES, cache.samples(ws)._x\n"
+    )
+    found = private_crossings(planted, "ui.panels.example")
+    assert sorted(f.split(": ", 1)[1] for f in found) == [
+        "core.measures.kmeans._SIM_BLOCK_BYTES",
+        "from core.measures.clusters import _sort_by_size",
+        "ui.cache._private",
+    ]
+    # Its own private names, dunders and relative imports of public names are fine.
+    assert not private_crossings(
+        "from . import kmeans\nfrom core import __version__\n_x = 1\nprint(_x, self._y)\n",
+        "core.measures.clusters",
+    )
+    assert private_crossings("from .kmeans import _INIT_ROUNDS\n", "core.measures.clusters")
+
+
+@pytest.mark.parametrize("path", APP_MODULES, ids=_ids(APP_MODULES))
+def test_no_private_name_crosses_a_file(path: Path) -> None:
+    found = private_crossings(
+        path.read_text(encoding="utf-8"), _name(path), is_package=path.name == "__init__.py"
+    )
+    assert not found, (
+        f"{_id(path)} uses private names of other files: {'; '.join(found)}. Give the name a "
+        "public spelling where it is defined (tests may use private names; product code may not)"
+    )
+
+
+def test_plotly_events_are_read_without_streamlit() -> None:
+    path = REPO / "ui" / "events.py"
+    assert not _offending(path, "streamlit"), "ui/events.py must stay importable without streamlit"

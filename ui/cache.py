@@ -37,7 +37,8 @@ DAMAGED = tables.DAMAGED
 SYNC_MAX = 3000
 
 
-def _mtime(path: os.PathLike[str] | str) -> float:
+def mtime(path: os.PathLike[str] | str) -> float:
+    """A file's modification time in ns (0 when it is missing): the version part of a cache key."""
     try:
         return os.stat(path).st_mtime_ns
     except OSError:
@@ -50,28 +51,29 @@ def samples_version(ws: Workspace) -> tuple[str, float]:
 
 
 def features_version(ws: Workspace) -> tuple[str, float]:
-    return (str(ws.path), _mtime(ws.path / FEATURES))
+    return (str(ws.path), mtime(ws.path / FEATURES))
 
 
 def manifest_version(ws: Workspace) -> float:
-    return _mtime(ws.path / MANIFEST)
+    return mtime(ws.path / MANIFEST)
 
 
 def subsets_version(ws: Workspace) -> float:
-    return _mtime(ws.path / SUBSETS)
+    return mtime(ws.path / SUBSETS)
 
 
 # -- samples ------------------------------------------------------------------------------------
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _samples(key: tuple[str, float]) -> pd.DataFrame:
+def samples_at(key: tuple[str, float]) -> pd.DataFrame:
+    """The samples table of one ``samples_version`` key (shared; do not modify)."""
     return Workspace.open(key[0]).samples()
 
 
 def samples(ws: Workspace) -> pd.DataFrame:
     """The workspace's samples table (shared; do not modify)."""
-    return _samples(samples_version(ws))
+    return samples_at(samples_version(ws))
 
 
 def column_map(ws: Workspace) -> ColumnMap:
@@ -88,7 +90,7 @@ def _plain_column(frame: pd.DataFrame, columns: ColumnMap) -> pd.Series | None:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _previews(key: tuple[str, float], columns: tuple[tuple[str, Any], ...]) -> list[str]:
-    frame, mapping = _samples(key), ColumnMap(**dict(columns))
+    frame, mapping = samples_at(key), ColumnMap(**dict(columns))
     plain = _plain_column(frame, mapping)
     if plain is None:  # chats: the engine knows how to find the first user turn
         return preview_text(frame, mapping, max_chars=110)
@@ -104,7 +106,7 @@ def previews(ws: Workspace) -> list[str]:
 def _hover(
     key: tuple[str, float], columns: tuple[tuple[str, Any], ...], rows: np.ndarray | None = None
 ) -> np.ndarray:
-    frame = _samples(key)
+    frame = samples_at(key)
     texts = _previews(key, columns)
     ids = frame["id"].astype(str).to_numpy()
     cluster = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
@@ -136,13 +138,14 @@ def record(ws: Workspace, row: int) -> list[dict[str, str]] | str:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _scorer(key: tuple[str, float]) -> SelectionScorer:
+def scorer_at(key: tuple[str, float]) -> SelectionScorer:
+    """The selection scorer of one ``features_version`` key (shared)."""
     # Memory-mapped: a million rows cost the pages a selection touches, not a copy of them all.
     return SelectionScorer(Workspace.open(key[0]).features(mmap=True))
 
 
 def scorer(ws: Workspace) -> SelectionScorer:
-    return _scorer(features_version(ws))
+    return scorer_at(features_version(ws))
 
 
 @st.cache_resource(show_spinner=False)
@@ -201,20 +204,20 @@ def _background(work: Callable[..., T], *args: Any) -> Future[T]:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _curve_future(fkey: tuple[str, float]) -> Future[pd.DataFrame]:
     # The features are loaded in the worker too: the page that asks does not wait for them.
-    return _background(lambda: random_baseline(_scorer(fkey).features, seed=0))
+    return _background(lambda: random_baseline(scorer_at(fkey).features, seed=0))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _vendi_future(fkey: tuple[str, float], skey: tuple[str, float]) -> Future[dict[int, float]]:
-    labels = _samples(skey)["cluster"].to_numpy().astype(np.int64)
-    return _background(lambda: tables.cluster_vendi_scores(_scorer(fkey).features, labels))
+    labels = samples_at(skey)["cluster"].to_numpy().astype(np.int64)
+    return _background(lambda: tables.cluster_vendi_scores(scorer_at(fkey).features, labels))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _words_future(
     skey: tuple[str, float], columns: tuple[tuple[str, Any], ...], k: int
 ) -> Future[list[str]]:
-    return _background(tables.cluster_words, _samples(skey), ColumnMap(**dict(columns)), k)
+    return _background(tables.cluster_words, samples_at(skey), ColumnMap(**dict(columns)), k)
 
 
 def _result(future: Future[Any], n: int, wait: bool | None) -> Any:
@@ -257,7 +260,7 @@ TILE_MIN_ROWS = 20_000  # below this a selection's Gram matrix is cheap enough a
 
 
 def _build_tiles(fkey: tuple[str, float], coords: np.ndarray) -> None:
-    scorer = _scorer(fkey)
+    scorer = scorer_at(fkey)
     per_side = scorer.tiles_per_side()
     if per_side >= 2:
         scorer.build_tiles(grid_tiles(coords[:, 0], coords[:, 1], per_side))
@@ -265,7 +268,7 @@ def _build_tiles(fkey: tuple[str, float], coords: np.ndarray) -> None:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _tiles_future(fkey: tuple[str, float], skey: tuple[str, float]) -> Future[None]:
-    frame = _samples(skey)
+    frame = samples_at(skey)
     coords = frame[["umap_x", "umap_y"]].to_numpy(dtype=np.float64)
     return _background(_build_tiles, fkey, coords)
 
@@ -300,7 +303,7 @@ def candidates_version(ws: Workspace) -> tuple[str, tuple[tuple[str, float], ...
 
     folder = candidate_dir(ws)
     files = sorted(folder.glob("round-*.parquet")) if folder.is_dir() else []
-    return (str(ws.path), tuple((f.name, _mtime(f)) for f in files))
+    return (str(ws.path), tuple((f.name, mtime(f)) for f in files))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import PrismError
+from core.select.greedy_torch import device_greedy
 
 DEVICE_MIN_ROWS = 20_000  # from this many rows the selectors' greedy runs on a CUDA device
 BLOCK_ROWS = 8192  # rows per block of a full pass over the features (8192 × 1024 float32 = 32 MB)
@@ -227,8 +228,6 @@ def greedy(
     from core.devices import resolve_device
 
     if len(features) >= DEVICE_MIN_ROWS and (device := resolve_device("auto")) != "cpu":
-        from core.select.greedy_torch import device_greedy
-
         return device_greedy(
             features, budget=budget, chosen=chosen, free=free, aggregate=aggregate, device=device
         )

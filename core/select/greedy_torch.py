@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.select.greedy import BLOCK_ROWS
+# Rows copied to the device at a time (64k × 1,024 float32 = 256 MB).
+TRANSFER_ROWS = 65_536
 
 
 def device_greedy(
@@ -29,8 +30,8 @@ def device_greedy(
 
     n, dim = features.shape
     rows = torch.empty((n, dim), dtype=torch.float32, device=device)
-    for lo in range(0, n, 8 * BLOCK_ROWS):
-        block = np.array(features[lo : lo + 8 * BLOCK_ROWS], dtype=np.float32)  # writable
+    for lo in range(0, n, TRANSFER_ROWS):
+        block = np.array(features[lo : lo + TRANSFER_ROWS], dtype=np.float32)  # writable
         rows[lo : lo + len(block)] = torch.from_numpy(block).to(device)
     start = 0.0 if aggregate == "sum_sq" else -torch.inf
     score = torch.full((n,), start, dtype=torch.float64, device=device)

@@ -130,7 +130,7 @@ def test_shards_close_by_time_so_a_kill_keeps_work_below_one_shard(
 
 
 def test_cancel_of_a_background_job_keeps_its_finished_rows(tmp_path: Path) -> None:
-    from core.workspace.jobs.record import start_background
+    from core.workspace.jobs.extraction import start_background
 
     # Many rows, so the job is surely still running when Cancel comes (it stops after ~1 s).
     dataset = load_dataset(write_jsonl(tmp_path / "many.jsonl", sample_records(8 * N_LONG)))

@@ -14,8 +14,7 @@ from core.errors import PrismError
 from core.features.extract import FeatureConfig
 from core.features.proxy import DEFAULT_MODEL, prism_home
 from core.workspace.jobs.estimate import estimate_run
-from core.workspace.jobs.extraction import prepare_workspace
-from core.workspace.jobs.record import start_background
+from core.workspace.jobs.extraction import prepare_workspace, start_background
 from core.workspace.store import default_workspace_path
 from ui import state
 from ui.errors import Slots

@@ -22,7 +22,7 @@ from ui.widgets import PAGES, code, error_message
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _column_kinds(skey: tuple[str, float]) -> dict[str, str]:
-    return filters.column_kinds(cache._samples(skey))
+    return filters.column_kinds(cache.samples_at(skey))
 
 
 def _value_label(frame: pd.DataFrame, column: str, ws: Workspace) -> Any:

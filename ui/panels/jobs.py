@@ -11,7 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.workspace.jobs import analysis as analyze
-from core.workspace.jobs.record import DONE, FAILED, Job, cancel, read_progress, start_background
+from core.workspace.jobs.extraction import start_background
+from core.workspace.jobs.record import DONE, FAILED, Job, cancel, read_progress
 from core.workspace.store import Workspace, list_workspaces
 from ui import cache, state
 from ui import format as fmt

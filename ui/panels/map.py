@@ -85,7 +85,7 @@ def _few_values(series: pd.Series, limit: int = 30) -> bool:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _colour_options(key: tuple[str, float], content: tuple[str, ...]) -> dict[str, str | None]:
-    return colour_options(cache._samples(key), content)
+    return colour_options(cache.samples_at(key), content)
 
 
 def colouring(
@@ -171,7 +171,7 @@ def view_spaces(view: str) -> tuple[Space, ...]:
 def _drawn_rows(key: tuple[str, float], n: int, limit: int) -> np.ndarray | None:
     if n <= limit:
         return None
-    frame = cache._samples(key)
+    frame = cache.samples_at(key)
     return density_sample(frame[GRADIENT.x].to_numpy(), frame[GRADIENT.y].to_numpy(), limit, seed=0)
 
 
@@ -183,7 +183,7 @@ def drawn_rows(ws: Workspace, n: int) -> np.ndarray | None:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _point_index(key: tuple[str, float], x: str, y: str) -> PointIndex:
-    frame = cache._samples(key)
+    frame = cache.samples_at(key)
     return PointIndex(frame[x].to_numpy(), frame[y].to_numpy())
 
 

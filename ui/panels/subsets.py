@@ -77,7 +77,7 @@ def _listing(
 ) -> pd.DataFrame:
     ws = Workspace.open(fkey[0])
     rows_of = _positions(skey, subsets_mtime)
-    scorer = cache._scorer(fkey)
+    scorer = cache.scorer_at(fkey)
     n = ws.n_samples
     curve = cache.curve(ws) if baseline else None
     records = []

@@ -31,7 +31,7 @@ def _text_scores(path: str, versions: tuple[float, float], rows: np.ndarray) -> 
 
 
 def cached_text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, Any]:
-    versions = (cache.samples_version(workspace)[1], cache._mtime(workspace.path / EMBEDDINGS))
+    versions = (cache.samples_version(workspace)[1], cache.mtime(workspace.path / EMBEDDINGS))
     return _text_scores(str(workspace.path), versions, np.asarray(rows, dtype=np.int64))
 
 

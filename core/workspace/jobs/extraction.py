@@ -5,7 +5,7 @@ mix settings unless forced). ``run_features`` then computes features shard by sh
 finished shard is written atomically to ``shards/``, and the job record (``jobs/features.json``,
 ``core.workspace.jobs.record``) holds progress (samples/s, ETA), so a killed run picks up at the first
 missing shard and ends with exactly the features an uninterrupted run gives. Memory stays
-bounded by one shard plus the model. ``core.workspace.jobs.record.start_background`` runs the same job
+bounded by one shard plus the model. ``start_background`` runs the same job
 in its own process (for the app) — it survives a closed browser tab — and ``cancel`` stops it;
 its finished shards are kept for a later resume.
 """
@@ -31,7 +31,7 @@ from core.errors import JobStopped, PrismError, WorkspaceError
 from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
 from core.workspace.files import atomic_path, now
-from core.workspace.jobs.record import Job, Stop, sigterm_stops, write_progress
+from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start_job, write_progress
 from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
@@ -465,3 +465,20 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
         workspace.set_section(Scores.from_dict(record))
     # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
     shutil.rmtree(workspace.shard_dir, ignore_errors=True)
+
+
+def start_background(
+    path: str | os.PathLike[str],
+    *,
+    batch_size: int | None = None,
+    shard_size: int | None = None,
+    shard_seconds: float | None = None,
+) -> int:
+    """Run `prism resume` for a prepared workspace in a detached process; returns its pid."""
+    argv = ["core", "resume", str(path), "--quiet"]
+    argv += ["--shard-size", str(shard_size or DEFAULT_SHARD_SIZE)]
+    argv += ["--shard-seconds", str(shard_seconds or DEFAULT_SHARD_SECONDS)]
+    if batch_size:
+        argv += ["--batch-size", str(batch_size)]
+    job = start_job(path, FEATURES, argv, total=Workspace.open(path).n_samples)
+    return int(job.pid or 0)

@@ -15,8 +15,8 @@ test read every job the same way, and a job survives a closed browser tab.
 - Schema 1 workspaces kept a feature job in ``job.json`` and an analysis in ``analysis.json``;
   ``read_job`` still reads them when no ``jobs/<kind>.json`` exists.
 
-The shorthands ``read_progress`` / ``write_progress`` / ``start_background`` / ``cancel`` are the
-feature extraction job (kind ``features``).
+The shorthands ``read_progress`` / ``write_progress`` / ``cancel`` are the feature extraction job
+(kind ``features``); ``core.workspace.jobs.extraction.start_background`` starts one.
 """
 
 from __future__ import annotations
@@ -258,25 +258,6 @@ def write_progress(workspace: Workspace, progress: Job) -> None:
 def read_progress(path: str | os.PathLike[str]) -> Job | None:
     """The last progress written by a feature job in workspace ``path``, if any."""
     return read_job(path, FEATURES)
-
-
-def start_background(
-    path: str | os.PathLike[str],
-    *,
-    batch_size: int | None = None,
-    shard_size: int | None = None,
-    shard_seconds: float | None = None,
-) -> int:
-    """Run `prism resume` for a prepared workspace in a detached process; returns its pid."""
-    from core.workspace.jobs.extraction import DEFAULT_SHARD_SECONDS, DEFAULT_SHARD_SIZE
-
-    argv = ["core", "resume", str(path), "--quiet"]
-    argv += ["--shard-size", str(shard_size or DEFAULT_SHARD_SIZE)]
-    argv += ["--shard-seconds", str(shard_seconds or DEFAULT_SHARD_SECONDS)]
-    if batch_size:
-        argv += ["--batch-size", str(batch_size)]
-    job = start_job(path, FEATURES, argv, total=Workspace.open(path).n_samples)
-    return int(job.pid or 0)
 
 
 def cancel(path: str | os.PathLike[str]) -> bool:
