@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from core.cli.options import (
     BatchTokensHelp,
+    ColumnOptions,
     DeviceHelp,
     IdColOpt,
     JsonOpt,
@@ -142,13 +143,7 @@ def features(
     dataset = read_dataset(
         source,
         split=split,
-        columns={
-            "prompt_col": prompt_col,
-            "response_col": response_col,
-            "messages_col": messages_col,
-            "text_col": text_col,
-            "id_col": id_col,
-        },
+        columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col),
         limit=limit,
         sample=sample,
         sample_seed=sample_seed,

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from core.cli.options import (
+    ColumnOptions,
     IdColOpt,
     MessagesColOpt,
     PromptColOpt,
@@ -58,13 +59,7 @@ def import_features(
     dataset = read_dataset(
         source,
         split=split,
-        columns={
-            "prompt_col": prompt_col,
-            "response_col": response_col,
-            "messages_col": messages_col,
-            "text_col": text_col,
-            "id_col": id_col,
-        },
+        columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col),
     )
     ws = build(workspace, dataset, features_file, column=features_col)
     section = ws.feature_section

@@ -5,7 +5,9 @@ Only the CLI knows flags, so the messages here name them (``--k``, ``--q``, ``--
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -98,17 +100,26 @@ IdColOpt = Annotated[
 ]
 
 
-def read_dataset(
-    source: str, *, split: str | None, columns: dict[str, str | None], **load: Any
-) -> Any:
-    """``load_dataset`` with the column options (``prompt_col`` … ``id_col``) of a command, its
-    notes printed to stderr (the one path of `prism features` and `prism import-features`)."""
+@dataclass(frozen=True)
+class ColumnOptions:
+    """The column options of a command that reads a dataset (``--prompt-col`` … ``--id-col``)."""
+
+    prompt_col: str | None
+    response_col: str | None
+    messages_col: str | None
+    text_col: str | None
+    id_col: str | None
+
+
+def read_dataset(source: str, *, split: str | None, columns: ColumnOptions, **load: Any) -> Any:
+    """``load_dataset`` with the column options of a command, its notes printed to stderr (the
+    one path of `prism features` and `prism import-features`)."""
     from rich.markup import escape
 
     from core.cli.render import err
     from core.data.dataset import load_dataset
 
-    mapped = column_map(source, split=split, **columns)
+    mapped = column_map(source, split=split, **dataclasses.asdict(columns))
     dataset = load_dataset(source, columns=mapped, split=split, **load)
     for note in dataset.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

@@ -113,24 +113,33 @@ def _torch_dtype(dtype: str) -> Any:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 
+def tiny_config(tokenizer: Any, **overrides: Any) -> Any:
+    """The ``LlamaConfig`` of the tiny test model (2 layers, width 64) for ``tokenizer``;
+    ``overrides`` change any of its fields (e.g. ``tie_word_embeddings=False``)."""
+    from transformers import LlamaConfig  # heavy; only a tiny model needs it
+
+    fields: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    return LlamaConfig(**{**fields, **overrides})
+
+
 def _tiny_model(seed: int, dtype: Any) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_config(tokenizer)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from core.data.dataset import load_dataset
 from core.data.text import conversations
@@ -16,7 +16,7 @@ from core.errors import PrismError
 from core.features import kernels
 from core.features.extract import FeatureConfig, FeatureExtractor
 from core.features.loss import LossRows, exact_gradients, head_loss_backward
-from core.features.proxy import Proxy, load_proxy
+from core.features.proxy import Proxy, load_proxy, tiny_config
 from core.features.scope import scope_layers
 from core.features.sketch import DenseSketch
 from core.features.tokenize import PAD_MULTIPLE, Encoded, encode, padded_width
@@ -98,16 +98,7 @@ def test_unit_rows_and_columns(real_last1):
 
 
 def _untied_tiny(tokenizer):
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_config(tokenizer, hidden_size=32, intermediate_size=64, tie_word_embeddings=False)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).eval()
     for p in model.parameters():
