@@ -3,17 +3,15 @@
 Everything here is shared across sessions (``st.cache_resource``) and must be treated as
 read-only by callers. A workspace rewritten on disk (new clusters, a new map) gets new keys.
 The tables themselves are computed in ``core/`` (``core.workspace.tables``,
-``core.measures.selection``); slow ones run on one background thread.
+``core.measures.selection``); slow ones run on the process's background pool
+(``core.workspace.jobs.record.run_in_thread``, one BLAS thread meanwhile).
 """
 
 from __future__ import annotations
 
 import html
 import os
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import numpy as np
@@ -25,6 +23,7 @@ from core.data.text import conversations, preview_text
 from core.measures.curves import random_baseline
 from core.measures.selection import SelectionScorer, grid_tiles
 from core.workspace import tables
+from core.workspace.jobs.record import run_in_thread
 from core.workspace.store import FEATURES, MANIFEST, SUBSETS, Workspace
 from ui import format as fmt
 
@@ -148,76 +147,25 @@ def scorer(ws: Workspace) -> SelectionScorer:
     return scorer_at(features_version(ws))
 
 
-@st.cache_resource(show_spinner=False)
-def _executor() -> ThreadPoolExecutor:
-    # One worker: background work shares the machine's cores with the page being served.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="prism-background")
-
-
-_BLAS_LOCK = threading.Lock()
-_BLAS: dict[str, Any] = {"users": 0, "limit": None}  # background computations running now
-
-
-def _limit_blas() -> Any:
-    try:  # threadpoolctl ships with scikit-learn
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """One BLAS thread while background computations run (the page's own calls included).
-
-    The server runs a page and a background curve at once on a small machine, and BLAS threads
-    that outnumber free cores spin instead of working (a 0.6 s selection score was measured at
-    3-7 s that way on 2 busy cores). OpenBLAS's setting is process-wide: the first computation
-    to start sets it, the last one to end restores what was there.
-    """
-    with _BLAS_LOCK:
-        if _BLAS["users"] == 0:
-            _BLAS["limit"] = _limit_blas()
-        _BLAS["users"] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS["users"] -= 1
-            if _BLAS["users"] == 0 and _BLAS["limit"] is not None:
-                _BLAS["limit"].restore_original_limits()
-                _BLAS["limit"] = None
-
-
-def _background(work: Callable[..., T], *args: Any) -> Future[T]:
-    """``work(*args)`` on the background thread, with one BLAS thread."""
-
-    def run() -> T:
-        with one_blas_thread():
-            return work(*args)
-
-    return _executor().submit(run)
-
-
 # Each is computed once per workspace version, in the background thread; arguments are
 # gathered in the page's thread (they come from other caches).
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _curve_future(fkey: tuple[str, float]) -> Future[pd.DataFrame]:
     # The features are loaded in the worker too: the page that asks does not wait for them.
-    return _background(lambda: random_baseline(scorer_at(fkey).features, seed=0))
+    return run_in_thread(lambda: random_baseline(scorer_at(fkey).features, seed=0))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _vendi_future(fkey: tuple[str, float], skey: tuple[str, float]) -> Future[dict[int, float]]:
     labels = samples_at(skey)["cluster"].to_numpy().astype(np.int64)
-    return _background(lambda: tables.cluster_vendi_scores(scorer_at(fkey).features, labels))
+    return run_in_thread(lambda: tables.cluster_vendi_scores(scorer_at(fkey).features, labels))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _words_future(
     skey: tuple[str, float], columns: tuple[tuple[str, Any], ...], k: int
 ) -> Future[list[str]]:
-    return _background(tables.cluster_words, samples_at(skey), ColumnMap(**dict(columns)), k)
+    return run_in_thread(tables.cluster_words, samples_at(skey), ColumnMap(**dict(columns)), k)
 
 
 def _result(future: Future[Any], n: int, wait: bool | None) -> Any:
@@ -270,7 +218,7 @@ def _build_tiles(fkey: tuple[str, float], coords: np.ndarray) -> None:
 def _tiles_future(fkey: tuple[str, float], skey: tuple[str, float]) -> Future[None]:
     frame = samples_at(skey)
     coords = frame[["umap_x", "umap_y"]].to_numpy(dtype=np.float64)
-    return _background(_build_tiles, fkey, coords)
+    return run_in_thread(_build_tiles, fkey, coords)
 
 
 def prefetch(ws: Workspace) -> None:

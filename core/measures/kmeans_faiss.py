@@ -13,8 +13,6 @@ Every row is assigned at the end and the centroids are the normalised means of t
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,19 +27,6 @@ from core.measures.kmeans import (
 
 MAX_POINTS_PER_CENTROID = 256  # faiss's own default training sample per centroid
 N_ITER = 25
-
-
-@contextlib.contextmanager
-def faiss_threads(n_threads: int) -> Iterator[None]:
-    """Run faiss on ``n_threads`` OpenMP threads inside the block, then restore the setting."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def centroid_index(

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -189,6 +190,38 @@ def test_a_thread_job_is_cancelled_through_its_record(tmp_path: Path) -> None:
     assert job is not None and job.running and job.pid == os.getpid() and job.fraction == 0.25
     assert not jobs.cancelled(ws.path, "curves")
     assert jobs.cancel_job(ws.path, "curves") and jobs.cancelled(ws.path, "curves")
+
+
+def test_run_in_thread_records_the_job_and_its_outcome(tmp_path: Path) -> None:
+    ws = _ws(tmp_path)
+    gate = threading.Event()
+
+    def work(steps: int) -> str:
+        gate.wait(20)
+        for step in range(1, steps + 1):
+            jobs.report_job(ws.path, "tables", done=step, total=steps, step=f"step {step}")
+        return "finished"
+
+    future = jobs.run_in_thread(work, 3, where=ws.path, kind="tables", total=3)
+    running = jobs.read_job(ws.path, "tables")
+    assert running is not None and running.running and running.step == "starting"
+    gate.set()
+    assert future.result(timeout=20) == "finished"
+    done = jobs.read_job(ws.path, "tables")
+    assert done is not None and done.status == jobs.DONE and done.fraction == 1.0
+
+    def broken() -> None:
+        jobs.report_job(ws.path, "broken", done=2, total=5)
+        raise ValueError("no such column: 'loss'")
+
+    failed_future = jobs.run_in_thread(broken, where=ws.path, kind="broken", total=5)
+    with pytest.raises(ValueError, match="no such column"):
+        failed_future.result(timeout=20)
+    failed = jobs.read_job(ws.path, "broken")
+    assert failed is not None and failed.status == jobs.FAILED
+    assert failed.done == 2 and "no such column" in failed.message
+    # Without a job it is a plain background call.
+    assert jobs.run_in_thread(sum, [1, 2, 3]).result(timeout=20) == 6
 
 
 def test_schema_1_job_files_still_read(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,8 +24,8 @@ from core.measures.curves import ABOVE_RANDOM, random_equivalent
 from core.select.selectors import SELECTORS
 from core.workspace.compare import WHOLE_SET, load_curves, workspace_curves
 from core.workspace.compare import curve_settings as stored_curve_settings
-from core.workspace.files import now, short
-from core.workspace.jobs.record import DONE, FAILED, Job, read_job, report_job
+from core.workspace.files import now
+from core.workspace.jobs.record import DONE, FAILED, Job, read_job, report_job, run_in_thread
 from core.workspace.store import Workspace
 from ui import cache, curve_charts
 from ui import format as fmt
@@ -41,12 +41,6 @@ class CurveSettings:
     methods: tuple[str, ...]
     seeds: int = DEFAULT_SEEDS
     largest: int = DEFAULT_LARGEST
-
-
-@st.cache_resource(show_spinner=False)
-def _executor() -> ThreadPoolExecutor:
-    # The curves' own thread: the map's background results do not wait behind them.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="prism-curves")
 
 
 def available_methods(ws: Workspace) -> list[str]:
@@ -116,13 +110,7 @@ def _compute(path: str, settings: CurveSettings, kind: str, total: int) -> None:
         done += 1
         report_job(path, kind, done=done, total=total, step=step)
 
-    try:
-        with cache.one_blas_thread():
-            workspace_curves(workspace, stored_settings(workspace, settings), progress=tick)
-    except Exception as error:
-        report_job(path, kind, status=FAILED, done=done, total=total, message=short(error))
-        raise
-    report_job(path, kind, status=DONE, done=total, total=total)
+    workspace_curves(workspace, stored_settings(workspace, settings), progress=tick)
 
 
 def start_curves(ws: Workspace, settings: CurveSettings) -> Future[None] | None:
@@ -135,8 +123,8 @@ def start_curves(ws: Workspace, settings: CurveSettings) -> Future[None] | None:
     clustered = "cluster" in cache.samples(ws).columns
     planned = [m for m in settings.methods if clustered or not SELECTORS[m].needs_clusters]
     total = max(len(set(planned) | {"random"}), 1) * settings.seeds
-    report_job(ws.path, kind, total=total, step="starting", started=now())
-    return _executor().submit(_compute, str(ws.path), settings, kind, total)
+    path = str(ws.path)
+    return run_in_thread(_compute, path, settings, kind, total, where=path, kind=kind, total=total)
 
 
 def _seconds(job: Job) -> float | None:

@@ -12,6 +12,8 @@ test read every job the same way, and a job survives a closed browser tab.
   (a running job whose process is gone reads as failed); ``cancel_job(path, kind)`` asks it to
   stop (SIGTERM for a process; for a thread of this process, the record says ``cancelled`` and
   the thread sees it through ``cancelled``); ``report_job`` writes a new state of a job.
+- ``run_in_thread(work, …, where=, kind=)`` runs ``work`` on the process's one background pool
+  (``core.threads``) with one BLAS thread, recorded as job ``kind`` when given one.
 - Schema 1 workspaces kept a feature job in ``job.json`` and an analysis in ``analysis.json``;
   ``read_job`` still reads them when no ``jobs/<kind>.json`` exists.
 
@@ -29,15 +31,18 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.paths import SOURCE_ROOT
-from core.workspace.files import now, write_json
+from core.threads import background_pool, one_blas_thread
+from core.workspace.files import now, short, write_json
 from core.workspace.store import JOBS, Workspace
 
+T = TypeVar("T")
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 FEATURES, ANALYSIS = "features", "analysis"
 # Where schema 1 workspaces kept a job's progress.
@@ -209,6 +214,39 @@ def cancelled(path: str | os.PathLike[str], kind: str) -> bool:
     """Whether job ``kind`` was cancelled (what a thread running it checks between steps)."""
     job = read_job(path, kind)
     return job is not None and job.status == CANCELLED
+
+
+def run_in_thread(
+    work: Callable[..., T],
+    *args: Any,
+    where: Workspace | str | os.PathLike[str] | None = None,
+    kind: str | None = None,
+    total: int = 0,
+) -> Future[T]:
+    """``work(*args)`` on the process's one background pool, with one BLAS thread.
+
+    Given a workspace ``where`` and a job ``kind``, the work is that job: recorded as running now
+    (``work`` may report its progress with ``report_job``), as done when it returns, and as
+    failed, with the error's message, when it raises (the future raises it too).
+    """
+    if where is not None and kind is not None:
+        report_job(where, kind, total=total, step="starting", started=now())
+
+    def run() -> T:
+        try:
+            with one_blas_thread():
+                result = work(*args)
+        except Exception as error:
+            if where is not None and kind is not None:
+                job = read_job(_root(where), kind)
+                done = job.done if job is not None else 0
+                report_job(where, kind, status=FAILED, done=done, total=total, message=short(error))
+            raise
+        if where is not None and kind is not None:
+            report_job(where, kind, status=DONE, done=total, total=total)
+        return result
+
+    return background_pool().submit(run)
 
 
 def process_alive(pid: int) -> bool:
