@@ -267,6 +267,62 @@ def test_modules_do_one_job(path: Path) -> None:
     )
 
 
+# --- the manifest is the store's ------------------------------------------------------------------
+
+# The only modules that read or write a workspace's manifest as JSON; everything else goes through the
+# typed sections (``ws.clusters``, ``ws.set_section``…, ``core.workspace.manifest.TypedSections``).
+MANIFEST_OWNERS = ("core/workspace/store.py", "core/workspace/manifest.py")
+
+
+def raw_manifest_uses(source: str) -> list[str]:
+    """Where ``source`` touches a workspace's manifest as a dict: any ``x.manifest`` (read, write,
+    ``.get``, ``[...]``, ``.pop``) or a call ``x.update("section", {...})`` with a section name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr == "manifest":
+            found.append(f"line {node.lineno}: .manifest")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "update"
+            and len(node.args) == 2
+            and isinstance(node.args[0], ast.Constant | ast.JoinedStr | ast.Name)
+            and isinstance(node.args[1], ast.Dict)
+        ):
+            found.append(f"line {node.lineno}: .update(section, {{...}})")
+    return sorted(found, key=lambda text: int(text.split()[1].rstrip(":")))
+
+
+def test_raw_manifest_reader_finds_planted_uses() -> None:
+    planted = (
+        "def panel(ws):\n"
+        "    g = ws.manifest.get('scores', {}).get('g_vendi')\n"
+        "    ws.manifest['clusters'] = {}\n"
+        "    ws.update('lexical', {'n': 1})\n"
+        "    return ws.scores.g_vendi, ws.set_section(ws.clusters), result.manifest_path\n"
+    )
+    assert raw_manifest_uses(planted) == [
+        "line 2: .manifest",
+        "line 3: .manifest",
+        "line 4: .update(section, {...})",
+    ]
+
+
+def test_only_the_store_reads_the_manifest() -> None:
+    """Rule: the manifest is read and written in the store alone (example: ``ui/panels/selection.py``
+    reads ``ws.clusters`` and ``ws.g_vendi``, as ``ui/panels/grow_map.py`` does)."""
+    from core.workspace.store import Workspace
+
+    bad = {
+        _id(path): uses
+        for path in APP_MODULES
+        if _id(path) not in MANIFEST_OWNERS
+        and (uses := raw_manifest_uses(path.read_text(encoding="utf-8")))
+    }
+    assert not bad, f"raw manifest reads outside the store (use the typed sections): {bad}"
+    assert not hasattr(Workspace, "update"), "Workspace.update(str, dict) is gone: set_section"
+
+
 # --- tooling -------------------------------------------------------------------------------------
 
 

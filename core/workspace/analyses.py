@@ -23,7 +23,14 @@ from core.measures.clusters import (
     spherical_kmeans,
 )
 from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
-from core.workspace.manifest import ClustersSection, LayoutSection
+from core.workspace.manifest import (
+    ClustersSection,
+    EmbeddingSection,
+    LayoutSection,
+    LexicalSection,
+    Scores,
+    scores_record,
+)
 from core.workspace.store import Workspace
 
 if TYPE_CHECKING:
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 
 def cluster_workspace(
     workspace: Workspace, *, n_clusters: int | None = None, seed: int = 0
-) -> dict[str, Any]:
+) -> ClustersSection:
     """Spherical k-means of the features; stores ``cluster`` and the manifest ``clusters`` section."""
     features = workspace.features(mmap=False)
     n = len(features)
@@ -48,7 +55,7 @@ def cluster_workspace(
     with workspace.lock():  # labels and their section are written together
         workspace.add_columns({"cluster": result.labels.astype(np.int32)})
         workspace.set_section(section)
-    return section.to_dict()
+    return section
 
 
 def clusters_section(
@@ -110,11 +117,11 @@ def layout_workspace(
 
 def workspace_scores(
     workspace: Workspace, *, rows: np.ndarray | None = None, qs: tuple[float, ...] | None = None
-) -> dict[str, Any]:
+) -> Scores:
     """G-Vendi and order-q Vendi of the whole set (streamed from ``features.npy``) or of ``rows``.
 
-    The record has the manifest's ``scores`` schema (``g_vendi``, ``vendi``, ``n``, ``dim``); q = 1
-    is always included. Nothing is written.
+    The record is the manifest's ``scores`` section; q = 1 is always included. Nothing is
+    written.
     """
     from core.measures.vendi import (
         QS_DEFAULT,
@@ -122,10 +129,10 @@ def workspace_scores(
         subset_vendi,
         vendi_from_covariance,
     )
-    from core.workspace.manifest import scores_record
 
     orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
-    dim = int(workspace.manifest["features"]["dim"]) if workspace.has_features else 0
+    section = workspace.feature_section
+    dim = int(section.dim or 0) if section is not None and workspace.has_features else 0
     if rows is None:
         workspace.features()  # raises a clear message when features are missing
         covariance, n = covariance_from_npy(workspace.features_path)
@@ -148,7 +155,7 @@ def cluster_scores(
     orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
     scores = cluster_vendi(workspace.features(), labels, qs=orders)
     sizes = np.bincount(labels)
-    sparse = set(workspace.manifest.get("clusters", {}).get("sparse", []))
+    sparse = set((workspace.clusters or ClustersSection()).sparse)
     return [
         {
             "cluster": int(c),
@@ -163,8 +170,6 @@ def cluster_scores(
 # -- text space: sample texts, lexical scores, sentence embeddings ---------------------------
 # (the pure parts live in core.measures.textspace, core.measures.lexical, core.measures.embed)
 
-LEXICAL = "lexical"
-EMBEDDING = "embedding"
 EMBEDDING_COLUMNS = ("emb_cluster", "emb_umap_x", "emb_umap_y", "nbr_agreement")
 
 
@@ -172,7 +177,7 @@ def workspace_texts(workspace: Workspace) -> list[str]:
     """``sample_texts`` of every sample of a workspace, in row order (cached per file version)."""
     from core.data.columns import ColumnMap
 
-    columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
+    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
     path = workspace.samples_path
     stat = path.stat()
     return list(_texts(str(path), stat.st_mtime_ns, stat.st_size, columns))
@@ -190,11 +195,11 @@ def _texts(path: str, mtime_ns: int, size: int, columns: Any) -> tuple[str, ...]
 
 
 def _fingerprint(workspace: Workspace) -> str | None:
-    value = workspace.manifest.get("dataset", {}).get("fingerprint")
+    value = workspace.dataset.fingerprint
     return None if value is None else str(value)
 
 
-def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> dict[str, Any]:
+def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> LexicalSection:
     """distinct-1…4 and the n-gram Vendi score of the whole set; stored as section ``lexical``."""
     from core.measures.lexical import NGRAM_RANGE, lexical_summary
 
@@ -208,15 +213,18 @@ def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -
         **lexical_summary(texts),
     }
     record["seconds"] = round(time.perf_counter() - start, 3)
-    workspace.update(LEXICAL, record)
-    return record
+    section = LexicalSection.from_dict(record)
+    workspace.set_section(section)
+    return section
 
 
 def has_lexical(workspace: Workspace) -> bool:
     """True when the section ``lexical`` was computed for this workspace's current samples."""
-    cached = workspace.manifest.get(LEXICAL, {})
-    return cached.get("n") == workspace.n_samples and cached.get("fingerprint") == _fingerprint(
-        workspace
+    cached = workspace.lexical
+    return (
+        cached is not None
+        and cached.n == workspace.n_samples
+        and cached.fingerprint == _fingerprint(workspace)
     )
 
 
@@ -239,9 +247,9 @@ def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | Non
     whole = positions.size == len(texts) and np.array_equal(
         np.sort(positions), np.arange(len(texts))
     )
-    if whole and has_lexical(workspace):
-        cached = workspace.manifest[LEXICAL]
-        lexical = {"ngram_vendi": cached["ngram_vendi"], "distinct_2": cached["distinct_2"]}
+    cached = workspace.lexical
+    if whole and cached is not None and has_lexical(workspace):
+        lexical = {"ngram_vendi": cached.ngram_vendi, "distinct_2": cached.distinct_2}
     else:
         lexical = lexical_scores([texts[i] for i in positions])
     return {"embedding_vendi": embedding, **lexical}
@@ -258,7 +266,7 @@ def embed_workspace(
     *,
     progress: EmbedProgress | None = None,
     **settings: Any,
-) -> dict[str, Any]:
+) -> EmbeddingSection:
     """Embed a workspace's samples and run the text-space analyses; returns the ``embedding`` section.
 
     ``config`` (or the same settings as keywords: model, batch_size, device, seed, n_clusters,
@@ -357,7 +365,7 @@ def embed_workspace(
         workspace.drop_columns(["nbr_agreement"])
 
     # Embeddings first, the manifest last: has_embeddings only turns true once all is written.
-    workspace.manifest.pop(EMBEDDING, None)
+    workspace.drop_sections(EmbeddingSection, save=False)
     workspace.write_embeddings(embeddings)
     workspace.add_columns(columns)
     lexical_workspace(workspace, texts=texts)
@@ -387,5 +395,6 @@ def embed_workspace(
         "neighbours": neighbours,
         "settings": asdict(config),
     }
-    workspace.update(EMBEDDING, section)
-    return section
+    stored = EmbeddingSection.from_dict(section)
+    workspace.set_section(stored)
+    return stored

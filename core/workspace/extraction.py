@@ -32,7 +32,7 @@ from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs import Job, Stop, sigterm_stops, write_progress
-from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
+from core.workspace.manifest import DatasetSection, FeatureSection, Section, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
 
@@ -155,10 +155,7 @@ def prepare_workspace(
             param="workspace",
         )
     described = dataset_section(dataset)
-    manifest = {
-        DatasetSection.NAME: described.to_dict(),
-        FeatureSection.NAME: FeatureSection(settings=config.settings()).to_dict(),
-    }
+    sections: tuple[Section, ...] = (described, FeatureSection(settings=config.settings()))
     if workspace is not None:
         from core.workspace.subsets import mark_stale
 
@@ -167,7 +164,8 @@ def prepare_workspace(
         # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
         # re-reading the file would bring them back.
         with workspace.lock():
-            workspace.manifest.update(manifest)
+            for new in sections:
+                workspace.set_section(new, save=False)
             workspace.write_samples(dataset.samples)
             workspace.save_manifest()
             stale = mark_stale(workspace, before=before, before_columns=before_columns)
@@ -181,7 +179,7 @@ def prepare_workspace(
         return workspace
     created = outermost_missing(root)
     try:
-        return Workspace.create(root, manifest, dataset.samples)
+        return Workspace.create(root, sections, dataset.samples)
     except BaseException:
         remove_created(root, created)  # leave no half-written workspace behind
         raise
@@ -462,6 +460,6 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
         )
         covariance, n = covariance_from_npy(workspace.features_path)
         record = scores_record(vendi_from_covariance(covariance), n=n, dim=dim)
-        workspace.set_section(Scores.from_dict(record))
+        workspace.set_section(record)
     # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
     shutil.rmtree(workspace.shard_dir, ignore_errors=True)

@@ -62,7 +62,7 @@ def _g_vendi(workspace: Workspace) -> float:
     scores = workspace.scores
     if scores is not None and scores.n == workspace.n_samples and scores.g_vendi is not None:
         return float(scores.g_vendi)
-    return float(workspace_scores(workspace)["g_vendi"])
+    return float(workspace_scores(workspace).g_vendi or 0.0)
 
 
 def round_record(workspace: Workspace, round_no: int) -> dict[str, Any]:
