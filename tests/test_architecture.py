@@ -323,6 +323,98 @@ def test_only_the_store_reads_the_manifest() -> None:
     assert not hasattr(Workspace, "update"), "Workspace.update(str, dict) is gone: set_section"
 
 
+# --- only the command line knows flags ------------------------------------------------------------
+
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
+# A command the user may type, quoted whole in a message (`prism resume WS`, `pip install …`).
+QUOTED_COMMAND = re.compile(r"`(?:prism|pip|python|make) [^`]*`")
+# Functions that build the argv of a `python -m core …` child process: flags there are arguments.
+ARGV_BUILDERS = {
+    ("core/workspace/jobs.py", "start_background"),
+    ("core/workspace/synthesis.py", "start"),
+}
+
+
+def flag_texts(source: str, *, argv_builders: frozenset[str] = frozenset()) -> list[str]:
+    """Flags (``--name``) written in the string literals of ``source``: its messages. Docstrings,
+    whole commands in backquotes and the functions named in ``argv_builders`` are left out."""
+    tree = ast.parse(source)
+    skipped: set[int] = set()  # ids of nodes not to read: docstrings, parts of an f-string
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skipped.add(id(first.value))
+        if isinstance(node, ast.FunctionDef) and node.name in argv_builders:
+            skipped.update(id(inner) for inner in ast.walk(node))
+        if isinstance(node, ast.JoinedStr):
+            skipped.update(id(part) for part in node.values)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(
+                str(part.value) if isinstance(part, ast.Constant) else "{…}" for part in node.values
+            )
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        found += [
+            f"line {node.lineno}: {flag}" for flag in FLAG.findall(QUOTED_COMMAND.sub("", text))
+        ]
+    return sorted(found, key=lambda text: int(text.split()[1].rstrip(":")))
+
+
+def test_flag_reader_finds_planted_flags() -> None:
+    planted = (
+        "def export(out, force):\n"
+        '    """Refuse to overwrite (``--force`` in the docstring is documentation)."""\n'
+        '    raise PrismError(f"{out} exists; choose another --out, or pass --force.", param="out")\n'
+        "def rebuild(ws):\n"
+        '    return f"Rebuild it with `prism features DATA --workspace {ws} --force`."\n'
+        "def start(ws):\n"
+        '    return ["core", "resume", ws, "--quiet"]\n'
+        'HINT = "pass --model default"\n'
+    )
+    assert flag_texts(planted, argv_builders=frozenset({"start"})) == [
+        "line 3: --out",
+        "line 3: --force",
+        "line 8: --model",
+    ]
+    assert "line 7: --quiet" in flag_texts(planted)
+
+
+def test_engine_messages_name_parameters_not_flags() -> None:
+    """Rule: no ``--flag`` in a message of ``core/`` outside ``core/cli/``; a ``PrismError`` names
+    its parameter (``param=``, and others in backquotes) and the CLI writes the flag (example:
+    ``core/workspace/publish.py``'s "choose another `out`, or set `force`")."""
+    bad = {}
+    for path in CORE_MODULES:
+        if _within(_name(path), "core.cli"):
+            continue
+        builders = frozenset(name for file, name in ARGV_BUILDERS if file == _id(path))
+        if found := flag_texts(path.read_text(encoding="utf-8"), argv_builders=builders):
+            bad[_id(path)] = found
+    assert not bad, f"flags in engine messages (name the parameter, the CLI adds its flag): {bad}"
+
+
+def test_the_cli_writes_the_flags_of_named_parameters() -> None:
+    from core.cli import describe_error
+    from core.errors import PrismError
+
+    error = PrismError("x.jsonl already exists; choose another `out`, or set `force`.", param="out")
+    argv = ["export", "ws", "--subset", "a", "--out", "x.jsonl"]
+    assert (
+        describe_error(error, argv)
+        == "x.jsonl already exists; choose another --out, or set --force."
+    )
+    # A command without that option keeps the parameter's name.
+    assert "`force`" in describe_error(error, ["score", "ws"])
+
+
 # --- tooling -------------------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from core.cli import analyses, curation, features, imported, synthesis
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
 
-__all__ = ["app", "console", "describe_error", "err", "flag_for", "main"]
+__all__ = ["app", "console", "describe_error", "err", "flag_for", "main", "name_flags"]
 
 app = typer.Typer(
     name="prism",
@@ -114,11 +114,19 @@ def flag_for(param: str | None, argv: Sequence[str]) -> str | None:
     return flag if flag in options else None
 
 
+def name_flags(message: str, argv: Sequence[str]) -> str:
+    """``message`` with each parameter the engine names in backquotes (`out`) written as the flag
+    that sets it in the command of ``argv`` (--out), where that command has one."""
+    return re.sub(r"`([a-z_]+)`", lambda m: flag_for(m.group(1), argv) or m.group(0), message)
+
+
 def describe_error(error: PrismError, argv: Sequence[str]) -> str:
     """The message of ``error`` naming the flag to change: "seed (--seed) must be …" when the
     message opens with the parameter, "--ids: 1 ids are not …" otherwise; unchanged when it
-    already names the flag or the command has none for that parameter."""
-    message = str(error)
+    already names the flag or the command has none for that parameter. A parameter the engine
+    names in backquotes ("choose another `out`, or set `force`") becomes its flag (--out, --force)
+    where the command has one."""
+    message = name_flags(str(error), argv)
     param = error.param
     flag = flag_for(param, argv)
     if param is None or flag is None or re.search(rf"{re.escape(flag)}\b", message):

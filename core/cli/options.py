@@ -103,15 +103,18 @@ def read_dataset(
 ) -> Any:
     """``load_dataset`` with the column options (``prompt_col`` … ``id_col``) of a command, its
     notes printed to stderr (the one path of `prism features` and `prism import-features`)."""
+    import sys
+
     from rich.markup import escape
 
+    from core.cli import name_flags  # core.cli imports this module: ask for it once it is loaded
     from core.cli.render import err
     from core.data.dataset import load_dataset
 
     mapped = column_map(source, split=split, **columns)
     dataset = load_dataset(source, columns=mapped, split=split, **load)
     for note in dataset.notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(name_flags(note, sys.argv[1:]))}", highlight=False)
     return dataset
 
 

@@ -203,7 +203,7 @@ def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any,
         raise ModelError(
             f"Could not load model {name!r}: {first_line}\n"
             "It is neither a local model directory nor a model in the Hugging Face cache, and it "
-            "cannot be downloaded without a network. Use --model default (the embedded "
+            "cannot be downloaded without a network. Use `default` (the embedded "
             "SmolLM2-135M-Instruct), a local directory, or a name that is already cached.",
             param="model",
         ) from None

@@ -464,7 +464,7 @@ def make_generator(
     except PrismError as error:
         if error.param != "model":
             raise
-        raise type(error)(str(error).replace("--model", "--generator"), param="generator") from None
+        raise type(error)(str(error), param="generator") from None
     description = _LOCAL_LABELS.get(name.split(":", 1)[0])
     label = f"local:{name}" + (f" ({description})" if description else "")
     return LocalGenerator(proxy, label=label, batch_size=batch_size)

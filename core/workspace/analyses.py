@@ -46,7 +46,8 @@ def cluster_workspace(
     k = default_n_clusters(n) if n_clusters is None else n_clusters
     if not 1 <= k <= n:
         raise PrismError(
-            f"--k must be between 1 and the number of samples ({n:,}); got {k}.", param="n_clusters"
+            f"n_clusters must be between 1 and the number of samples ({n:,}); got {k}.",
+            param="n_clusters",
         )
     result = spherical_kmeans(features, n_clusters=k, seed=seed)
     section = clusters_section(

@@ -67,7 +67,7 @@ def check_workspace_target(path: str | os.PathLike[str]) -> None:
                 where = "" if part == root else f" (its parent {part} is a file)"
                 raise WorkspaceError(
                     f"{root} is not a directory{where}; a workspace is a folder. Choose a new "
-                    "or empty directory for --workspace.",
+                    "or empty directory for `workspace`.",
                     param="workspace",
                 )
             return
@@ -143,7 +143,7 @@ def prepare_workspace(
             raise WorkspaceError(
                 f"Workspace {root} was built with other data or settings:\n  "
                 + "\n  ".join(diff)
-                + "\nChoose another --workspace, or pass --force to rebuild this one (its features "
+                + "\nChoose another `workspace`, or rebuild this one with `force` (its features "
                 "and analyses are replaced; subsets are kept).",
                 param="workspace",
             )
@@ -151,7 +151,7 @@ def prepare_workspace(
     elif root.exists() and any(root.iterdir()):
         raise WorkspaceError(
             f"{root} exists and is not a Prism workspace; refusing to write into it. "
-            "Choose an empty or new directory for --workspace.",
+            "Choose an empty or new directory for `workspace`.",
             param="workspace",
         )
     described = dataset_section(dataset)

@@ -157,7 +157,7 @@ def import_features(
     if root.exists() and any(root.iterdir()):
         raise WorkspaceError(
             f"{root} exists and is not empty; import-features writes a new workspace. Choose a "
-            "new or empty directory for --workspace.",
+            "new or empty directory for `workspace`.",
             param="workspace",
         )
     source = Path(features_path).absolute()

@@ -229,7 +229,7 @@ def run_synthesis(
                 f"Synthesis was {'interrupted' if interrupted else 'stopped'} in round "
                 f"{state['round']}; {'rounds ' + ', '.join(map(str, kept)) if kept else 'no round'} "
                 f"finished in this run and everything finished is kept in {workspace.path}. "
-                f"Continue with: prism synthesize {workspace.path} --resume",
+                f"Continue with `prism synthesize {workspace.path} --resume`.",
                 exit_code=130 if interrupted else 143,
             ) from None
         except BaseException as error:
