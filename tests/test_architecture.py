@@ -22,6 +22,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -413,6 +414,112 @@ def test_the_cli_writes_the_flags_of_named_parameters() -> None:
     )
     # A command without that option keeps the parameter's name.
     assert "`force`" in describe_error(error, ["score", "ws"])
+
+
+# --- every config value through core/validate.py ----------------------------------------------------
+
+ERRORS = {"PrismError", "DataError", "WorkspaceError", "ModelError"}
+# Run settings that are no dataclass field (the job's shards), checked like one.
+RUN_SETTINGS = {"shard_size", "shard_seconds"}
+
+
+def config_fields(sources: list[str]) -> set[str]:
+    """The field names of every dataclass that validates on construction (has ``__post_init__``)."""
+    names = set(RUN_SETTINGS)
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(b, ast.FunctionDef) and b.name == "__post_init__" for b in node.body
+            ):
+                names |= {
+                    b.target.id
+                    for b in node.body
+                    if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)
+                }
+    return names
+
+
+def hand_checks(source: str, fields: set[str]) -> list[str]:
+    """``if …: raise PrismError`` tests that check a config value by hand: compare it with a number
+    (``x < 1``, ``not 0 < x <= 1``) or ask ``isinstance(x, int | float | bool)``."""
+
+    def name_of(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return node.attr if node.value.id == "self" else None
+        return None
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.If) or not any(
+            isinstance(x, ast.Raise)
+            and isinstance(x.exc, ast.Call)
+            and isinstance(x.exc.func, ast.Name)
+            and x.exc.func.id in ERRORS
+            for statement in node.body
+            for x in ast.walk(statement)
+        ):
+            continue
+        for x in ast.walk(node.test):
+            if isinstance(x, ast.Compare):
+                operands = [x.left, *x.comparators]
+                if any(
+                    isinstance(o, ast.Constant) and type(o.value) in (int, float) for o in operands
+                ):
+                    found += [
+                        f"line {node.lineno}: {n}" for o in operands if (n := name_of(o)) in fields
+                    ]
+            elif (
+                isinstance(x, ast.Call)
+                and isinstance(x.func, ast.Name)
+                and x.func.id == "isinstance"
+            ):
+                kinds = {n.id for n in ast.walk(x.args[1]) if isinstance(n, ast.Name)}
+                if kinds & {"int", "float", "bool"} and (n := name_of(x.args[0])) in fields:
+                    found.append(f"line {node.lineno}: {n}")
+    return sorted(set(found), key=lambda text: int(text.split()[1].rstrip(":")))
+
+
+def test_hand_check_reader_finds_planted_checks() -> None:
+    planted = (
+        "@dataclass(frozen=True)\n"
+        "class Config:\n"
+        "    seed: int = 0\n"
+        "    duplicate_cosine: float = 0.9\n"
+        "    def __post_init__(self):\n"
+        "        if not isinstance(self.seed, int) or self.seed < 0:\n"
+        "            raise PrismError('seed must be ≥ 0', param='seed')\n"
+        "        check_number(self.duplicate_cosine, param='duplicate_cosine', above=0, maximum=1)\n"
+        "def judge(duplicate_cosine, n):\n"
+        "    if not 0 < duplicate_cosine <= 1:\n"
+        "        raise PrismError('duplicate_cosine must be in (0, 1]', param='duplicate_cosine')\n"
+        "    if n < 2:\n"
+        "        raise PrismError('need two rows', param='features')\n"
+    )
+    fields = config_fields([planted])
+    assert {"seed", "duplicate_cosine", "shard_size"} <= fields
+    assert hand_checks(planted, fields) == ["line 6: seed", "line 10: duplicate_cosine"]
+
+
+def test_config_values_are_checked_by_core_validate() -> None:
+    """Rule: one validator per kind of value, in ``core/validate.py`` (example: ``FeatureConfig``
+    checks its seed with ``check_seed`` and its sizes with ``check_int``)."""
+    from core.errors import PrismError
+    from core.features.extract import FeatureConfig
+
+    sources = {_id(p): p.read_text(encoding="utf-8") for p in CORE_MODULES}
+    fields = config_fields(list(sources.values()))
+    bad = {
+        path: found
+        for path, source in sources.items()
+        if path != "core/validate.py" and (found := hand_checks(source, fields))
+    }
+    assert not bad, f"config values checked by hand (use core/validate.py): {bad}"
+    for seed in (True, 2**32, -1):
+        with pytest.raises(PrismError, match="seed must be an integer from 0 to 2\\*\\*32"):
+            FeatureConfig(model="tiny", seed=seed)
+    assert type(FeatureConfig(model="tiny", seed=np.int64(7)).seed) is int  # JSON-ready
 
 
 # --- tooling -------------------------------------------------------------------------------------

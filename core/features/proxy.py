@@ -23,6 +23,7 @@ from typing import Any
 
 from core.devices import resolve_device
 from core.errors import ModelError
+from core.validate import check_choice
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (embedded, dequantised from Q4_1 GGUF)"
@@ -108,8 +109,7 @@ def default_model_dir() -> Path:
 def _torch_dtype(dtype: str) -> Any:
     import torch
 
-    if dtype not in DTYPES:
-        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.", param="dtype")
+    check_choice(dtype, DTYPES, param="dtype")
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 

@@ -27,9 +27,10 @@ import numpy as np
 from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations
-from core.errors import JobStopped, PrismError, WorkspaceError
+from core.errors import JobStopped, WorkspaceError
 from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
+from core.validate import check_int, check_number
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs import Job, Stop, sigterm_stops, write_progress
 from core.workspace.manifest import DatasetSection, FeatureSection, Section, scores_record
@@ -278,10 +279,8 @@ def run_features(
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=group.device or device
     )
-    if shard_size < 1:
-        raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.", param="shard_size")
-    if not shard_seconds > 0:
-        raise PrismError(f"shard_seconds must be > 0, got {shard_seconds}.", param="shard_seconds")
+    check_int(shard_size, param="shard_size", minimum=1)
+    check_number(shard_seconds, param="shard_seconds", above=0)
     samples = workspace.samples()
     total = len(samples)
     plan = None
