@@ -64,7 +64,7 @@ def score(
     # computed here (nothing is written: `score` only reads).
     record["text"] = text_scores(ws, np.arange(ws.n_samples) if rows is None else rows)
     if per_cluster:
-        record["clusters"] = cluster_scores(ws, qs=qs)
+        record["clusters"] = [c.to_dict() for c in cluster_scores(ws, qs=qs)]
     if as_json:
         print_json(record)
         return

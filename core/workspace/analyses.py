@@ -9,7 +9,8 @@ these, so a map built in one is the map seen in the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -142,9 +143,22 @@ def workspace_scores(
     return scores_record(scores, n=len(rows), dim=dim)
 
 
+@dataclass(frozen=True)
+class ClusterScore:
+    """One cluster of ``prism cluster``: its size, whether it is sparse, its Vendi per order q."""
+
+    cluster: int
+    size: int
+    sparse: bool
+    vendi: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "vendi": dict(self.vendi)}
+
+
 def cluster_scores(
     workspace: Workspace, *, qs: tuple[float, ...] | None = None
-) -> list[dict[str, Any]]:
+) -> list[ClusterScore]:
     """Per cluster of ``prism cluster``: its size, whether it is sparse and its order-q Vendi."""
     from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label
 
@@ -158,12 +172,12 @@ def cluster_scores(
     sizes = np.bincount(labels)
     sparse = set((workspace.clusters or ClustersSection()).sparse)
     return [
-        {
-            "cluster": int(c),
-            "size": int(sizes[c]),
-            "sparse": int(c) in sparse,
-            "vendi": {q_label(q): float(v) for q, v in scores[c].items()},
-        }
+        ClusterScore(
+            cluster=int(c),
+            size=int(sizes[c]),
+            sparse=int(c) in sparse,
+            vendi={q_label(q): float(v) for q, v in scores[c].items()},
+        )
         for c in sorted(scores)
     ]
 
@@ -280,8 +294,6 @@ def embed_workspace(
     ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
     is dropped) and the section's ``neighbours`` is None.
     """
-    from dataclasses import asdict
-
     from core.devices import resolve_device
     from core.measures.embed import (
         DEFAULT_MODEL,
