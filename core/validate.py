@@ -1,6 +1,9 @@
 """Validators of the values every part of the engine takes, one per kind of value.
 
 - ``check_int``: an integer (not a bool) with a lower and an optional upper bound.
+- ``check_number``: a finite real number (not a bool) within bounds, open or closed.
+- ``check_choice``: one of a few named values.
+- ``check_budget``: the rows a selector keeps, as a count or a fraction of the ``n`` rows.
 - ``check_seed``: a seed for numpy, scikit-learn, UMAP and torch: an integer in [0, 2**32 − 1].
 - ``check_features``: a 2-D real feature matrix (n_samples × d, d ≥ 1); memmaps stay memmaps.
 - ``check_indices``: row positions into n rows, from integers or a boolean mask.
@@ -11,7 +14,9 @@ the parameter and the bad value, ``param`` lets the CLI and the app point at the
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Collection
 
 import numpy as np
 
@@ -20,8 +25,11 @@ from core.errors import PrismError
 SEED_MAX = 2**32 - 1
 
 
-def check_int(value: object, *, param: str, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an int in [minimum, maximum]; a PrismError naming ``param`` otherwise."""
+def check_int(
+    value: object, *, param: str, minimum: int, maximum: int | None = None, why: str = ""
+) -> int:
+    """``value`` as an int in [minimum, maximum]; a PrismError naming ``param`` otherwise (its
+    message adds ``why``, e.g. " (the sketch gives at most 16,384 numbers)", after the range)."""
     number = int(value) if isinstance(value, numbers.Integral) else None
     if (
         isinstance(value, bool)
@@ -30,8 +38,44 @@ def check_int(value: object, *, param: str, minimum: int, maximum: int | None = 
         or (maximum is not None and number > maximum)
     ):
         bound = f"≥ {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
-        raise PrismError(f"{param} must be an integer {bound}; got {value!r}.", param=param)
+        raise PrismError(f"{param} must be an integer {bound}{why}; got {value!r}.", param=param)
     return number
+
+
+def check_number(
+    value: object,
+    *,
+    param: str,
+    above: float | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """``value`` as a finite float: > ``above``, ≥ ``minimum``, ≤ ``maximum`` (those given)."""
+    number = float(value) if isinstance(value, numbers.Real) else math.nan
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or (above is not None and not number > above)
+        or (minimum is not None and not number >= minimum)
+        or (maximum is not None and not number <= maximum)
+    ):
+        low = f"> {above:g}" if above is not None else None
+        low = f"≥ {minimum:g}" if minimum is not None else low
+        high = f"≤ {maximum:g}" if maximum is not None else None
+        bound = " and ".join(b for b in (low, high) if b)
+        raise PrismError(
+            f"{param} must be a number{' ' + bound if bound else ''}; got {value!r}.", param=param
+        )
+    return number
+
+
+def check_choice(value: object, choices: Collection[str], *, param: str) -> str:
+    """``value`` when it is one of ``choices``; a PrismError listing them otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise PrismError(
+            f"{param} must be one of {', '.join(choices)}; got {value!r}.", param=param
+        )
+    return value
 
 
 def check_seed(seed: object, *, param: str = "seed") -> int:
@@ -45,6 +89,30 @@ def check_seed(seed: object, *, param: str = "seed") -> int:
             f"{param} must be an integer from 0 to 2**32 − 1; got {seed!r}.", param=param
         )
     return int(seed)
+
+
+def check_budget(budget: object, n: int, *, allow_none: bool = False) -> int | None:
+    """A budget as a row count: an integer ≥ 1, or a fraction in (0, 1) of the ``n`` rows."""
+    if budget is None:
+        if allow_none:
+            return None
+        raise PrismError(
+            "Give a budget: a number of rows (e.g. 200) or a fraction (e.g. 0.1).", param="budget"
+        )
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+        raise PrismError(
+            f"budget must be a number of rows or a fraction, got {budget!r}.", param="budget"
+        )
+    value = float(budget)
+    if 0 < value < 1:
+        return max(1, round(value * n))
+    if value < 1 or value != int(value):
+        raise PrismError(
+            f"budget must be a whole number of rows ≥ 1 or a fraction between 0 and 1, got "
+            f"{budget!r}.",
+            param="budget",
+        )
+    return int(value)
 
 
 def check_features(

@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.measures.clusters import cluster_sizes, default_n_clusters, sparse_clusters
 from core.measures.vendi import covariance, vendi_from_covariance
-from core.workspace.manifest import scores_record
+from core.workspace.manifest import EmbeddingSection, scores_record
 from core.workspace.store import Workspace, write_npy
 
 _TOPICS = [
@@ -137,7 +137,9 @@ def make_workspace(
             "dim": dim,
             "n_truncated": 0,
         },
-        "scores": scores_record(vendi_from_covariance(covariance(features)), n=n, dim=dim),
+        "scores": scores_record(
+            vendi_from_covariance(covariance(features)), n=n, dim=dim
+        ).to_dict(),
         "clusters": {
             "n_clusters": int(k),
             "seed": 0,
@@ -186,21 +188,20 @@ def add_text_space(workspace: Workspace, labels: np.ndarray, *, seed: int = 0) -
         }
     )
     lexical_workspace(workspace)
-    workspace.update(
-        "embedding",
-        {
-            "model": "synthetic",
-            "dim": 32,
-            "n": n,
-            "seed": seed,
-            "fingerprint": workspace.manifest["dataset"]["fingerprint"],
-            "embedding_vendi": vendi_score(embeddings),
-            "neighbours": {
+    workspace.set_section(
+        EmbeddingSection(
+            model="synthetic",
+            dim=32,
+            n=n,
+            seed=seed,
+            fingerprint=workspace.dataset.fingerprint,
+            embedding_vendi=vendi_score(embeddings),
+            neighbours={
                 "k": comparison.n_neighbors,
                 "mean_agreement": comparison.mean_agreement,
                 "chance": comparison.chance,
                 "rank_correlation": comparison.rank_correlation,
                 "n_pairs": comparison.n_pairs,
             },
-        },
+        )
     )

@@ -285,7 +285,7 @@ def test_plain_text_sample_is_named_after_its_column(home: Path) -> None:
     frame = ws.samples().rename(columns={"question": "tweet", "answer": "label"})
     ws.write_samples(frame)
     columns = {"prompt": None, "response": None, "messages": None, "text": "tweet", "id": None}
-    ws.update("dataset", {**ws.manifest["dataset"], "columns": columns})
+    ws.set_section(ws.dataset.replace(columns=columns))
     at = record_of(ws, 3)
     headings = [m.value for m in at.markdown]
     assert "**tweet**" in headings and "**Text**" not in headings

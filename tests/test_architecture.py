@@ -24,6 +24,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,6 +272,260 @@ def test_modules_do_one_job(path: Path) -> None:
     assert n_lines <= MAX_LINES, (
         f"{_id(path)} has {n_lines} lines (at most {MAX_LINES}): split it by what its parts do"
     )
+
+
+# --- the manifest is the store's ------------------------------------------------------------------
+
+# The only modules that read or write a workspace's manifest as JSON; everything else goes through the
+# typed sections (``ws.clusters``, ``ws.set_section``…, ``core.workspace.manifest.TypedSections``).
+MANIFEST_OWNERS = ("core/workspace/store.py", "core/workspace/manifest.py")
+
+
+def raw_manifest_uses(source: str) -> list[str]:
+    """Where ``source`` touches a workspace's manifest as a dict: any ``x.manifest`` (read, write,
+    ``.get``, ``[...]``, ``.pop``) or a call ``x.update("section", {...})`` with a section name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr == "manifest":
+            found.append(f"line {node.lineno}: .manifest")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "update"
+            and len(node.args) == 2
+            and isinstance(node.args[0], ast.Constant | ast.JoinedStr | ast.Name)
+            and isinstance(node.args[1], ast.Dict)
+        ):
+            found.append(f"line {node.lineno}: .update(section, {{...}})")
+    return sorted(found, key=lambda text: int(text.split()[1].rstrip(":")))
+
+
+def test_raw_manifest_reader_finds_planted_uses() -> None:
+    planted = (
+        "def panel(ws):\n"
+        "    g = ws.manifest.get('scores', {}).get('g_vendi')\n"
+        "    ws.manifest['clusters'] = {}\n"
+        "    ws.update('lexical', {'n': 1})\n"
+        "    return ws.scores.g_vendi, ws.set_section(ws.clusters), result.manifest_path\n"
+    )
+    assert raw_manifest_uses(planted) == [
+        "line 2: .manifest",
+        "line 3: .manifest",
+        "line 4: .update(section, {...})",
+    ]
+
+
+def test_only_the_store_reads_the_manifest() -> None:
+    """Rule: the manifest is read and written in the store alone (example: ``ui/panels/selection.py``
+    reads ``ws.clusters`` and ``ws.g_vendi``, as ``ui/panels/grow_map.py`` does)."""
+    from core.workspace.store import Workspace
+
+    bad = {
+        _id(path): uses
+        for path in APP_MODULES
+        if _id(path) not in MANIFEST_OWNERS
+        and (uses := raw_manifest_uses(path.read_text(encoding="utf-8")))
+    }
+    assert not bad, f"raw manifest reads outside the store (use the typed sections): {bad}"
+    assert not hasattr(Workspace, "update"), "Workspace.update(str, dict) is gone: set_section"
+
+
+# --- only the command line knows flags ------------------------------------------------------------
+
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
+# A command the user may type, quoted whole in a message (`prism resume WS`, `pip install …`).
+QUOTED_COMMAND = re.compile(r"`(?:prism|pip|python|make) [^`]*`")
+# Functions that build the argv of a `python -m core …` child process: flags there are arguments.
+ARGV_BUILDERS = {
+    ("core/workspace/jobs/extraction.py", "start_background"),
+    ("core/workspace/synthesis/loop.py", "start"),
+}
+
+
+def flag_texts(source: str, *, argv_builders: frozenset[str] = frozenset()) -> list[str]:
+    """Flags (``--name``) written in the string literals of ``source``: its messages. Docstrings,
+    whole commands in backquotes and the functions named in ``argv_builders`` are left out."""
+    tree = ast.parse(source)
+    skipped: set[int] = set()  # ids of nodes not to read: docstrings, parts of an f-string
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skipped.add(id(first.value))
+        if isinstance(node, ast.FunctionDef) and node.name in argv_builders:
+            skipped.update(id(inner) for inner in ast.walk(node))
+        if isinstance(node, ast.JoinedStr):
+            skipped.update(id(part) for part in node.values)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(
+                str(part.value) if isinstance(part, ast.Constant) else "{…}" for part in node.values
+            )
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        found += [
+            f"line {node.lineno}: {flag}" for flag in FLAG.findall(QUOTED_COMMAND.sub("", text))
+        ]
+    return sorted(found, key=lambda text: int(text.split()[1].rstrip(":")))
+
+
+def test_flag_reader_finds_planted_flags() -> None:
+    planted = (
+        "def export(out, force):\n"
+        '    """Refuse to overwrite (``--force`` in the docstring is documentation)."""\n'
+        '    raise PrismError(f"{out} exists; choose another --out, or pass --force.", param="out")\n'
+        "def rebuild(ws):\n"
+        '    return f"Rebuild it with `prism features DATA --workspace {ws} --force`."\n'
+        "def start(ws):\n"
+        '    return ["core", "resume", ws, "--quiet"]\n'
+        'HINT = "pass --model default"\n'
+    )
+    assert flag_texts(planted, argv_builders=frozenset({"start"})) == [
+        "line 3: --out",
+        "line 3: --force",
+        "line 8: --model",
+    ]
+    assert "line 7: --quiet" in flag_texts(planted)
+
+
+def test_engine_messages_name_parameters_not_flags() -> None:
+    """Rule: no ``--flag`` in a message of ``core/`` outside ``core/cli/``; a ``PrismError`` names
+    its parameter (``param=``, and others in backquotes) and the CLI writes the flag (example:
+    ``core/workspace/publish.py``'s "choose another `out`, or set `force`")."""
+    bad = {}
+    for path in CORE_MODULES:
+        if _within(_name(path), "core.cli"):
+            continue
+        builders = frozenset(name for file, name in ARGV_BUILDERS if file == _id(path))
+        if found := flag_texts(path.read_text(encoding="utf-8"), argv_builders=builders):
+            bad[_id(path)] = found
+    assert not bad, f"flags in engine messages (name the parameter, the CLI adds its flag): {bad}"
+
+
+def test_the_cli_writes_the_flags_of_named_parameters() -> None:
+    from core.cli import describe_error
+    from core.errors import PrismError
+
+    error = PrismError("x.jsonl already exists; choose another `out`, or set `force`.", param="out")
+    argv = ["export", "ws", "--subset", "a", "--out", "x.jsonl"]
+    assert (
+        describe_error(error, argv)
+        == "x.jsonl already exists; choose another --out, or set --force."
+    )
+    # A command without that option keeps the parameter's name.
+    assert "`force`" in describe_error(error, ["score", "ws"])
+
+
+# --- every config value through core/validate.py ----------------------------------------------------
+
+ERRORS = {"PrismError", "DataError", "WorkspaceError", "ModelError"}
+# Run settings that are no dataclass field (the job's shards), checked like one.
+RUN_SETTINGS = {"shard_size", "shard_seconds"}
+
+
+def config_fields(sources: list[str]) -> set[str]:
+    """The field names of every dataclass that validates on construction (has ``__post_init__``)."""
+    names = set(RUN_SETTINGS)
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(b, ast.FunctionDef) and b.name == "__post_init__" for b in node.body
+            ):
+                names |= {
+                    b.target.id
+                    for b in node.body
+                    if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)
+                }
+    return names
+
+
+def hand_checks(source: str, fields: set[str]) -> list[str]:
+    """``if …: raise PrismError`` tests that check a config value by hand: compare it with a number
+    (``x < 1``, ``not 0 < x <= 1``) or ask ``isinstance(x, int | float | bool)``."""
+
+    def name_of(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return node.attr if node.value.id == "self" else None
+        return None
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.If) or not any(
+            isinstance(x, ast.Raise)
+            and isinstance(x.exc, ast.Call)
+            and isinstance(x.exc.func, ast.Name)
+            and x.exc.func.id in ERRORS
+            for statement in node.body
+            for x in ast.walk(statement)
+        ):
+            continue
+        for x in ast.walk(node.test):
+            if isinstance(x, ast.Compare):
+                operands = [x.left, *x.comparators]
+                if any(
+                    isinstance(o, ast.Constant) and type(o.value) in (int, float) for o in operands
+                ):
+                    found += [
+                        f"line {node.lineno}: {n}" for o in operands if (n := name_of(o)) in fields
+                    ]
+            elif (
+                isinstance(x, ast.Call)
+                and isinstance(x.func, ast.Name)
+                and x.func.id == "isinstance"
+            ):
+                kinds = {n.id for n in ast.walk(x.args[1]) if isinstance(n, ast.Name)}
+                if kinds & {"int", "float", "bool"} and (n := name_of(x.args[0])) in fields:
+                    found.append(f"line {node.lineno}: {n}")
+    return sorted(set(found), key=lambda text: int(text.split()[1].rstrip(":")))
+
+
+def test_hand_check_reader_finds_planted_checks() -> None:
+    planted = (
+        "@dataclass(frozen=True)\n"
+        "class Config:\n"
+        "    seed: int = 0\n"
+        "    duplicate_cosine: float = 0.9\n"
+        "    def __post_init__(self):\n"
+        "        if not isinstance(self.seed, int) or self.seed < 0:\n"
+        "            raise PrismError('seed must be ≥ 0', param='seed')\n"
+        "        check_number(self.duplicate_cosine, param='duplicate_cosine', above=0, maximum=1)\n"
+        "def judge(duplicate_cosine, n):\n"
+        "    if not 0 < duplicate_cosine <= 1:\n"
+        "        raise PrismError('duplicate_cosine must be in (0, 1]', param='duplicate_cosine')\n"
+        "    if n < 2:\n"
+        "        raise PrismError('need two rows', param='features')\n"
+    )
+    fields = config_fields([planted])
+    assert {"seed", "duplicate_cosine", "shard_size"} <= fields
+    assert hand_checks(planted, fields) == ["line 6: seed", "line 10: duplicate_cosine"]
+
+
+def test_config_values_are_checked_by_core_validate() -> None:
+    """Rule: one validator per kind of value, in ``core/validate.py`` (example: ``FeatureConfig``
+    checks its seed with ``check_seed`` and its sizes with ``check_int``)."""
+    from core.errors import PrismError
+    from core.features.extract import FeatureConfig
+
+    sources = {_id(p): p.read_text(encoding="utf-8") for p in CORE_MODULES}
+    fields = config_fields(list(sources.values()))
+    bad = {
+        path: found
+        for path, source in sources.items()
+        if path != "core/validate.py" and (found := hand_checks(source, fields))
+    }
+    assert not bad, f"config values checked by hand (use core/validate.py): {bad}"
+    for seed in (True, 2**32, -1):
+        with pytest.raises(PrismError, match="seed must be an integer from 0 to 2\\*\\*32"):
+            FeatureConfig(model="tiny", seed=seed)
+    assert type(FeatureConfig(model="tiny", seed=np.int64(7)).seed) is int  # JSON-ready
 
 
 # --- tooling -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from core.measures.curves import random_baseline
 from core.measures.selection import SelectionScorer, grid_tiles
 from core.workspace import tables
 from core.workspace.jobs.record import run_in_thread
+from core.workspace.manifest import ClustersSection
 from core.workspace.store import FEATURES, MANIFEST, SUBSETS, Workspace
 from ui import format as fmt
 
@@ -76,7 +77,7 @@ def samples(ws: Workspace) -> pd.DataFrame:
 
 
 def column_map(ws: Workspace) -> ColumnMap:
-    return ColumnMap.from_dict(ws.manifest.get("dataset", {}).get("columns", {}))
+    return ColumnMap.from_dict(dict(ws.dataset.columns))
 
 
 def _plain_column(frame: pd.DataFrame, columns: ColumnMap) -> pd.Series | None:
@@ -189,19 +190,19 @@ def cluster_vendi(ws: Workspace, *, wait: bool | None = None) -> dict[int, float
 
 def cluster_words(ws: Workspace, *, wait: bool | None = None) -> list[str] | None:
     """A short label per cluster: its three most distinctive words."""
-    k = int(ws.manifest.get("clusters", {}).get("n_clusters", 0))
+    k = (ws.clusters or ClustersSection()).n_clusters
     future = _words_future(samples_version(ws), tuple(column_map(ws).to_dict().items()), k)
     return _result(future, ws.n_samples, wait)
 
 
 def cluster_table(ws: Workspace, *, with_vendi: bool = False) -> tuple[pd.DataFrame, bool]:
     """(``core.workspace.tables.cluster_table`` of the workspace; whether parts are pending)."""
-    info = ws.manifest.get("clusters", {})
+    section = ws.clusters or ClustersSection()
     scores = cluster_vendi(ws) if with_vendi else None
-    words = cluster_words(ws) if info.get("sizes") else []
+    words = cluster_words(ws) if section.sizes else []
     pending = words is None or (with_vendi and scores is None)
     vendi = (scores or {}) if with_vendi else None
-    return tables.cluster_table(info, vendi=vendi, words=words), pending
+    return tables.cluster_table(section, vendi=vendi, words=words), pending
 
 
 TILE_MIN_ROWS = 20_000  # below this a selection's Gram matrix is cheap enough as it is
@@ -234,7 +235,7 @@ def background_ready(ws: Workspace) -> bool:
     if ws.n_samples >= TILE_MIN_ROWS and "umap_x" in samples(ws).columns:
         futures.append(_tiles_future(features_version(ws), samples_version(ws)))
     if "cluster" in samples(ws).columns:
-        k = int(ws.manifest.get("clusters", {}).get("n_clusters", 0))
+        k = (ws.clusters or ClustersSection()).n_clusters
         futures.append(
             _words_future(samples_version(ws), tuple(column_map(ws).to_dict().items()), k)
         )

@@ -19,20 +19,18 @@ user typed, so the message says which option to change.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Sequence
-from typing import Any
 
 import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, imported, synthesis
+from core.cli import analyses, curation, features, flags, imported, synthesis
+from core.cli.flags import describe_error, flag_for, name_flags
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
 
-__all__ = ["app", "console", "describe_error", "err", "flag_for", "main"]
+__all__ = ["app", "console", "describe_error", "err", "flag_for", "main", "name_flags"]
 
 app = typer.Typer(
     name="prism",
@@ -56,76 +54,7 @@ app.command()(curation.compare)
 app.command()(curation.export)
 app.command()(synthesis.synthesize)
 
-# Engine parameter → flag, where the flag is not the parameter spelled with dashes
-# (``batch_size`` → ``--batch-size`` needs no entry). ``COMMAND_FLAGS`` overrides it per command.
-FLAGS = {
-    "budget": "--k",
-    "n_clusters": "--k",
-    "qs": "--q",
-    "fmt": "--format",
-    "prompt": "--prompt-col",
-    "response": "--response-col",
-    "messages": "--messages-col",
-    "text": "--text-col",
-    "id": "--id-col",
-    "options": "--option",
-    "manifest": "--from-manifest",
-    "methods": "--method",
-}
-COMMAND_FLAGS = {
-    "embed": {"k": "--neighbours", "n_neighbors": "--neighbours"},
-    "synthesize": {"budget": "--budget", "sparse_only": "--filter", "candidates": "--keep"},
-}
-
-
-def _invoked(argv: Sequence[str]) -> tuple[str, Any]:
-    """(name, click command) of the command ``argv`` runs, e.g. ("subset list", …)."""
-    command: Any = typer.main.get_command(app)
-    names: list[str] = []
-    for arg in argv:
-        if arg.startswith("-") or not hasattr(command, "commands"):
-            break
-        sub = command.commands.get(arg)
-        if sub is None:
-            break
-        command, names = sub, [*names, arg]
-    return " ".join(names), (command if names else None)
-
-
-def _selector_options() -> set[str]:
-    """Every option name a selector takes (set through ``prism select --option name=value``)."""
-    from core.select.selectors import SELECTORS
-
-    return {option for spec in SELECTORS.values() for option in spec.options}
-
-
-def flag_for(param: str | None, argv: Sequence[str]) -> str | None:
-    """The flag of the command in ``argv`` that sets engine parameter ``param``, if it has one."""
-    if not param:
-        return None
-    name, command = _invoked(argv)
-    if command is None:
-        return None
-    flag = COMMAND_FLAGS.get(name, {}).get(param) or FLAGS.get(param)
-    if flag is None and name == "select" and param in _selector_options():
-        flag = "--option"  # a selector's own option: `--option threshold=0.9`
-    flag = flag or "--" + param.replace("_", "-")
-    options = {opt for p in command.params for opt in p.opts if opt.startswith("--")}
-    return flag if flag in options else None
-
-
-def describe_error(error: PrismError, argv: Sequence[str]) -> str:
-    """The message of ``error`` naming the flag to change: "seed (--seed) must be …" when the
-    message opens with the parameter, "--ids: 1 ids are not …" otherwise; unchanged when it
-    already names the flag or the command has none for that parameter."""
-    message = str(error)
-    param = error.param
-    flag = flag_for(param, argv)
-    if param is None or flag is None or re.search(rf"{re.escape(flag)}\b", message):
-        return message
-    if re.match(rf"{re.escape(param)}\b", message):
-        return f"{param} ({flag}){message[len(param) :]}"
-    return f"{flag}: {message}"
+flags.use_app(app)
 
 
 def main() -> None:

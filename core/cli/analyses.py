@@ -57,14 +57,14 @@ def score(
     ws = open_workspace(workspace)
     qs = tuple(parse_q(x) for x in q) if q else None
     rows = _selected_rows(ws, subset, ids)
-    record = workspace_scores(ws, rows=rows, qs=qs)
+    record = workspace_scores(ws, rows=rows, qs=qs).to_dict()
     if rows is not None:
         record["subset"] = subset or str(ids)
     # The whole set's lexical numbers are stored by `prism embed`; without them they are
     # computed here (nothing is written: `score` only reads).
     record["text"] = text_scores(ws, np.arange(ws.n_samples) if rows is None else rows)
     if per_cluster:
-        record["clusters"] = cluster_scores(ws, qs=qs)
+        record["clusters"] = [c.to_dict() for c in cluster_scores(ws, qs=qs)]
     if as_json:
         print_json(record)
         return
@@ -104,7 +104,7 @@ def cluster(
     """Spherical k-means on the features: sizes, sparse clusters (below the median size)."""
     from core.workspace.analyses import cluster_workspace
 
-    summary = cluster_workspace(open_workspace(workspace), n_clusters=k, seed=seed)
+    summary = cluster_workspace(open_workspace(workspace), n_clusters=k, seed=seed).to_dict()
     if as_json:
         print_json(summary)
         return
@@ -188,7 +188,9 @@ def embed(
                     bar.update(task, description=f"embedded; {stage} done")
 
             section = embed_workspace(ws, config, progress=on_progress)
+    lexical = ws.lexical
+    record = {**section.to_dict(), "neighbours": section.neighbours}
     if as_json:
-        print_json({"embedding": section, "lexical": ws.manifest.get("lexical")})
+        print_json({"embedding": record, "lexical": lexical and lexical.to_dict()})
         return
-    print_embedding(section, ws.manifest.get("lexical", {}), ws.path)
+    print_embedding(record, lexical.to_dict() if lexical else {}, ws.path)

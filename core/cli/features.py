@@ -179,7 +179,7 @@ def features(
         # A new workspace whose job failed before finishing a single shard (a model that cannot
         # be loaded, a sample that cannot be encoded) is removed, so that bad input leaves
         # nothing half-written behind; one with finished shards is kept for a resume.
-        status = ws.manifest.get("features", {}).get("status")
+        status = ws.feature_section.status if ws.feature_section else None
         if fresh and status in ("pending", "failed") and not any(ws.shard_dir.glob("*.npz")):
             remove_created(path, created)
         raise
@@ -270,7 +270,7 @@ def _extract(
         err.print(
             f"{escape(str(ws.path))}: features already complete ({ws.n_samples:,} samples); nothing to do."
         )
-        print_scores(ws.manifest.get("scores", {}))
+        print_scores(ws.scores)
         return
     if quiet:
         run_features(
@@ -320,14 +320,15 @@ def _extract(
                 group=group,
             )
     err.print(f"wrote {escape(str(ws.path))}")
-    if n_truncated := int(ws.manifest.get("features", {}).get("n_truncated") or 0):
+    section = ws.feature_section
+    if section is not None and (n_truncated := int(section.n_truncated or 0)):
         err.print(
             f"note: {n_truncated:,} of {ws.n_samples:,} samples were longer than --max-length "
-            f"{ws.manifest['features'].get('settings', {}).get('max_length')} tokens and were "
+            f"{section.settings.get('max_length')} tokens and were "
             "truncated (the model read only their start).",
             highlight=False,
         )
-    print_scores(ws.manifest.get("scores", {}))
+    print_scores(ws.scores)
 
 
 def demo(
@@ -341,7 +342,7 @@ def demo(
         typer.echo(str(ws.path))
         return
     console.print(f"demo workspace ready: {escape(str(ws.path))}")
-    print_scores(ws.manifest.get("scores", {}))
+    print_scores(ws.scores)
 
 
 def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
@@ -349,7 +350,7 @@ def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     from core.workspace.jobs.record import read_progress
 
     ws = open_workspace(workspace)
-    record = dict(ws.manifest)
+    record = ws.record()
     record["columns"] = list(ws.samples().columns)
     record["subsets"] = {name: len(s.get("ids", [])) for name, s in ws.subsets().items()}
     progress = read_progress(ws.path)

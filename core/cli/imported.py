@@ -68,4 +68,4 @@ def import_features(
         f"wrote {escape(str(ws.path))}: {ws.n_samples:,} samples × d {original} imported from "
         f"{escape(str(features_file))} (rows scaled to unit length)"
     )
-    print_scores(ws.manifest.get("scores", {}))
+    print_scores(ws.scores)

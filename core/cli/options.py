@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,13 +117,14 @@ def read_dataset(source: str, *, split: str | None, columns: ColumnOptions, **lo
     one path of `prism features` and `prism import-features`)."""
     from rich.markup import escape
 
+    from core.cli.flags import name_flags
     from core.cli.render import err
     from core.data.dataset import load_dataset
 
     mapped = column_map(source, split=split, **dataclasses.asdict(columns))
     dataset = load_dataset(source, columns=mapped, split=split, **load)
     for note in dataset.notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(name_flags(note, sys.argv[1:]))}", highlight=False)
     return dataset
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from core.workspace.manifest import Scores
 from core.workspace.schema import ANALYSES, MEASURES
 
 console = Console()
@@ -94,8 +95,9 @@ def key_value_table(title: str, *, key_style: str) -> Table:
 # -- scores and clusters ---------------------------------------------------------------------
 
 
-def print_scores(record: dict[str, Any]) -> None:
+def print_scores(scores: Scores | dict[str, Any] | None) -> None:
     """The ``scores`` record (and its text-space baselines, when present) as a table."""
+    record = scores.to_dict() if isinstance(scores, Scores) else scores
     if not record:
         return
     result = Table(title=f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})")

@@ -57,18 +57,9 @@ _TEXT_NAMES = ("text", "content", "document")
 _ID_NAMES = ("id", "_id", "uid", "sample_id")
 
 
-_FLAGS = {
-    "prompt": "--prompt-col",
-    "response": "--response-col",
-    "messages": "--messages-col",
-    "text": "--text-col",
-    "id": "--id-col",
-}
-
-
 _COLUMN_HELP = (
-    "Pass --prompt-col and --response-col for prompt/response pairs, --messages-col for a column "
-    'of chats (lists of {"role", "content"} messages), or --text-col for plain text.'
+    "Name the columns: `prompt` and `response` for prompt/response pairs, `messages` for a column "
+    'of chats (lists of {"role", "content"} messages), or `text` for plain text.'
 )
 
 
@@ -92,12 +83,12 @@ class ColumnMap:
                 )
         if self.prompt is not None and self.response is None:
             raise DataError(
-                f"A prompt column ({self.prompt!r}) needs a response column: pass --response-col.",
+                f"A prompt column ({self.prompt!r}) needs a response column: name it (`response`).",
                 param="response",
             )
         if self.response is not None and self.prompt is None:
             raise DataError(
-                f"A response column ({self.response!r}) needs a prompt column: pass --prompt-col.",
+                f"A response column ({self.response!r}) needs a prompt column: name it (`prompt`).",
                 param="prompt",
             )
         n_modes = sum(x is not None for x in (self.prompt, self.messages, self.text))
@@ -252,7 +243,7 @@ def check_columns_exist(df: pd.DataFrame, columns: ColumnMap, name: str) -> None
         close = difflib.get_close_matches(col.lower(), list(by_lower), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
         raise DataError(
-            f"{name} has no column {col!r} ({_FLAGS[f.name]}).{hint} Available columns: "
+            f"{name} has no column {col!r} (`{f.name}`).{hint} Available columns: "
             f"{', '.join(available)}.",
             param=f.name,
         )
@@ -277,8 +268,8 @@ def unused_id_note(df: pd.DataFrame, name: str) -> str | None:
         if str(c).lower() in _ID_NAMES and (problem := _id_problem(df[c])) is not None:
             return (
                 f"{name}: the column {c!r} {problem}, so it is not used as the sample id; rows "
-                "are numbered from 0 instead (the column is kept). Pass --id-col with a column "
-                "of unique ids to use your own."
+                "are numbered from 0 instead (the column is kept). Name a column of unique ids "
+                "(`id`) to use your own."
             )
     return None
 

@@ -116,7 +116,7 @@ def _blank_rows(df: pd.DataFrame, columns: ColumnMap, name: str, ids: list[str])
                 blank[i] = True
             elif text is None:
                 hint = (
-                    f" It looks like a chat: pass --messages-col {col}."
+                    f" It looks like a chat: name it as the `messages` column ({col!r})."
                     if looks_like_chat(value)
                     else ""
                 )

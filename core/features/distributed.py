@@ -26,6 +26,7 @@ import numpy as np
 
 from core.devices import resolve_device
 from core.errors import PrismError
+from core.validate import check_int
 
 # The variables torchrun sets for every rank; all of them mark a distributed run.
 RANK_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -55,8 +56,7 @@ class Group:
     def windows(self, todo: np.ndarray, size: int) -> list[np.ndarray]:
         """This rank's windows of the missing rows ``todo``: window i (``size`` rows, fewer when
         the ranks would otherwise sit idle) goes to rank i mod world size."""
-        if size < 1:
-            raise PrismError(f"shard_size must be ≥ 1, got {size}.", param="shard_size")
+        check_int(size, param="shard_size", minimum=1)
         size = max(1, min(size, math.ceil(len(todo) / self.world_size)))
         starts = range(self.rank * size, len(todo), size * self.world_size)
         return [todo[start : start + size] for start in starts]

@@ -50,6 +50,7 @@ from core.features.proxy import DTYPES, Proxy
 from core.features.scope import layer_shape, parse_scope, scope_layers
 from core.features.sketch import STAGE1_K, KroneckerSketch, validate_dim
 from core.features.tokenize import Conversation, Encoded, Packed, encode_many, pack, padded_width
+from core.validate import check_choice, check_int, check_seed
 
 
 @dataclass(frozen=True)
@@ -71,32 +72,13 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         parse_scope(self.scope)
         validate_dim(self.dim, stage1_k=self.stage1_k)
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise PrismError(
-                f"seed must be a non-negative integer, got {self.seed!r}.", param="seed"
-            )
-        if self.batch_size is not None and (
-            not isinstance(self.batch_size, int) or self.batch_size < 1
-        ):
-            raise PrismError(
-                f"batch_size must be ≥ 1, got {self.batch_size!r}.", param="batch_size"
-            )
-        if self.batch_tokens is not None and (
-            not isinstance(self.batch_tokens, int) or self.batch_tokens < 1
-        ):
-            raise PrismError(
-                f"batch_tokens must be ≥ 1, got {self.batch_tokens!r}.", param="batch_tokens"
-            )
-        if self.max_length is not None and (
-            not isinstance(self.max_length, int) or self.max_length < 2
-        ):
-            raise PrismError(
-                f"max_length must be ≥ 2 tokens, got {self.max_length!r}.", param="max_length"
-            )
-        if self.dtype not in DTYPES:
-            raise PrismError(
-                f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.", param="dtype"
-            )
+        # Stored as plain ints: the settings go to the manifest as JSON.
+        object.__setattr__(self, "seed", check_seed(self.seed))
+        for name, minimum in (("batch_size", 1), ("batch_tokens", 1), ("max_length", 2)):
+            if getattr(self, name) is not None:
+                value = check_int(getattr(self, name), param=name, minimum=minimum)
+                object.__setattr__(self, name, value)
+        check_choice(self.dtype, DTYPES, param="dtype")
         if not self.model or not isinstance(self.model, str):
             raise PrismError(
                 "model must be 'default', a Hugging Face name or a local path.", param="model"

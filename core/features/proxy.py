@@ -23,6 +23,7 @@ from typing import Any
 
 from core.devices import resolve_device
 from core.errors import ModelError
+from core.validate import check_choice
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (embedded, dequantised from Q4_1 GGUF)"
@@ -108,8 +109,7 @@ def default_model_dir() -> Path:
 def _torch_dtype(dtype: str) -> Any:
     import torch
 
-    if dtype not in DTYPES:
-        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.", param="dtype")
+    check_choice(dtype, DTYPES, param="dtype")
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 
@@ -212,7 +212,7 @@ def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any,
         raise ModelError(
             f"Could not load model {name!r}: {first_line}\n"
             "It is neither a local model directory nor a model in the Hugging Face cache, and it "
-            "cannot be downloaded without a network. Use --model default (the embedded "
+            "cannot be downloaded without a network. Use `default` (the embedded "
             "SmolLM2-135M-Instruct), a local directory, or a name that is already cached.",
             param="model",
         ) from None

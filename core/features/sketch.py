@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from core.errors import PrismError
+from core.validate import check_int
 
 STAGE1_K = 128
 MAX_DIM = STAGE1_K * STAGE1_K
@@ -35,13 +36,16 @@ MAX_DIM = STAGE1_K * STAGE1_K
 def validate_dim(dim: int, *, stage1_k: int = STAGE1_K) -> int:
     """Check that the sketch can produce ``dim`` numbers: 1 ≤ dim ≤ k²."""
     limit = stage1_k * stage1_k
-    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= limit:
-        raise PrismError(
-            f"dim must be an integer from 1 to {limit:,} (the first sketch stage gives "
-            f"{stage1_k}×{stage1_k} = {limit:,} numbers); got {dim!r}. 1024 is the default.",
+    try:
+        return check_int(
+            dim,
             param="dim",
+            minimum=1,
+            maximum=limit,
+            why=f" (the first sketch stage gives {stage1_k}×{stage1_k} = {limit:,} numbers)",
         )
-    return dim
+    except PrismError as error:
+        raise PrismError(f"{error} 1024 is the default.", param="dim") from None
 
 
 def _key(seed: int, name: str, role: str) -> np.random.SeedSequence:

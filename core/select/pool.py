@@ -2,7 +2,7 @@
 
 - ``Pool``: unit ``features`` (n × d), optional cluster ``labels`` (n,), optional ``candidates``
   (the rows a selector may add).
-- ``resolve_budget``: a budget as a row count, from a count or a fraction of the rows.
+- the budget (a count or a fraction of the rows) is read by ``core.validate.check_budget``.
 - ``start_rows`` / ``available`` / ``check_fit``: the rows already chosen, the rows still free,
   and whether the budget fits in them — shared by every selector.
 """
@@ -66,30 +66,6 @@ class Pool:
                 param="method",
             )
         return np.asarray(self.labels)
-
-
-def resolve_budget(budget: float | int | None, n: int, *, allow_none: bool = False) -> int | None:
-    """A budget as a row count: an integer ≥ 1, or a fraction in (0, 1) of the ``n`` rows."""
-    if budget is None:
-        if allow_none:
-            return None
-        raise PrismError(
-            "Give a budget: a number of rows (e.g. 200) or a fraction (e.g. 0.1).", param="budget"
-        )
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
-        raise PrismError(
-            f"budget must be a number of rows or a fraction, got {budget!r}.", param="budget"
-        )
-    value = float(budget)
-    if 0 < value < 1:
-        return max(1, round(value * n))
-    if value < 1 or value != int(value):
-        raise PrismError(
-            f"budget must be a whole number of rows ≥ 1 or a fraction between 0 and 1, got "
-            f"{budget!r}.",
-            param="budget",
-        )
-    return int(value)
 
 
 def start_rows(pool: Pool, start: object, budget: int | None) -> np.ndarray:

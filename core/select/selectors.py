@@ -35,10 +35,10 @@ from core.errors import PrismError
 from core.measures.clusters import sparse_clusters as sparse_cluster_mask
 from core.measures.vendi import vendi_from_covariance
 from core.select.greedy import BLOCK_ROWS, block_dot, greedy, row_of
-from core.select.pool import Pool, available, check_fit, resolve_budget, start_rows
-from core.validate import check_seed
+from core.select.pool import Pool, available, check_fit, start_rows
+from core.validate import check_budget, check_seed
 
-__all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "resolve_budget", "select"]
+__all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "select"]
 
 DEDUPE_THRESHOLD = 0.95
 # From this many rows dedupe compares rows in matrix products over all pairs (from 50,000 rows:
@@ -374,7 +374,7 @@ def select(
     """Run selector ``method`` with a budget (count or fraction); checks every argument first."""
     spec = selector_spec(method)
     seed = check_seed(seed)
-    rows = resolve_budget(budget, pool.n, allow_none=spec.is_filter)
+    rows = check_budget(budget, pool.n, allow_none=spec.is_filter)
     if rows is not None and rows > pool.n:
         raise PrismError(
             f"budget = {rows:,} is more than the {pool.n:,} rows of this workspace; "

@@ -24,6 +24,7 @@ import numpy as np
 from core.errors import PrismError
 from core.measures.clusters import nearest_cluster, sparse_clusters
 from core.measures.neighbours import nearest_in_pool
+from core.validate import check_number
 
 REASONS = ("malformed", "duplicate", "dense", "kept")
 DUPLICATE_COSINE = 0.98
@@ -77,11 +78,7 @@ def judge(
         raise PrismError(
             f"features has {features.shape[0]} rows for {m} candidates.", param="features"
         )
-    if not 0 < duplicate_cosine <= 1:
-        raise PrismError(
-            f"duplicate_cosine must be in (0, 1]; got {duplicate_cosine!r}.",
-            param="duplicate_cosine",
-        )
+    check_number(duplicate_cosine, param="duplicate_cosine", above=0, maximum=1)
     sizes = np.asarray(sizes)
     if len(centroids) != len(sizes):
         raise PrismError(

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import PrismError
-from core.validate import check_int, check_seed
+from core.validate import check_int, check_number, check_seed
 
 Chat = list[dict[str, str]]
 
@@ -48,12 +48,6 @@ _LOCAL_LABELS = {
 }
 
 
-def _check_real(value: object, *, param: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PrismError(f"{param} must be a finite number; got {value!r}.", param=param)
-    return float(value)
-
-
 @dataclass(frozen=True)
 class GenerationSettings:
     """How candidates are sampled (the published loop: temperature 1.0, top-p 0.95)."""
@@ -64,23 +58,10 @@ class GenerationSettings:
     timeout_s: float = 120.0  # per request, endpoint only
 
     def __post_init__(self) -> None:
-        temperature = _check_real(self.temperature, param="temperature")
-        if not 0 <= temperature <= 2:
-            raise PrismError(
-                f"temperature must be from 0 (greedy) to 2; got {self.temperature!r}.",
-                param="temperature",
-            )
-        top_p = _check_real(self.top_p, param="top_p")
-        if not 0 < top_p <= 1:
-            raise PrismError(
-                f"top_p must be above 0 and at most 1; got {self.top_p!r}.", param="top_p"
-            )
+        check_number(self.temperature, param="temperature", minimum=0, maximum=2)
+        check_number(self.top_p, param="top_p", above=0, maximum=1)
         check_int(self.max_new_tokens, param="max_new_tokens", minimum=1)
-        if not _check_real(self.timeout_s, param="timeout_s") > 0:
-            raise PrismError(
-                f"timeout_s must be a number of seconds above 0; got {self.timeout_s!r}.",
-                param="timeout_s",
-            )
+        check_number(self.timeout_s, param="timeout_s", above=0)
 
 
 class Generator(Protocol):
@@ -464,7 +445,7 @@ def make_generator(
     except PrismError as error:
         if error.param != "model":
             raise
-        raise type(error)(str(error).replace("--model", "--generator"), param="generator") from None
+        raise type(error)(str(error), param="generator") from None
     description = _LOCAL_LABELS.get(name.split(":", 1)[0])
     label = f"local:{name}" + (f" ({description})" if description else "")
     return LocalGenerator(proxy, label=label, batch_size=batch_size)

@@ -58,9 +58,7 @@ def parse_target(text: object) -> Target:
             raise PrismError(
                 f"target cluster:ID needs a whole cluster number; got {text!r}.", param="target"
             ) from None
-        if cluster < 0:
-            raise PrismError(f"cluster numbers start at 0; got {text!r}.", param="target")
-        return Target("cluster", cluster=cluster)
+        return Target("cluster", cluster=check_int(cluster, param="target", minimum=0))
     if kind == "subset":
         return Target("subset", subset=rest.strip() or None)
     if rest:
@@ -125,7 +123,8 @@ def plan_requests(
         ]
     sizes = np.bincount(labels, minlength=n_clusters)
     if target.kind == "cluster":
-        if not 0 <= int(target.cluster or 0) < n_clusters or sizes[target.cluster] == 0:
+        cluster = int(target.cluster or 0)
+        if cluster not in range(n_clusters) or sizes[cluster] == 0:
             raise PrismError(
                 f"cluster {target.cluster} is not a non-empty cluster of the current clustering "
                 f"(clusters 0–{n_clusters - 1}); pick one from `prism score WS --per-cluster`.",

@@ -9,7 +9,8 @@ these, so a map built in one is the map seen in the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,14 @@ from core.measures.clusters import (
     spherical_kmeans,
 )
 from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
-from core.workspace.manifest import ClustersSection, LayoutSection
+from core.workspace.manifest import (
+    ClustersSection,
+    EmbeddingSection,
+    LayoutSection,
+    LexicalSection,
+    Scores,
+    scores_record,
+)
 from core.workspace.store import Workspace
 
 if TYPE_CHECKING:
@@ -32,14 +40,15 @@ if TYPE_CHECKING:
 
 def cluster_workspace(
     workspace: Workspace, *, n_clusters: int | None = None, seed: int = 0
-) -> dict[str, Any]:
+) -> ClustersSection:
     """Spherical k-means of the features; stores ``cluster`` and the manifest ``clusters`` section."""
     features = workspace.features(mmap=False)
     n = len(features)
     k = default_n_clusters(n) if n_clusters is None else n_clusters
     if not 1 <= k <= n:
         raise PrismError(
-            f"--k must be between 1 and the number of samples ({n:,}); got {k}.", param="n_clusters"
+            f"n_clusters must be between 1 and the number of samples ({n:,}); got {k}.",
+            param="n_clusters",
         )
     result = spherical_kmeans(features, n_clusters=k, seed=seed)
     section = clusters_section(
@@ -48,7 +57,7 @@ def cluster_workspace(
     with workspace.lock():  # labels and their section are written together
         workspace.add_columns({"cluster": result.labels.astype(np.int32)})
         workspace.set_section(section)
-    return section.to_dict()
+    return section
 
 
 def clusters_section(
@@ -110,11 +119,11 @@ def layout_workspace(
 
 def workspace_scores(
     workspace: Workspace, *, rows: np.ndarray | None = None, qs: tuple[float, ...] | None = None
-) -> dict[str, Any]:
+) -> Scores:
     """G-Vendi and order-q Vendi of the whole set (streamed from ``features.npy``) or of ``rows``.
 
-    The record has the manifest's ``scores`` schema (``g_vendi``, ``vendi``, ``n``, ``dim``); q = 1
-    is always included. Nothing is written.
+    The record is the manifest's ``scores`` section; q = 1 is always included. Nothing is
+    written.
     """
     from core.measures.vendi import (
         QS_DEFAULT,
@@ -122,10 +131,10 @@ def workspace_scores(
         subset_vendi,
         vendi_from_covariance,
     )
-    from core.workspace.manifest import scores_record
 
     orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
-    dim = int(workspace.manifest["features"]["dim"]) if workspace.has_features else 0
+    section = workspace.feature_section
+    dim = int(section.dim or 0) if section is not None and workspace.has_features else 0
     if rows is None:
         workspace.features()  # raises a clear message when features are missing
         covariance, n = covariance_from_npy(workspace.features_path)
@@ -134,9 +143,22 @@ def workspace_scores(
     return scores_record(scores, n=len(rows), dim=dim)
 
 
+@dataclass(frozen=True)
+class ClusterScore:
+    """One cluster of ``prism cluster``: its size, whether it is sparse, its Vendi per order q."""
+
+    cluster: int
+    size: int
+    sparse: bool
+    vendi: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "vendi": dict(self.vendi)}
+
+
 def cluster_scores(
     workspace: Workspace, *, qs: tuple[float, ...] | None = None
-) -> list[dict[str, Any]]:
+) -> list[ClusterScore]:
     """Per cluster of ``prism cluster``: its size, whether it is sparse and its order-q Vendi."""
     from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label
 
@@ -148,14 +170,14 @@ def cluster_scores(
     orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
     scores = cluster_vendi(workspace.features(), labels, qs=orders)
     sizes = np.bincount(labels)
-    sparse = set(workspace.manifest.get("clusters", {}).get("sparse", []))
+    sparse = set((workspace.clusters or ClustersSection()).sparse)
     return [
-        {
-            "cluster": int(c),
-            "size": int(sizes[c]),
-            "sparse": int(c) in sparse,
-            "vendi": {q_label(q): float(v) for q, v in scores[c].items()},
-        }
+        ClusterScore(
+            cluster=int(c),
+            size=int(sizes[c]),
+            sparse=int(c) in sparse,
+            vendi={q_label(q): float(v) for q, v in scores[c].items()},
+        )
         for c in sorted(scores)
     ]
 
@@ -163,8 +185,6 @@ def cluster_scores(
 # -- text space: sample texts, lexical scores, sentence embeddings ---------------------------
 # (the pure parts live in core.measures.textspace, core.measures.lexical, core.measures.embed)
 
-LEXICAL = "lexical"
-EMBEDDING = "embedding"
 EMBEDDING_COLUMNS = ("emb_cluster", "emb_umap_x", "emb_umap_y", "nbr_agreement")
 
 
@@ -172,7 +192,7 @@ def workspace_texts(workspace: Workspace) -> list[str]:
     """``sample_texts`` of every sample of a workspace, in row order (cached per file version)."""
     from core.data.columns import ColumnMap
 
-    columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
+    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
     path = workspace.samples_path
     stat = path.stat()
     return list(_texts(str(path), stat.st_mtime_ns, stat.st_size, columns))
@@ -190,11 +210,11 @@ def _texts(path: str, mtime_ns: int, size: int, columns: Any) -> tuple[str, ...]
 
 
 def _fingerprint(workspace: Workspace) -> str | None:
-    value = workspace.manifest.get("dataset", {}).get("fingerprint")
+    value = workspace.dataset.fingerprint
     return None if value is None else str(value)
 
 
-def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> dict[str, Any]:
+def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> LexicalSection:
     """distinct-1…4 and the n-gram Vendi score of the whole set; stored as section ``lexical``."""
     from core.measures.lexical import NGRAM_RANGE, lexical_summary
 
@@ -208,15 +228,18 @@ def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -
         **lexical_summary(texts),
     }
     record["seconds"] = round(time.perf_counter() - start, 3)
-    workspace.update(LEXICAL, record)
-    return record
+    section = LexicalSection.from_dict(record)
+    workspace.set_section(section)
+    return section
 
 
 def has_lexical(workspace: Workspace) -> bool:
     """True when the section ``lexical`` was computed for this workspace's current samples."""
-    cached = workspace.manifest.get(LEXICAL, {})
-    return cached.get("n") == workspace.n_samples and cached.get("fingerprint") == _fingerprint(
-        workspace
+    cached = workspace.lexical
+    return (
+        cached is not None
+        and cached.n == workspace.n_samples
+        and cached.fingerprint == _fingerprint(workspace)
     )
 
 
@@ -239,9 +262,9 @@ def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | Non
     whole = positions.size == len(texts) and np.array_equal(
         np.sort(positions), np.arange(len(texts))
     )
-    if whole and has_lexical(workspace):
-        cached = workspace.manifest[LEXICAL]
-        lexical = {"ngram_vendi": cached["ngram_vendi"], "distinct_2": cached["distinct_2"]}
+    cached = workspace.lexical
+    if whole and cached is not None and has_lexical(workspace):
+        lexical = {"ngram_vendi": cached.ngram_vendi, "distinct_2": cached.distinct_2}
     else:
         lexical = lexical_scores([texts[i] for i in positions])
     return {"embedding_vendi": embedding, **lexical}
@@ -258,7 +281,7 @@ def embed_workspace(
     *,
     progress: EmbedProgress | None = None,
     **settings: Any,
-) -> dict[str, Any]:
+) -> EmbeddingSection:
     """Embed a workspace's samples and run the text-space analyses; returns the ``embedding`` section.
 
     ``config`` (or the same settings as keywords: model, batch_size, device, seed, n_clusters,
@@ -271,8 +294,6 @@ def embed_workspace(
     ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
     is dropped) and the section's ``neighbours`` is None.
     """
-    from dataclasses import asdict
-
     from core.devices import resolve_device
     from core.measures.embed import (
         DEFAULT_MODEL,
@@ -357,7 +378,7 @@ def embed_workspace(
         workspace.drop_columns(["nbr_agreement"])
 
     # Embeddings first, the manifest last: has_embeddings only turns true once all is written.
-    workspace.manifest.pop(EMBEDDING, None)
+    workspace.drop_sections(EmbeddingSection, save=False)
     workspace.write_embeddings(embeddings)
     workspace.add_columns(columns)
     lexical_workspace(workspace, texts=texts)
@@ -387,5 +408,6 @@ def embed_workspace(
         "neighbours": neighbours,
         "settings": asdict(config),
     }
-    workspace.update(EMBEDDING, section)
-    return section
+    stored = EmbeddingSection.from_dict(section)
+    workspace.set_section(stored)
+    return stored

@@ -479,7 +479,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     ):
         raise PrismError(
             f"{data} does not match its manifest {file} (an export to it was interrupted, or one "
-            "of the two was changed since): export the subset again with --force, or pass the "
+            "of the two was changed since): export the subset again with `force`, or pass the "
             "manifest that belongs to the data.",
             param="manifest",
         )

@@ -21,7 +21,7 @@ import numpy as np
 from core.data.dataset import Dataset
 from core.errors import PrismError, WorkspaceError
 from core.workspace.files import atomic_path, now
-from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
+from core.workspace.manifest import DatasetSection, FeatureSection, scores_record
 from core.workspace.store import Workspace
 
 IMPORTED = "imported"
@@ -157,7 +157,7 @@ def import_features(
     if root.exists() and any(root.iterdir()):
         raise WorkspaceError(
             f"{root} exists and is not empty; import-features writes a new workspace. Choose a "
-            "new or empty directory for --workspace.",
+            "new or empty directory for `workspace`.",
             param="workspace",
         )
     source = Path(features_path).absolute()
@@ -196,7 +196,7 @@ def import_features(
             )
             covariance, rows = covariance_from_npy(workspace.features_path)
             record = scores_record(vendi_from_covariance(covariance), n=rows, dim=dim)
-            workspace.set_section(Scores.from_dict(record))
+            workspace.set_section(record)
     except BaseException:
         remove_created(root, created)  # leave no half-written workspace behind
         raise

@@ -5,8 +5,10 @@
 (``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
 dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
 unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
-``extra`` left out, tuples as lists). ``Workspace`` (``core.workspace.store``) gives typed access,
-e.g. ``workspace.clusters -> ClustersSection | None``, and ``set_section`` to write one.
+``extra`` left out, tuples as lists). ``TypedSections``, mixed into ``Workspace``
+(``core.workspace.store``), gives typed access, e.g. ``workspace.clusters -> ClustersSection |
+None``, ``set_section`` to write one and ``drop_sections`` to remove some. Only this module and the
+store touch the manifest's JSON object; everything else goes through these.
 
 Schema versions: 1 kept derived per-sample columns inside ``samples.parquet``; 2 keeps them in
 ``derived/<analysis>.parquet`` (``core.workspace.schema``). Both open.
@@ -14,6 +16,7 @@ Schema versions: 1 kept derived per-sample columns inside ``samples.parquet``; 2
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -25,6 +28,7 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 S = TypeVar("S", bound="Section")
+T = TypeVar("T", bound="Section")
 
 
 def _plain(value: Any) -> Any:
@@ -171,11 +175,20 @@ class EmbeddingSection(Section):
     n: int | None = None
     seed: int | None = None
     fingerprint: str | None = None
+    text: str | None = None  # how a sample's text was put together for the encoder
+    max_seq_length: int | None = None
+    n_truncated: int | None = None
+    created: str | None = None
+    seconds: float | None = None
+    load_seconds: float | None = None
+    device: str | None = None
+    batch_size: int | None = None
     embedding_vendi: float | None = None
     vendi: Mapping[str, float] = field(default_factory=dict)
     clusters: Mapping[str, Any] = field(default_factory=dict)
     layout: Mapping[str, Any] = field(default_factory=dict)
-    neighbours: Mapping[str, Any] = field(default_factory=dict)
+    # Agreement with the gradient features' neighbourhoods; None without gradient features.
+    neighbours: Mapping[str, Any] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -191,6 +204,9 @@ class LexicalSection(Section):
     distinct_2: float | None = None
     distinct_3: float | None = None
     distinct_4: float | None = None
+    tokens: str | None = None  # what a token is, in words
+    ngram_range: tuple[int, ...] | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -217,14 +233,95 @@ class SynthesisSection(Section):
     n_joined: int = 0
 
 
-def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> dict[str, Any]:
-    """The one schema for whole-set scores, in the manifest and in `prism score --json`."""
-    return {
-        "g_vendi": float(scores[1.0]),
-        "vendi": {q_label(q): float(v) for q, v in scores.items()},
-        "n": int(n),
-        "dim": int(dim),
-    }
+def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> Scores:
+    """The one schema for scores ({q: Vendi}, q = 1 included), in the manifest and in
+    `prism score --json`."""
+    return Scores(
+        g_vendi=float(scores[1.0]),
+        vendi={q_label(q): float(v) for q, v in scores.items()},
+        n=int(n),
+        dim=int(dim),
+    )
+
+
+class TypedSections:
+    """Typed access to a manifest's sections: what ``core.workspace.store.Workspace`` offers
+    everyone else, who never reads or writes ``manifest`` itself."""
+
+    manifest: dict[str, Any]
+
+    def save_manifest(self) -> None:
+        raise NotImplementedError  # the store writes the manifest
+
+    def section(self, kind: type[T]) -> T | None:
+        """The manifest section ``kind.NAME`` as its typed record, or None when absent."""
+        data = self.manifest.get(kind.NAME)
+        return kind.from_dict(data) if isinstance(data, Mapping) else None
+
+    def set_section(self, section: Section, *, save: bool = True) -> None:
+        """Replace the manifest section ``section.NAME`` (and save, unless ``save`` is False)."""
+        self.manifest[section.NAME] = section.to_dict()
+        if save:
+            self.save_manifest()
+
+    def drop_sections(self, *kinds: type[Section], save: bool = True) -> None:
+        """Remove the manifest sections ``kind.NAME`` (and save, unless ``save`` is False)."""
+        for kind in kinds:
+            self.manifest.pop(kind.NAME, None)
+        if save:
+            self.save_manifest()
+
+    def record(self) -> dict[str, Any]:
+        """The whole manifest as a JSON object (a copy): what ``prism info --json`` prints."""
+        return copy.deepcopy(self.manifest)
+
+    @property
+    def updated(self) -> str:
+        """When the manifest was last written (or created), as recorded in it."""
+        return str(self.manifest.get("updated", self.manifest.get("created", "")))
+
+    @property
+    def dataset(self) -> DatasetSection:
+        """Where the samples came from (an empty record for a manifest without one)."""
+        return self.section(DatasetSection) or DatasetSection()
+
+    @property
+    def feature_section(self) -> FeatureSection | None:
+        return self.section(FeatureSection)
+
+    @property
+    def scores(self) -> Scores | None:
+        return self.section(Scores)
+
+    @property
+    def clusters(self) -> ClustersSection | None:
+        return self.section(ClustersSection)
+
+    @property
+    def layout(self) -> LayoutSection | None:
+        return self.section(LayoutSection)
+
+    @property
+    def embedding(self) -> EmbeddingSection | None:
+        return self.section(EmbeddingSection)
+
+    @property
+    def lexical(self) -> LexicalSection | None:
+        return self.section(LexicalSection)
+
+    @property
+    def curves(self) -> CurvesSection | None:
+        return self.section(CurvesSection)
+
+    @property
+    def synthesis(self) -> SynthesisSection | None:
+        return self.section(SynthesisSection)
+
+    @property
+    def g_vendi(self) -> float | None:
+        """The whole set's stored G-Vendi (None until scored)."""
+        scores = self.scores
+        return None if scores is None else scores.g_vendi
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -181,7 +181,7 @@ def refuse_workspace(paths: list[Path]) -> None:
             where = "is" if path.resolve() == workspace.resolve() else "is inside"
             raise PrismError(
                 f"{path} {where} the Prism workspace {workspace}; an export never replaces "
-                "anything in a workspace. Choose another --out.",
+                "anything in a workspace. Choose another `out`.",
                 param="out",
             )
 
@@ -194,12 +194,12 @@ def check_replace(target: Path, manifest_target: Path, fmt: str, *, force: bool)
     refuse_workspace(existing)
     if not force:
         raise PrismError(
-            f"{existing[0]} already exists; choose another --out, or pass --force to replace it.",
+            f"{existing[0]} already exists; choose another `out`, or set `force` to replace it.",
             param="out",
         )
     refuse = (
-        "; --force replaces only a previous export or a file of the same kind. "
-        "Choose another --out."
+        "; `force` replaces only a previous export or a file of the same kind. "
+        "Choose another `out`."
     )
     for path in existing:
         if path.is_symlink():
@@ -257,7 +257,7 @@ def export_lock(target: Path) -> Iterator[None]:
         except WorkspaceError:
             raise PrismError(
                 f"Another export is writing {target}; wait for it to finish, or choose another "
-                "--out.",
+                "`out`.",
                 param="out",
             ) from None
         yield

@@ -32,7 +32,7 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,13 +55,12 @@ from core.workspace.manifest import (
     SCHEMA_VERSION,
     ClustersSection,
     CurvesSection,
-    DatasetSection,
-    EmbeddingSection,
     FeatureSection,
     LayoutSection,
-    LexicalSection,
     Scores,
     Section,
+    SynthesisSection,
+    TypedSections,
 )
 
 MANIFEST = "manifest.json"
@@ -75,11 +74,11 @@ LOCK = ".lock"
 _FINITE_CHUNK_ROWS = 65_536
 # Feature files (path, mtime, size) already found finite in this process: checked once per version.
 _finite_files: set[tuple[str, int, int]] = set()
-T = TypeVar("T", bound=Section)
 
 
-class Workspace:
-    """A workspace directory; all reads and writes of its files go through here."""
+class Workspace(TypedSections):
+    """A workspace directory; all reads and writes of its files go through here (its manifest's
+    sections typed: ``core.workspace.manifest.TypedSections``)."""
 
     def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any]):
         self.path = Path(path)
@@ -135,11 +134,22 @@ class Workspace:
 
     @classmethod
     def create(
-        cls, path: str | os.PathLike[str], manifest: dict[str, Any], samples: pd.DataFrame
+        cls,
+        path: str | os.PathLike[str],
+        sections: Mapping[str, Any] | Sequence[Section],
+        samples: pd.DataFrame,
     ) -> Workspace:
-        """Write a new workspace (manifest + samples) and return it."""
+        """Write a new workspace (its manifest ``sections`` + samples) and return it.
+
+        ``sections``: typed sections, or a manifest's JSON object of them.
+        """
         root = Path(path)
         (root / JOBS).mkdir(parents=True, exist_ok=True)
+        manifest = (
+            dict(sections)
+            if isinstance(sections, Mapping)
+            else {section.NAME: section.to_dict() for section in sections}
+        )
         full = {
             "schema_version": SCHEMA_VERSION,
             "prism_version": __version__,
@@ -178,63 +188,12 @@ class Workspace:
             self.manifest.update(merged)
             self._base = copy.deepcopy(merged)
 
-    def update(self, section: str, values: Mapping[str, Any]) -> None:
-        """Replace one top-level section of the manifest and save it."""
-        self.manifest[section] = dict(values)
-        self.save_manifest()
-
     def reload(self) -> None:
         """Read the manifest again from disk (dropping unsaved changes)."""
         fresh = _read_manifest(self.path / MANIFEST)
         self.manifest.clear()
         self.manifest.update(fresh)
         self._base = copy.deepcopy(fresh)
-
-    # -- typed sections (core.workspace.manifest) ---------------------------------------------
-
-    def section(self, kind: type[T]) -> T | None:
-        """The manifest section ``kind.NAME`` as its typed record, or None when absent."""
-        data = self.manifest.get(kind.NAME)
-        return kind.from_dict(data) if isinstance(data, Mapping) else None
-
-    def set_section(self, section: Section, *, save: bool = True) -> None:
-        """Replace the manifest section ``section.NAME`` (and save, unless ``save`` is False)."""
-        self.manifest[section.NAME] = section.to_dict()
-        if save:
-            self.save_manifest()
-
-    @property
-    def dataset(self) -> DatasetSection:
-        """Where the samples came from (an empty record for a manifest without one)."""
-        return self.section(DatasetSection) or DatasetSection()
-
-    @property
-    def feature_section(self) -> FeatureSection | None:
-        return self.section(FeatureSection)
-
-    @property
-    def scores(self) -> Scores | None:
-        return self.section(Scores)
-
-    @property
-    def clusters(self) -> ClustersSection | None:
-        return self.section(ClustersSection)
-
-    @property
-    def layout(self) -> LayoutSection | None:
-        return self.section(LayoutSection)
-
-    @property
-    def embedding(self) -> EmbeddingSection | None:
-        return self.section(EmbeddingSection)
-
-    @property
-    def lexical(self) -> LexicalSection | None:
-        return self.section(LexicalSection)
-
-    @property
-    def curves(self) -> CurvesSection | None:
-        return self.section(CurvesSection)
 
     @property
     def name(self) -> str:
@@ -357,8 +316,15 @@ class Workspace:
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
-        for section in ("features", "scores", "clusters", "layout", "curves", "synthesis"):
-            self.manifest.pop(section, None)
+        self.drop_sections(
+            FeatureSection,
+            Scores,
+            ClustersSection,
+            LayoutSection,
+            CurvesSection,
+            SynthesisSection,
+            save=False,
+        )
         # Synthetic rows go with the samples being replaced; their candidates are set aside, not
         # deleted (features of other settings must not join the new samples).
         candidates = self.path / "synthesis"

@@ -20,6 +20,7 @@ from core.data.text import conversations
 from core.measures.vendi import cluster_vendi
 from core.measures.words import top_words
 from core.workspace.jobs.record import read_progress
+from core.workspace.manifest import ClustersSection
 from core.workspace.store import Workspace, problems
 
 LABEL_CHARS = 600  # cluster words are read from the start of each sample
@@ -65,18 +66,18 @@ def cluster_vendi_scores(features: np.ndarray, labels: np.ndarray) -> dict[int, 
 
 
 def cluster_table(
-    clusters: Mapping[str, Any],
+    clusters: ClustersSection,
     *,
     vendi: Mapping[int, float] | None = None,
     words: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per cluster: cluster, size, sparse, [vendi], words.
 
-    ``clusters`` is the manifest's clusters section (``sizes``, ``sparse``); a missing ``vendi``
-    leaves that column out, missing ``words`` read "…" (still being computed).
+    ``clusters`` is the manifest's clusters section (its ``sizes`` and ``sparse``); a missing
+    ``vendi`` leaves that column out, missing ``words`` read "…" (still being computed).
     """
-    sizes = list(clusters.get("sizes", []))
-    sparse = set(clusters.get("sparse", []))
+    sizes = list(clusters.sizes)
+    sparse = set(clusters.sparse)
     n_clusters = len(sizes)
     table = pd.DataFrame(
         {
@@ -141,7 +142,6 @@ def workspace_summaries(paths: Sequence[os.PathLike[str] | str]) -> pd.DataFrame
                 }
             )
             continue
-        manifest = ws.manifest
         features, scores = ws.feature_section, ws.scores
         row: dict[str, Any] = {
             "path": str(ws.path),
@@ -151,7 +151,7 @@ def workspace_summaries(paths: Sequence[os.PathLike[str] | str]) -> pd.DataFrame
             "model": (features.settings.get("model", "") if features else "") or "",
             "status": _status(ws),
             "g_vendi": scores.g_vendi if scores else None,
-            "updated": manifest.get("updated", manifest.get("created", "")),
+            "updated": ws.updated,
             "problems": "",
         }
         rows.append(row)

@@ -125,9 +125,9 @@ def test_impossible_dim(run_cli: Any, make_jsonl: Any, tmp_path: Path, dim: str)
     ("args", "detail"),
     [
         (["--scope", "first:2"], "scope (--scope) must be 'all'"),
-        (["--seed", "-1"], "seed (--seed) must be a non-negative integer"),
-        (["--batch-size", "0"], "batch_size (--batch-size) must be ≥ 1"),
-        (["--max-length", "1"], "max_length (--max-length) must be ≥ 2"),
+        (["--seed", "-1"], "seed (--seed) must be an integer from 0 to 2**32 − 1"),
+        (["--batch-size", "0"], "batch_size (--batch-size) must be an integer ≥ 1"),
+        (["--max-length", "1"], "max_length (--max-length) must be an integer ≥ 2"),
         (["--dtype", "float8"], "dtype (--dtype) must be one of float32, bfloat16"),
         (["--limit", "0"], "--limit must be ≥ 1"),
     ],
@@ -222,8 +222,12 @@ def test_features_refuses_a_non_empty_directory(
 def test_k_larger_than_n(run_cli: Any, copy_built: Path) -> None:
     before = _snapshot(copy_built)
     result = run_cli("cluster", copy_built, "--k", str(N_SAMPLES + 1))
-    assert_user_error(*result, "--k must be between 1 and the number of samples (16)", "got 17")
-    assert_user_error(*run_cli("cluster", copy_built, "--k", "0"), "--k must be between 1")
+    assert_user_error(
+        *result, "n_clusters (--k) must be between 1 and the number of samples (16)", "got 17"
+    )
+    assert_user_error(
+        *run_cli("cluster", copy_built, "--k", "0"), "n_clusters (--k) must be between 1"
+    )
     assert _snapshot(copy_built) == before
 
 

@@ -216,7 +216,7 @@ def test_duplicated_or_missing_ids_are_not_detected():
 
 def test_detect_failure_lists_columns_and_options():
     frame = pd.DataFrame({"foo": ["a"], "bar": ["b"]})
-    with pytest.raises(DataError, match=r"mystery\.csv.*foo, bar.*--prompt-col.*--messages-col"):
+    with pytest.raises(DataError, match=r"mystery\.csv.*foo, bar.*`prompt`.*`messages`"):
         detect_columns(frame, source="mystery.csv")
 
 
@@ -277,7 +277,9 @@ def test_messages_errors_name_the_row(tmp_path):
 def test_chat_in_prompt_column_suggests_messages_col(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"prompt": CHAT, "response": "r"}))
-    with pytest.raises(DataError, match=r"p\.jsonl, row 1.*'prompt'.*--messages-col prompt"):
+    with pytest.raises(
+        DataError, match=r"p\.jsonl, row 1.*'prompt'.*`messages` column \('prompt'\)"
+    ):
         load_dataset(path, columns=ColumnMap(prompt="prompt", response="response"))
 
 
@@ -365,9 +367,9 @@ def test_column_map_validation_and_round_trip():
     assert cm.kind == "prompt_response"
     assert ColumnMap.from_dict(cm.to_dict()) == cm
     assert ColumnMap(messages="m").kind == "messages" and ColumnMap(text="t").kind == "text"
-    with pytest.raises(DataError, match="--response-col"):
+    with pytest.raises(DataError, match="`response`"):
         ColumnMap(prompt="q")
-    with pytest.raises(DataError, match="--prompt-col"):
+    with pytest.raises(DataError, match="`prompt`"):
         ColumnMap(response="a")
     with pytest.raises(DataError, match="exactly one"):
         ColumnMap(text="t", messages="m")
@@ -415,9 +417,9 @@ def test_dataset_dict_uses_train_split_else_asks(tmp_path):
     datasets.DatasetDict({"test": test, "train": train}).save_to_disk(str(tmp_path / "dd"))
     assert read_table(tmp_path / "dd")["text"].tolist() == ["train row"]
     loaded = load_dataset(tmp_path / "dd")
-    assert loaded.split == "train" and any("'train'" in n and "--split" in n for n in loaded.notes)
+    assert loaded.split == "train" and any("'train'" in n and "`split`" in n for n in loaded.notes)
     datasets.DatasetDict({"test": test, "validation": train}).save_to_disk(str(tmp_path / "d2"))
-    with pytest.raises(DataError, match=r"'test', 'validation'.*no 'train'.*--split"):
+    with pytest.raises(DataError, match=r"'test', 'validation'.*no 'train'.*`split`"):
         read_table(tmp_path / "d2")
     assert read_table(tmp_path / "d2", split="test")["text"].tolist() == ["test row", "test row 2"]
     assert load_dataset(tmp_path / "d2", split="validation").split == "validation"

@@ -291,7 +291,7 @@ def test_split_names_outside_the_folder_are_refused(tmp_path):
 
 def test_split_on_a_file_or_unknown_split(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", sample_records(2))
-    with pytest.raises(DataError, match="Drop --split"):
+    with pytest.raises(DataError, match="Leave `split` unset"):
         load_dataset(path, split="train")
     folder = tmp_path / "dd"
     datasets.DatasetDict({"test": datasets.Dataset.from_list([{"text": "t"}])}).save_to_disk(

@@ -202,7 +202,7 @@ def test_embed_without_gradient_features(tmp_path: Path) -> None:
     }
     ws = Workspace.create(tmp_path / "ws", manifest, samples)
     section = embed_workspace(ws, device="cpu", n_neighbors=3)
-    assert section["neighbours"] is None
+    assert section.neighbours is None
     columns = set(Workspace.open(ws.path).samples().columns)
     assert {"emb_cluster", "emb_umap_x", "emb_umap_y"} <= columns
     assert "nbr_agreement" not in columns

@@ -13,9 +13,9 @@ from core.select.selectors import (
     Pool,
     near_duplicates,
     quotas,
-    resolve_budget,
     select,
 )
+from core.validate import check_budget
 
 N, DIM, N_CLUSTERS = 600, 32, 12
 
@@ -188,7 +188,7 @@ def test_bad_input_is_refused_with_a_message(clustered: Pool) -> None:
     with pytest.raises(PrismError, match=r"budget = 10 is more than the 5 rows") as error:
         select("random", Pool(clustered.features, candidates=np.arange(5)), budget=10)
     assert error.value.param == "budget"  # the CLI shows it as --k, the app beside the budget
-    assert resolve_budget(0.5, 10) == 5 and resolve_budget(3, 10) == 3
+    assert check_budget(0.5, 10) == 5 and check_budget(3, 10) == 3
 
 
 @pytest.mark.parametrize("aggregate", ["sum_sq", "max"])

@@ -23,6 +23,7 @@ from core.features.extract import FeatureConfig
 from core.features.tokenize import PAD_MULTIPLE
 from core.workspace.jobs.extraction import FEATURE_COLUMNS, config_from_workspace, prepare_workspace
 from core.workspace.jobs.record import Progress, cancel, read_progress, write_progress
+from core.workspace.manifest import ClustersSection, LayoutSection
 from core.workspace.store import JOB, MANIFEST, Workspace
 
 # Float32 agreement of the same feature row computed in other batch shapes (observed ~1e-7).
@@ -186,8 +187,8 @@ def test_other_settings_are_refused_unless_forced(
     Workspace.open(ws).write_subsets({"mine": {"ids": ["s000", "s001"]}})
     w = Workspace.open(ws)
     w.add_columns({"cluster": np.zeros(N_SAMPLES, dtype=np.int32)})
-    w.update("clusters", {"n_clusters": 1, "seed": 0, "n_sparse": 0})
-    w.update("layout", {"method": "umap", "seed": 0})
+    w.set_section(ClustersSection(n_clusters=1, seed=0, n_sparse=0))
+    w.set_section(LayoutSection(method="umap", seed=0))
     before = {p.name: p.read_bytes() for p in ws.iterdir() if p.is_file()}
 
     code, out, err = run_cli("features", dataset_file, *TINY, "--workspace", ws, "--seed", "1")

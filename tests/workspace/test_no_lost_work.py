@@ -269,7 +269,8 @@ for i in range(rounds):
     ws = Workspace.open(path)
     with ws.lock():
         ws.add_columns({f"col_{tag}": np.full(ws.n_samples, i)})
-        ws.update(f"section_{tag}", {"round": i})
+        ws.manifest[f"section_{tag}"] = {"round": i}  # a section this Prism does not know
+        ws.save_manifest()
 """
 
 

@@ -71,7 +71,7 @@ def test_features_are_plain_npy_without_pickle(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "ws", _manifest(), _samples())
     features = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     write_npy(ws.features_path, features)
-    ws.update("features", {**ws.manifest["features"], "status": "complete", "dim": 4})
+    ws.set_section(ws.feature_section.replace(status="complete", dim=4))
     # A pickle-free load (np.load's default allow_pickle=False) reads it back exactly.
     assert np.array_equal(np.load(tmp_path / "ws" / FEATURES, allow_pickle=False), features)
     assert np.array_equal(Workspace.open(ws.path).features(), features)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
+from core.workspace.manifest import ClustersSection
 from core.workspace.store import Workspace
 from ui import cache, charts, state
 from ui import format as fmt
@@ -76,16 +77,16 @@ def cluster_picker(ws: Workspace) -> None:
 
 def cluster_sizes(ws: Workspace, table: pd.DataFrame) -> None:
     """A bar per cluster, sparse ones marked, with the median size."""
-    clusters = ws.manifest.get("clusters") or {}
+    clusters = ws.clusters or ClustersSection()
     st.plotly_chart(
-        charts.cluster_sizes_figure(table, median=float(clusters.get("median_size", 0))),
+        charts.cluster_sizes_figure(table, median=float(clusters.median_size or 0)),
         width="stretch",
         config={"displaylogo": False},
     )
     st.caption(
-        f"{fmt.count(int(clusters['n_clusters']), 'cluster')} (spherical k-means, k ≈ N/10); "
-        f"{fmt.count(int(clusters['n_sparse']), 'sparse cluster')} hold "
-        f"{fmt.count(int(clusters['n_in_sparse']), 'sample')}."
+        f"{fmt.count(int(clusters.n_clusters), 'cluster')} (spherical k-means, k ≈ N/10); "
+        f"{fmt.count(int(clusters.n_sparse or 0), 'sparse cluster')} hold "
+        f"{fmt.count(int(clusters.n_in_sparse or 0), 'sample')}."
         + (
             f" Bars at {charts.SIZE_BARS_MAX:,} evenly spaced ranks."
             if len(table) > charts.SIZE_BARS_MAX

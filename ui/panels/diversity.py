@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.workspace.jobs import analysis as analyze
+from core.workspace.manifest import FeatureSection, Scores
 from core.workspace.store import Workspace
 from ui import cache, curve_charts, explain
 from ui import format as fmt
@@ -41,9 +42,9 @@ MAX_MARKS = 6  # saved subsets marked on the saturation chart
 
 def vendi_orders(ws: Workspace) -> None:
     """The Vendi score of every order, each with what it weighs."""
-    scores = ws.manifest.get("scores", {})
-    vendi = scores.get("vendi", {})
-    n, dim = ws.n_samples, int(scores.get("dim") or ws.manifest.get("features", {}).get("dim", 0))
+    scores = ws.scores or Scores()
+    vendi = scores.vendi
+    n, dim = ws.n_samples, int(scores.dim or (ws.feature_section or FeatureSection()).dim or 0)
     st.markdown(f"#### {ws.name}")
     st.caption(
         f"{fmt.count(n, 'sample')} · features of dimension {dim:,} · Vendi scores lie between 1 "
@@ -82,7 +83,7 @@ def saturation(ws: Workspace, curve: pd.DataFrame | None) -> None:
             marks.append(
                 (f"subset: {name}", int(rows.size), cache.scorer(ws).g_vendi(np.sort(rows)))
             )
-    whole = (ws.n_samples, float(ws.manifest.get("scores", {}).get("g_vendi", 0)))
+    whole = (ws.n_samples, float(ws.g_vendi or 0))
     st.plotly_chart(
         curve_charts.saturation_figure(curve, whole=whole, marks=marks),
         width="stretch",
@@ -99,7 +100,7 @@ def diversity(ws: Workspace) -> None:
     vendi_orders(ws)
     text_space(ws)
     curve = cache.curve(ws)
-    has_clusters = bool(ws.manifest.get("clusters")) and "cluster" in cache.samples(ws).columns
+    has_clusters = ws.clusters is not None and "cluster" in cache.samples(ws).columns
     table, pending = cache.cluster_table(ws, with_vendi=True) if has_clusters else (None, False)
     if curve is None or pending:
         refresh_when_ready(str(ws.path))  # fills the page in when the results are in

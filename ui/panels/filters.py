@@ -27,8 +27,8 @@ def _column_kinds(skey: tuple[str, float]) -> dict[str, str]:
 
 def _value_label(frame: pd.DataFrame, column: str, ws: Workspace) -> Any:
     if column == "cluster":
-        info = ws.manifest.get("clusters", {})
-        sizes, sparse = info.get("sizes", []), set(info.get("sparse", []))
+        section = ws.clusters
+        sizes, sparse = (section.sizes, set(section.sparse)) if section else ((), set())
 
         def label(c: Any) -> str:
             size = sizes[int(c)] if int(c) < len(sizes) else 0

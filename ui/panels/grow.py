@@ -80,7 +80,6 @@ def grow_page(ws: Workspace) -> None:
 
 
 def _summary(ws: Workspace, records: list[dict[str, Any]], n_candidates: int) -> None:
-    scores = ws.manifest.get("scores", {})
     joined = sum(int(r.get("joined", 0)) for r in records)
     per_100 = synthesis.gain(records)
     a, b, c, d, e = st.columns(5)
@@ -92,7 +91,7 @@ def _summary(ws: Workspace, records: list[dict[str, Any]], n_candidates: int) ->
         "G-Vendi per 100 joined",
         "—" if per_100 is None else f"{per_100:+.2f}",
         help="G-Vendi after the last joined round minus before the first, per 100 samples "
-        f"joined. G-Vendi now: {fmt.score(scores.get('g_vendi'))}.",
+        f"joined. G-Vendi now: {fmt.score(ws.g_vendi)}.",
     )
 
 

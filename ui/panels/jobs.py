@@ -13,6 +13,7 @@ import streamlit as st
 from core.workspace.jobs import analysis as analyze
 from core.workspace.jobs.extraction import start_background
 from core.workspace.jobs.record import DONE, FAILED, Job, cancel, read_progress
+from core.workspace.manifest import FeatureSection
 from core.workspace.store import Workspace, list_workspaces
 from ui import cache, state
 from ui import format as fmt
@@ -80,17 +81,17 @@ def _running(path: str) -> None:
 
 
 def finished(ws: Workspace) -> None:
-    features = ws.manifest.get("features", {})
-    settings = features.get("settings", {})
+    features = ws.feature_section or FeatureSection()
+    settings = features.settings
     if st.session_state.pop(GOTO_MAP, None) == str(ws.path):
         st.switch_page(PAGES["map"])
     with st.container(border=True):
         st.markdown(f"#### Features of **{plain(ws.name)}** are ready")
         st.markdown(
-            f"{fmt.count(int(features.get('n_samples', ws.n_samples)), 'sample')} × "
-            f"{int(features.get('dim', 0)):,} numbers · model {code(settings.get('model', ''))} · "
+            f"{fmt.count(int(features.n_samples or ws.n_samples), 'sample')} × "
+            f"{int(features.dim or 0):,} numbers · model {code(settings.get('model', ''))} · "
             f"scope {code(settings.get('scope', ''))} · seed {settings.get('seed', 0)} · "
-            f"{fmt.count(int(features.get('n_truncated', 0)), 'sample')} truncated"
+            f"{fmt.count(int(features.n_truncated or 0), 'sample')} truncated"
         )
         st.page_link(PAGES["map"], label="Open the map", icon=":material/scatter_plot:")
 

@@ -392,7 +392,7 @@ def map_page(ws: Workspace) -> None:
         space_pick.caption("Text space: run `prism embed` on this workspace to compare.")
     note.caption(
         f"**{ws.name}** · {fmt.count(len(frame), 'sample')} · "
-        f"G-Vendi {fmt.score(ws.manifest.get('scores', {}).get('g_vendi'))} · "
+        f"G-Vendi {fmt.score(ws.g_vendi)} · "
         "hover a point to read its prompt; drag to lasso, double-click to zoom out"
     )
     spaces = view_spaces(view)

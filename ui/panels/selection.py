@@ -21,8 +21,7 @@ from ui.panels.textspace import selection_text_scores
 
 
 def whole_set_panel(ws: Workspace, n: int) -> None:
-    clusters = ws.manifest.get("clusters", {})
-    scores = ws.manifest.get("scores", {})
+    clusters = ws.clusters
     st.markdown("#### Selection")
     st.info(
         "Draw a **lasso** or a **box** on the map, or pick clusters in the table below the map, "
@@ -32,28 +31,28 @@ def whole_set_panel(ws: Workspace, n: int) -> None:
     )
     a, b = st.columns(2)
     a.metric("Samples", f"{n:,}")
-    b.metric("G-Vendi (whole set)", fmt.score(scores.get("g_vendi")))
-    if clusters:
+    b.metric("G-Vendi (whole set)", fmt.score(ws.g_vendi))
+    if clusters is not None:
         c, d = st.columns(2)
-        c.metric("Clusters", f"{clusters.get('n_clusters', 0):,}")
+        c.metric("Clusters", f"{clusters.n_clusters:,}")
         d.metric(
             "Sparse clusters",
-            f"{clusters.get('n_sparse', 0):,}",
+            f"{clusters.n_sparse or 0:,}",
             help="Smaller than the median cluster size.",
         )
 
 
 def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> None:
     n = len(frame)
-    info = ws.manifest.get("clusters", {})
+    section = ws.clusters
     labels = frame["cluster"].to_numpy() if "cluster" in frame.columns else None
     stats = selection_stats(
         cache.scorer(ws),
         rows,
-        whole_g_vendi=float(ws.manifest.get("scores", {}).get("g_vendi", float("nan"))),
+        whole_g_vendi=float("nan") if ws.g_vendi is None else ws.g_vendi,
         curve=cache.curve(ws),
         labels=labels,
-        cluster_sizes=info.get("sizes"),
+        cluster_sizes=None if section is None else section.sizes,
     )
     how = state.selection_how(ws)
     head, button = st.columns([1.4, 1], vertical_alignment="center")

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.workspace.analyses import text_scores
+from core.workspace.manifest import EmbeddingSection, LexicalSection
 from core.workspace.store import EMBEDDINGS, Workspace
 from ui import cache, explain
 from ui import format as fmt
@@ -58,25 +59,23 @@ def selection_text_scores(ws: Workspace, rows: np.ndarray) -> None:
 
 def text_space_summary(ws: Workspace, frame: pd.DataFrame) -> None:
     """Whole-set numbers of the two spaces and how far their neighbourhoods agree."""
-    section = ws.manifest.get("embedding") or {}
-    lexical = ws.manifest.get("lexical") or {}
-    near = section.get("neighbours") or {}
+    section = ws.embedding or EmbeddingSection()
+    lexical = ws.lexical or LexicalSection()
+    near = section.neighbours or {}
     st.markdown("#### Gradient space beside text space")
     a, b, c, d = st.columns(4)
     a.metric(
         "G-Vendi",
-        fmt.score(ws.manifest.get("scores", {}).get("g_vendi")),
+        fmt.score(ws.g_vendi),
         help=explain.MEASURES["G-Vendi"],
     )
     b.metric(
         "Embedding Vendi",
-        fmt.score(section.get("embedding_vendi")),
+        fmt.score(section.embedding_vendi),
         help=explain.MEASURES["Embedding Vendi"],
     )
-    c.metric(
-        "n-gram Vendi", fmt.score(lexical.get("ngram_vendi")), help=explain.MEASURES["n-gram Vendi"]
-    )
-    distinct = lexical.get("distinct_2")
+    c.metric("n-gram Vendi", fmt.score(lexical.ngram_vendi), help=explain.MEASURES["n-gram Vendi"])
+    distinct = lexical.distinct_2
     d.metric(
         "distinct-2",
         "–" if distinct is None else f"{distinct:.3f}",

@@ -27,12 +27,13 @@ import numpy as np
 from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations
-from core.errors import JobStopped, PrismError, WorkspaceError
+from core.errors import JobStopped, WorkspaceError
 from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig
+from core.validate import check_int, check_number
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start_job, write_progress
-from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
+from core.workspace.manifest import DatasetSection, FeatureSection, Scores, Section, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
 
@@ -67,7 +68,7 @@ def check_workspace_target(path: str | os.PathLike[str]) -> None:
                 where = "" if part == root else f" (its parent {part} is a file)"
                 raise WorkspaceError(
                     f"{root} is not a directory{where}; a workspace is a folder. Choose a new "
-                    "or empty directory for --workspace.",
+                    "or empty directory for `workspace`.",
                     param="workspace",
                 )
             return
@@ -143,7 +144,7 @@ def prepare_workspace(
             raise WorkspaceError(
                 f"Workspace {root} was built with other data or settings:\n  "
                 + "\n  ".join(diff)
-                + "\nChoose another --workspace, or pass --force to rebuild this one (its features "
+                + "\nChoose another `workspace`, or rebuild this one with `force` (its features "
                 "and analyses are replaced; subsets are kept).",
                 param="workspace",
             )
@@ -151,14 +152,11 @@ def prepare_workspace(
     elif root.exists() and any(root.iterdir()):
         raise WorkspaceError(
             f"{root} exists and is not a Prism workspace; refusing to write into it. "
-            "Choose an empty or new directory for --workspace.",
+            "Choose an empty or new directory for `workspace`.",
             param="workspace",
         )
     described = dataset_section(dataset)
-    manifest = {
-        DatasetSection.NAME: described.to_dict(),
-        FeatureSection.NAME: FeatureSection(settings=config.settings()).to_dict(),
-    }
+    sections: tuple[Section, ...] = (described, FeatureSection(settings=config.settings()))
     if workspace is not None:
         from core.workspace.subsets import mark_stale
 
@@ -167,7 +165,8 @@ def prepare_workspace(
         # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
         # re-reading the file would bring them back.
         with workspace.lock():
-            workspace.manifest.update(manifest)
+            for new in sections:
+                workspace.set_section(new, save=False)
             workspace.write_samples(dataset.samples)
             workspace.save_manifest()
             stale = mark_stale(workspace, before=before, before_columns=before_columns)
@@ -181,7 +180,7 @@ def prepare_workspace(
         return workspace
     created = outermost_missing(root)
     try:
-        return Workspace.create(root, manifest, dataset.samples)
+        return Workspace.create(root, sections, dataset.samples)
     except BaseException:
         remove_created(root, created)  # leave no half-written workspace behind
         raise
@@ -280,10 +279,8 @@ def run_features(
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=group.device or device
     )
-    if shard_size < 1:
-        raise PrismError(f"shard_size must be ≥ 1, got {shard_size}.", param="shard_size")
-    if not shard_seconds > 0:
-        raise PrismError(f"shard_seconds must be > 0, got {shard_seconds}.", param="shard_seconds")
+    check_int(shard_size, param="shard_size", minimum=1)
+    check_number(shard_seconds, param="shard_seconds", above=0)
     samples = workspace.samples()
     total = len(samples)
     plan = None
@@ -462,7 +459,7 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
         )
         covariance, n = covariance_from_npy(workspace.features_path)
         record = scores_record(vendi_from_covariance(covariance), n=n, dim=dim)
-        workspace.set_section(Scores.from_dict(record))
+        workspace.set_section(record)
     # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
     shutil.rmtree(workspace.shard_dir, ignore_errors=True)
 

@@ -28,7 +28,13 @@ from core.data.columns import ColumnMap
 from core.errors import WorkspaceError
 from core.measures.clusters import sparse_clusters
 from core.workspace.derived import SAMPLES
-from core.workspace.manifest import ClustersSection, FeatureSection, Scores
+from core.workspace.manifest import (
+    ClustersSection,
+    CurvesSection,
+    EmbeddingSection,
+    FeatureSection,
+    LexicalSection,
+)
 from core.workspace.schema import ANALYSES
 from core.workspace.store import EMBEDDINGS, Workspace
 from core.workspace.synthesis.candidates import joining, read_round, write_round
@@ -144,8 +150,7 @@ def join_round(workspace: Workspace, round_no: int) -> int:
             write_npy(workspace.features_path, np.concatenate([old, added]))
             (workspace.path / EMBEDDINGS).unlink(missing_ok=True)
             (workspace.path / "curves.parquet").unlink(missing_ok=True)
-            for name in ("embedding", "lexical", "curves"):
-                workspace.manifest.pop(name, None)
+            workspace.drop_sections(EmbeddingSection, LexicalSection, CurvesSection, save=False)
             workspace.set_section(workspace.dataset.replace(n_samples=n), save=False)
             section = workspace.feature_section or FeatureSection()
             workspace.set_section(section.replace(n_samples=n), save=False)
@@ -160,7 +165,7 @@ def join_round(workspace: Workspace, round_no: int) -> int:
                 n=rows,
                 dim=int(added.shape[1]),
             )
-            workspace.set_section(Scores.from_dict(scores), save=False)
+            workspace.set_section(scores, save=False)
             workspace.save_manifest()
             # Done: the rows are in. A kill before the next line leaves the round unmarked, and
             # joining it again only marks it (its ids are present).

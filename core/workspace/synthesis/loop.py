@@ -70,7 +70,7 @@ def _g_vendi(workspace: Workspace) -> float:
     scores = workspace.scores
     if scores is not None and scores.n == workspace.n_samples and scores.g_vendi is not None:
         return float(scores.g_vendi)
-    return float(workspace_scores(workspace)["g_vendi"])
+    return float(workspace_scores(workspace).g_vendi or 0.0)
 
 
 def round_record(workspace: Workspace, round_no: int) -> dict[str, Any]:
@@ -237,7 +237,7 @@ def run_synthesis(
                 f"Synthesis was {'interrupted' if interrupted else 'stopped'} in round "
                 f"{state['round']}; {'rounds ' + ', '.join(map(str, kept)) if kept else 'no round'} "
                 f"finished in this run and everything finished is kept in {workspace.path}. "
-                f"Continue with: prism synthesize {workspace.path} --resume",
+                f"Continue with `prism synthesize {workspace.path} --resume`.",
                 exit_code=130 if interrupted else 143,
             ) from None
         except BaseException as error:

@@ -17,13 +17,12 @@ import pandas as pd
 
 from core.data.columns import ColumnMap
 from core.data.text import conversations
-from core.errors import PrismError
 from core.measures.clusters import sparse_clusters, unit_rows
 from core.synthesis.filter import DUPLICATE_COSINE, judge, text_key
 from core.synthesis.generators import GenerationSettings, Generator
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
 from core.synthesis.targets import parse_target, plan_requests
-from core.validate import check_int, check_seed
+from core.validate import check_int, check_number, check_seed
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import write_round
 from core.workspace.synthesis.grow import is_extended
@@ -57,11 +56,7 @@ class SynthesisConfig:
         check_seed(self.seed)
         parse_target(self.target)
         self.generation  # noqa: B018 — validates temperature, top_p, max_new_tokens
-        if not 0 < self.duplicate_cosine <= 1:
-            raise PrismError(
-                f"duplicate_cosine must be in (0, 1]; got {self.duplicate_cosine!r}.",
-                param="duplicate_cosine",
-            )
+        check_number(self.duplicate_cosine, param="duplicate_cosine", above=0, maximum=1)
         if self.budget is not None:
             check_int(self.budget, param="budget", minimum=1)
 
