@@ -33,7 +33,7 @@ from core.features.extract import FeatureConfig
 from core.validate import check_int, check_number
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start_job, write_progress
-from core.workspace.manifest import DatasetSection, FeatureSection, Scores, Section, scores_record
+from core.workspace.manifest import DatasetSection, FeatureSection, Section, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
 
