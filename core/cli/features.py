@@ -16,6 +16,7 @@ from rich.markup import escape
 from core.cli.options import (
     BatchTokensHelp,
     DeviceHelp,
+    EncodingOpt,
     IdColOpt,
     JsonOpt,
     MessagesColOpt,
@@ -91,6 +92,7 @@ def features(
     messages_col: MessagesColOpt = None,
     text_col: TextColOpt = None,
     id_col: IdColOpt = None,
+    encoding: EncodingOpt = None,
     shard_size: Annotated[int, typer.Option(help="Most samples per resumable shard.")] = 128,
     shard_seconds: Annotated[
         float,
@@ -148,6 +150,7 @@ def features(
             "messages_col": messages_col,
             "text_col": text_col,
             "id_col": id_col,
+            "encoding": encoding,
         },
         limit=limit,
         sample=sample,

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from core.cli.options import (
+    EncodingOpt,
     IdColOpt,
     MessagesColOpt,
     PromptColOpt,
@@ -49,6 +50,7 @@ def import_features(
     messages_col: MessagesColOpt = None,
     text_col: TextColOpt = None,
     id_col: IdColOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Build a workspace from a dataset and an N×d feature array computed elsewhere."""
     from core.workspace.extraction import check_workspace_target
@@ -64,6 +66,7 @@ def import_features(
             "messages_col": messages_col,
             "text_col": text_col,
             "id_col": id_col,
+            "encoding": encoding,
         },
     )
     ws = build(workspace, dataset, features_file, column=features_col)

@@ -149,7 +149,12 @@ def settings_form(pending: dict[str, Any]) -> None:
             dtype=dtype,
         )
         columns = ColumnMap.from_dict(pending["columns"])
-        dataset = data.load(pending["source"], columns, sample=int(sample) or None)
+        dataset = data.load(
+            pending["source"],
+            columns,
+            sample=int(sample) or None,
+            encoding=pending.get("encoding"),
+        )
         if probe:
             with st.spinner("Timing a few rows with the proxy model…", show_time=True):
                 estimate = estimate_run(dataset, config)
