@@ -1,22 +1,29 @@
 """Rendering for people: the two consoles, number formatting and every table the CLI prints.
 
-Tables fit a 100-column terminal (number columns never break, text columns fold); every piece of
-user text (subset names, paths, manifest values) is escaped, so that it prints as text, never as
-rich markup. ``--json`` output bypasses all of this (``print_json``).
+Tables fit the terminal, 80 columns included (``fitted``): a number is never broken over lines,
+text columns keep a readable width and fold onto more lines, and where that is still too wide the
+least needed columns are left out (and the table says which, and that ``--json`` has them all).
+Every piece of user text (subset names, paths, manifest values) is escaped, so that it prints as
+text, never as rich markup. ``--json`` output bypasses all of this (``print_json``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import typer
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from core.workspace.schema import ANALYSES, MEASURES
 
@@ -82,6 +89,104 @@ def table(title: str | None, columns: list[tuple[str, bool]]) -> Table:
     return result
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of a ``fitted`` table."""
+
+    header: str
+    numeric: bool = True  # right-aligned, never broken over lines
+    drop: int = 0  # 0: always shown; else left out on a narrow terminal, the highest first
+    fold: int = 14  # text: the width it keeps before folding onto more lines
+
+
+def _widths(markup: str) -> tuple[int, int]:
+    """(widest line, widest word) of a cell written in rich markup, in terminal cells."""
+    plain = Text.from_markup(markup).plain
+    line = max((cell_len(x) for x in plain.splitlines()), default=0)
+    return line, max((cell_len(w) for w in plain.split()), default=0)
+
+
+def fitted(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    ends: Sequence[bool] | None = None,
+    width: int | None = None,
+) -> tuple[Table, list[str]]:
+    """A table of ``rows`` (cells in markup) no wider than ``width`` (default: the terminal's).
+
+    Number columns keep their widest cell on one line; a text column keeps its widest word and up
+    to ``fold`` cells before it folds. Columns with ``drop`` are left out, the highest first, until
+    the table fits. ``ends[i]`` closes a section after row i. Returns the table and the headers
+    left out.
+    """
+    width = width or console.width
+    need, natural = [], []
+    for i, col in enumerate(columns):
+        line, word = _widths(escape(col.header))
+        for row in rows:
+            cell_line, cell_word = _widths(row[i])
+            line, word = max(line, cell_line), max(word, cell_word)
+        need.append(line if col.numeric else max(word, min(line, col.fold), 1))
+        natural.append(max(line, need[-1]))
+
+    def build(keep: list[int], *, final: bool) -> Table:
+        result = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            expand=False,
+            min_width=min(cell_len(Text.from_markup(title or "").plain), width) if final else None,
+        )
+        for i in keep:
+            col = columns[i]
+            if col.numeric:
+                result.add_column(col.header, justify="right", no_wrap=True)
+            else:  # a fixed width: rich never squeezes it below its longest word
+                result.add_column(col.header, overflow="fold", min_width=need[i], max_width=need[i])
+        for j, row in enumerate(rows):
+            result.add_row(*(row[i] for i in keep), end_section=bool(ends and ends[j]))
+        return result
+
+    def total(keep: list[int]) -> int:
+        options = console.options.update(width=1_000_000)
+        return Measurement.get(console, options, build(keep, final=False)).maximum
+
+    shown = list(range(len(columns)))
+    droppable = sorted((i for i, c in enumerate(columns) if c.drop), key=lambda i: -columns[i].drop)
+    dropped: list[str] = []
+    while droppable and total(shown) > width:
+        i = droppable.pop(0)
+        shown.remove(i)
+        dropped.append(columns[i].header)
+    spare = width - total(shown)
+    for i in shown:  # room left over goes to the text columns, in order, up to their widest line
+        if not columns[i].numeric and spare > 0:
+            grow = min(natural[i] - need[i], spare)
+            need[i], spare = need[i] + grow, spare - grow
+    return build(shown, final=True), dropped
+
+
+def print_fitted(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    ends: Sequence[bool] | None = None,
+) -> list[str]:
+    """Print a ``fitted`` table, then which columns a narrow terminal left out; returns those."""
+    result, dropped = fitted(title, columns, rows, ends=ends)
+    console.print(result)
+    if dropped:
+        console.print(
+            f"not shown at {console.width} columns: {escape(', '.join(dropped))} (--json has all)",
+            style="dim",
+        )
+    return dropped
+
+
 def key_value_table(title: str, *, key_style: str) -> Table:
     """A headerless two-column table: a label, then its value folded onto more lines."""
     result = table(title, [])
@@ -98,39 +203,42 @@ def print_scores(record: dict[str, Any]) -> None:
     """The ``scores`` record (and its text-space baselines, when present) as a table."""
     if not record:
         return
-    result = Table(title=f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})")
-    result.add_column("measure")
-    result.add_column("value", justify="right")
-    result.add_row("G-Vendi (q = 1)", f"{record['g_vendi']:.2f}")
-    for q, value in record["vendi"].items():
-        if q != "1":
-            result.add_row(f"Vendi q = {q}", f"{value:.2f}")
+    rows = [["G-Vendi (q = 1)", f"{record['g_vendi']:.2f}"]]
+    rows += [[f"Vendi q = {q}", f"{v:.2f}"] for q, v in record["vendi"].items() if q != "1"]
     text = record.get("text")
     if text:
         embedding = text.get("embedding_vendi")
         ngrams = text.get("ngram_vendi")
-        result.add_row(
-            "embedding Vendi (text space)",
-            "– (run `prism embed`)" if embedding is None else f"{embedding:.2f}",
-        )
-        result.add_row("n-gram Vendi (1–2-grams)", "–" if ngrams is None else f"{ngrams:.2f}")
-        result.add_row("distinct-2", f"{text['distinct_2']:.3f}")
-    console.print(result)
+        rows += [
+            [
+                "embedding Vendi (text space)",
+                "– (run `prism embed`)" if embedding is None else f"{embedding:.2f}",
+            ],
+            ["n-gram Vendi (1–2-grams)", "–" if ngrams is None else f"{ngrams:.2f}"],
+            ["distinct-2", f"{text['distinct_2']:.3f}"],
+        ]
+    print_fitted(
+        f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})",
+        [Column("measure", numeric=False, fold=28), Column("value")],
+        rows,
+    )
 
 
 def print_cluster_scores(rows: list[dict[str, Any]], *, limit: int = 40) -> None:
     """Per-cluster sizes and Vendi (``prism score --per-cluster``), the first ``limit`` rows."""
-    result = Table(title=f"Clusters ({len(rows):,})")
-    for name in ("cluster", "size", "sparse", "Vendi q=1"):
-        result.add_column(name, justify="right")
-    for row in rows[:limit]:
-        result.add_row(
-            str(row["cluster"]),
-            f"{row['size']:,}",
-            "yes" if row["sparse"] else "",
-            f"{row['vendi']['1']:.2f}" if "vendi" in row else "",
-        )
-    console.print(result)
+    print_fitted(
+        f"Clusters ({len(rows):,})",
+        [Column(name) for name in ("cluster", "size", "sparse", "Vendi q=1")],
+        [
+            [
+                str(row["cluster"]),
+                f"{row['size']:,}",
+                "yes" if row["sparse"] else "",
+                f"{row['vendi']['1']:.2f}" if "vendi" in row else "",
+            ]
+            for row in rows[:limit]
+        ],
+    )
     if len(rows) > limit:
         console.print(f"… {len(rows) - limit:,} more (use --json for all)")
 
@@ -144,13 +252,12 @@ def print_clusters(summary: dict[str, Any]) -> None:
     )
     sparse = set(summary["sparse"])
     rows = list(enumerate(summary["sizes"]))
-    result = Table(title="Largest and smallest clusters")
-    for name in ("cluster", "size", "sparse"):
-        result.add_column(name, justify="right")
     shown = rows[:10] + (rows[-5:] if len(rows) > 15 else rows[10:])
-    for c, size in shown:
-        result.add_row(str(c), f"{size:,}", "yes" if c in sparse else "")
-    console.print(result)
+    print_fitted(
+        "Largest and smallest clusters",
+        [Column("cluster"), Column("size"), Column("sparse")],
+        [[str(c), f"{size:,}", "yes" if c in sparse else ""] for c, size in shown],
+    )
 
 
 def print_embedding(section: dict[str, Any], lexical: dict[str, Any], path: Any) -> None:
@@ -206,63 +313,72 @@ def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> Non
     if not subsets:
         console.print("no subsets yet: make one with `prism select` or in the app")
         return
-    result = table(
-        f"Subsets ({len(subsets)})",
-        [("name", False), ("size", True), ("how", False), ("created", True)],
-    )
+    rows = []
     for name, record in subsets.items():
         reason = stale(record)
-        result.add_row(
-            escape(name),
-            f"{len(record['ids']):,}",
-            escape(f"STALE: {reason}; delete it" if reason else describe(record.get("how") or {})),
-            escape(str(record.get("created", ""))[:16].replace("T", " ")),
+        rows.append(
+            [
+                escape(name),
+                f"{len(record['ids']):,}",
+                escape(
+                    f"STALE: {reason}; delete it" if reason else describe(record.get("how") or {})
+                ),
+                escape(str(record.get("created", ""))[:16].replace("T", " ")),
+            ]
         )
-    console.print(result)
+    print_fitted(
+        f"Subsets ({len(subsets)})",
+        [
+            Column("name", numeric=False, fold=20),
+            Column("size"),
+            Column("how", numeric=False, fold=24),
+            Column("created", drop=1),
+        ],
+        rows,
+    )
+
+
+# Left out first on a narrow terminal: loss, q=∞, q=2, coverage, how, then what random needs.
+SUBSET_DROPS = {"loss": 6, "q=∞": 5, "q=2": 4, "cover": 3, "how": 2, "saved": 1}
 
 
 def print_subsets(
     name: str, rows: Any, summary: Any, equals: list[Any] | None, *, n: int, wide: bool
 ) -> None:
     """``prism compare``: one row per subset; ``equals`` are the random sizes of equal G-Vendi."""
-    result = table(
-        f"Subsets of {escape(name)}",
-        [("subset", False), ("rows", True), ("G-Vendi", True)]
-        + ([("≈ random at", False), ("saved", True)] if summary is not None else [])
-        + [(header, True) for header, _, _ in SUBSET_COLUMNS[2:]]
-        + [("how", False)],
-    )
+    columns = [Column("subset", numeric=False, fold=20), Column("rows"), Column("G-Vendi")]
+    if summary is not None:
+        columns += [Column("≈ random at", numeric=False, fold=11), Column("saved")]
+    columns += [Column(header) for header, _, _ in SUBSET_COLUMNS[2:]]
+    columns += [Column("how", numeric=False, fold=16)]
+    columns = [Column(c.header, c.numeric, SUBSET_DROPS.get(c.header, 0), c.fold) for c in columns]
+    cells = []
     for i, row in enumerate(rows.to_dict(orient="records")):
-        cells = [escape(str(row["subset"])), cell(row["size"], 0), cell(row["g_vendi"], 2)]
+        line = [escape(str(row["subset"])), cell(row["size"], 0), cell(row["g_vendi"], 2)]
         if equals is not None:
-            cells += random_at(equals[i], int(row["size"]), n)
-        cells += [cell(row.get(key), digits) for _, key, digits in SUBSET_COLUMNS[2:]]
-        result.add_row(*cells, escape(str(row["how"])))
-    console.print(result)
+            line += random_at(equals[i], int(row["size"]), n)
+        line += [cell(row.get(key), digits) for _, key, digits in SUBSET_COLUMNS[2:]]
+        cells.append([*line, escape(str(row["how"]))])
+    print_fitted(f"Subsets of {escape(name)}", columns, cells)
     more = [c for c in WIDE_COLUMNS if c[1] in rows and not rows[c[1]].isna().all()]
     if not wide:
         console.print("more measures: --wide; every number: --json", style="dim")
         return
     # A second table, so that both fit a narrow terminal.
-    result = table("More measures", [("subset", False)] + [(h, True) for h, _, _ in more])
-    for row in rows.to_dict(orient="records"):
-        result.add_row(escape(str(row["subset"])), *[cell(row.get(k), d) for _, k, d in more])
-    console.print(result)
+    print_fitted(
+        "More measures",
+        [Column("subset", numeric=False, fold=16)] + [Column(h) for h, _, _ in more],
+        [
+            [escape(str(row["subset"])), *[cell(row.get(k), d) for _, k, d in more]]
+            for row in rows.to_dict(orient="records")
+        ],
+    )
 
 
 def print_curves(summary: Any, *, sizes: list[int], seeds: int, n: int) -> None:
     """G-Vendi against budget, one section per selector, random first as the baseline."""
-    result = table(
-        f"G-Vendi against budget (mean ± sd over {seeds} seeds)",
-        [
-            ("method", False),
-            ("budget", True),
-            ("G-Vendi", True),
-            ("± sd", True),
-            ("≈ random at", False),
-            ("saved", True),
-        ],
-    )
+    rows: list[list[str]] = []
+    ends: list[bool] = []
     for method in dict.fromkeys(summary["method"]):
         part = summary[summary["method"] == method]
         if method == "random":
@@ -275,16 +391,30 @@ def print_curves(summary: Any, *, sizes: list[int], seeds: int, n: int) -> None:
                 if method == "random"
                 else random_at(row["random_equivalent"], size, n)
             )
-            result.add_row(
-                escape(method) if i == 0 else "",
-                f"{size:,}",
-                f"{row['mean']:,.2f}",
-                f"{row['sd']:.2f}",
-                equal,
-                saved,
-                end_section=i == len(records) - 1,
+            rows.append(
+                [
+                    escape(method) if i == 0 else "",
+                    f"{size:,}",
+                    f"{row['mean']:,.2f}",
+                    f"{row['sd']:.2f}",
+                    equal,
+                    saved,
+                ]
             )
-    console.print(result)
+            ends.append(i == len(records) - 1)
+    print_fitted(
+        f"G-Vendi against budget (mean ± sd over {seeds} seeds)",
+        [
+            Column("method", numeric=False, fold=16),
+            Column("budget"),
+            Column("G-Vendi"),
+            Column("± sd", drop=2),
+            Column("≈ random at", numeric=False, fold=12),
+            Column("saved", drop=1),
+        ],
+        rows,
+        ends=ends,
+    )
 
 
 # -- prism info ------------------------------------------------------------------------------
