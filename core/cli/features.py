@@ -116,6 +116,7 @@ def features(
                  shard_size=shard_size, shard_seconds=shard_seconds, quiet=True, group=group)  # fmt: skip
         return
     from core.features.extract import FeatureConfig
+    from core.features.proxy import conversion_note, reused_models
     from core.workspace.estimate import estimate_run
     from core.workspace.extraction import (
         check_workspace_target,
@@ -170,19 +171,23 @@ def features(
     for note in ws.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     try:
-        if not quiet and not ws.has_features:  # a finished workspace needs no estimate
-            sentence = estimate_run(dataset, config).sentence()
-            err.print(f"estimate: {escape(sentence)}", highlight=False)
-        _extract(
-            ws,
-            batch_size=batch_size,
-            batch_tokens=batch_tokens,
-            device=device,
-            shard_size=shard_size,
-            shard_seconds=shard_seconds,
-            quiet=quiet,
-            group=group,
-        )
+        converting = None if ws.has_features else conversion_note(config.model)
+        if converting is not None and not quiet:  # said before the minute or two it takes
+            err.print(f"note: {escape(converting)}", highlight=False)
+        with reused_models():  # the estimate's model load serves the run too
+            if not quiet and not ws.has_features:  # a finished workspace needs no estimate
+                sentence = estimate_run(dataset, config).sentence()
+                err.print(f"estimate: {escape(sentence)}", highlight=False)
+            _extract(
+                ws,
+                batch_size=batch_size,
+                batch_tokens=batch_tokens,
+                device=device,
+                shard_size=shard_size,
+                shard_seconds=shard_seconds,
+                quiet=quiet,
+                group=group,
+            )
     except PrismError:
         # A new workspace whose job failed before finishing a single shard (a model that cannot
         # be loaded, a sample that cannot be encoded) is removed, so that bad input leaves

@@ -12,7 +12,7 @@ import streamlit as st
 from core.data.columns import ColumnMap
 from core.errors import PrismError
 from core.features.extract import FeatureConfig
-from core.features.proxy import DEFAULT_MODEL, prism_home
+from core.features.proxy import DEFAULT_MODEL, conversion_note, prism_home
 from core.workspace.estimate import estimate_run
 from core.workspace.extraction import prepare_workspace
 from core.workspace.jobs import start_background
@@ -156,7 +156,13 @@ def settings_form(pending: dict[str, Any]) -> None:
             encoding=pending.get("encoding"),
         )
         if probe:
-            with st.spinner("Timing a few rows with the proxy model…", show_time=True):
+            note = conversion_note(config.model)  # the first use converts the embedded model
+            with st.spinner(
+                f"{note[0].upper()}{note[1:]}, then timing a few rows…"
+                if note
+                else "Timing a few rows with the proxy model…",
+                show_time=True,
+            ):
                 estimate = estimate_run(dataset, config)
             st.session_state[ESTIMATE] = (pending.get("source"), estimate.sentence())
             st.rerun()
