@@ -416,6 +416,26 @@ def test_data_page_upload_error_is_shown_next_to_the_upload(home: Path) -> None:
     assert len(saved) == 1  # kept under $PRISM_HOME/uploads, named after its content
 
 
+def test_data_page_reads_another_encoding(home: Path, tmp_path: Path) -> None:
+    source = tmp_path / "tweets.csv"
+    text = "Ça coûte 12 € — déjà payé, répondit le boulanger à l'étranger"
+    rows = pd.DataFrame({"prompt": [text[i:] for i in range(12)], "response": ["très bien"] * 12})
+    source.write_bytes(rows.to_csv(index=False).encode("cp1252"))
+    at = app("data")
+    at.segmented_control(key="data_origin").set_value("Path on the server")
+    at.run()
+    at.text_input(key="server_path").input(str(source))
+    at.run()
+    assert any("is not valid UTF-8" in e and "charset-normalizer" in e for e in errors(at))
+    at.text_input(key="data_encoding").input("cp1252")
+    at.run()
+    assert_clean(at)
+    assert any("12 usable rows" in s.value for s in at.success)
+    next(b for b in at.button if b.label == "Continue: compute features").click()
+    at.run()
+    assert at.session_state[state.PENDING]["encoding"] == "cp1252"
+
+
 def test_data_page_mapping_problem_is_a_message(home: Path, tmp_path: Path) -> None:
     source = tmp_path / "one.jsonl"
     source.write_text('{"a": "x", "b": "y"}\n{"a": "z", "b": "w"}\n')

@@ -20,10 +20,16 @@ from app_workspaces import make_workspace
 from streamlit.testing.v1 import AppTest
 from test_app import app, assert_clean, errors, texts, values
 
-from core.measures.curves import budget_sizes, random_equivalent, summarise_curves
+from core.measures.curves import random_budget_sizes, random_equivalent, summarise_curves
 from core.select import filters
 from core.select.selectors import select
-from core.workspace.compare import WHOLE_SET, budget_curves, compare_subsets
+from core.workspace.compare import (
+    WHOLE_SET,
+    budget_curves,
+    compare_subsets,
+    curve_budgets,
+    curve_settings,
+)
 from core.workspace.export import read_export
 from core.workspace.store import Workspace
 from core.workspace.subsets import save_subset, selector_pool, subset_record
@@ -581,9 +587,9 @@ def test_compare_curves_read_against_random(ready: Workspace) -> None:
         budget_curves(
             pool,
             methods=["random", "vendi_greedy", "k_center"],
-            sizes=budget_sizes(N, largest=N),
+            sizes=curve_budgets(ready, curve_settings(ready)),  # the app's budgets
             seeds=range(2),
-            random_sizes=budget_sizes(N),
+            random_sizes=random_budget_sizes(N),
         )
     )
     size = curves.default_budget(curves.budget_choices(summary), N)

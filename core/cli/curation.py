@@ -193,10 +193,10 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Subsets side by side: size, G-Vendi, Vendi q=2/∞, coverage, loss (--wide: more)."""
-    from core.measures.curves import budget_sizes
     from core.workspace.analyses import text_scores
     from core.workspace.compare import (
         compare_subsets,
+        curve_budgets,
         curve_settings,
         random_equivalents,
         workspace_curves,
@@ -223,7 +223,7 @@ def compare(
     equals = None if summary is None else random_equivalents(table_rows, summary, n=ws.n_samples)
     print_subsets(ws.name, table_rows, summary, equals, n=ws.n_samples, wide=wide)
     if summary is not None:
-        sizes = budget_sizes(ws.n_samples, largest=int(settings["largest"]))
+        sizes = curve_budgets(ws, settings)
         print_curves(summary, sizes=sizes, seeds=seeds, n=ws.n_samples)
         console.print(f"stored the curves in {escape(str(ws.path))} for the app's Compare page")
 

@@ -17,6 +17,7 @@ from core.cli.options import (
     BatchTokensHelp,
     ColumnOptions,
     DeviceHelp,
+    EncodingOpt,
     IdColOpt,
     JsonOpt,
     MessagesColOpt,
@@ -92,6 +93,7 @@ def features(
     messages_col: MessagesColOpt = None,
     text_col: TextColOpt = None,
     id_col: IdColOpt = None,
+    encoding: EncodingOpt = None,
     shard_size: Annotated[int, typer.Option(help="Most samples per resumable shard.")] = 128,
     shard_seconds: Annotated[
         float,
@@ -115,6 +117,7 @@ def features(
                  shard_size=shard_size, shard_seconds=shard_seconds, quiet=True, group=group)  # fmt: skip
         return
     from core.features.extract import FeatureConfig
+    from core.features.proxy import conversion_note, reused_models
     from core.workspace.jobs.estimate import estimate_run
     from core.workspace.jobs.extraction import (
         check_workspace_target,
@@ -143,7 +146,7 @@ def features(
     dataset = read_dataset(
         source,
         split=split,
-        columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col),
+        columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col, encoding),
         limit=limit,
         sample=sample,
         sample_seed=sample_seed,
@@ -162,19 +165,23 @@ def features(
     for note in ws.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     try:
-        if not quiet and not ws.has_features:  # a finished workspace needs no estimate
-            sentence = estimate_run(dataset, config).sentence()
-            err.print(f"estimate: {escape(sentence)}", highlight=False)
-        _extract(
-            ws,
-            batch_size=batch_size,
-            batch_tokens=batch_tokens,
-            device=device,
-            shard_size=shard_size,
-            shard_seconds=shard_seconds,
-            quiet=quiet,
-            group=group,
-        )
+        converting = None if ws.has_features else conversion_note(config.model)
+        if converting is not None and not quiet:  # said before the minute or two it takes
+            err.print(f"note: {escape(converting)}", highlight=False)
+        with reused_models():  # the estimate's model load serves the run too
+            if not quiet and not ws.has_features:  # a finished workspace needs no estimate
+                sentence = estimate_run(dataset, config).sentence()
+                err.print(f"estimate: {escape(sentence)}", highlight=False)
+            _extract(
+                ws,
+                batch_size=batch_size,
+                batch_tokens=batch_tokens,
+                device=device,
+                shard_size=shard_size,
+                shard_seconds=shard_seconds,
+                quiet=quiet,
+                group=group,
+            )
     except PrismError:
         # A new workspace whose job failed before finishing a single shard (a model that cannot
         # be loaded, a sample that cannot be encoded) is removed, so that bad input leaves

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from core.cli.options import (
     ColumnOptions,
+    EncodingOpt,
     IdColOpt,
     MessagesColOpt,
     PromptColOpt,
@@ -50,6 +51,7 @@ def import_features(
     messages_col: MessagesColOpt = None,
     text_col: TextColOpt = None,
     id_col: IdColOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Build a workspace from a dataset and an N×d feature array computed elsewhere."""
     from core.workspace.imported import import_features as build
@@ -59,7 +61,7 @@ def import_features(
     dataset = read_dataset(
         source,
         split=split,
-        columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col),
+        columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col, encoding),
     )
     ws = build(workspace, dataset, features_file, column=features_col)
     section = ws.feature_section

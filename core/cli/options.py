@@ -96,25 +96,36 @@ TextColOpt = Annotated[
 IdColOpt = Annotated[
     str | None,
     typer.Option(
-        help="Column of unique sample ids (default: 'id' if present, else the row number)."
+        help="Column of unique sample ids (default: a column named id, _id, uid or sample_id "
+        "whose values are unique, else the row number)."
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Text encoding of a CSV, TSV, JSON or JSON Lines file, e.g. cp1252, latin-1, "
+        "utf-16 (default: UTF-8)."
     ),
 ]
 
 
 @dataclass(frozen=True)
 class ColumnOptions:
-    """The column options of a command that reads a dataset (``--prompt-col`` … ``--id-col``)."""
+    """The column options of a command that reads a dataset (``--prompt-col`` … ``--id-col``,
+    ``--encoding``)."""
 
     prompt_col: str | None
     response_col: str | None
     messages_col: str | None
     text_col: str | None
     id_col: str | None
+    encoding: str | None = None
 
 
 def read_dataset(source: str, *, split: str | None, columns: ColumnOptions, **load: Any) -> Any:
     """``load_dataset`` with the column options of a command, its notes printed to stderr (the
-    one path of `prism features` and `prism import-features`)."""
+    one path of `prism features` and `prism import-features`). Without ``--id-col`` the id column
+    is detected, also when the content columns are given."""
     from rich.markup import escape
 
     from core.cli.flags import name_flags
@@ -122,7 +133,14 @@ def read_dataset(source: str, *, split: str | None, columns: ColumnOptions, **lo
     from core.data.dataset import load_dataset
 
     mapped = column_map(source, split=split, **dataclasses.asdict(columns))
-    dataset = load_dataset(source, columns=mapped, split=split, **load)
+    dataset = load_dataset(
+        source,
+        columns=mapped,
+        split=split,
+        encoding=columns.encoding,
+        detect_ids=columns.id_col is None,
+        **load,
+    )
     for note in dataset.notes:
         err.print(f"[yellow]note:[/] {escape(name_flags(note, sys.argv[1:]))}", highlight=False)
     return dataset
@@ -137,6 +155,7 @@ def column_map(
     messages_col: str | None,
     text_col: str | None,
     id_col: str | None,
+    encoding: str | None = None,
 ) -> Any:
     """The ColumnMap the column options ask for, or None to detect every column (with only
     ``--id-col`` given, the others are detected from the first rows)."""
@@ -152,6 +171,6 @@ def column_map(
             id=id_col,
         )
     if id_col is not None:
-        detected = detect_columns(read_head(source, split=split), source=source)
+        detected = detect_columns(read_head(source, split=split, encoding=encoding), source=source)
         return ColumnMap(**{**detected.to_dict(), "id": id_col})
     return None

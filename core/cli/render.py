@@ -1,23 +1,26 @@
 """Rendering for people: the two consoles, number formatting and every table the CLI prints.
 
-Tables fit a 100-column terminal (number columns never break, text columns fold); every piece of
-user text (subset names, paths, manifest values) is escaped, so that it prints as text, never as
-rich markup. ``--json`` output bypasses all of this (``print_json``).
+Tables fit the terminal, 80 columns included (``fitted``): a number is never broken over lines,
+text columns keep a readable width and fold onto more lines, and where that is still too wide the
+least needed columns are left out (and the table says which, and that ``--json`` has them all).
+Every piece of user text (subset names, paths, manifest values) is escaped, so that it prints as
+text, never as rich markup. ``--json`` output bypasses all of this (``print_json``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from core.cli.tables import Column, fitted, key_value_table
+from core.cli.tables import table as table  # what core.cli.synthesis imports from here
 from core.workspace.manifest import Scores
 from core.workspace.schema import ANALYSES, MEASURES
 
@@ -69,27 +72,22 @@ def cell(value: Any, digits: int) -> str:
     return fmt(value, digits)
 
 
-def table(title: str | None, columns: list[tuple[str, bool]]) -> Table:
-    """A table that fits a 100-column terminal: number columns never break (``True``), text
-    columns fold onto more lines; light borders leave the width to the numbers."""
-    result = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False
-    )
-    for header, numeric in columns:
-        if numeric:
-            result.add_column(header, justify="right", no_wrap=True)
-        else:
-            result.add_column(header, overflow="fold", min_width=8)
-    return result
-
-
-def key_value_table(title: str, *, key_style: str) -> Table:
-    """A headerless two-column table: a label, then its value folded onto more lines."""
-    result = table(title, [])
-    result.show_header = False
-    result.add_column(no_wrap=True, style=key_style)
-    result.add_column(overflow="fold")
-    return result
+def print_fitted(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    ends: Sequence[bool] | None = None,
+) -> list[str]:
+    """Print a ``fitted`` table, then which columns a narrow terminal left out; returns those."""
+    result, dropped = fitted(title, columns, rows, ends=ends, console=console)
+    console.print(result)
+    if dropped:
+        console.print(
+            f"not shown at {console.width} columns: {escape(', '.join(dropped))} (--json has all)",
+            style="dim",
+        )
+    return dropped
 
 
 # -- scores and clusters ---------------------------------------------------------------------
@@ -100,39 +98,42 @@ def print_scores(scores: Scores | dict[str, Any] | None) -> None:
     record = scores.to_dict() if isinstance(scores, Scores) else scores
     if not record:
         return
-    result = Table(title=f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})")
-    result.add_column("measure")
-    result.add_column("value", justify="right")
-    result.add_row("G-Vendi (q = 1)", f"{record['g_vendi']:.2f}")
-    for q, value in record["vendi"].items():
-        if q != "1":
-            result.add_row(f"Vendi q = {q}", f"{value:.2f}")
+    rows = [["G-Vendi (q = 1)", f"{record['g_vendi']:.2f}"]]
+    rows += [[f"Vendi q = {q}", f"{v:.2f}"] for q, v in record["vendi"].items() if q != "1"]
     text = record.get("text")
     if text:
         embedding = text.get("embedding_vendi")
         ngrams = text.get("ngram_vendi")
-        result.add_row(
-            "embedding Vendi (text space)",
-            "– (run `prism embed`)" if embedding is None else f"{embedding:.2f}",
-        )
-        result.add_row("n-gram Vendi (1–2-grams)", "–" if ngrams is None else f"{ngrams:.2f}")
-        result.add_row("distinct-2", f"{text['distinct_2']:.3f}")
-    console.print(result)
+        rows += [
+            [
+                "embedding Vendi (text space)",
+                "– (run `prism embed`)" if embedding is None else f"{embedding:.2f}",
+            ],
+            ["n-gram Vendi (1–2-grams)", "–" if ngrams is None else f"{ngrams:.2f}"],
+            ["distinct-2", f"{text['distinct_2']:.3f}"],
+        ]
+    print_fitted(
+        f"Vendi scores (n = {record['n']:,}, d = {record['dim']:,})",
+        [Column("measure", numeric=False, fold=28), Column("value")],
+        rows,
+    )
 
 
 def print_cluster_scores(rows: list[dict[str, Any]], *, limit: int = 40) -> None:
     """Per-cluster sizes and Vendi (``prism score --per-cluster``), the first ``limit`` rows."""
-    result = Table(title=f"Clusters ({len(rows):,})")
-    for name in ("cluster", "size", "sparse", "Vendi q=1"):
-        result.add_column(name, justify="right")
-    for row in rows[:limit]:
-        result.add_row(
-            str(row["cluster"]),
-            f"{row['size']:,}",
-            "yes" if row["sparse"] else "",
-            f"{row['vendi']['1']:.2f}" if "vendi" in row else "",
-        )
-    console.print(result)
+    print_fitted(
+        f"Clusters ({len(rows):,})",
+        [Column(name) for name in ("cluster", "size", "sparse", "Vendi q=1")],
+        [
+            [
+                str(row["cluster"]),
+                f"{row['size']:,}",
+                "yes" if row["sparse"] else "",
+                f"{row['vendi']['1']:.2f}" if "vendi" in row else "",
+            ]
+            for row in rows[:limit]
+        ],
+    )
     if len(rows) > limit:
         console.print(f"… {len(rows) - limit:,} more (use --json for all)")
 
@@ -146,13 +147,12 @@ def print_clusters(summary: dict[str, Any]) -> None:
     )
     sparse = set(summary["sparse"])
     rows = list(enumerate(summary["sizes"]))
-    result = Table(title="Largest and smallest clusters")
-    for name in ("cluster", "size", "sparse"):
-        result.add_column(name, justify="right")
     shown = rows[:10] + (rows[-5:] if len(rows) > 15 else rows[10:])
-    for c, size in shown:
-        result.add_row(str(c), f"{size:,}", "yes" if c in sparse else "")
-    console.print(result)
+    print_fitted(
+        "Largest and smallest clusters",
+        [Column("cluster"), Column("size"), Column("sparse")],
+        [[str(c), f"{size:,}", "yes" if c in sparse else ""] for c, size in shown],
+    )
 
 
 def print_embedding(section: dict[str, Any], lexical: dict[str, Any], path: Any) -> None:
@@ -208,63 +208,72 @@ def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> Non
     if not subsets:
         console.print("no subsets yet: make one with `prism select` or in the app")
         return
-    result = table(
-        f"Subsets ({len(subsets)})",
-        [("name", False), ("size", True), ("how", False), ("created", True)],
-    )
+    rows = []
     for name, record in subsets.items():
         reason = stale(record)
-        result.add_row(
-            escape(name),
-            f"{len(record['ids']):,}",
-            escape(f"STALE: {reason}; delete it" if reason else describe(record.get("how") or {})),
-            escape(str(record.get("created", ""))[:16].replace("T", " ")),
+        rows.append(
+            [
+                escape(name),
+                f"{len(record['ids']):,}",
+                escape(
+                    f"STALE: {reason}; delete it" if reason else describe(record.get("how") or {})
+                ),
+                escape(str(record.get("created", ""))[:16].replace("T", " ")),
+            ]
         )
-    console.print(result)
+    print_fitted(
+        f"Subsets ({len(subsets)})",
+        [
+            Column("name", numeric=False, fold=20),
+            Column("size"),
+            Column("how", numeric=False, fold=24),
+            Column("created", drop=1),
+        ],
+        rows,
+    )
+
+
+# Left out first on a narrow terminal: loss, q=∞, q=2, coverage, how, then what random needs.
+SUBSET_DROPS = {"loss": 6, "q=∞": 5, "q=2": 4, "cover": 3, "how": 2, "saved": 1}
 
 
 def print_subsets(
     name: str, rows: Any, summary: Any, equals: list[Any] | None, *, n: int, wide: bool
 ) -> None:
     """``prism compare``: one row per subset; ``equals`` are the random sizes of equal G-Vendi."""
-    result = table(
-        f"Subsets of {escape(name)}",
-        [("subset", False), ("rows", True), ("G-Vendi", True)]
-        + ([("≈ random at", False), ("saved", True)] if summary is not None else [])
-        + [(header, True) for header, _, _ in SUBSET_COLUMNS[2:]]
-        + [("how", False)],
-    )
+    columns = [Column("subset", numeric=False, fold=20), Column("rows"), Column("G-Vendi")]
+    if summary is not None:
+        columns += [Column("≈ random at", numeric=False, fold=11), Column("saved")]
+    columns += [Column(header) for header, _, _ in SUBSET_COLUMNS[2:]]
+    columns += [Column("how", numeric=False, fold=16)]
+    columns = [Column(c.header, c.numeric, SUBSET_DROPS.get(c.header, 0), c.fold) for c in columns]
+    cells = []
     for i, row in enumerate(rows.to_dict(orient="records")):
-        cells = [escape(str(row["subset"])), cell(row["size"], 0), cell(row["g_vendi"], 2)]
+        line = [escape(str(row["subset"])), cell(row["size"], 0), cell(row["g_vendi"], 2)]
         if equals is not None:
-            cells += random_at(equals[i], int(row["size"]), n)
-        cells += [cell(row.get(key), digits) for _, key, digits in SUBSET_COLUMNS[2:]]
-        result.add_row(*cells, escape(str(row["how"])))
-    console.print(result)
+            line += random_at(equals[i], int(row["size"]), n)
+        line += [cell(row.get(key), digits) for _, key, digits in SUBSET_COLUMNS[2:]]
+        cells.append([*line, escape(str(row["how"]))])
+    print_fitted(f"Subsets of {escape(name)}", columns, cells)
     more = [c for c in WIDE_COLUMNS if c[1] in rows and not rows[c[1]].isna().all()]
     if not wide:
         console.print("more measures: --wide; every number: --json", style="dim")
         return
     # A second table, so that both fit a narrow terminal.
-    result = table("More measures", [("subset", False)] + [(h, True) for h, _, _ in more])
-    for row in rows.to_dict(orient="records"):
-        result.add_row(escape(str(row["subset"])), *[cell(row.get(k), d) for _, k, d in more])
-    console.print(result)
+    print_fitted(
+        "More measures",
+        [Column("subset", numeric=False, fold=16)] + [Column(h) for h, _, _ in more],
+        [
+            [escape(str(row["subset"])), *[cell(row.get(k), d) for _, k, d in more]]
+            for row in rows.to_dict(orient="records")
+        ],
+    )
 
 
 def print_curves(summary: Any, *, sizes: list[int], seeds: int, n: int) -> None:
     """G-Vendi against budget, one section per selector, random first as the baseline."""
-    result = table(
-        f"G-Vendi against budget (mean ± sd over {seeds} seeds)",
-        [
-            ("method", False),
-            ("budget", True),
-            ("G-Vendi", True),
-            ("± sd", True),
-            ("≈ random at", False),
-            ("saved", True),
-        ],
-    )
+    rows: list[list[str]] = []
+    ends: list[bool] = []
     for method in dict.fromkeys(summary["method"]):
         part = summary[summary["method"] == method]
         if method == "random":
@@ -277,16 +286,30 @@ def print_curves(summary: Any, *, sizes: list[int], seeds: int, n: int) -> None:
                 if method == "random"
                 else random_at(row["random_equivalent"], size, n)
             )
-            result.add_row(
-                escape(method) if i == 0 else "",
-                f"{size:,}",
-                f"{row['mean']:,.2f}",
-                f"{row['sd']:.2f}",
-                equal,
-                saved,
-                end_section=i == len(records) - 1,
+            rows.append(
+                [
+                    escape(method) if i == 0 else "",
+                    f"{size:,}",
+                    f"{row['mean']:,.2f}",
+                    f"{row['sd']:.2f}",
+                    equal,
+                    saved,
+                ]
             )
-    console.print(result)
+            ends.append(i == len(records) - 1)
+    print_fitted(
+        f"G-Vendi against budget (mean ± sd over {seeds} seeds)",
+        [
+            Column("method", numeric=False, fold=16),
+            Column("budget"),
+            Column("G-Vendi"),
+            Column("± sd", drop=2),
+            Column("≈ random at", numeric=False, fold=12),
+            Column("saved", drop=1),
+        ],
+        rows,
+        ends=ends,
+    )
 
 
 # -- prism info ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Which columns hold the samples, what identifies a row, and how cells are kept on disk.
 
 - `ColumnMap` records the content columns: a prompt/response pair, a chat (`messages`) or plain
-  text, and optionally an id column; `detect_columns` guesses it from common names and cell types.
+  text, and optionally an id column; `detect_columns` guesses it from common names and cell types,
+  `detect_id` the id column alone (for content columns the user named).
 - `sample_ids` / `unused_id_note`: ids come from a column of unique present values, else from
   0-based row numbers.
 - `fingerprint`: 16 hex chars of sha256 over (id, content as the model sees it) of every row.
@@ -202,14 +203,8 @@ def detect_columns(df: pd.DataFrame, *, source: str | None = None) -> ColumnMap:
     column whose cells are chats. An id column (id, _id, uid, sample_id) is used when its values
     are present and unique. `source` only names the data in the error message.
     """
-    lower: dict[str, str] = {}
-    for c in df.columns:
-        lower.setdefault(str(c).lower(), c)
-    id_col = None
-    for key in _ID_NAMES:
-        if key in lower and _id_problem(df[lower[key]]) is None:
-            id_col = lower[key]
-            break
+    lower = _by_lower_name(df)
+    id_col = detect_id(df)
     for prompt, response in _PAIR_NAMES:
         if (
             prompt in lower
@@ -231,6 +226,23 @@ def detect_columns(df: pd.DataFrame, *, source: str | None = None) -> ColumnMap:
         f"{source or 'The dataset'}: cannot tell which columns hold the samples. Columns: "
         f"{', '.join(map(str, df.columns))}. {_COLUMN_HELP}"
     )
+
+
+def _by_lower_name(df: pd.DataFrame) -> dict[str, Any]:
+    lower: dict[str, Any] = {}
+    for c in df.columns:
+        lower.setdefault(str(c).lower(), c)
+    return lower
+
+
+def detect_id(df: pd.DataFrame, *, content: Sequence[str] = ()) -> str | None:
+    """The id column `detect_columns` would pick (id, _id, uid, sample_id: the first whose values
+    are present and unique), never one of the `content` columns; None when there is none."""
+    lower = _by_lower_name(df)
+    for key in _ID_NAMES:
+        if key in lower and lower[key] not in content and _id_problem(df[lower[key]]) is None:
+            return str(lower[key])
+    return None
 
 
 def check_columns_exist(df: pd.DataFrame, columns: ColumnMap, name: str) -> None:

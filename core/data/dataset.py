@@ -26,6 +26,7 @@ from core.data.columns import (
     ColumnMap,
     check_columns_exist,
     detect_columns,
+    detect_id,
     fingerprint,
     sample_ids,
     storable,
@@ -173,11 +174,15 @@ def _build_samples(
 
 
 def _checked_rows(
-    frame: pd.DataFrame, columns: ColumnMap | None, name: str, notes: list[str]
+    frame: pd.DataFrame, columns: ColumnMap | None, name: str, notes: list[str], detect_ids: bool
 ) -> tuple[ColumnMap, list[str], np.ndarray]:
-    """The column map (detected unless given), the ids and which rows are blank."""
+    """The column map (detected unless given; its id detected with `detect_ids`), the ids and
+    which rows are blank."""
     if columns is None:
         columns = detect_columns(frame, source=name)
+    elif detect_ids and columns.id is None:
+        check_columns_exist(frame, columns, name)
+        columns = replace(columns, id=detect_id(frame, content=columns.content_columns))
     check_columns_exist(frame, columns, name)
     if columns.id is None and (note := unused_id_note(frame, name)) is not None:
         notes.append(note)
@@ -186,20 +191,24 @@ def _checked_rows(
 
 
 def _read_rows(
-    stream: Stream, columns: ColumnMap | None, limit: int | None, notes: list[str]
+    stream: Stream,
+    columns: ColumnMap | None,
+    limit: int | None,
+    notes: list[str],
+    detect_ids: bool = False,
 ) -> tuple[pd.DataFrame, ColumnMap, list[str], np.ndarray]:
     """Read the stream, all of it or (`limit`) until `limit` rows with content are in."""
     with contextlib.closing(stream.batches) as batches:
         if limit is None:
             frame = frame_of(stream, list(batches))
-            return frame, *_checked_rows(frame, columns, stream.name, notes)
+            return frame, *_checked_rows(frame, columns, stream.name, notes, detect_ids)
         raw: pd.DataFrame | None = None
         said: list[str] = []
         for batch in batches:
             raw = batch if raw is None else combine([raw, batch])
             said = []
             frame = frame_of(stream, [raw])
-            found, ids, blank = _checked_rows(frame, columns, stream.name, said)
+            found, ids, blank = _checked_rows(frame, columns, stream.name, said, detect_ids)
             if int((~blank).sum()) >= limit:
                 break
         if raw is None:
@@ -223,6 +232,8 @@ def load_dataset(
     sample_seed: int = 0,
     split: str | None = None,
     batch_rows: int = BATCH_ROWS,
+    encoding: str | None = None,
+    detect_ids: bool = False,
 ) -> Dataset:
     """Read, map, validate and id a dataset; rows with empty content are skipped and counted.
 
@@ -230,7 +241,9 @@ def load_dataset(
     them); `sample` keeps a random `sample` of them drawn with `sample_seed`, in their original
     order (one or the other). `split` picks the split of a saved DatasetDict (default `train`).
     The file is read `batch_rows` rows at a time; the result does not depend on it (with
-    `limit`, only how many rows are read, `n_total`, does).
+    `limit`, only how many rows are read, `n_total`, does). `encoding` is that of a text file
+    (default UTF-8). `detect_ids`: `columns` without an id still get the id column that
+    `detect_columns` would find (a column named like an id, of unique present values).
     """
     name = os.fspath(source)
     if limit is not None:
@@ -254,8 +267,8 @@ def load_dataset(
     batch_rows = _row_count(batch_rows, "batch_rows")
     if limit is not None:
         batch_rows = min(batch_rows, max(1024, 2 * limit))
-    stream = open_stream(source, split=split, notes=notes, batch_rows=batch_rows)
-    frame, columns, ids, blank = _read_rows(stream, columns, limit, notes)
+    stream = open_stream(source, split=split, notes=notes, batch_rows=batch_rows, encoding=encoding)
+    frame, columns, ids, blank = _read_rows(stream, columns, limit, notes, detect_ids)
     n_skipped = int(blank.sum())
     if n_skipped == len(frame):
         raise DataError(

@@ -7,6 +7,8 @@
 - `frame_of` joins batches into one checked frame; `read_table` reads a whole source, `read_head`
   its first batch.
 - Text stays text: a CSV column becomes numeric only when every value reads back identically.
+- Text files are UTF-8 unless an `encoding` is given (CSV, TSV, JSON, JSON Lines, gzipped too);
+  a file that does not decode is reported with the encoding it looks like.
 
 Every bad input raises `DataError` naming the file and saying what to do.
 """
@@ -32,6 +34,7 @@ from core.data.stream import (
     Batches,
     arrow_batches,
     byte_lines,
+    check_encoding,
     combine,
     delimited_batches,
     jsonl_batches,
@@ -88,33 +91,44 @@ class Stream:
     text_cells: bool = False  # CSV/TSV: cells are text until `frame_of` types whole columns
 
 
-def read_table(source: str | os.PathLike[str], *, split: str | None = None) -> pd.DataFrame:
+def read_table(
+    source: str | os.PathLike[str], *, split: str | None = None, encoding: str | None = None
+) -> pd.DataFrame:
     """Read a dataset file, a `save_to_disk` directory or a demo name into a DataFrame.
 
     Text stays text: CSV/TSV cells are read as strings, and a column becomes numeric only when
     every value reads back identically (so "007" and "1.50" stay strings). Empty CSV cells and
     JSON nulls are missing values (NaN/None/NA); "NA" or "None" written in a cell stays text.
-    `split` picks the split of a saved DatasetDict (default `train`).
+    `split` picks the split of a saved DatasetDict (default `train`); `encoding` is that of a
+    text file (default UTF-8).
     """
-    return read_source(source, split=split, notes=[])[0]
+    return read_source(source, split=split, notes=[], encoding=encoding)[0]
 
 
 def read_head(
-    source: str | os.PathLike[str], *, split: str | None = None, n_rows: int = BATCH_ROWS
+    source: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    n_rows: int = BATCH_ROWS,
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     """The first rows of a source (at most ``n_rows``, one batch), read as `read_table` reads
     them: enough to detect or choose its columns without reading a large file whole."""
-    stream = open_stream(source, split=split, notes=[], batch_rows=n_rows)
+    stream = open_stream(source, split=split, notes=[], batch_rows=n_rows, encoding=encoding)
     with contextlib.closing(stream.batches) as batches:
         first = next(iter(batches), None)
     return frame_of(stream, [] if first is None else [first])
 
 
 def read_source(
-    source: str | os.PathLike[str], *, split: str | None, notes: list[str]
+    source: str | os.PathLike[str],
+    *,
+    split: str | None,
+    notes: list[str],
+    encoding: str | None = None,
 ) -> tuple[pd.DataFrame, str | None]:
     """`read_table`, also returning the split read; what it did silently goes into `notes`."""
-    stream = open_stream(source, split=split, notes=notes)
+    stream = open_stream(source, split=split, notes=notes, encoding=encoding)
     return frame_of(stream, list(stream.batches)), stream.split
 
 
@@ -132,24 +146,29 @@ def open_stream(
     split: str | None,
     notes: list[str],
     batch_rows: int = BATCH_ROWS,
+    encoding: str | None = None,
 ) -> Stream:
     """Open a source for reading in batches of at most `batch_rows` rows.
 
     Paths, formats and splits are checked here; what is wrong inside the data is raised while
-    the batches are read. What reading did silently goes into `notes`.
+    the batches are read. What reading did silently goes into `notes`. `encoding` is that of a
+    text file (CSV, TSV, JSON, JSON Lines; default UTF-8).
     """
+    encoding = check_encoding(encoding)
     if split is not None and (not isinstance(split, str) or not split.strip()):
         raise DataError(f"split must be a split name, got {split!r}.", param="split")
     if isinstance(source, str) and source.startswith("demo:"):
         if split is not None:
             raise DataError(f"{source} has no splits; leave `split` unset.", param="split")
         path = _demo_path(source)
+        _no_encoding(encoding, source, "a bundled demo")
         batches = jsonl_batches(byte_lines(path, source), source, batch_rows=batch_rows)
         return Stream(source, batches)
     name = os.fspath(source)
     path = Path(name)
     mode = _stat_mode(path, name)
     if stat.S_ISDIR(mode):
+        _no_encoding(encoding, name, "a folder written by datasets' save_to_disk")
         files, split = _saved_dataset_files(path, name, split=split, notes=notes)
         return Stream(name, arrow_batches(files, name, batch_rows=batch_rows), split)
     if split is not None:
@@ -161,8 +180,9 @@ def open_stream(
     _check_regular(mode, name)
     fmt, compressed = _format_of(path, name)
     if fmt == "parquet":
+        _no_encoding(encoding, name, "a Parquet file")
         return Stream(name, parquet_batches(path, name, batch_rows=batch_rows))
-    lines = byte_lines(path, name, compressed=compressed)
+    lines = byte_lines(path, name, compressed=compressed, encoding=encoding)
     if fmt == "jsonl":
         return Stream(name, jsonl_batches(lines, name, batch_rows=batch_rows))
     if fmt == "json":
@@ -171,6 +191,15 @@ def open_stream(
         text_lines(lines, name), name, fmt=fmt, notes=notes, batch_rows=batch_rows
     )
     return Stream(name, batches, text_cells=True)
+
+
+def _no_encoding(encoding: str | None, name: str, kind: str) -> None:
+    if encoding is not None:
+        raise DataError(
+            f"{name} is {kind}, which stores text as UTF-8; the encoding {encoding!r} applies "
+            "only to CSV, TSV, JSON and JSON Lines files. Leave the encoding unset.",
+            param="encoding",
+        )
 
 
 def _stat_mode(path: Path, name: str) -> int:

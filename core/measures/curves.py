@@ -13,7 +13,8 @@ baseline, ``prism compare --curves``, the curves stored in a workspace) is one o
 - ``summarise_curves``: raw → summary.
 - ``random_baseline``: the random rows of a feature matrix: random permutations, each scored
   prefix by prefix in one pass, fewer draws where a draw is dear and its spread small.
-- ``budget_sizes`` / ``random_budget_sizes``: log-spaced sizes.
+- ``budget_sizes`` / ``random_budget_sizes``: log-spaced sizes spanning the set (from a few rows
+  to the largest budget).
 - ``baseline_at`` / ``random_mean_at`` / ``random_equivalent``: the random curve read at a size,
   or the size at which it reaches a score — log–log interpolation from one row (G-Vendi exactly
   1), so a 5-row subset is matched against random subsets of about 5 rows.
@@ -36,6 +37,7 @@ CURVE_COLUMNS = ("method", "size", "mean", "sd", "low", "high", "n_seeds")
 RANDOM = "random"
 ABOVE_RANDOM = "above every random size"  # what a G-Vendi above the whole random curve reads as
 SMALL_RANDOM_SIZES = (1, 2, 3, 5, 10)  # random subsets scored below the selectors' smallest budget
+SMALLEST_BUDGET = 20  # the curves' smallest budget once a set has 200 rows or more
 
 
 def _g_vendi(gram: np.ndarray) -> float:
@@ -76,12 +78,23 @@ def summarise_curves(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def budget_sizes(
-    n: int, *, largest: int | None = None, points: int = 10, smallest: int = 20
+    n: int,
+    *,
+    largest: int | None = None,
+    points: int = 10,
+    smallest: int | None = None,
+    extra: Iterable[int] = (),
 ) -> list[int]:
-    """Log-spaced sizes from ``smallest`` to ``largest`` (default n), both included."""
+    """Log-spaced sizes from a few rows to ``largest`` (default n), both included, and the
+    ``extra`` sizes in that range (a workspace's subsets, so each is scored at its own size).
+
+    The smallest size is ``smallest`` if given, else a tenth of the largest, from 2 to
+    ``SMALLEST_BUDGET``: 24 rows give 3, 4, 5, … 24, so a 25 % subset is on the curve.
+    """
     top = max(1, min(n, largest or n))
-    low = min(smallest, top)
-    return sorted({int(s) for s in np.round(np.geomspace(low, top, points))})
+    low = min(smallest if smallest is not None else max(2, min(SMALLEST_BUDGET, top // 10)), top)
+    sizes = {int(s) for s in np.round(np.geomspace(low, top, points))}
+    return sorted(sizes | {int(s) for s in extra if low <= int(s) <= top})
 
 
 def random_budget_sizes(n: int) -> list[int]:

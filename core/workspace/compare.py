@@ -7,8 +7,9 @@
   schema of ``core.measures.curves``; prefix-stable selectors (``SelectorSpec.prefix_stable``)
   are run once per seed at the largest budget and scored prefix by prefix, incrementally.
 - ``random_equivalents``: ``core.measures.curves.random_equivalent`` of each row of a table.
-- ``curve_settings`` / ``workspace_curves``: the curves of a workspace, computed and stored under
-  one set of settings by the CLI and the app alike (``load_curves`` finds them again).
+- ``curve_settings`` / ``curve_budgets`` / ``workspace_curves``: the curves of a workspace, at
+  budgets spanning it, computed and stored under one set of settings by the CLI and the app alike
+  (``load_curves`` finds them again).
 """
 
 from __future__ import annotations
@@ -232,6 +233,14 @@ def curve_settings(
     }
 
 
+def curve_budgets(workspace: Workspace, settings: dict[str, Any]) -> list[int]:
+    """The selectors' budgets on a workspace's curves, the same for the CLI and the app:
+    log-spaced from a few rows to the largest budget (``budget_sizes``), and the sizes of the
+    workspace's subsets up to it."""
+    sizes = [len(record["ids"]) for record in workspace.subsets().values()]
+    return budget_sizes(workspace.n_samples, largest=int(settings["largest"]), extra=sizes)
+
+
 def workspace_curves(
     workspace: Workspace,
     settings: dict[str, Any],
@@ -246,7 +255,7 @@ def workspace_curves(
     raw = budget_curves(
         pool,
         methods=list(settings["methods"]),
-        sizes=budget_sizes(pool.n, largest=int(settings["largest"])),
+        sizes=curve_budgets(workspace, settings),
         seeds=range(int(settings["seeds"])),
         random_sizes=random_budget_sizes(pool.n),
         progress=progress,

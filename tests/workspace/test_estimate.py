@@ -135,3 +135,59 @@ def test_features_page_estimates_before_start_and_offers_a_random_sample(
     next(n for n in at.number_input if n.label.startswith("Random sample")).set_value(10)
     assert "for 10 rows on cpu (probe: 4 rows in" in estimated()
     assert _files(home / "workspaces") == before  # estimating wrote no workspace
+
+
+# ------------------------------------------------------------------------------------------
+# The embedded model's one-time conversion
+
+
+def test_the_conversion_is_announced_only_while_the_cache_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.features.proxy import conversion_note, embedded_model_cached
+
+    assert embedded_model_cached()  # the tests' tokenizer comes from the user's cache
+    assert conversion_note("default") is None and conversion_note("tiny") is None
+    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "fresh"))
+    note = conversion_note("default")
+    assert note is not None and "converting the embedded model once" in note
+    assert re.search(r"about \d+ s; later runs reuse it", note)
+    assert str(tmp_path / "fresh" / "models") in note
+    assert conversion_note("tiny:3") == note  # the tiny model borrows its tokenizer
+    assert conversion_note("Qwen/Qwen2.5-0.5B-Instruct") is None  # nothing of Prism's to convert
+
+
+def test_a_later_run_reuses_the_converted_weights() -> None:
+    from core.features.proxy import default_model_dir, load_proxy, reused_models
+
+    weights = default_model_dir() / "model.safetensors"
+    before = weights.stat()
+    first = load_proxy("tiny")
+    assert load_proxy("tiny") is not first  # each load is its own, outside reused_models
+    with reused_models():
+        shared = load_proxy("tiny")
+        assert load_proxy("tiny") is shared  # the estimate's load serves the run
+        assert load_proxy("tiny:1") is not shared
+    assert load_proxy("tiny") is not shared
+    after = weights.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_the_sentence_counts_the_conversion_in() -> None:
+    estimate = RunEstimate(
+        seconds=400.0, rows=1319, device="cpu", probe_rows=4, probe_seconds=3.1,
+        load_seconds=1.0, convert_seconds=80.0,
+    )  # fmt: skip
+    assert estimate.sentence() == (
+        "about 7 min for 1,319 rows on cpu (probe: 4 rows in 3.1 s; converting the embedded "
+        "model once: 1 min, included)"
+    )
+    assert "converting" not in dataclasses.replace(estimate, convert_seconds=0.0).sentence()
+
+
+def test_long_rows_are_probed_fewer_at_a_time() -> None:
+    long_row = " ".join(f"word{i}" for i in range(700))  # well over PROBE_TOKENS / 2 tokens
+    estimate = estimate_run([long_row] * 12, TINY, probe_rows=4)
+    assert estimate.probe_rows < 4 and estimate.convert_seconds == 0.0
+    short = estimate_run(["A short row about rivers."] * 12, TINY, probe_rows=4)
+    assert short.probe_rows == 4

@@ -22,7 +22,7 @@ import streamlit as st
 
 from core.measures.curves import ABOVE_RANDOM, random_equivalent
 from core.select.selectors import SELECTORS
-from core.workspace.compare import WHOLE_SET, load_curves, workspace_curves
+from core.workspace.compare import WHOLE_SET, curve_budgets, load_curves, workspace_curves
 from core.workspace.compare import curve_settings as stored_curve_settings
 from core.workspace.files import now
 from core.workspace.jobs.record import DONE, FAILED, Job, read_job, report_job, run_in_thread
@@ -167,9 +167,10 @@ def curves_status(ws: Workspace, settings: CurveSettings) -> None:
     if job is not None and job.status == FAILED:
         error_message(f"The curves could not be computed: {job.message}")
     n = ws.n_samples
+    budgets = curve_budgets(ws, stored_settings(ws, settings))
     st.caption(
-        f"Each selector is run {settings.seeds} times (one per seed) at budgets from 20 to "
-        f"{min(settings.largest, n):,} rows, and random subsets up to all {n:,} rows; every "
+        f"Each selector is run {settings.seeds} times (one per seed) at budgets from "
+        f"{budgets[0]:,} to {budgets[-1]:,} rows, and random subsets up to all {n:,} rows; every "
         "subset is scored by its G-Vendi. This runs in the background: the page stays usable."
     )
     failed = job is not None and job.status == FAILED

@@ -39,25 +39,37 @@ def _mtime(source: str) -> float:
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the first rows…")
-def _read(source: str, mtime: float) -> pd.DataFrame:
-    return read_head(source)
+def _read(source: str, mtime: float, encoding: str | None) -> pd.DataFrame:
+    return read_head(source, encoding=encoding)
 
 
-def read(source: str) -> pd.DataFrame:
+def read(source: str, encoding: str | None = None) -> pd.DataFrame:
     """The source's first rows, to detect and choose its columns (the dataset is read by `load`)."""
-    return _read(source, _mtime(source))
+    return _read(source, _mtime(source), encoding)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Checking every row…")
 def _load(
-    source: str, mtime: float, columns: tuple[tuple[str, Any], ...], sample: int | None = None
+    source: str,
+    mtime: float,
+    columns: tuple[tuple[str, Any], ...],
+    sample: int | None = None,
+    encoding: str | None = None,
 ) -> Dataset:
-    return load_dataset(source, columns=ColumnMap(**dict(columns)), sample=sample, sample_seed=0)
+    return load_dataset(
+        source,
+        columns=ColumnMap(**dict(columns)),
+        sample=sample,
+        sample_seed=0,
+        encoding=encoding,
+    )
 
 
-def load(source: str, columns: ColumnMap, *, sample: int | None = None) -> Dataset:
+def load(
+    source: str, columns: ColumnMap, *, sample: int | None = None, encoding: str | None = None
+) -> Dataset:
     """The dataset (cached), or a seeded random ``sample`` of its rows (seed 0)."""
-    return _load(source, _mtime(source), tuple(columns.to_dict().items()), sample)
+    return _load(source, _mtime(source), tuple(columns.to_dict().items()), sample, encoding)
 
 
 def detected(frame: pd.DataFrame, source: str) -> tuple[ColumnMap | None, str]:
@@ -205,8 +217,19 @@ def add_dataset() -> None:
     source, label = choose_source(slots)
     if source is None:
         st.stop()
+    encoding = (
+        st.text_input(
+            "Text encoding",
+            value="utf-8",
+            key="data_encoding",
+            help="Of a CSV, TSV, JSON or JSON Lines file, e.g. cp1252, latin-1, utf-16. A file "
+            "that is not UTF-8 is reported with the encoding it looks like.",
+        ).strip()
+        or None
+    )
+    slots.under("encoding")
     try:
-        frame = read(source)
+        frame = read(source, encoding)
     except DataError as error:
         slots.show(as_uploaded(error, source, label))
         st.stop()
@@ -232,7 +255,7 @@ def add_dataset() -> None:
         st.caption("Choose the columns above to see the rows as the model will read them.")
         st.stop()
     try:
-        dataset = load(source, columns)
+        dataset = load(source, columns, encoding=encoding)
     except DataError as error:
         slots.show(as_uploaded(error, source, label))
         st.stop()
@@ -243,6 +266,7 @@ def add_dataset() -> None:
             "columns": columns.to_dict(),
             "label": label,
             "n_samples": dataset.n_samples,
+            "encoding": encoding,
         }
         st.switch_page(PAGES["features"])
 

@@ -12,7 +12,7 @@ import streamlit as st
 from core.data.columns import ColumnMap
 from core.errors import PrismError
 from core.features.extract import FeatureConfig
-from core.features.proxy import DEFAULT_MODEL, prism_home
+from core.features.proxy import DEFAULT_MODEL, conversion_note, prism_home
 from core.workspace.jobs.estimate import estimate_run
 from core.workspace.jobs.extraction import prepare_workspace, start_background
 from core.workspace.store import default_workspace_path
@@ -148,9 +148,20 @@ def settings_form(pending: dict[str, Any]) -> None:
             dtype=dtype,
         )
         columns = ColumnMap.from_dict(pending["columns"])
-        dataset = data.load(pending["source"], columns, sample=int(sample) or None)
+        dataset = data.load(
+            pending["source"],
+            columns,
+            sample=int(sample) or None,
+            encoding=pending.get("encoding"),
+        )
         if probe:
-            with st.spinner("Timing a few rows with the proxy model…", show_time=True):
+            note = conversion_note(config.model)  # the first use converts the embedded model
+            with st.spinner(
+                f"{note[0].upper()}{note[1:]}, then timing a few rows…"
+                if note
+                else "Timing a few rows with the proxy model…",
+                show_time=True,
+            ):
                 estimate = estimate_run(dataset, config)
             st.session_state[ESTIMATE] = (pending.get("source"), estimate.sentence())
             st.rerun()

@@ -6,8 +6,11 @@ token length (picked with ``seed``), and scales that time by the tokens of all r
 sample of at most ``LENGTH_SAMPLE`` rows). It writes nothing: no workspace, no shard, no progress.
 
 The cost of a row grows about linearly with its tokens at these lengths, so the estimate is
-probe seconds × (mean tokens per row × rows) / probe tokens, plus the model's load time. A GPU
-runs the real job in larger batches than the probe, which this does not model.
+probe seconds × (mean tokens per row × rows) / probe tokens, plus the model's load time, plus
+converting the embedded model when this is its first use (measured, and said in the sentence;
+``core.features.proxy.conversion_note`` says it before). Long rows are probed fewer at a time
+(about ``PROBE_TOKENS`` tokens in all, at least one row). A GPU runs the real job in larger
+batches than the probe, which this does not model.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from core.features.tokenize import Conversation
 
 LENGTH_SAMPLE = 256  # rows tokenised to learn the data's length distribution
+PROBE_TOKENS = 1024  # enough tokens to time: rows past it are not probed (a row costs ∝ tokens)
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,22 @@ class RunEstimate:
     probe_rows: int
     probe_seconds: float
     load_seconds: float = 0.0
+    convert_seconds: float = 0.0  # the embedded model's one-time conversion, when it ran here
 
     def sentence(self) -> str:
-        """ "about 25 min for 1,319 rows on cpu (probe: 4 rows in 3.1 s)"."""
+        """ "about 25 min for 1,319 rows on cpu (probe: 4 rows in 3.1 s)", and the one-time
+        conversion of the embedded model when it was part of it."""
         rows = f"{self.rows:,} row{'' if self.rows == 1 else 's'}"
         probe = f"{self.probe_rows} row{'' if self.probe_rows == 1 else 's'}"
+        converted = (
+            f"; converting the embedded model once: {rough_duration(self.convert_seconds)}, "
+            "included"
+            if self.convert_seconds
+            else ""
+        )
         return (
             f"about {rough_duration(self.seconds)} for {rows} on {self.device} "
-            f"(probe: {probe} in {self.probe_seconds:.1f} s)"
+            f"(probe: {probe} in {self.probe_seconds:.1f} s{converted})"
         )
 
 
@@ -102,12 +114,17 @@ def estimate_run(
     import torch
 
     from core.features.extract import FeatureExtractor
-    from core.features.proxy import load_proxy
+    from core.features.proxy import conversion_note, default_model_dir, load_proxy
 
     check_int(probe_rows, param="probe_rows", minimum=1)
     sample, rows = _length_sample(dataset_or_samples, seed)
     if rows == 0:
         raise PrismError("There are no rows to estimate a run for.")
+    convert_seconds = 0.0
+    if conversion_note(config.model) is not None:
+        started = time.perf_counter()
+        default_model_dir()
+        convert_seconds = time.perf_counter() - started
     started = time.perf_counter()
     proxy = load_proxy(
         config.model,
@@ -119,7 +136,8 @@ def estimate_run(
     extractor = FeatureExtractor(proxy, config)
     encoded = extractor.encode(sample)
     lengths = [len(e.input_ids) for e in encoded]
-    chosen = probe_indices(lengths, min(probe_rows, len(encoded)), seed=seed)
+    by_tokens = max(1, -(-PROBE_TOKENS // max(int(np.median(lengths)), 1)))
+    chosen = probe_indices(lengths, min(probe_rows, len(encoded), by_tokens), seed=seed)
     probe = [encoded[int(i)] for i in chosen]
     if torch.device(proxy.device).type == "cuda":
         extractor.compute(probe[:1])  # warm-up: kernel choices, compiled functions
@@ -132,10 +150,11 @@ def estimate_run(
     probe_tokens = sum(len(e.input_ids) for e in probe)
     seconds = probe_seconds * float(np.mean(lengths)) * rows / max(probe_tokens, 1)
     return RunEstimate(
-        seconds=seconds + load_seconds,
+        seconds=seconds + load_seconds + convert_seconds,
         rows=rows,
         device=str(proxy.device),
         probe_rows=len(probe),
         probe_seconds=probe_seconds,
         load_seconds=load_seconds,
+        convert_seconds=convert_seconds,
     )

@@ -274,7 +274,7 @@ def run_features(
     alone writes the manifest and the progress (the other ranks' rows estimated from its own),
     waits for all ranks, and assembles; the others return when their windows are done.
     """
-    from core.features.proxy import load_proxy
+    from core.features.proxy import conversion_note, load_proxy
 
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=group.device or device
@@ -320,7 +320,8 @@ def run_features(
 
     with sigterm_stops():
         try:
-            report("running", "loading the proxy model" if len(todo) else "assembling")
+            loading = conversion_note(config.model) or "loading the proxy model"
+            report("running", loading if len(todo) else "assembling")
             if len(todo):
                 from core.features.extract import FeatureExtractor
 
