@@ -50,13 +50,15 @@ N = 240
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty $PRISM_HOME; the shipped demo is hidden so 'no workspace' stays true.
+    """An empty $PRISM_HOME (with its own workspace registry); the shipped demo is hidden so
+    'no workspace' stays true.
 
     The test's folder is a data root, so the pages may read and write files beside the home.
     """
     root = tmp_path / "home"
     root.mkdir()
     monkeypatch.setenv("PRISM_HOME", str(root))
+    monkeypatch.delenv("PRISM_WORKSPACE_REGISTRY", raising=False)
     monkeypatch.setattr("core.workspace.demo.SHIPPED", tmp_path / "no-shipped-demo")
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
     return root

@@ -121,6 +121,7 @@ def features(
         prepare_workspace,
         remove_created,
     )
+    from core.workspace.registry import register_workspace
     from core.workspace.store import default_workspace_path
 
     config = FeatureConfig(
@@ -163,6 +164,7 @@ def features(
     fresh = not path.exists() or not any(path.iterdir())
     created = outermost_missing(path)
     ws = prepare_workspace(path, dataset, config, force=force)
+    register_workspace(ws.path, by="prism features")  # the app lists it, wherever it is
     group.share(str(ws.path))
     for note in ws.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -340,8 +342,10 @@ def demo(
 ) -> None:
     """Make sure the GSM8K demo workspace (features, clusters, map) is ready; print its path."""
     from core.workspace.demo import ensure_demo_workspace
+    from core.workspace.registry import register_workspace
 
     ws = ensure_demo_workspace()
+    register_workspace(ws.path, by="prism demo")
     if quiet:
         typer.echo(str(ws.path))
         return
