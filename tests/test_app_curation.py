@@ -661,15 +661,30 @@ def test_compare_page_shows_the_curves_the_cli_computed(ready: Workspace) -> Non
 
     from cli_support import invoke
 
-    code, out, err = invoke("compare", ready.path, "--curves", "--seeds", "2", "--json")
+    code, out, err = invoke(
+        "compare", ready.path, "--curves", "--seeds", "2", "--method", "k_center", "--json"
+    )
     assert code == 0, err
     computed = json.loads(out)["curves"]
     at = app("compare")
+    assert_clean(at)
+    # no "Compute the curves" click and no settings to match by hand: the page starts at the
+    # stored curves' settings and says when and how they were made
+    assert not any(b.label == "Compute the curves" for b in at.button)
+    assert at.multiselect(key="curve_methods_demo-gsm8k").value == ["k_center"]
+    assert at.number_input(key="curve_seeds_demo-gsm8k").value == 2
+    made = Workspace.open(ready.path).curves
+    assert made is not None and made.by == "prism compare --curves" and made.computed
+    note = " ".join(c.value for c in at.caption)
+    assert "computed by `prism compare --curves` on " + made.computed[:10] in note
+    assert "selectors k_center and random; 2 seeds" in note
+    # other settings: the stored curves are named, and these can be computed
+    at.number_input(key="curve_seeds_demo-gsm8k").set_value(3)
+    at.run()
+    assert any(b.label == "Compute the curves" for b in at.button)
+    assert "Choose those settings above" in " ".join(c.value for c in at.caption)
     at.number_input(key="curve_seeds_demo-gsm8k").set_value(2)
     at.run()
-    assert_clean(at)
-    # no "Compute the curves" click: the page reads what `prism compare --curves` stored
-    assert not any(b.label == "Compute the curves" for b in at.button)
     assert len(at.get("plotly_chart")) == 1
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     random_trace = next(t for t in spec["data"] if t.get("name") == "random (baseline)")

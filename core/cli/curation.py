@@ -211,7 +211,10 @@ def compare(
         settings = curve_settings(ws, methods=methods or None, seeds=seeds, largest=largest)
         with console.status("scoring selectors over budgets …") as status:
             summary = workspace_curves(
-                ws, settings, progress=lambda text: status.update(f"scoring {text} …")
+                ws,
+                settings,
+                by="prism compare --curves",
+                progress=lambda text: status.update(f"scoring {text} …"),
             )
         record["curves"] = [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
