@@ -474,6 +474,26 @@ def test_export_panel_offers_downloads(ready: Workspace) -> None:
     assert "prism_id" in texts(at)  # the derived columns are listed
 
 
+def test_a_subset_rebuilt_from_a_manifest_says_so(ready: Workspace, tmp_path: Path) -> None:
+    from cli_support import invoke
+
+    code, _, err = invoke("select", ready.path, "--method", "k_center", "--k", "9", "--name", "kc")
+    assert code == 0, err
+    out = tmp_path / "kc.jsonl"
+    code, _, err = invoke("export", ready.path, "--subset", "kc", "--out", out)
+    assert code == 0, err
+    manifest = tmp_path / "kc.jsonl.manifest.json"
+    code, _, err = invoke("select", ready.path, "--from-manifest", manifest, "--name", "kc again")
+    assert code == 0, err
+    at = app("subsets")
+    assert_clean(at)
+    listed = next(d.value for d in at.dataframe if "Made by" in d.value.columns)
+    made = dict(zip(listed["Name"], listed["Made by"], strict=True))
+    assert made["kc"] == "k_center (k=9, seed=0)"
+    assert made["kc again"].startswith("k_center (k=9, seed=0); rebuilt from " + str(manifest))
+    assert made["kc again"].endswith("(same ids as the export)")
+
+
 def test_write_to_a_path_never_overwrites_without_asking(ready: Workspace, tmp_path: Path) -> None:
     save_subset(ready, "few", ["1", "2", "3"], how={"method": "hand"})
     target = tmp_path / "out.jsonl"

@@ -60,7 +60,9 @@ def select(
     if from_manifest is not None:
         manifest = read_manifest(from_manifest)
         stored = manifest["subset"].get("name") or "reproduced"
-        text, identical = reproduce_subset(ws, manifest, name=name or stored, overwrite=force)
+        text, identical = reproduce_subset(
+            ws, manifest, name=name or stored, overwrite=force, source=from_manifest
+        )
         rows = rows_of(ws, text)
     else:
         if method is None or name is None:
@@ -111,7 +113,7 @@ subset_app = typer.Typer(
 def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """The workspace's named subsets: size and how each was made."""
     from core.workspace.compare import describe_how
-    from core.workspace.subsets import stale_reason
+    from core.workspace.subsets import rebuilt_note, stale_reason
 
     subsets = open_workspace(workspace).subsets()
     if as_json:
@@ -122,12 +124,19 @@ def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
                     "how": r.get("how"),
                     "created": r.get("created"),
                     "stale": stale_reason(r),
+                    "rebuilt": r.get("rebuilt"),
                 }
                 for n, r in subsets.items()
             }
         )
         return
-    print_subset_list(subsets, describe=describe_how, stale=stale_reason)
+
+    def describe(record: dict[str, Any]) -> str:
+        rebuilt = rebuilt_note(record, full=False)
+        how = describe_how(record.get("how") or {})
+        return f"{how}; {rebuilt}" if rebuilt else how
+
+    print_subset_list(subsets, describe=describe, stale=stale_reason)
 
 
 @subset_app.command("combine")
