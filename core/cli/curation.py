@@ -202,6 +202,7 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Subsets side by side: size, G-Vendi, Vendi q=2/∞, coverage, loss (--wide: more)."""
+    from core.measures.clusters import few_rows_note
     from core.measures.curves import budget_sizes
     from core.workspace.analyses import text_scores
     from core.workspace.compare import (
@@ -234,6 +235,9 @@ def compare(
         return
     equals = None if summary is None else random_equivalents(table_rows, summary, n=ws.n_samples)
     print_subsets(ws.name, table_rows, summary, equals, n=ws.n_samples, wide=wide)
+    caution = few_rows_note(ws.n_samples, ws.clusters.sizes) if ws.clusters is not None else None
+    if caution is not None:
+        console.print(f"[yellow]few rows:[/] {escape(caution)}", highlight=False)
     if summary is not None:
         sizes = budget_sizes(ws.n_samples, largest=int(settings["largest"]))
         print_curves(summary, sizes=sizes, seeds=seeds, n=ws.n_samples)
