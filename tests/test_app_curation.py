@@ -492,6 +492,11 @@ def test_a_subset_rebuilt_from_a_manifest_says_so(ready: Workspace, tmp_path: Pa
     assert made["kc"] == "k_center (k=9, seed=0)"
     assert made["kc again"].startswith("k_center (k=9, seed=0); rebuilt from " + str(manifest))
     assert made["kc again"].endswith("(same ids as the export)")
+    # picked, its whole recipe is under its name
+    next(b for b in at.selectbox if b.label == "Work with").set_value("kc again")
+    at.run()
+    assert_clean(at)
+    assert any(f"rebuilt from {manifest}" in c.value.replace("\\", "") for c in at.caption)
 
 
 def test_write_to_a_path_never_overwrites_without_asking(ready: Workspace, tmp_path: Path) -> None:

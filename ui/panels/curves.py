@@ -120,7 +120,8 @@ def made_note(section: CurvesSection | None) -> str:
     by = f" by `{section.by}`" if section.by else ""
     when = f" on {section.computed[:16].replace('T', ' ')}" if section.computed else ""
     took = f" in {fmt.duration(section.seconds)}" if section.seconds is not None else ""
-    return f"Stored curves, computed{by}{when}{took} ({how})."
+    made_by = f", computed{by}{when}{took}" if by or when or took else ""
+    return f"Stored curves{made_by} ({how})."
 
 
 def job_kind(settings: CurveSettings) -> str:

@@ -70,6 +70,14 @@ def made_by(entry: dict[str, Any]) -> str:
     return f"{text}; {rebuilt}" if rebuilt else text
 
 
+def recipe(ws: Workspace, name: str) -> None:
+    """How the subset was made, in full under its name (the list's column is cut to its width),
+    where it was rebuilt from included."""
+    entry = ws.subsets().get(name) or {}
+    reason = stale_reason(entry)
+    st.caption(plain(f"Stale: {reason}; delete it." if reason else f"Made by {made_by(entry)}."))
+
+
 def unique_name(base: str, taken: Any) -> str:
     """``base``, or ``base (2)``, ``base (3)``… — the first one not in ``taken``."""
     base = " ".join(base.split())[: MAX_NAME - 5] or "subset"
