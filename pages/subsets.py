@@ -44,6 +44,7 @@ with widgets.guard():
     left, right = st.columns([1, 1.25], gap="large")
     with left:
         st.markdown(f"#### “{widgets.plain(name)}”")
+        subsets.recipe(ws, name)
         subsets.actions(ws, name)
         rows = subsets.positions(ws).get(name)
         if rows is not None and rows.size:

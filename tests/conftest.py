@@ -2,12 +2,14 @@
 
 Every model run uses ``--model tiny`` (a 2-layer random Llama). The tiny model reuses the embedded
 model's tokenizer, cached under ``$PRISM_HOME/models`` after its first use, so tests keep the
-user's ``PRISM_HOME`` and put their workspaces under ``tmp_path`` instead.
+user's ``PRISM_HOME`` and put their workspaces under ``tmp_path`` instead; the workspaces they
+make are registered in a registry file of the test run, not the user's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,22 @@ from cli_support import (  # noqa: F401 — re-exported for the tests
     sample_records,
     write_jsonl,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def workspace_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The registry of workspaces made during the run (``core.workspace.registry``), in a
+    temporary folder and passed on to the processes the tests start."""
+    from core.workspace.registry import REGISTRY_ENV
+
+    path = tmp_path_factory.mktemp("registry") / "workspaces.json"
+    saved = os.environ.get(REGISTRY_ENV)
+    os.environ[REGISTRY_ENV] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop(REGISTRY_ENV, None)
+    else:
+        os.environ[REGISTRY_ENV] = saved
 
 
 @pytest.fixture

@@ -46,13 +46,15 @@ N = 240
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty $PRISM_HOME; the shipped demo is hidden so 'no workspace' stays true.
+    """An empty $PRISM_HOME (with its own workspace registry); the shipped demo is hidden so
+    'no workspace' stays true.
 
     The test's folder is a data root, so the pages may read and write files beside the home.
     """
     root = tmp_path / "home"
     root.mkdir()
     monkeypatch.setenv("PRISM_HOME", str(root))
+    monkeypatch.delenv("PRISM_WORKSPACE_REGISTRY", raising=False)
     monkeypatch.setattr("core.workspace.demo.SHIPPED", tmp_path / "no-shipped-demo")
     monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path))
     return root
@@ -164,6 +166,7 @@ def test_page_with_workspace_renders(ready: Workspace, page: str) -> None:
     at = app(page)
     assert_clean(at)
     assert [t.value for t in at.title] == [PAGES[page]]
+    assert not [w for w in at.warning if "Few rows" in w.value]  # 240 rows in 24 clusters
     scores = ready.manifest["scores"]
     if page == "map":
         assert len(at.get("plotly_chart")) == 1  # one WebGL scatter per page
@@ -754,3 +757,48 @@ def test_feature_job_runs_in_its_own_process_and_moves_on_to_the_map(
     assert "Building the map" in texts(at)
     ws = Workspace.open(path)
     assert ws.has_features and ws.features().shape == (6, 256)
+
+
+def test_lasso_badge_is_neutral_when_the_selection_is_level_with_random(ready: Workspace) -> None:
+    """Every row is every random subset of its size: "≈ random" in grey, no arrow (the rule:
+    core.measures.selection.versus_random); a selection far above random keeps its green
+    "+x vs random"."""
+    from streamlit.proto.Metric_pb2 import Metric
+
+    from core.select.selectors import select as run_selector
+    from core.workspace.subsets import selector_pool
+
+    at = app()
+    select(at, ready, list(range(N)))
+    at.run()
+    at.run()  # the random baseline, if it was still being computed
+    assert_clean(at)
+    badge = next(m for m in at.metric if m.label.startswith("G-Vendi of the selection"))
+    assert badge.proto.delta == "≈ random"
+    assert badge.proto.color == Metric.MetricColor.GRAY
+    assert badge.proto.direction == Metric.MetricDirection.NONE
+    # k-center rows are far more diverse than random rows of the same count
+    spread = run_selector("k_center", selector_pool(ready), budget=12, seed=0)
+    select(at, ready, sorted(int(r) for r in spread))
+    at.run()
+    assert_clean(at)
+    badge = next(m for m in at.metric if m.label.startswith("G-Vendi of the selection"))
+    assert badge.proto.delta.startswith("+") and badge.proto.delta.endswith("vs random")
+    assert badge.proto.color == Metric.MetricColor.GREEN
+    assert badge.proto.direction == Metric.MetricDirection.UP
+
+
+@pytest.mark.parametrize("page", ["map", "diversity", "compare"])
+def test_cluster_figures_of_a_small_set_are_marked_as_noise(home: Path, page: str) -> None:
+    """24 rows in 4 clusters: where cluster sizes, sparse clusters or coverage are shown, the
+    page says they are rough and by which rule (core.measures.clusters.few_rows_note)."""
+    from core.measures.clusters import FEW_ROWS_RULE
+
+    small = make_workspace(home / "workspaces" / "small", n=24, dim=16, n_clusters=4, seed=1)
+    at = app(page)
+    at.session_state[state.WORKSPACE] = str(small.path)
+    at.run()
+    assert_clean(at)
+    warned = [w.value for w in at.warning if "Few rows" in w.value]
+    assert len(warned) == 1, [w.value for w in at.warning]
+    assert "24 rows in 4 clusters" in warned[0] and FEW_ROWS_RULE in warned[0]

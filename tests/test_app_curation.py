@@ -480,6 +480,31 @@ def test_export_panel_offers_downloads(ready: Workspace) -> None:
     assert "prism_id" in texts(at)  # the derived columns are listed
 
 
+def test_a_subset_rebuilt_from_a_manifest_says_so(ready: Workspace, tmp_path: Path) -> None:
+    from cli_support import invoke
+
+    code, _, err = invoke("select", ready.path, "--method", "k_center", "--k", "9", "--name", "kc")
+    assert code == 0, err
+    out = tmp_path / "kc.jsonl"
+    code, _, err = invoke("export", ready.path, "--subset", "kc", "--out", out)
+    assert code == 0, err
+    manifest = tmp_path / "kc.jsonl.manifest.json"
+    code, _, err = invoke("select", ready.path, "--from-manifest", manifest, "--name", "kc again")
+    assert code == 0, err
+    at = app("subsets")
+    assert_clean(at)
+    listed = next(d.value for d in at.dataframe if "Made by" in d.value.columns)
+    made = dict(zip(listed["Name"], listed["Made by"], strict=True))
+    assert made["kc"] == "k_center (k=9, seed=0)"
+    assert made["kc again"].startswith("k_center (k=9, seed=0); rebuilt from " + str(manifest))
+    assert made["kc again"].endswith("(same ids as the export)")
+    # picked, its whole recipe is under its name
+    next(b for b in at.selectbox if b.label == "Work with").set_value("kc again")
+    at.run()
+    assert_clean(at)
+    assert any(f"rebuilt from {manifest}" in c.value.replace("\\", "") for c in at.caption)
+
+
 def test_write_to_a_path_never_overwrites_without_asking(ready: Workspace, tmp_path: Path) -> None:
     save_subset(ready, "few", ["1", "2", "3"], how={"method": "hand"})
     target = tmp_path / "out.jsonl"
@@ -667,15 +692,30 @@ def test_compare_page_shows_the_curves_the_cli_computed(ready: Workspace) -> Non
 
     from cli_support import invoke
 
-    code, out, err = invoke("compare", ready.path, "--curves", "--seeds", "2", "--json")
+    code, out, err = invoke(
+        "compare", ready.path, "--curves", "--seeds", "2", "--method", "k_center", "--json"
+    )
     assert code == 0, err
     computed = json.loads(out)["curves"]
     at = app("compare")
+    assert_clean(at)
+    # no "Compute the curves" click and no settings to match by hand: the page starts at the
+    # stored curves' settings and says when and how they were made
+    assert not any(b.label == "Compute the curves" for b in at.button)
+    assert at.multiselect(key="curve_methods_demo-gsm8k").value == ["k_center"]
+    assert at.number_input(key="curve_seeds_demo-gsm8k").value == 2
+    made = Workspace.open(ready.path).curves
+    assert made is not None and made.by == "prism compare --curves" and made.computed
+    note = " ".join(c.value for c in at.caption)
+    assert "computed by `prism compare --curves` on " + made.computed[:10] in note
+    assert "selectors k_center and random; 2 seeds" in note
+    # other settings: the stored curves are named, and these can be computed
+    at.number_input(key="curve_seeds_demo-gsm8k").set_value(3)
+    at.run()
+    assert any(b.label == "Compute the curves" for b in at.button)
+    assert "Choose those settings above" in " ".join(c.value for c in at.caption)
     at.number_input(key="curve_seeds_demo-gsm8k").set_value(2)
     at.run()
-    assert_clean(at)
-    # no "Compute the curves" click: the page reads what `prism compare --curves` stored
-    assert not any(b.label == "Compute the curves" for b in at.button)
     assert len(at.get("plotly_chart")) == 1
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     random_trace = next(t for t in spec["data"] if t.get("name") == "random (baseline)")

@@ -1,7 +1,9 @@
 """The local app is not a door into the machine.
 
 - A real `streamlit run app.py` server answers HTTP requests and websocket handshakes only when
-  their Host (and Origin) is a local name or one the user configured (DNS rebinding).
+  their Host is a local name or one the user configured (DNS rebinding), their Origin is the
+  app's own host and port (not another local program's page) or a configured one, they carry one
+  Host header, and their request line names a path, not a whole URL.
 - The Data page's server paths and the Subsets page's path exports stay inside the data roots
   (the working directory, $PRISM_HOME, PRISM_DATA_ROOTS), symlinks included.
 - Uploads are pruned by age and by total size.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from ui import paths
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGURED = "prism.example"  # a name the test server is told to answer to
+TUNNEL = 9000  # a configured `localhost:port` origin (an SSH tunnel's port)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     env = {
         **os.environ,
         "PRISM_HOME": str(home),
-        "PRISM_ALLOWED_HOSTS": CONFIGURED,
+        "PRISM_ALLOWED_HOSTS": f"{CONFIGURED}, localhost:{TUNNEL}",
         "PYTHONUNBUFFERED": "1",
     }
     log_path = home / "server.log"
@@ -94,6 +98,32 @@ def status(port: int, path: str, **headers: object) -> int:
     return ask(port, path, **headers)[0]  # type: ignore[arg-type]
 
 
+def raw(port: int, request_line: str, *headers: str) -> tuple[int, str]:
+    """(status, start of the reply) of a request written byte for byte, as no client library
+    would write it (a whole URL as its target, two Host headers)."""
+    text = "\r\n".join([request_line, *headers, "Connection: close", "", ""])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(text.encode("ascii"))
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+            if len(reply) > 2000:
+                break
+    head = reply.decode("utf-8", "replace")
+    return int(head.split(" ", 2)[1]), head
+
+
+def upgrade_headers() -> list[str]:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return [
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: streamlit",
+    ]
+
+
 # ------------------------------------------------------------------------------------------
 # Host and Origin (DNS rebinding)
 
@@ -120,6 +150,76 @@ def test_foreign_origin_is_refused_over_http(server: int) -> None:
     assert status(server, "/", host=local, origin="null") == 403
     assert status(server, "/", host=local, origin=f"http://localhost:{server}") == 200
     assert status(server, "/", host=local, origin=f"http://{CONFIGURED}") == 200
+    assert status(server, "/", host=local, origin=f"https://{CONFIGURED}:{server}") == 200
+
+
+def test_a_page_of_another_local_program_is_refused(server: int) -> None:
+    """A page on another port of this machine is another program's: its Origin is refused."""
+    local = f"127.0.0.1:{server}"
+    for origin in ("http://127.0.0.1:9999", "http://localhost", "https://[::1]:8443"):
+        code, body = ask(server, "/", host=local, origin=origin)
+        assert code == 403, origin
+        assert "name:port" in body and str(server) in body  # says the port and how to allow one
+        assert status(server, "/_stcore/stream", host=local, origin=origin, upgrade=True) == 403
+    # a configured host:port is that port only; a configured bare name is not any port
+    assert status(server, "/", host=local, origin=f"http://localhost:{TUNNEL}") == 200
+    assert status(server, "/", host=local, origin=f"http://localhost:{TUNNEL + 1}") == 403
+    assert status(server, "/", host=local, origin=f"http://{CONFIGURED}:9999") == 403
+    assert status(server, "/", host=local, origin="http://127.0.0.1:notaport") == 403
+
+
+def test_two_host_headers_and_whole_url_targets_are_refused(server: int) -> None:
+    local = f"Host: 127.0.0.1:{server}"
+    assert raw(server, "GET / HTTP/1.1", local)[0] == 200  # the same request, written well
+    # refused by the HTTP parser (h11) or, for one that lets them through, by the guard
+    for second in ("Host: evil.example", local):
+        assert raw(server, "GET / HTTP/1.1", local, second)[0] == 400, second
+    upgrade = upgrade_headers()
+    assert (
+        raw(server, "GET /_stcore/stream HTTP/1.1", "Host: evil.example", local, *upgrade)[0] == 400
+    )
+    two_origins = (f"Origin: http://{local[6:]}", "Origin: http://evil.example")
+    code, body = raw(server, "GET / HTTP/1.1", local, *two_origins)
+    assert code == 400 and "2 Origin" in body
+    for target in ("http://evil.example/", f"http://127.0.0.1:{server}/", "*"):
+        code, body = raw(server, f"GET {target} HTTP/1.1", local)
+        assert code == 403 and "no proxy" in body, target
+    assert raw(server, "GET http://evil.example/_stcore/stream HTTP/1.1", local, *upgrade)[0] == 403
+
+
+def test_the_guard_checks_every_host_header_a_parser_passes_on() -> None:
+    """Some HTTP parsers (httptools) pass two Host headers on to the app: the guard refuses them."""
+    import asyncio
+
+    from ui.guard import Allowed, LocalOnly
+
+    served: list[str] = []
+
+    async def inner(scope: dict, receive: object, send: object) -> None:
+        served.append(scope["path"])
+
+    guard = LocalOnly(inner, allowed=Allowed(own=frozenset({"127.0.0.1"})))  # type: ignore[arg-type]
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    def call(*hosts: bytes, path: str = "/") -> int:
+        sent.clear()
+        headers = [(b"host", h) for h in hosts]
+        scope = {"type": "http", "path": path, "headers": headers, "server": ("127.0.0.1", 8501)}
+        asyncio.run(guard(scope, receive, send))  # type: ignore[arg-type]
+        return int(sent[0]["status"]) if sent else 200
+
+    assert call(b"127.0.0.1:8501") == 200 and served == ["/"]
+    assert call(b"127.0.0.1:8501", b"evil.example") == 400
+    assert call(b"evil.example", b"127.0.0.1:8501") == 400
+    assert call(b"127.0.0.1:8501", b"127.0.0.1:8501") == 400
+    assert call(b"127.0.0.1:8501", path="http://evil.example/") == 403
+    assert served == ["/"]  # nothing refused reached the app
 
 
 def test_websocket_handshake_needs_local_host_and_origin(server: int) -> None:
@@ -133,6 +233,8 @@ def test_websocket_handshake_needs_local_host_and_origin(server: int) -> None:
     # the app's own page
     assert status(server, stream, host=local, origin=f"http://{local}", upgrade=True) == 101
     assert status(server, stream, host=f"localhost:{server}", upgrade=True) == 101
+    # another local program's page
+    assert status(server, stream, host=local, origin="http://127.0.0.1:9999", upgrade=True) == 403
 
 
 def test_host_names_parse_like_a_browser_sends_them() -> None:
@@ -144,6 +246,27 @@ def test_host_names_parse_like_a_browser_sends_them() -> None:
     assert host_name("localhost.") == "localhost"
     for bad in (None, "", "user@localhost", "localhost:99999", "localhost:x", "localhost/a"):
         assert host_name(bad) is None, bad
+
+
+def test_allowed_hosts_entries_take_a_host_or_a_host_and_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ui.guard import allowed
+
+    monkeypatch.setenv("PRISM_ALLOWED_HOSTS", " Box.Lan , localhost:9000, [::1]:7000, fe80::1,,")
+    rules = allowed()
+    assert ("box.lan", None) in rules.extra and ("localhost", 9000) in rules.extra
+    assert ("::1", 7000) in rules.extra and ("fe80::1", None) in rules.extra
+    assert rules.host_ok("box.lan:1234") and not rules.host_ok("evil.example")
+    assert rules.origin_ok("http://box.lan", server_port=8501)  # behind a proxy on port 80
+    assert rules.origin_ok("http://box.lan:8501", server_port=8501)
+    assert not rules.origin_ok("http://box.lan:8080", server_port=8501)
+    assert rules.origin_ok("http://[::1]:7000", server_port=8501)
+    assert rules.origin_ok("http://[::1]:8501", server_port=8501)
+    assert not rules.origin_ok("http://[::1]:7001", server_port=8501)
+    assert not rules.origin_ok("ftp://localhost:8501", server_port=8501)
+    monkeypatch.setenv("PRISM_ALLOWED_HOSTS", "*")
+    assert allowed().origin_ok("http://anything:1", server_port=8501)
 
 
 # ------------------------------------------------------------------------------------------

@@ -88,6 +88,57 @@ def test_open_a_workspace_folder_by_its_path_then_it_is_remembered(
     assert state.recent_workspaces() == []
 
 
+@pytest.fixture
+def local_app(request: pytest.FixtureRequest) -> None:
+    """The app listens on 127.0.0.1 (as `make run` starts it), not on every interface."""
+    from streamlit import config
+
+    saved = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    request.addfinalizer(lambda: config.set_option("server.address", saved))
+
+
+def test_a_workspace_made_by_the_cli_anywhere_is_listed_and_opens(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_app: None
+) -> None:
+    """`prism import-features` in a folder the app does not look in: the registry lists it."""
+    from cli_support import invoke, sample_records, write_jsonl
+
+    monkeypatch.setenv("PRISM_DATA_ROOTS", str(tmp_path / "roots"))
+    project = tmp_path / "their-project"
+    project.mkdir()
+    write_jsonl(project / "data.jsonl", sample_records(12))
+    np.save(project / "f.npy", np.random.default_rng(0).normal(size=(12, 8)))
+    monkeypatch.chdir(project)
+    code, _, err = invoke("import-features", "data.jsonl", "f.npy", "--workspace", "ws/x")
+    assert code == 0, err
+    made = str((project / "ws" / "x").resolve())
+    monkeypatch.chdir(tmp_path)  # the app runs from another folder
+    at = app("data")
+    assert_clean(at)
+    assert made in open_buttons(at)
+    at.button(key=f"open_{made}").click()
+    at.run()
+    assert_clean(at)
+    assert [t.value for t in at.title] == ["Map"]
+    assert at.sidebar.selectbox[0].value == made  # the current workspace
+    # Typed as the user typed it, ws/x names the app's folder: the page says which folder.
+    back = app("data")
+    back.text_input(key="open_folder").input("ws/x")
+    back.run()
+    note = " ".join(c.value for c in back.caption)
+    assert f"Opens `{tmp_path / 'ws' / 'x'}`" in note and "relative path starts from" in note
+    back.button(key="open_folder_button").click()
+    back.run()
+    assert [t.value for t in back.title] == ["Data"]
+    assert any(str(tmp_path / "ws" / "x") in e for e in errors(back)), errors(back)
+    # Typed as an absolute path, it opens: a registered workspace is readable on a local app.
+    typed = app("data")
+    open_folder(typed, made)
+    assert_clean(typed)
+    assert [t.value for t in typed.title] == ["Map"]
+
+
 @pytest.mark.parametrize("case", ["not a workspace", "outside the roots", "damaged"])
 def test_opening_a_folder_that_cannot_be_opened_says_why(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str

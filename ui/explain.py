@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.measures.clusters import few_rows_note
+from core.workspace.store import Workspace
+
 MEASURES = {
     "G-Vendi": "How many genuinely different lessons the data holds for the model: samples count "
     "as different when training on them would push the model's weights in different directions. "
@@ -25,3 +28,12 @@ def measures_help(*, expanded: bool = False) -> None:
     with st.expander("What the measures mean", icon=":material/help:", expanded=expanded):
         for name, text in MEASURES.items():
             st.markdown(f"**{name}** — {text}")
+
+
+def cluster_caution(ws: Workspace) -> None:
+    """Beside cluster sizes, sparse clusters or coverage: a warning when, at this workspace's size,
+    they are noise (``core.measures.clusters.few_rows_note``); nothing otherwise."""
+    clusters = ws.clusters
+    note = few_rows_note(ws.n_samples, clusters.sizes) if clusters is not None else None
+    if note is not None:
+        st.warning(f"Few rows: {note}", icon=":material/warning:")

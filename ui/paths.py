@@ -176,7 +176,8 @@ def check_server_path(text: str) -> Path:
         )
     real = resolved(path)
     if not real.exists():
-        raise DataError(f"{text}: no such file or folder on the server.", param="path")
+        where = "" if str(real) == text.strip() else f" ({real})"
+        raise DataError(f"{text}: no such file or folder on the server{where}.", param="path")
     return real
 
 

@@ -23,6 +23,7 @@ import streamlit as st
 
 from core.errors import PrismError, WorkspaceError
 from core.features.proxy import prism_home
+from core.workspace.registry import register_workspace, registered_workspaces
 from core.workspace.store import Workspace, list_workspaces, lock_file, problems, write_json
 
 WORKSPACE = "prism_workspace"  # str path of the workspace the pages show
@@ -110,37 +111,49 @@ def remember_workspace(path: str) -> None:
 
 def known_workspaces() -> list[str]:
     """Every workspace the app can show, each once: the current one, the recent ones (newest
-    first), then those under ``$PRISM_HOME/workspaces`` and under ``./ws``.
+    first), those Prism registered wherever they are (``core.workspace.registry``, newest first),
+    then those under ``$PRISM_HOME/workspaces`` and under ``./ws``.
 
-    Only workspaces inside the folders the app may read (``ui.paths.check_server_path``).
+    Only workspaces inside the folders the app may read (``ui.paths.check_server_path``), and on
+    a local app the registered ones (made by Prism on this machine) wherever they are.
     """
-    found = [workspace_path() or "", *recent_workspaces()]
+    registered = [entry.path for entry in registered_workspaces()]
+    found = [workspace_path() or "", *recent_workspaces(), *registered]
     found += [str(p) for p in list_workspaces()]
     found += [str(p) for p in list_workspaces(Path.cwd() / PROJECT_FOLDER)]
     listed: dict[str, str] = {}
     for path in found:
-        key = _readable(path) if path and Workspace.exists(path) else None
+        key = _readable(path, registered=registered) if path and Workspace.exists(path) else None
         if key is not None:
             listed.setdefault(key, path)
     return list(listed.values())
 
 
-def _readable(path: str) -> str | None:
-    """The resolved path when the app may read it (inside its data roots), else None."""
-    from ui.paths import check_server_path
+def _readable(path: str, *, registered: list[str] | None = None) -> str | None:
+    """The resolved path when the app may read it (inside its data roots, or registered by Prism
+    on this machine while the app is local), else None."""
+    from ui.paths import check_server_path, exposed, resolved
 
     try:
         return str(check_server_path(path))
     except PrismError:
+        pass
+    if registered is None:
+        registered = [entry.path for entry in registered_workspaces()]
+    try:
+        real = resolved(Path(path))
+    except PrismError:
         return None
+    return str(real) if not exposed() and str(real) in registered else None
 
 
 def open_workspace_folder(text: str) -> str:
-    """The workspace folder a user typed, checked: inside the readable folders, a workspace,
-    undamaged. Raises a PrismError that says what to do otherwise."""
+    """The workspace folder a user typed, checked: inside the readable folders (or registered),
+    a workspace, undamaged. Raises a PrismError that says what to do otherwise."""
     from ui.paths import check_server_path
 
-    path = check_server_path(text)
+    readable = _readable(text.strip()) if text.strip() else None
+    path = Path(readable) if readable is not None else check_server_path(text)
     if not Workspace.exists(path):
         Workspace.open(path)  # raises: not a workspace, and how to build one
     found = problems(path)
@@ -161,6 +174,7 @@ def set_workspace(path: str | Path | None) -> None:
     if value is not None:
         with contextlib.suppress(PrismError, OSError):  # remembering is a convenience
             remember_workspace(value)
+        register_workspace(value, by="app")
 
 
 def workspace_path() -> str | None:

@@ -102,13 +102,18 @@ def cluster(
     as_json: JsonOpt = False,
 ) -> None:
     """Spherical k-means on the features: sizes, sparse clusters (below the median size)."""
+    from core.measures.clusters import few_rows_note
     from core.workspace.analyses import cluster_workspace
 
-    summary = cluster_workspace(open_workspace(workspace), n_clusters=k, seed=seed).to_dict()
+    ws = open_workspace(workspace)
+    summary = cluster_workspace(ws, n_clusters=k, seed=seed).to_dict()
+    caution = few_rows_note(ws.n_samples, summary["sizes"])
     if as_json:
-        print_json(summary)
+        print_json({**summary, "few_rows": caution})
         return
     print_clusters(summary)
+    if caution is not None:
+        console.print(f"[yellow]few rows:[/] {escape(caution)}", highlight=False)
 
 
 def map_(

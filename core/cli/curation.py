@@ -60,7 +60,9 @@ def select(
     if from_manifest is not None:
         manifest = read_manifest(from_manifest)
         stored = manifest["subset"].get("name") or "reproduced"
-        text, identical = reproduce_subset(ws, manifest, name=name or stored, overwrite=force)
+        text, identical = reproduce_subset(
+            ws, manifest, name=name or stored, overwrite=force, source=from_manifest
+        )
         rows = rows_of(ws, text)
     else:
         if method is None or name is None:
@@ -111,7 +113,7 @@ subset_app = typer.Typer(
 def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """The workspace's named subsets: size and how each was made."""
     from core.workspace.compare import describe_how
-    from core.workspace.subsets import stale_reason
+    from core.workspace.subsets import rebuilt_note, stale_reason
 
     subsets = open_workspace(workspace).subsets()
     if as_json:
@@ -122,12 +124,19 @@ def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
                     "how": r.get("how"),
                     "created": r.get("created"),
                     "stale": stale_reason(r),
+                    "rebuilt": r.get("rebuilt"),
                 }
                 for n, r in subsets.items()
             }
         )
         return
-    print_subset_list(subsets, describe=describe_how, stale=stale_reason)
+
+    def describe(record: dict[str, Any]) -> str:
+        rebuilt = rebuilt_note(record, full=False)
+        how = describe_how(record.get("how") or {})
+        return f"{how}; {rebuilt}" if rebuilt else how
+
+    print_subset_list(subsets, describe=describe, stale=stale_reason)
 
 
 @subset_app.command("combine")
@@ -193,6 +202,7 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Subsets side by side: size, G-Vendi, Vendi q=2/∞, coverage, loss (--wide: more)."""
+    from core.measures.clusters import few_rows_note
     from core.workspace.analyses import text_scores
     from core.workspace.compare import (
         compare_subsets,
@@ -211,7 +221,10 @@ def compare(
         settings = curve_settings(ws, methods=methods or None, seeds=seeds, largest=largest)
         with console.status("scoring selectors over budgets …") as status:
             summary = workspace_curves(
-                ws, settings, progress=lambda text: status.update(f"scoring {text} …")
+                ws,
+                settings,
+                by="prism compare --curves",
+                progress=lambda text: status.update(f"scoring {text} …"),
             )
         record["curves"] = [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
@@ -222,6 +235,9 @@ def compare(
         return
     equals = None if summary is None else random_equivalents(table_rows, summary, n=ws.n_samples)
     print_subsets(ws.name, table_rows, summary, equals, n=ws.n_samples, wide=wide)
+    caution = few_rows_note(ws.n_samples, ws.clusters.sizes) if ws.clusters is not None else None
+    if caution is not None:
+        console.print(f"[yellow]few rows:[/] {escape(caution)}", highlight=False)
     if summary is not None:
         sizes = curve_budgets(ws, settings)
         print_curves(summary, sizes=sizes, seeds=seeds, n=ws.n_samples)

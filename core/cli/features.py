@@ -125,6 +125,7 @@ def features(
         prepare_workspace,
         remove_created,
     )
+    from core.workspace.registry import register_workspace
     from core.workspace.store import default_workspace_path
 
     config = FeatureConfig(
@@ -161,6 +162,7 @@ def features(
     fresh = not path.exists() or not any(path.iterdir())
     created = outermost_missing(path)
     ws = prepare_workspace(path, dataset, config, force=force)
+    register_workspace(ws.path, by="prism features")  # the app lists it, wherever it is
     group.share(str(ws.path))
     for note in ws.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -343,8 +345,10 @@ def demo(
 ) -> None:
     """Make sure the GSM8K demo workspace (features, clusters, map) is ready; print its path."""
     from core.workspace.demo import ensure_demo_workspace
+    from core.workspace.registry import register_workspace
 
     ws = ensure_demo_workspace()
+    register_workspace(ws.path, by="prism demo")
     if quiet:
         typer.echo(str(ws.path))
         return

@@ -56,6 +56,7 @@ def import_features(
     """Build a workspace from a dataset and an N×d feature array computed elsewhere."""
     from core.workspace.imported import import_features as build
     from core.workspace.jobs.extraction import check_workspace_target
+    from core.workspace.registry import register_workspace
 
     check_workspace_target(workspace)  # before reading a possibly large file
     dataset = read_dataset(
@@ -64,6 +65,7 @@ def import_features(
         columns=ColumnOptions(prompt_col, response_col, messages_col, text_col, id_col, encoding),
     )
     ws = build(workspace, dataset, features_file, column=features_col)
+    register_workspace(ws.path, by="prism import-features")
     section = ws.feature_section
     original = section.settings.get("original_dim") if section else None
     err.print(

@@ -204,7 +204,8 @@ def random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
 
 
 def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> None:
-    """``prism subset list``: name, size, how each was made (or why it is stale), created."""
+    """``prism subset list``: name, size, how each was made (``describe(record)``, or why it is
+    stale), created."""
     if not subsets:
         console.print("no subsets yet: make one with `prism select` or in the app")
         return
@@ -215,9 +216,7 @@ def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> Non
             [
                 escape(name),
                 f"{len(record['ids']):,}",
-                escape(
-                    f"STALE: {reason}; delete it" if reason else describe(record.get("how") or {})
-                ),
+                escape(f"STALE: {reason}; delete it" if reason else describe(record)),
                 escape(str(record.get("created", ""))[:16].replace("T", " ")),
             ]
         )

@@ -8,6 +8,8 @@
 - ``default_n_clusters``: k ≈ N/10, the published choice.
 - ``cluster_sizes`` / ``sparse_clusters``: a cluster is *sparse* when its size is strictly below
   the median cluster size (the published definition).
+- ``few_rows_note``: when those figures (and coverage) are noise: too few rows or clusters, or
+  clusters too small, by one stated rule.
 - ``coverage``: how much of a reference clustering a subset touches (fraction of clusters, weighted
   by size, entropy of the subset's cluster histogram).
 - ``nearest_cluster``: the closest centroid (by cosine) of new candidate samples.
@@ -200,6 +202,34 @@ def sparse_clusters(sizes: np.ndarray) -> np.ndarray:
     if array.size == 0:
         return np.zeros(0, dtype=bool)
     return array < np.median(array)
+
+
+# Below these, a cluster's size, its sparse/dense label and a subset's coverage move with a few
+# rows (24 rows in k = 4 clusters: coverage in steps of 25 %, a cluster of 6 sparse or not by one
+# row), so they are shown with this warning. k ≈ N/10 gives a median of about 10 rows.
+FEW_ROWS = 100
+FEW_CLUSTERS = 10
+SMALL_MEDIAN_SIZE = 5
+FEW_ROWS_RULE = (
+    f"fewer than {FEW_ROWS} rows, fewer than {FEW_CLUSTERS} clusters, or a median cluster "
+    f"below {SMALL_MEDIAN_SIZE} rows"
+)
+
+
+def few_rows_note(n_rows: int, sizes: np.ndarray | list[int] | tuple[int, ...]) -> str | None:
+    """Why cluster sizes, sparse clusters and coverage are noise for this clustering (``sizes``,
+    rows per cluster, of ``n_rows`` rows), or None when none of ``FEW_ROWS_RULE`` holds."""
+    array = np.asarray(sizes)
+    if array.size == 0:
+        return None
+    median = float(np.median(array))
+    if n_rows >= FEW_ROWS and array.size >= FEW_CLUSTERS and median >= SMALL_MEDIAN_SIZE:
+        return None
+    return (
+        f"{n_rows:,} rows in {array.size:,} clusters (median size {median:g}): cluster sizes, "
+        "sparse clusters and coverage change with a few rows here, so read them as rough, not "
+        f"as findings (the rule: {FEW_ROWS_RULE})."
+    )
 
 
 @dataclass(frozen=True)

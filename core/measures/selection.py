@@ -8,6 +8,8 @@
   size from ``core.measures.curves``, cluster coverage), over every selected row; G-Vendi is a
   labelled estimate with an error bound (``SelectionScorer.estimate``, a seeded sample) only where
   the exact one would cost more than ``EXACT_FLOPS``.
+- ``versus_random``: whether a selection's G-Vendi is above, below or level with random subsets
+  of its size, by one stated rule (``VERSUS_RANDOM_RULE``).
 
 Pure functions on arrays; scores come from ``core.measures.vendi``. Reading a Plotly selection
 event into row numbers is the app's (``ui/events.py``).
@@ -192,6 +194,28 @@ class SelectionScorer:
 # Everything the map shows for one selection
 
 
+ABOVE, BELOW, LEVEL = "above", "below", "level"
+# A difference that shows as 0.0 at one decimal is level too (a selection of every row is every
+# random subset of its size: its spread is 0 and the difference float rounding).
+LEVEL_FLOOR = 0.05
+VERSUS_RANDOM_RULE = (
+    "level (≈ random) when the selection's G-Vendi is within ± 1 standard deviation of random "
+    f"subsets of its size (at least ± {LEVEL_FLOOR}), widened by an estimate's bound"
+)
+
+
+def versus_random(
+    g_vendi: float, random_mean: float, random_sd: float | None, *, bound: float | None = None
+) -> str:
+    """``ABOVE``, ``BELOW`` or ``LEVEL`` with random subsets of the same size, by
+    ``VERSUS_RANDOM_RULE``: a difference within the random draws' spread says nothing."""
+    margin = max(random_sd or 0.0, LEVEL_FLOOR) + (bound or 0.0)
+    difference = g_vendi - random_mean
+    if abs(difference) <= margin or math.isnan(difference):
+        return LEVEL
+    return ABOVE if difference > 0 else BELOW
+
+
 @dataclass(frozen=True)
 class SelectionStats:
     n_selected: int
@@ -209,6 +233,15 @@ class SelectionStats:
     @property
     def estimated(self) -> bool:
         return self.g_vendi_bound is not None
+
+    @property
+    def versus_random(self) -> str | None:
+        """``versus_random`` of this selection, or None while the random baseline is unknown."""
+        if self.random_mean is None:
+            return None
+        return versus_random(
+            self.g_vendi, self.random_mean, self.random_sd, bound=self.g_vendi_bound
+        )
 
 
 def selection_stats(

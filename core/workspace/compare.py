@@ -9,12 +9,14 @@
 - ``random_equivalents``: ``core.measures.curves.random_equivalent`` of each row of a table.
 - ``curve_settings`` / ``curve_budgets`` / ``workspace_curves``: the curves of a workspace, at
   budgets spanning it, computed and stored under one set of settings by the CLI and the app alike
-  (``load_curves`` finds them again).
+  (``load_curves`` finds them again for the same settings; ``stored_curves`` gives the stored ones
+  whatever their settings, with when and how they were made).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +36,7 @@ from core.measures.curves import (
 from core.measures.vendi import vendi_column, vendi_scores
 from core.select.selectors import SELECTORS, Pool, select
 from core.validate import check_int
+from core.workspace.files import now
 from core.workspace.manifest import CurvesSection
 from core.workspace.store import Workspace
 from core.workspace.subsets import rows_of, subset_record
@@ -245,12 +248,15 @@ def workspace_curves(
     workspace: Workspace,
     settings: dict[str, Any],
     *,
+    by: str,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Budget curves of a workspace for ``curve_settings``: the ``summarise_curves`` columns plus
-    ``random_equivalent`` (NaN above every random size), stored with ``save_curves``."""
+    ``random_equivalent`` (NaN above every random size), stored with ``save_curves``; ``by`` says
+    what computed them (``prism compare --curves``, the app)."""
     from core.workspace.subsets import selector_pool
 
+    started = time.monotonic()
     pool = selector_pool(workspace)
     raw = budget_curves(
         pool,
@@ -264,7 +270,7 @@ def workspace_curves(
     summary["random_equivalent"] = [
         math.nan if (e := random_equivalent(summary, v)) is None else e for v in summary["mean"]
     ]
-    save_curves(workspace, summary, settings)
+    save_curves(workspace, summary, settings, by=by, seconds=time.monotonic() - started)
     return summary
 
 
@@ -285,24 +291,45 @@ def _curve_basis(workspace: Workspace) -> dict[str, Any]:
     }
 
 
-def save_curves(workspace: Workspace, summary: pd.DataFrame, settings: dict[str, Any]) -> None:
-    """Keep computed budget curves in the workspace (``curves.parquet`` + a manifest section),
-    so that they survive a restart; ``load_curves`` gives them back for the same settings."""
+def save_curves(
+    workspace: Workspace,
+    summary: pd.DataFrame,
+    settings: dict[str, Any],
+    *,
+    by: str | None = None,
+    seconds: float | None = None,
+) -> None:
+    """Keep computed budget curves in the workspace (``curves.parquet`` + a manifest section
+    with their settings, basis, date, maker and seconds), so that they survive a restart."""
     from core.workspace.store import write_parquet
 
     write_parquet(workspace.path / CURVES, summary.reset_index(drop=True))
-    workspace.set_section(CurvesSection(settings=dict(settings), basis=_curve_basis(workspace)))
+    section = CurvesSection(
+        settings=dict(settings),
+        basis=_curve_basis(workspace),
+        computed=now(),
+        by=by,
+        seconds=None if seconds is None else round(float(seconds), 3),
+    )
+    workspace.set_section(section)
 
 
-def load_curves(workspace: Workspace, settings: dict[str, Any]) -> pd.DataFrame | None:
-    """Stored curves computed with ``settings`` from the current features and clusters, or None."""
+def stored_curves(workspace: Workspace) -> tuple[pd.DataFrame, CurvesSection] | None:
+    """The stored curves, whatever their settings, with their section (settings, when, by what),
+    while they were computed from the current features and clusters; else None."""
     section = workspace.curves or CurvesSection()
     path = workspace.path / CURVES
     if not path.is_file() or dict(section.basis) != _curve_basis(workspace):
         return None
-    if dict(section.settings) != json_like(settings):
+    return pd.read_parquet(path), section
+
+
+def load_curves(workspace: Workspace, settings: dict[str, Any]) -> pd.DataFrame | None:
+    """Stored curves computed with ``settings`` from the current features and clusters, or None."""
+    found = stored_curves(workspace)
+    if found is None or dict(found[1].settings) != json_like(settings):
         return None
-    return pd.read_parquet(path)
+    return found[0]
 
 
 def json_like(value: Any) -> Any:

@@ -211,11 +211,15 @@ class LexicalSection(Section):
 
 @dataclass(frozen=True)
 class CurvesSection(Section):
-    """Stored budget curves (``curves.parquet``): their settings and what they were computed from."""
+    """Stored budget curves (``curves.parquet``): their settings, what they were computed from,
+    and when, by what (``prism compare --curves`` or the app) and in how many seconds."""
 
     NAME: ClassVar[str] = "curves"
     settings: Mapping[str, Any] = field(default_factory=dict)
     basis: Mapping[str, Any] = field(default_factory=dict)
+    computed: str | None = None
+    by: str | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)

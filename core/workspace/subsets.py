@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -393,12 +395,19 @@ def identical_subset(
 
 
 def reproduce_subset(
-    workspace: Workspace, manifest: Mapping[str, Any], *, name: str, overwrite: bool = False
+    workspace: Workspace,
+    manifest: Mapping[str, Any],
+    *,
+    name: str,
+    overwrite: bool = False,
+    source: str | os.PathLike[str] | None = None,
 ) -> tuple[str, bool]:
     """Rebuild an exported subset from its manifest; returns (name, ids identical to the export).
 
     A selector subset is re-run with its recorded method, budget, seed and options (its
     ``within``/``start`` subsets must exist here too); any other subset is restored from its ids.
+    The subset's record says it was rebuilt, from which manifest file (``source``), of which
+    subset and export date, when, and whether its ids matched (``rebuilt_note``).
     """
     from core.select.selectors import SELECTORS
 
@@ -427,12 +436,45 @@ def reproduce_subset(
             reuse=False,
         )
         got = sorted(subset_record(workspace, text)["ids"])
-        return text, got == wanted
-    text = save_subset(
-        workspace,
-        name,
-        subset["ids"],
-        how={**how, "restored_from": "manifest"},
-        overwrite=overwrite,
-    )
-    return text, True
+        identical = got == wanted
+    else:
+        text = save_subset(
+            workspace,
+            name,
+            subset["ids"],
+            how={**how, "restored_from": "manifest"},
+            overwrite=overwrite,
+        )
+        identical = True
+    rebuilt = {
+        "manifest": str(Path(source).absolute()) if source is not None else None,
+        "exported": manifest.get("exported"),
+        "subset": subset.get("name"),
+        "identical": identical,
+        "when": now(),
+    }
+    with workspace.lock():
+        subsets = workspace.subsets()
+        subsets[text] = {
+            **subsets[text],
+            "rebuilt": {k: v for k, v in rebuilt.items() if v is not None},
+        }
+        workspace.write_subsets(subsets)
+    return text, identical
+
+
+def rebuilt_note(record: Mapping[str, Any], *, full: bool = True) -> str | None:
+    """How a subset was rebuilt from an export's manifest, or None when it was not: the manifest,
+    when, and whether the ids matched; ``full=False`` (a table cell): the manifest's file name
+    and the match only."""
+    rebuilt = record.get("rebuilt")
+    if not isinstance(rebuilt, Mapping):
+        return None
+    manifest = str(rebuilt.get("manifest") or "an export manifest")
+    identical = rebuilt.get("identical")
+    same = "same ids" if identical is True else "ids differ" if identical is False else ""
+    if not full:
+        return f"rebuilt from {Path(manifest).name}" + (f" ({same})" if same else "")
+    when = str(rebuilt.get("when") or "")[:16].replace("T", " ")
+    match = f" ({same} {'as' if identical else 'from'} the export)" if same else ""
+    return f"rebuilt from {manifest}" + (f" on {when}" if when else "") + match

@@ -295,6 +295,9 @@ def test_cluster_then_per_cluster_scores(run_cli: Any, copy_built: Path) -> None
     code, out, err = run_cli("cluster", copy_built, "--k", "3", "--seed", "0")
     assert code == 0, err
     assert "3 clusters (seed 0)" in _flat(out)
+    # 16 rows in 3 clusters: the figures are rough, and the output says so and by which rule
+    assert f"few rows: {N_SAMPLES} rows in 3 clusters" in _flat(out)
+    assert "fewer than 100 rows" in _flat(out)
     ws = Workspace.open(copy_built)
     labels = ws.samples()["cluster"].to_numpy()
     assert sorted(set(labels.tolist())) == [0, 1, 2]
@@ -313,8 +316,12 @@ def test_cluster_then_per_cluster_scores(run_cli: Any, copy_built: Path) -> None
     for row in rows:
         assert 1 - 1e-6 <= row["vendi"]["1"] <= row["size"] + 1e-6
 
+    code, out, _ = run_cli("compare", copy_built)
+    assert code == 0 and "few rows:" in _flat(out)  # beside the coverage column
+
     # The same seed gives the same clustering.
-    assert run_cli("cluster", copy_built, "--k", "3", "--seed", "0")[0] == 0
+    code, out, _ = run_cli("cluster", copy_built, "--k", "3", "--seed", "0", "--json")
+    assert code == 0 and f"{N_SAMPLES} rows in 3 clusters" in json.loads(out)["few_rows"]
     assert np.array_equal(Workspace.open(copy_built).samples()["cluster"].to_numpy(), labels)
 
 

@@ -32,3 +32,44 @@ def test_every_page_loads_only_from_the_app(page: Any, server: str, shots: Path)
     )
     assert not outside, outside
     assert len(requested) > len(PAGES)  # the listener saw the page's own requests
+
+
+SOCKET_PROBE = """async (url) => await new Promise((done) => {
+    const socket = new WebSocket(url, "streamlit");
+    socket.onopen = () => { socket.close(); done("open"); };
+    socket.onerror = () => done("refused");
+    setTimeout(() => done("timeout"), 10000);
+})"""
+
+
+def test_a_page_of_another_local_program_cannot_open_the_apps_socket(
+    page: Any, server: str
+) -> None:
+    """A page served by another program on this machine (another port) is refused the websocket
+    that drives the app; the app's own page opens it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Blank(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 — the handler's name in http.server
+            body = b"<!doctype html><title>another program</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Blank)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    stream = f"ws://{urlsplit(server).netloc}/_stcore/stream"
+    try:
+        page.goto(f"http://127.0.0.1:{other.server_address[1]}/")
+        assert page.evaluate(SOCKET_PROBE, stream) == "refused"
+        page.goto(f"{server}/data")
+        assert page.evaluate(SOCKET_PROBE, stream) == "open"
+    finally:
+        other.shutdown()
+        other.server_close()

@@ -176,3 +176,17 @@ def test_nearest_cluster():
     assert np.all((cosines > 0.9) & (cosines <= 1.0 + 1e-6))
     with pytest.raises(PrismError, match="d="):
         nearest_cluster(new_rows[:, :10], result.centroids)
+
+
+def test_few_rows_note_states_its_rule_where_cluster_figures_are_noise() -> None:
+    from core.measures.clusters import FEW_ROWS_RULE, few_rows_note
+
+    # the new user's case: 24 rows, k = 4
+    note = few_rows_note(24, [8, 6, 6, 4])
+    assert note is not None and "24 rows in 4 clusters (median size 6)" in note
+    assert FEW_ROWS_RULE in note
+    assert few_rows_note(1319, [10] * 131 + [9]) is None  # the demo's scale: k ≈ N/10
+    assert few_rows_note(5000, [1000] * 5) is not None  # few clusters: coverage in 20 % steps
+    assert few_rows_note(400, [2] * 150 + [100]) is not None  # median cluster of 2 rows
+    assert few_rows_note(100, [10] * 10) is None  # the edge of every bound is fine
+    assert few_rows_note(10, []) is None  # no clustering: nothing to warn about

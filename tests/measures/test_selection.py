@@ -53,3 +53,32 @@ def test_stats_are_exact_below_the_budget_and_labelled_estimates_above() -> None
     assert cheap.n_selected == exact.n_selected == 3_000
     assert cheap.coverage == exact.coverage and exact.coverage is not None
     assert exact.coverage.n_covered == 20  # even rows only reach the even labels
+
+
+def test_versus_random_is_level_within_randoms_spread() -> None:
+    from core.measures.selection import ABOVE, BELOW, LEVEL, LEVEL_FLOOR, versus_random
+
+    # a selection of every row is every random subset of its size: spread 0, float noise
+    assert versus_random(41.2, 41.2 + 1e-12, 0.0) == LEVEL
+    assert versus_random(10.0, 10.0 + LEVEL_FLOOR / 2, None) == LEVEL
+    assert versus_random(10.9, 10.0, 1.0) == LEVEL  # within one standard deviation
+    assert versus_random(9.1, 10.0, 1.0) == LEVEL
+    assert versus_random(11.2, 10.0, 1.0) == ABOVE
+    assert versus_random(8.8, 10.0, 1.0) == BELOW
+    assert versus_random(11.2, 10.0, 1.0, bound=0.5) == LEVEL  # an estimate's bound widens it
+    assert versus_random(float("nan"), 10.0, 1.0) == LEVEL
+
+
+def test_selection_of_every_row_reads_level_with_random() -> None:
+    from core.measures.curves import random_baseline
+    from core.measures.selection import LEVEL
+
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((60, 8)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    scorer = SelectionScorer(features)
+    curve = random_baseline(features, seed=0)
+    whole = subset_vendi(features, np.arange(60), qs=[1.0])[1.0]
+    stats = selection_stats(scorer, np.arange(60), whole_g_vendi=whole, curve=curve)
+    assert stats.random_mean is not None
+    assert stats.versus_random == LEVEL

@@ -293,6 +293,17 @@ def test_cli_select_compare_export_and_reproduce(real: Workspace, tmp_path: Path
     assert code == 0, err
     assert json.loads(out)["identical_to_manifest"] is True
     assert sorted(subset_record(real, "again")["ids"]) == sorted(subset_record(real, "bal")["ids"])
+    # the rebuilt subset says so, and from which manifest: the recipe alone would not
+    code, out, _ = run_cli("subset", "list", ws, "--json")
+    rebuilt = json.loads(out)["again"]["rebuilt"]
+    assert rebuilt["manifest"] == str(manifest.absolute()) and rebuilt["identical"] is True
+    assert rebuilt["subset"] == "bal" and rebuilt["exported"]
+    assert json.loads(out)["bal"]["rebuilt"] is None
+    code, out, _ = run_cli("subset", "list", ws)
+    listed_rows = {x.split()[0]: x for x in out.splitlines() if x.strip()}
+    assert "cluster_balanced" in listed_rows["again"]
+    assert f"rebuilt from {manifest.name} (same ids)" in listed_rows["again"]
+    assert "rebuilt" not in listed_rows["bal"]
 
     code, _, err = run_cli("select", ws, "--method", "vendi_greedy", "--k", "lots", "--name", "x")
     assert code == 2 and "--k must be" in err

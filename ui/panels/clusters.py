@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.workspace.manifest import ClustersSection
 from core.workspace.store import Workspace
-from ui import cache, charts, state
+from ui import cache, charts, explain, state
 from ui import format as fmt
 from ui.panels.jobs import refresh_when_ready
 
@@ -93,6 +93,7 @@ def cluster_sizes(ws: Workspace, table: pd.DataFrame) -> None:
             else ""
         )
     )
+    explain.cluster_caution(ws)
 
 
 def cluster_details(table: pd.DataFrame) -> None:

@@ -11,7 +11,7 @@ from core.workspace.compare import (
     random_equivalents,
 )
 from core.workspace.store import Workspace
-from ui import cache
+from ui import cache, explain
 from ui.panels import curves
 from ui.panels.curves import random_words
 from ui.panels.textspace import cached_text_scores, text_scorer
@@ -176,6 +176,7 @@ def compare_page(ws: Workspace) -> None:
                 else "(read off the map's random baseline; the curves below refine it)."
             )
         )
+        explain.cluster_caution(ws)
         if not names:
             empty_state(
                 "No saved subsets yet",

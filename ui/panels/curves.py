@@ -3,7 +3,9 @@ with the saved subsets.
 
 The curves are computed in a thread of the app, recorded as a job of the workspace (one record
 per settings, ``core.workspace.jobs.record``), and stored in the workspace like ``prism compare
---curves``: either finds the other's curves, and a refreshed page finds a running job.
+--curves``: either finds the other's curves, and a refreshed page finds a running job. The
+controls start at the stored curves' settings, so stored curves are drawn at once, with when and
+how they were made.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import streamlit as st
 
 from core.measures.curves import ABOVE_RANDOM, random_equivalent
 from core.select.selectors import SELECTORS
+from core.workspace import compare as curve_store
 from core.workspace.compare import WHOLE_SET, curve_budgets, load_curves, workspace_curves
 from core.workspace.compare import curve_settings as stored_curve_settings
 from core.workspace.files import now
-from core.workspace.jobs.record import DONE, FAILED, Job, read_job, report_job, run_in_thread
+from core.workspace.jobs.record import FAILED, Job, read_job, report_job, run_in_thread
+from core.workspace.manifest import CurvesSection
 from core.workspace.store import Workspace
 from ui import cache, curve_charts
 from ui import format as fmt
@@ -48,30 +52,46 @@ def available_methods(ws: Workspace) -> list[str]:
     return [m for m, spec in SELECTORS.items() if clustered or not spec.needs_clusters]
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def stored_section(path: str, version: float) -> CurvesSection | None:
+    """The section of the curves stored in the workspace (any settings), while they are current."""
+    found = curve_store.stored_curves(Workspace.open(path))
+    return None if found is None else found[1]
+
+
 def curve_settings(ws: Workspace) -> CurveSettings:
-    """The controls of the budget curves: selectors, seeds, largest budget."""
+    """The controls of the budget curves: selectors, seeds, largest budget; they start at the
+    settings of the stored curves, if any."""
     methods = available_methods(ws)
+    stored = stored_section(str(ws.path), cache.manifest_version(ws))
+    made = dict(stored.settings) if stored is not None else {}
+    offered = [m for m in methods if m != "random"]
+    made_methods = [m for m in made.get("methods", offered) if m in offered]
+    n = ws.n_samples
     a, b, c = st.columns([3, 1, 1], vertical_alignment="bottom")
     chosen = a.multiselect(
         "Selectors",
-        [m for m in methods if m != "random"],
-        default=[m for m in methods if m != "random"],
+        offered,
+        default=made_methods,
         help="Random is always drawn: it is what every selector is read against.  \n"
         + "  \n".join(f"**{m}**: {SELECTORS[m].description}" for m in methods),
         key=f"curve_methods_{ws.name}",
     )
     seeds = int(
         b.number_input(
-            "Seeds", min_value=1, max_value=20, value=DEFAULT_SEEDS, key=f"curve_seeds_{ws.name}"
+            "Seeds",
+            min_value=1,
+            max_value=20,
+            value=min(max(int(made.get("seeds", DEFAULT_SEEDS)), 1), 20),
+            key=f"curve_seeds_{ws.name}",
         )
     )
-    n = ws.n_samples
     largest = int(
         c.number_input(
             "Largest budget",
             min_value=min(20, n),
             max_value=n,
-            value=min(DEFAULT_LARGEST, n),
+            value=min(max(int(made.get("largest", DEFAULT_LARGEST)), min(20, n)), n),
             step=100,
             key=f"curve_largest_{ws.name}",
             help="Selectors are scored at log-spaced budgets up to this; random goes on to all "
@@ -79,6 +99,23 @@ def curve_settings(ws: Workspace) -> CurveSettings:
         )
     )
     return CurveSettings(("random", *chosen), seeds, largest)
+
+
+def made_note(section: CurvesSection | None) -> str:
+    """When and how the stored curves were made, for the caption under them."""
+    if section is None:
+        return ""
+    made = dict(section.settings)
+    methods = [m for m in made.get("methods", []) if m != "random"]
+    how = (
+        f"selectors {', '.join(methods) or 'none'} and random; {made.get('seeds', '?')} seeds; "
+        f"selectors' budgets up to {int(made.get('largest', 0)):,} rows"
+    )
+    by = f" by `{section.by}`" if section.by else ""
+    when = f" on {section.computed[:16].replace('T', ' ')}" if section.computed else ""
+    took = f" in {fmt.duration(section.seconds)}" if section.seconds is not None else ""
+    made_by = f", computed{by}{when}{took}" if by or when or took else ""
+    return f"Stored curves{made_by} ({how})."
 
 
 def job_kind(settings: CurveSettings) -> str:
@@ -110,7 +147,7 @@ def _compute(path: str, settings: CurveSettings, kind: str, total: int) -> None:
         done += 1
         report_job(path, kind, done=done, total=total, step=step)
 
-    workspace_curves(workspace, stored_settings(workspace, settings), progress=tick)
+    workspace_curves(workspace, stored_settings(workspace, settings), by="the app", progress=tick)
 
 
 def start_curves(ws: Workspace, settings: CurveSettings) -> Future[None] | None:
@@ -173,6 +210,9 @@ def curves_status(ws: Workspace, settings: CurveSettings) -> None:
         f"{budgets[0]:,} to {budgets[-1]:,} rows, and random subsets up to all {n:,} rows; every "
         "subset is scored by its G-Vendi. This runs in the background: the page stays usable."
     )
+    other = stored_section(str(ws.path), cache.manifest_version(ws))
+    if other is not None:  # stored for other settings than those chosen above
+        st.caption(made_note(other) + " Choose those settings above to draw them again.")
     failed = job is not None and job.status == FAILED
     if st.button(
         "Try again" if failed else "Compute the curves",
@@ -324,11 +364,9 @@ def budget_section(
             config={"displaylogo": False},
             key="budget_chart",
         )
-    job = curve_job(ws, settings)
-    job_seconds = _seconds(job) if job is not None and job.status == DONE else None
     seeds = int(summary["n_seeds"].max())
     st.caption(
         f"Lines: mean G-Vendi over {seeds} seeds; bands: lowest to highest seed. Yellow marks: your "
         "saved subsets. A point left of the random line at the same height needs fewer rows for the "
-        "same diversity." + (f" Computed in {fmt.duration(job_seconds)}." if job_seconds else "")
+        "same diversity. " + made_note(stored_section(str(ws.path), cache.manifest_version(ws)))
     )

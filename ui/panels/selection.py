@@ -7,13 +7,15 @@ large to score exactly in about half a second is an estimate, shown with its bou
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.measures.selection import selection_stats
+from core.measures.selection import LEVEL, VERSUS_RANDOM_RULE, SelectionStats, selection_stats
 from core.workspace.store import Workspace
-from ui import cache, state
+from ui import cache, explain, state
 from ui import format as fmt
 from ui.panels.records import records
 from ui.panels.subsets import save_rows_form
@@ -40,6 +42,19 @@ def whole_set_panel(ws: Workspace, n: int) -> None:
             f"{clusters.n_sparse or 0:,}",
             help="Smaller than the median cluster size.",
         )
+        explain.cluster_caution(ws)
+
+
+def badge(stats: SelectionStats) -> tuple[str | None, dict[str, Any]]:
+    """The live badge under the selection's G-Vendi: (text, st.metric's delta look). Above or
+    below random in green or red; level with random (``core.measures.selection.versus_random``)
+    neutral, without an arrow, as "≈ random"."""
+    verdict = stats.versus_random
+    if verdict is None or stats.random_mean is None:
+        return None, {}
+    if verdict == LEVEL:
+        return "≈ random", {"delta_color": "off", "delta_arrow": "off"}
+    return f"{stats.g_vendi - stats.random_mean:+,.1f} vs random", {}
 
 
 def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> None:
@@ -68,22 +83,30 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
         help=f"Selected by {how.get('method', 'hand')}.",
     )
     a.caption(f"{fmt.percent(stats.n_selected / n, digits=1)} of {fmt.count(n, 'sample')}")
-    delta = None
-    if stats.random_mean is not None:
-        delta = f"{stats.g_vendi - stats.random_mean:+,.1f} vs random"
-    meaning = "Effective number of distinct gradient directions among the selected samples."
+    delta, delta_look = badge(stats)
+    meaning = (
+        "Effective number of distinct gradient directions among the selected samples. Against "
+        f"random: {VERSUS_RANDOM_RULE}."
+    )
     if stats.estimated:
         b.metric(
             "G-Vendi of the selection (estimate)",
             f"{fmt.score(stats.g_vendi)} ± {stats.g_vendi_bound:,.1f}",
             delta=delta,
+            **delta_look,
             help=f"{meaning} Estimated from {stats.g_vendi_rows:,} seeded rows of the "
             f"{stats.n_selected:,} selected (scoring them all would take more than a second): "
             "the sample's score, corrected for its size by comparing its two halves; the exact "
             "value lies within the ± bound.",
         )
     else:
-        b.metric("G-Vendi of the selection", fmt.score(stats.g_vendi), delta=delta, help=meaning)
+        b.metric(
+            "G-Vendi of the selection",
+            fmt.score(stats.g_vendi),
+            delta=delta,
+            **delta_look,
+            help=meaning,
+        )
     c, d = st.columns(2)
     c.metric("Whole set", fmt.score(stats.whole_g_vendi), help="G-Vendi of every sample.")
     if stats.random_mean is None:
@@ -103,6 +126,7 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
             f"covered clusters · entropy {cov.entropy:.2f} nats"
         )
         st.progress(min(max(cov.fraction, 0.0), 1.0))
+        explain.cluster_caution(ws)
     st.caption(
         f"G-Vendi estimated from {stats.g_vendi_rows:,} seeded rows of the selection, exact "
         f"within ± {stats.g_vendi_bound:,.1f}; the count and coverage are exact, over every row."

@@ -19,6 +19,7 @@ from core.workspace.store import Workspace
 from core.workspace.subsets import (
     MAX_NAME,
     delete_subset,
+    rebuilt_note,
     rename_subset,
     restore_subset,
     rows_of_all,
@@ -62,6 +63,21 @@ def how_text(how: dict[str, Any]) -> str:
     return text
 
 
+def made_by(entry: dict[str, Any]) -> str:
+    """How a saved subset was made (``how_text``), and where it was rebuilt from, if it was."""
+    text = how_text(entry.get("how") or {})
+    rebuilt = rebuilt_note(entry)
+    return f"{text}; {rebuilt}" if rebuilt else text
+
+
+def recipe(ws: Workspace, name: str) -> None:
+    """How the subset was made, in full under its name (the list's column is cut to its width),
+    where it was rebuilt from included."""
+    entry = ws.subsets().get(name) or {}
+    reason = stale_reason(entry)
+    st.caption(plain(f"Stale: {reason}; delete it." if reason else f"Made by {made_by(entry)}."))
+
+
 def unique_name(base: str, taken: Any) -> str:
     """``base``, or ``base (2)``, ``base (3)``… — the first one not in ``taken``."""
     base = " ".join(base.split())[: MAX_NAME - 5] or "subset"
@@ -95,7 +111,7 @@ def _listing(
                 "Made by": (
                     f"⚠ stale: {stale_reason(entry)}; delete it"
                     if stale_reason(entry)
-                    else how_text(entry.get("how") or {})
+                    else made_by(entry)
                 ),
                 "Created": str(entry.get("created", ""))[:16].replace("T", " "),
             }
@@ -254,7 +270,7 @@ def subsets_list(ws: Workspace, frame: pd.DataFrame) -> None:
             {
                 "Name": name,
                 "Samples": len(entry.get("ids", [])),
-                "Made by": how_text(entry.get("how") or {}),
+                "Made by": made_by(entry),
                 "Created": str(entry.get("created", ""))[:16].replace("T", " "),
             }
             for name, entry in subsets.items()

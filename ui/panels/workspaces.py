@@ -4,6 +4,7 @@ filter and pages for long lists, and a folder typed by the user."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -12,6 +13,7 @@ from core.errors import PrismError
 from core.workspace.tables import DAMAGED, workspace_summaries
 from ui import format as fmt
 from ui import state
+from ui.paths import resolved
 from ui.widgets import PAGES, code, error_message, plain
 
 PAGE_SIZE = 8  # workspaces per page of the list
@@ -90,6 +92,21 @@ def one_page(summaries: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def resolved_note(text: str) -> str:
+    """Which folder a typed path names on the server, said before it is opened."""
+    typed = Path(text.strip()).expanduser()
+    try:
+        folder = resolved(typed)
+    except PrismError as error:
+        return plain(str(error))
+    if typed.is_absolute():
+        return f"Opens {code(str(folder))}."
+    return (
+        f"Opens {code(str(folder))}: a relative path starts from the folder the app was "
+        f"started in, {code(str(Path.cwd()))}."
+    )
+
+
 def open_folder() -> None:
     """A workspace folder typed by the user (built with `prism features … --workspace FOLDER`)."""
     with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -101,6 +118,8 @@ def open_folder() -> None:
             "starts from the folder the app was started in.",
         )
         clicked = st.button("Open folder", key="open_folder_button", icon=":material/folder_open:")
+    if text.strip():
+        st.caption(resolved_note(text))
     if not (clicked and text.strip()):
         return
     try:
@@ -121,7 +140,8 @@ def workspace_list() -> None:
         st.caption("None yet: the first one is made when you compute features below.")
     else:
         st.caption(
-            f"{fmt.count(len(summaries), 'workspace')}: those under $PRISM_HOME/workspaces and "
+            f"{fmt.count(len(summaries), 'workspace')}: those made by `prism` on this machine "
+            f"(wherever they are), those under $PRISM_HOME/workspaces and "
             f"./{state.PROJECT_FOLDER}, and the folders opened here before."
         )
     for _, row in one_page(summaries).iterrows():
