@@ -162,8 +162,8 @@ def test_unknown_model_offline(make_jsonl: Any, tmp_path: Path) -> None:
         result.returncode,
         result.stdout,
         result.stderr,
-        "Could not load model 'no-such-org/no-such-model'",
-        "Use --model default",
+        "--model: Could not load model 'no-such-org/no-such-model'",
+        "Use `default` (the embedded",
     )
     assert not ws.exists(), "a failed first run must not leave a half-made workspace"
 
