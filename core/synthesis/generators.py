@@ -8,7 +8,10 @@
   depends on ``seeds[i]`` and not on the other chats of its batch.
 - ``EndpointGenerator``: any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama,
   ``transformers serve``, hosted APIs) through the ``openai`` client, a few requests at a time; the
-  API key is read from an environment variable and never stored or shown. Note that
+  API key is read from an environment variable (``api_key_env``) or a file (``api_key_file``) at
+  every run, resumed runs included, and never stored or shown. Requests run in daemon threads
+  that the caller's thread waits on in short steps, so a Cancel (SIGTERM) or Ctrl-C stops a call
+  at once even while a server hangs: the unanswered requests are abandoned. Note that
   ``transformers serve`` samples only when the model's ``generation_config.json`` sets
   ``do_sample``; otherwise it decodes greedily whatever the temperature.
 
@@ -19,29 +22,45 @@ be reached, a refused key, an unknown model, a malformed response) raises ``Pris
 that fails on its own (the server rejected this one chat, e.g. too long; an empty or filtered
 completion) yields ``""`` at its position and the reason in ``generator.failures[position]``, so a
 round goes on; when every request of a call fails that way, the call raises instead.
+
+Replies are capped (``GenerationSettings.max_reply_chars``, default ``MAX_REPLY_CHARS``, and
+``max_new_tokens`` where a server reports its token count, since a server may ignore it): an
+over-long reply yields ``""`` and its size in ``failures``, so it counts as malformed, never as a
+candidate whose features would cost gigabytes. The cap is ``core.data.text.over_limit``, the one
+that bounds dataset cells.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
+import queue
 import re
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from core.data.text import MAX_CELL_CHARS, over_limit
 from core.errors import PrismError
-from core.validate import check_int, check_seed
+from core.validate import check_int, check_seed, check_url
 
 Chat = list[dict[str, str]]
 
 DEFAULT_GENERATOR = "default"
 # Sent as the key to servers that need none (most local ones reject an empty one).
 _NO_KEY = "no-key-needed"
+# Longest reply taken as a candidate, in characters: about 8,000 tokens of English text, so that
+# the default max_new_tokens (384) never reaches it while a runaway reply is stopped long before
+# its features would need gigabytes. A dataset cell may hold up to MAX_CELL_CHARS.
+MAX_REPLY_CHARS = 32_768
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+# How often a caller waiting on endpoint requests wakes up, so that a signal handler runs.
+_WAIT_STEP_S = 0.2
 _LOCAL_LABELS = {
     "default": "SmolLM2-135M-Instruct, embedded",
     "tiny": "random 2-layer Llama, for tests",
@@ -62,6 +81,7 @@ class GenerationSettings:
     top_p: float = 0.95
     max_new_tokens: int = 384
     timeout_s: float = 120.0  # per request, endpoint only
+    max_reply_chars: int = MAX_REPLY_CHARS
 
     def __post_init__(self) -> None:
         temperature = _check_real(self.temperature, param="temperature")
@@ -76,6 +96,7 @@ class GenerationSettings:
                 f"top_p must be above 0 and at most 1; got {self.top_p!r}.", param="top_p"
             )
         check_int(self.max_new_tokens, param="max_new_tokens", minimum=1)
+        check_int(self.max_reply_chars, param="max_reply_chars", minimum=1, maximum=MAX_CELL_CHARS)
         if not _check_real(self.timeout_s, param="timeout_s") > 0:
             raise PrismError(
                 f"timeout_s must be a number of seconds above 0; got {self.timeout_s!r}.",
@@ -119,6 +140,17 @@ def _check_request(chats: Sequence[Chat], seeds: Sequence[int]) -> list[int]:
             f"seeds must hold one seed per chat ({len(chats)}); got {len(seeds)}.", param="seeds"
         )
     return [check_seed(seed, param="seeds") for seed in seeds]
+
+
+def reply_problem(
+    reply: str, settings: GenerationSettings, *, n_tokens: int | None = None
+) -> str | None:
+    """Why a reply is too long to be a candidate (characters, or tokens when known), else None."""
+    if problem := over_limit(n_tokens or 0, settings.max_new_tokens, unit="tokens"):
+        return f"the reply {problem} (max_new_tokens; the server did not stop there)"
+    if problem := over_limit(len(reply), settings.max_reply_chars):
+        return f"the reply {problem} (max_reply_chars)"
+    return None
 
 
 def _first_line(error: BaseException) -> str:
@@ -193,9 +225,10 @@ class LocalGenerator:
                 [texts[i] for i in batch], [seeds[i] for i in batch], settings
             )
             for position, reply in zip(batch, outputs, strict=True):
-                replies[position] = reply
-                if not reply.strip():
-                    self.failures[position] = "the model returned an empty completion"
+                problem = reply_problem(reply, settings)
+                replies[position] = "" if problem else reply
+                if problem or not reply.strip():
+                    self.failures[position] = problem or "the model returned an empty completion"
         return replies
 
     def _generate_batch(
@@ -240,8 +273,92 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+def check_key_source(api_key_env: object, api_key_file: object) -> None:
+    """Refuse an ``api_key_env`` that is not a variable name, or an ``api_key_file`` that is not
+    a path string (whether the file holds a key is checked when it is read)."""
+    if not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        raise PrismError(
+            f"api_key_env must name an environment variable, such as {DEFAULT_KEY_ENV}; got "
+            f"{api_key_env!r}.",
+            param="api_key_env",
+        )
+    if api_key_file is not None and (not isinstance(api_key_file, str) or not api_key_file):
+        raise PrismError(
+            f"api_key_file must be the path of a file holding the key; got {api_key_file!r}.",
+            param="api_key_file",
+        )
+
+
+def endpoint_key(api_key_env: str = DEFAULT_KEY_ENV, api_key_file: str | None = None) -> str | None:
+    """The endpoint's key: the first line of ``api_key_file`` when one is named, else the value of
+    the environment variable ``api_key_env``; None when there is none. Never stored."""
+    check_key_source(api_key_env, api_key_file)
+    if api_key_file is None:
+        return os.environ.get(api_key_env) or None
+    try:
+        lines = Path(api_key_file).expanduser().read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PrismError(
+            f"api_key_file {api_key_file!r} cannot be read ({type(error).__name__}); name a text "
+            "file holding the key on its first line.",
+            param="api_key_file",
+        ) from None
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise PrismError(
+            f"api_key_file {api_key_file!r} is empty; its first line must be the key.",
+            param="api_key_file",
+        )
+    return key
+
+
 class _Fatal(Exception):
     """An endpoint error that would fail every request: stop the call."""
+
+
+def _run_abandonable(
+    tasks: Sequence[Callable[[], Any]], *, workers: int, stop: threading.Event
+) -> list[Any]:
+    """Each task's result, in order, from ``workers`` daemon threads; the first exception a task
+    raises is raised here.
+
+    The calling thread waits in short steps, so a signal handler that raises (SIGTERM's ``Stop``,
+    Ctrl-C) ends the wait at once; ``stop`` is then set and requests still in flight are abandoned
+    (daemon threads never hold up the process's exit), where a thread pool would wait them out.
+    """
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(tasks)):
+        todo.put(index)
+    done: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((index, True, tasks[index]()))
+            except BaseException as error:  # handed to the caller
+                done.put((index, False, error))
+
+    for _ in range(min(workers, len(tasks))):
+        threading.Thread(target=work, name="prism-endpoint", daemon=True).start()
+    results: list[Any] = [None] * len(tasks)
+    try:
+        for _ in tasks:
+            while True:
+                try:
+                    index, ok, value = done.get(timeout=_WAIT_STEP_S)
+                    break
+                except queue.Empty:
+                    continue
+            if not ok:
+                raise value
+            results[index] = value
+    finally:
+        stop.set()  # workers take no new request; one in flight is abandoned
+    return results
 
 
 class EndpointGenerator:
@@ -252,33 +369,23 @@ class EndpointGenerator:
         endpoint: str,
         *,
         model: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str = DEFAULT_KEY_ENV,
+        api_key_file: str | None = None,
         concurrency: int = 8,
         max_retries: int = 2,
     ):
         from openai import OpenAI
 
-        parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PrismError(
-                f"endpoint must be an http(s) URL of an OpenAI-compatible server, such as "
-                f"http://127.0.0.1:8000/v1; got {endpoint!r}.",
-                param="endpoint",
-            )
-        if not isinstance(api_key_env, str) or not re.fullmatch(
-            r"[A-Za-z_][A-Za-z0-9_]*", api_key_env
-        ):
-            raise PrismError(
-                f"api_key_env must name an environment variable; got {api_key_env!r}.",
-                param="api_key_env",
-            )
+        check_url(endpoint, param="endpoint")
+        key = endpoint_key(api_key_env, api_key_file)
         self.endpoint = public_url(endpoint)
         self.api_key_env = api_key_env
+        self.api_key_file = api_key_file
         self.concurrency = check_int(concurrency, param="batch_size", minimum=1)
         self.failures: dict[int, str] = {}
         self._client = OpenAI(
             base_url=endpoint,
-            api_key=os.environ.get(api_key_env) or _NO_KEY,
+            api_key=key or _NO_KEY,
             max_retries=check_int(max_retries, param="max_retries", minimum=0),
         )
         self.model = model if model is not None else self._only_model()
@@ -287,6 +394,12 @@ class EndpointGenerator:
                 f"endpoint_model must be a model name; got {model!r}.", param="endpoint_model"
             )
         self.label = f"endpoint:{self.endpoint} model={self.model}"
+
+    @property
+    def _key_advice(self) -> str:
+        if self.api_key_file is not None:
+            return f"put a valid key on the first line of {self.api_key_file} (api_key_file)"
+        return f"set the environment variable {self.api_key_env} to a valid key (api_key_env)"
 
     def _only_model(self) -> str:
         """The model a server serves, when it serves exactly one."""
@@ -328,28 +441,26 @@ class EndpointGenerator:
             return []
         client = self._client.with_options(timeout=settings.timeout_s)
         stop = threading.Event()
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chats))) as pool:
-            futures = [
-                pool.submit(self._request, client, chat, seed, settings, stop)
-                for chat, seed in zip(chats, seeds, strict=True)
-            ]
-            try:
-                results = [future.result() for future in futures]
-            except _Fatal as fatal:
-                stop.set()
-                pool.shutdown(cancel_futures=True)
-                raise PrismError(str(fatal), param="endpoint") from None
-        replies = []
-        for position, (reply, failure) in enumerate(results):
-            replies.append(reply)
-            if failure:
-                self.failures[position] = failure
-        if len(self.failures) == len(chats):
+        tasks = [
+            functools.partial(self._request, client, chat, seed, settings, stop)
+            for chat, seed in zip(chats, seeds, strict=True)
+        ]
+        try:
+            results = _run_abandonable(tasks, workers=self.concurrency, stop=stop)
+        except _Fatal as fatal:
+            raise PrismError(str(fatal), param="endpoint") from None
+        if all(failure for _, failure, _ in results):
             raise PrismError(
                 f"{self.endpoint} (model {self.model}) failed every request; the first: "
-                f"{self.failures[0]}. Check the endpoint's logs, the model name and max_new_tokens.",
+                f"{results[0][1]}. Check the endpoint's logs, the model name and max_new_tokens.",
                 param="endpoint",
             )
+        replies = []
+        for position, (reply, failure, n_tokens) in enumerate(results):
+            problem = failure or reply_problem(reply, settings, n_tokens=n_tokens)
+            replies.append("" if problem else reply)
+            if problem:
+                self.failures[position] = problem
         return replies
 
     def _request(
@@ -359,12 +470,13 @@ class EndpointGenerator:
         seed: int,
         settings: GenerationSettings,
         stop: threading.Event,
-    ) -> tuple[str, str | None]:
-        """(completion, failure reason or None) for one chat; ``_Fatal`` if no request can work."""
+    ) -> tuple[str, str | None, int | None]:
+        """(completion, failure reason or None, completion tokens if the server says) for one
+        chat; ``_Fatal`` if no request can work."""
         import openai
 
         if stop.is_set():
-            return "", "cancelled"
+            return "", "cancelled", None
         try:
             response = client.chat.completions.create(
                 model=self.model,
@@ -380,7 +492,7 @@ class EndpointGenerator:
             openai.PermissionDeniedError,
         ) as error:
             advice = (
-                f"set the environment variable {self.api_key_env} to a valid key"
+                self._key_advice
                 if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError)
                 else "check that the server is running and the URL (including /v1) is right"
             )
@@ -391,7 +503,7 @@ class EndpointGenerator:
                 "a model the server serves (endpoint_model)."
             ) from None
         except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
-            return "", f"the server rejected the request: {_first_line(error)}"
+            return "", f"the server rejected the request: {_first_line(error)}", None
         except openai.APIStatusError as error:
             raise _Fatal(
                 f"{self.endpoint} answered HTTP {error.status_code}: {_first_line(error)}. Is it an "
@@ -413,10 +525,12 @@ class EndpointGenerator:
         if content is not None and not isinstance(content, str):
             raise _Fatal(f"{self.endpoint} sent a malformed response (content is not text).")
         if choices[0].finish_reason == "content_filter":
-            return "", "the server's content filter withheld the completion"
+            return "", "the server's content filter withheld the completion", None
         if not content or not content.strip():
-            return "", "the server returned an empty completion"
-        return content.strip(), None
+            return "", "the server returned an empty completion", None
+        usage = getattr(response, "usage", None)
+        n_tokens = getattr(usage, "completion_tokens", None)
+        return content.strip(), None, n_tokens if isinstance(n_tokens, int) else None
 
 
 def make_generator(
@@ -424,7 +538,8 @@ def make_generator(
     *,
     endpoint: str | None = None,
     endpoint_model: str | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
+    api_key_env: str = DEFAULT_KEY_ENV,
+    api_key_file: str | None = None,
     device: str = "auto",
     trust_remote_code: bool = False,
     batch_size: int = 8,
@@ -445,6 +560,7 @@ def make_generator(
             endpoint,
             model=endpoint_model,
             api_key_env=api_key_env,
+            api_key_file=api_key_file,
             concurrency=batch_size,
             max_retries=max_retries,
         )

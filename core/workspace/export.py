@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from core import __version__
 from core.errors import PrismError
 from core.measures.vendi import subset_vendi
+from core.validate import check_indices
 from core.workspace.derived import batches as sample_batches
 from core.workspace.files import now
 from core.workspace.grow import PROVENANCE, of_origin
@@ -310,11 +311,15 @@ def export_rows(
     previous export or a file of the same kind (see the module docstring).
     """
     check_format(fmt)
-    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if workspace.n_samples == 0:
+        raise PrismError(
+            f"{workspace.path} holds no samples (its samples.parquet has 0 rows), so there is "
+            f"nothing to export. {workspace.rebuild_hint()}",
+            param="workspace",
+        )
+    rows = np.unique(check_indices(rows, workspace.n_samples, param="rows", allow_empty=True))
     if rows.size == 0:
         raise PrismError("Nothing to export: the subset selects no rows.")
-    if rows[0] < 0 or rows[-1] >= workspace.n_samples:
-        raise PrismError(f"Row positions must be in 0..{workspace.n_samples - 1}.", param="rows")
     target = Path(out).expanduser()
     manifest_target = manifest_path_for(target)
     if not target.parent.is_dir():

@@ -293,7 +293,12 @@ class Workspace:
         derived.drop(self, names)
 
     def rebuild_hint(self) -> str:
-        """The command that rebuilds this workspace from its data (subsets are kept)."""
+        """The command that rebuilds this workspace from its data, for its origin: extracted
+        (`prism features … --force`, subsets kept) or imported (`prism import-features`)."""
+        from core.workspace.imported import imported_source, reimport_hint
+
+        if imported_source(self) is not None:
+            return reimport_hint(self)
         source = self.dataset.source
         data = source if isinstance(source, str) and source else "DATA"
         return (
@@ -309,12 +314,22 @@ class Workspace:
         Refuses (WorkspaceError) a file that cannot be read, whose shape does not match the
         samples and the recorded dim, or (``check_finite``) that holds NaN or infinite values.
         """
+        path = self.path / FEATURES
+        section = self.feature_section
+        if section is not None and section.complete and not path.is_file():
+            from core.workspace.imported import imported_source
+
+            fix = (
+                self.rebuild_hint()
+                if imported_source(self) is not None
+                else f"`prism resume {self.path}` computes them again from the samples (every row)."
+            )
+            raise WorkspaceError(f"{path} is missing (deleted or moved?). {fix}")
         if not self.has_features:
             raise WorkspaceError(
                 f"{self.path} has no finished features yet. Run `prism resume {self.path}` "
                 "(or `prism features … --workspace` again; a stopped run resumes where it left off)."
             )
-        path = self.path / FEATURES
         try:
             features = read_npy(path, mmap=mmap)
         except (OSError, ValueError, EOFError) as error:
