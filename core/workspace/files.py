@@ -159,7 +159,7 @@ def read_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as error:
-        if "pickle" in str(error) or "Object arrays" in str(error):
+        if any(word in str(error) for word in ("pickle", "Object arrays", "Python objects")):
             raise ValueError(
                 "it holds Python objects (a pickled array), which Prism never loads: pickles can "
                 "run code"

@@ -89,7 +89,8 @@ def read_feature_file(path: str | os.PathLike[str], *, column: str | None = None
             array = read_npy(source)
         except (OSError, ValueError, EOFError) as error:
             raise PrismError(
-                f"{source} cannot be read as .npy: {error}. Save the features as a numeric array "
+                f"{source} cannot be read as .npy: {str(error).rstrip('.')}. Save the features as "
+                "a numeric array "
                 "(np.save(path, features.astype('float32'), allow_pickle=False)).",
                 param="features",
             ) from None
