@@ -294,6 +294,24 @@ def _subset_manifest(
     }
 
 
+def _check_has_samples(workspace: Workspace) -> None:
+    """Refuse a workspace with no samples, or whose manifest records none of the file's rows."""
+    if workspace.n_samples:
+        return
+    n_rows = pq.read_metadata(workspace.samples_path).num_rows
+    if n_rows:
+        raise PrismError(
+            f"{workspace.path}: manifest.json records no samples but samples.parquet has "
+            f"{n_rows:,} rows, so the manifest is damaged. {workspace.rebuild_hint()}",
+            param="workspace",
+        )
+    raise PrismError(
+        f"{workspace.path} holds no samples (samples.parquet has 0 rows), so there is nothing "
+        f"to export. {workspace.rebuild_hint()}",
+        param="workspace",
+    )
+
+
 def export_rows(
     workspace: Workspace,
     rows: np.ndarray,
@@ -311,12 +329,7 @@ def export_rows(
     previous export or a file of the same kind (see the module docstring).
     """
     check_format(fmt)
-    if workspace.n_samples == 0:
-        raise PrismError(
-            f"{workspace.path} holds no samples (its samples.parquet has 0 rows), so there is "
-            f"nothing to export. {workspace.rebuild_hint()}",
-            param="workspace",
-        )
+    _check_has_samples(workspace)
     rows = np.unique(check_indices(rows, workspace.n_samples, param="rows", allow_empty=True))
     if rows.size == 0:
         raise PrismError("Nothing to export: the subset selects no rows.")
