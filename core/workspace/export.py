@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 from core import __version__
 from core.errors import PrismError
 from core.measures.vendi import subset_vendi
-from core.validate import check_indices
 from core.workspace.derived import batches as sample_batches
+from core.workspace.derived import check_rows
 from core.workspace.files import now
 from core.workspace.grow import PROVENANCE, of_origin
 from core.workspace.manifest import ClustersSection, FeatureSection
@@ -294,24 +294,6 @@ def _subset_manifest(
     }
 
 
-def _check_has_samples(workspace: Workspace) -> None:
-    """Refuse a workspace with no samples, or whose manifest records none of the file's rows."""
-    if workspace.n_samples:
-        return
-    n_rows = pq.read_metadata(workspace.samples_path).num_rows
-    if n_rows:
-        raise PrismError(
-            f"{workspace.path}: manifest.json records no samples but samples.parquet has "
-            f"{n_rows:,} rows, so the manifest is damaged. {workspace.rebuild_hint()}",
-            param="workspace",
-        )
-    raise PrismError(
-        f"{workspace.path} holds no samples (samples.parquet has 0 rows), so there is nothing "
-        f"to export. {workspace.rebuild_hint()}",
-        param="workspace",
-    )
-
-
 def export_rows(
     workspace: Workspace,
     rows: np.ndarray,
@@ -329,8 +311,7 @@ def export_rows(
     previous export or a file of the same kind (see the module docstring).
     """
     check_format(fmt)
-    _check_has_samples(workspace)
-    rows = np.unique(check_indices(rows, workspace.n_samples, param="rows", allow_empty=True))
+    rows = np.unique(check_rows(workspace, rows))
     if rows.size == 0:
         raise PrismError("Nothing to export: the subset selects no rows.")
     target = Path(out).expanduser()

@@ -9,7 +9,9 @@ workspace whose ``features`` section records where the numbers came from (``mode
 the source path, its sha256, the original dimension). Scores are computed as after
 ``prism features``; clusters, the map, selectors, export and the app then read it like any other
 workspace. ``imported_source`` says whether a workspace was made so (Prism cannot compute more
-features in its space: no extraction, no synthesis) and ``reimport_hint`` how to make it again.
+features in its space: no extraction, no synthesis); ``rebuild_hint`` and
+``missing_features_hint`` give, for any workspace, the command that makes it (or its features)
+again from its origin.
 """
 
 from __future__ import annotations
@@ -135,15 +137,30 @@ def imported_source(workspace: Workspace) -> str | None:
     return str(settings.get("source") or "another program")
 
 
-def reimport_hint(workspace: Workspace) -> str:
-    """How to make an imported workspace again (import-features writes a new workspace)."""
-    source = imported_source(workspace) or "FEATURES"
+def rebuild_hint(workspace: Workspace) -> str:
+    """The command that makes a workspace again from its origin: `prism features … --force`
+    (subsets kept), or for imported features a new `prism import-features` (into a new workspace:
+    import-features never writes over one)."""
     data = workspace.dataset.source or "DATA"
+    source = imported_source(workspace)
+    if source is None:
+        return (
+            f"Rebuild the workspace with `prism features {data} --workspace {workspace.path} "
+            "--force` (subsets are kept)."
+        )
     return (
         f"Its features were imported, so import them again into a new workspace: `prism "
         f"import-features {data} {source} --workspace NEW` (copy subsets.json from here to "
         "keep the subsets)."
     )
+
+
+def missing_features_hint(workspace: Workspace) -> str:
+    """What computes a deleted ``features.npy`` again: `prism resume` (every row, from the
+    samples), or for imported features a new import."""
+    if imported_source(workspace) is not None:
+        return rebuild_hint(workspace)
+    return f"`prism resume {workspace.path}` computes them again from the samples (every row)."
 
 
 def _name_ids(ids: Any, rows: np.ndarray) -> str:

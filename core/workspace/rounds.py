@@ -19,13 +19,13 @@ from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
 from core.measures.clusters import sparse_clusters, unit_rows
+from core.synthesis.endpoint import check_key_source
 from core.synthesis.filter import DUPLICATE_COSINE, judge, text_key
 from core.synthesis.generators import (
     DEFAULT_KEY_ENV,
     MAX_REPLY_CHARS,
     GenerationSettings,
     Generator,
-    check_key_source,
 )
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
 from core.synthesis.targets import parse_target, plan_requests

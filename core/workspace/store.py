@@ -293,18 +293,10 @@ class Workspace:
         derived.drop(self, names)
 
     def rebuild_hint(self) -> str:
-        """The command that rebuilds this workspace from its data, for its origin: extracted
-        (`prism features … --force`, subsets kept) or imported (`prism import-features`)."""
-        from core.workspace.imported import imported_source, reimport_hint
+        """The command that rebuilds this workspace for its origin (``core.workspace.imported``)."""
+        from core.workspace.imported import rebuild_hint
 
-        if imported_source(self) is not None:
-            return reimport_hint(self)
-        source = self.dataset.source
-        data = source if isinstance(source, str) and source else "DATA"
-        return (
-            f"Rebuild the workspace with `prism features {data} --workspace {self.path} --force` "
-            "(subsets are kept)."
-        )
+        return rebuild_hint(self)
 
     # -- features -----------------------------------------------------------------------------
 
@@ -315,16 +307,10 @@ class Workspace:
         samples and the recorded dim, or (``check_finite``) that holds NaN or infinite values.
         """
         path = self.path / FEATURES
-        section = self.feature_section
-        if section is not None and section.complete and not path.is_file():
-            from core.workspace.imported import imported_source
+        if (self.feature_section or FeatureSection()).complete and not path.is_file():
+            from core.workspace.imported import missing_features_hint
 
-            fix = (
-                self.rebuild_hint()
-                if imported_source(self) is not None
-                else f"`prism resume {self.path}` computes them again from the samples (every row)."
-            )
-            raise WorkspaceError(f"{path} is missing (deleted or moved?). {fix}")
+            raise WorkspaceError(f"{path} is missing (deleted?). {missing_features_hint(self)}")
         if not self.has_features:
             raise WorkspaceError(
                 f"{self.path} has no finished features yet. Run `prism resume {self.path}` "

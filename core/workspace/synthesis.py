@@ -134,7 +134,7 @@ def check_synthesizable(workspace: Workspace) -> None:
 
 def _check_key_again(workspace: Workspace, config: SynthesisConfig, sent_key: bool) -> None:
     """A resumed run whose first part sent a key must find one again (keys are never stored)."""
-    from core.synthesis.generators import endpoint_key
+    from core.synthesis.endpoint import endpoint_key
 
     if not (config.endpoint and sent_key) or endpoint_key(config.api_key_env, config.api_key_file):
         return
@@ -165,7 +165,7 @@ def run_synthesis(
     """
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
-    from core.synthesis.generators import endpoint_key
+    from core.synthesis.endpoint import endpoint_key
     from core.workspace.extraction import config_from_workspace
 
     check_synthesizable(workspace)  # before anything is loaded, written or recorded as a job

@@ -21,7 +21,8 @@ from endpoint_stub import Behaviour, serving
 
 from core.errors import PrismError
 from core.features.proxy import default_model_dir
-from core.synthesis.generators import GenerationSettings, endpoint_key, make_generator
+from core.synthesis.endpoint import endpoint_key
+from core.synthesis.generators import GenerationSettings, make_generator
 from core.workspace.jobs import Stop, sigterm_stops
 
 CHATS = [

@@ -148,11 +148,12 @@ def test_an_empty_workspace_says_so_instead_of_a_row_range(
     out = tmp_path / "all.jsonl"
     code, _, err = run_cli("export", copy_built, "--out", out)
     message = " ".join(err.split())
-    assert code == 2 and "records no samples but samples.parquet has 16 rows" in message, message
+    assert code == 2 and "manifest.json records none of its 16 rows" in message, message
     assert "prism features" in message and "0..-1" not in message
     samples = pd.read_parquet(copy_built / SAMPLES)
     samples.iloc[:0].to_parquet(copy_built / SAMPLES, index=False)
     code, _, err = run_cli("export", copy_built, "--out", out)
     message = " ".join(err.split())
-    assert code == 2 and "holds no samples" in message and "prism features" in message, message
+    assert code == 2 and "has no samples (samples.parquet: 0 rows)" in message, message
+    assert "prism features" in message
     assert not out.exists()
