@@ -421,19 +421,23 @@ class Workspace:
         write_json(self.path / SUBSETS, dict(subsets))
 
 
+# A damaged manifest no longer says how the workspace was made.
+_OR_IMPORT = "(features imported from elsewhere: `prism import-features` into a new workspace)"
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WorkspaceError(
             f"{path} cannot be read ({short(error)}). Rebuild the workspace with "
-            f"`prism features DATA --workspace {path.parent} --force`."
+            f"`prism features DATA --workspace {path.parent} --force` {_OR_IMPORT}."
         ) from None
     if not isinstance(manifest, dict):
         raise WorkspaceError(
             f"{path} is JSON but not an object (it holds {type(manifest).__name__}); it was not "
             f"written by Prism or is damaged. Rebuild the workspace with "
-            f"`prism features DATA --workspace {path.parent} --force`."
+            f"`prism features DATA --workspace {path.parent} --force` {_OR_IMPORT}."
         )
     return manifest
 
