@@ -7,6 +7,8 @@
 - ``check_seed``: a seed for numpy, scikit-learn, UMAP and torch: an integer in [0, 2**32 − 1].
 - ``check_features``: a 2-D real feature matrix (n_samples × d, d ≥ 1); memmaps stay memmaps.
 - ``check_indices``: row positions into n rows, from integers or a boolean mask.
+- ``check_url``: an http(s) URL with a host (and a valid port); with ``secrets=False`` also
+  without user, password or query, which may carry a key.
 
 Each returns the checked value and raises ``PrismError(message, param=name)``: the message names
 the parameter and the bad value, ``param`` lets the CLI and the app point at their own control.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Collection
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -177,6 +181,8 @@ def check_indices(
             f"{array.dtype} and shape {array.shape}.",
             param=param,
         )
+    if n == 0:
+        raise PrismError(f"{param} names rows, but there are none to name (N=0 rows).", param=param)
     low, high = int(array.min()), int(array.max())
     if low < 0 or high >= n:
         raise PrismError(
@@ -184,3 +190,42 @@ def check_indices(
             param=param,
         )
     return array.astype(np.int64, copy=False)
+
+
+def check_url(
+    value: object, *, param: str, example: str = "http://127.0.0.1:8000/v1", secrets: bool = True
+) -> str:
+    """An http(s) URL with a host and, if given, a port from 1 to 65535.
+
+    ``secrets=False`` also refuses a user, password or query string in it: those may carry a key,
+    and a URL that is stored (to show, or to resume with) never holds one.
+    """
+    parts = None
+    if isinstance(value, str) and value.strip() == value:
+        try:
+            parts = urlsplit(value)
+            valid_port = parts.port != 0  # .port raises for a port that is not 0–65535
+        except ValueError:
+            parts = None
+    if (
+        not isinstance(value, str)
+        or parts is None
+        or not valid_port
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+    ):
+        shown = re.sub(r"//[^/@]*@", "//…@", value) if isinstance(value, str) else value
+        raise PrismError(  # a password in the URL is not repeated
+            f"{param} must be an http(s) URL with a host, such as {example}; got {shown!r}.",
+            param=param,
+        )
+    if not secrets and (parts.username is not None or parts.password is not None or parts.query):
+        what = "a user or password" if parts.username is not None else "a query string"
+        raise PrismError(
+            f"{param} must not carry a user, password or query string: Prism never stores them, "
+            f"so a resumed run could not use them; got a URL with {what}. Give the base URL "
+            f"(such as {example}) and pass a key through an environment variable (api_key_env) "
+            "or a file (api_key_file).",
+            param=param,
+        )
+    return value

@@ -15,6 +15,7 @@ from rich.markup import escape
 from core.cli.options import JsonOpt, QuietOpt, WorkspaceArg, open_workspace
 from core.cli.render import console, err, fmt, print_json, table
 from core.errors import PrismError
+from core.synthesis.generation import DEFAULT_KEY_ENV, MAX_REPLY_CHARS
 from core.synthesis.targets import TARGET_HELP
 
 
@@ -35,18 +36,34 @@ def synthesize(
         str | None,
         typer.Option(
             help="An OpenAI-compatible server's base URL (vLLM, SGLang, llama.cpp, Ollama, "
-            "`transformers serve`, hosted APIs); its key is read from --api-key-env."
+            "`transformers serve`, hosted APIs), without key or query; the key comes from "
+            "--api-key-env or --api-key-file."
         ),
     ] = None,
     endpoint_model: Annotated[
         str | None, typer.Option(help="The model name to ask the endpoint for.")
     ] = None,
     api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the endpoint's key (never stored).")
-    ] = "OPENAI_API_KEY",
+        str | None,
+        typer.Option(
+            help=f"Environment variable holding the endpoint's key (default {DEFAULT_KEY_ENV}); "
+            "read again by --resume, never stored."
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        str | None,
+        typer.Option(
+            help="A file whose first line is the endpoint's key (its path is stored, the key "
+            "never); read again by --resume."
+        ),
+    ] = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.95,
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 384,
+    max_reply_chars: Annotated[
+        int,
+        typer.Option(help="Longest reply taken, in characters; a longer one counts as malformed."),
+    ] = MAX_REPLY_CHARS,
     seed: Annotated[int, typer.Option(help="Seed of targets, examples and sampling.")] = 0,
     duplicate_cosine: Annotated[
         float, typer.Option(help="A candidate this close (cosine) to a pool row is a duplicate.")
@@ -105,10 +122,12 @@ def synthesize(
             "generator": generator,
             "endpoint": endpoint,
             "endpoint_model": endpoint_model,
-            "api_key_env": api_key_env,
+            "api_key_env": api_key_env or DEFAULT_KEY_ENV,
+            "api_key_file": api_key_file,
             "temperature": temperature,
             "top_p": top_p,
             "max_new_tokens": max_new_tokens,
+            "max_reply_chars": max_reply_chars,
             "seed": seed,
             "duplicate_cosine": duplicate_cosine,
             "sparse_only": sparse_filter,
@@ -116,7 +135,14 @@ def synthesize(
             "review": review,
         }
         try:
-            config = synthesis.resume_config(ws) if resume else synthesis.SynthesisConfig(**options)
+            synthesis.check_synthesizable(ws)  # before any model loads
+            # A resumed run may read its key from another variable or file.
+            key_source = {"api_key_env": api_key_env, "api_key_file": api_key_file}
+            config = (
+                synthesis.resume_config(ws, **{k: v for k, v in key_source.items() if v})
+                if resume
+                else synthesis.SynthesisConfig(**options)
+            )
         except PrismError as error:
             synthesis.fail_started_job(ws, error)
             raise
@@ -167,6 +193,8 @@ def _print_candidates(frame: Any, limit: int = 200) -> None:
     out = table(f"Candidates ({len(frame):,})", columns)
     for _, row in frame.head(limit).iterrows():
         sample = row["text"] if isinstance(row["text"], str) else row["prompt"]
+        if row["reason"] == "malformed" and row.get("problem"):
+            sample = f"({row['problem']})"
         out.add_row(
             escape(str(row["candidate_id"])),
             escape(str(row["reason"])),

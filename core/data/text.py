@@ -4,7 +4,7 @@
   ShareGPT `from`/`value` accepted) or the plain text.
 - `preview_text` gives a short one-line label per row (hover labels, tables).
 - `normalise_chat` checks one chat cell; `check_cell_size` refuses cells too long to tokenise
-  (`MAX_CELL_CHARS`).
+  (`MAX_CELL_CHARS`); `over_limit` is the one length cap, shared with generator replies.
 """
 
 from __future__ import annotations
@@ -107,13 +107,21 @@ def normalise_chat(value: Any, *, where: str) -> list[dict[str, str]]:
     return chat
 
 
+def over_limit(size: int, limit: int, *, unit: str = "characters") -> str | None:
+    """ "holds 1,200 characters, more than the limit of 1,000" when ``size`` exceeds ``limit``,
+    else None: the one length cap of dataset cells and of generator replies."""
+    if size <= limit:
+        return None
+    return f"holds {size:,} {unit}, more than the limit of {limit:,}"
+
+
 def check_cell_size(n_chars: int, *, col: str, where: str) -> None:
-    if n_chars > MAX_CELL_CHARS:
+    problem = over_limit(n_chars, MAX_CELL_CHARS)
+    if problem:
         raise DataError(
-            f"{where}: column {col!r} holds {n_chars:,} characters, more than the limit of "
-            f"{MAX_CELL_CHARS:,} characters per content cell (the model could not read it in "
-            "any reasonable time or memory). Shorten the cell, split it into several rows, or "
-            "drop the row."
+            f"{where}: column {col!r} {problem} characters per content cell (the model could not "
+            "read it in any reasonable time or memory). Shorten the cell, split it into several "
+            "rows, or drop the row."
         )
 
 

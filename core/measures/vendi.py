@@ -8,6 +8,9 @@ features; it lies between 1 and min(N, d).
 - ``covariance`` / ``covariance_from_npy``: C accumulated chunk by chunk (float32 BLAS per chunk,
   summed in float64), so a memory-mapped ``features.npy`` is never loaded whole and shards merge
   by adding their unnormalised sums.
+- ``gram`` / ``gram_from_npy``: the smaller of C (d×d) and K/N (N×N), which have the same nonzero
+  eigenvalues: what a score of the whole set needs, with no d×d matrix when N < d (12 rows of
+  d = 16,384 make a 12×12 matrix, not 2 GiB).
 - ``vendi_from_eigenvalues``: the entropy of a spectrum, one order q.
 - ``vendi_score`` / ``vendi_scores``: one or several orders from one eigendecomposition of the
   smaller of C (d×d) and K/N (N×N).
@@ -111,21 +114,58 @@ def covariance(features: np.ndarray, *, chunk_rows: int = CHUNK_ROWS) -> np.ndar
     return total
 
 
-def covariance_from_npy(
-    path: str | Path, *, chunk_rows: int = CHUNK_ROWS
-) -> tuple[np.ndarray, int]:
-    """Stream a ``.npy`` file of features (N×d) from disk; returns (C as float64 d×d, N)."""
+def _kernel_sum(features: np.ndarray, *, block_values: int = 2**24) -> np.ndarray:
+    """U Uᵀ (N×N float64), summed over blocks of columns so that only about ``block_values``
+    numbers are converted to float64 at a time."""
+    n, d = features.shape
+    step = max(1, block_values // max(n, 1))
+    total = np.zeros((n, n), dtype=np.float64)
+    for start in range(0, d, step):
+        block = np.asarray(features[:, start : start + step], dtype=np.float64)
+        total += block @ block.T
+    return total
+
+
+def gram(features: np.ndarray, *, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """The smaller of C = UᵀU/N (d×d) and K/N = UUᵀ/N (N×N) as float64: both have the same
+    nonzero eigenvalues, so ``vendi_from_covariance`` gives the same scores from either."""
+    features = check_features(features)
+    n, d = features.shape
+    if n == 0:
+        raise PrismError(
+            "features has no rows; the Vendi score of an empty set is undefined.", param="features"
+        )
+    if n > d:
+        return covariance(features, chunk_rows=chunk_rows)
+    total = _kernel_sum(features)
+    total /= n
+    return total
+
+
+def _read_features(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
-        features = np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise PrismError(f"features file {str(path)!r} does not exist.", param="path") from None
     except ValueError as exc:
         raise PrismError(
             f"features file {str(path)!r} is not a readable .npy array: {exc}", param="path"
         ) from exc
-    cov = covariance(features, chunk_rows=chunk_rows)
-    return cov, int(features.shape[0])
+
+
+def covariance_from_npy(
+    path: str | Path, *, chunk_rows: int = CHUNK_ROWS
+) -> tuple[np.ndarray, int]:
+    """Stream a ``.npy`` file of features (N×d) from disk; returns (C as float64 d×d, N)."""
+    features = _read_features(path)
+    return covariance(features, chunk_rows=chunk_rows), int(features.shape[0])
+
+
+def gram_from_npy(path: str | Path, *, chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, int]:
+    """``gram`` of a ``.npy`` file of features (N×d), streamed; returns (the matrix, N)."""
+    features = _read_features(path)
+    return gram(features, chunk_rows=chunk_rows), int(features.shape[0])
 
 
 def _positive_spectrum(eigenvalues: object) -> np.ndarray:
@@ -193,19 +233,7 @@ def vendi_from_eigenvalues(eigenvalues: object, *, q: float = 1.0) -> float:
 
 def _spectrum(features: np.ndarray) -> np.ndarray:
     """Eigenvalues (float64) of the smaller of C = UᵀU/N and K/N = UUᵀ/N; same nonzero values."""
-    n, d = features.shape
-    if n == 0:
-        raise PrismError(
-            "features has no rows; the Vendi score of an empty set is undefined.", param="features"
-        )
-    if n <= d:
-        rows = np.asarray(features, dtype=np.float64)
-        matrix = rows @ rows.T
-        matrix /= n
-    else:
-        matrix = _gram_sum(features, chunk_rows=CHUNK_ROWS)
-        matrix /= n
-    return _trace_normalised_eigenvalues(matrix)
+    return _trace_normalised_eigenvalues(gram(features))
 
 
 def _trace_normalised_eigenvalues(matrix: np.ndarray) -> np.ndarray:

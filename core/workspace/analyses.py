@@ -127,7 +127,7 @@ def workspace_scores(
     """
     from core.measures.vendi import (
         QS_DEFAULT,
-        covariance_from_npy,
+        gram_from_npy,
         subset_vendi,
         vendi_from_covariance,
     )
@@ -137,8 +137,8 @@ def workspace_scores(
     dim = int(section.dim or 0) if section is not None and workspace.has_features else 0
     if rows is None:
         workspace.features()  # raises a clear message when features are missing
-        covariance, n = covariance_from_npy(workspace.features_path)
-        return scores_record(vendi_from_covariance(covariance, qs=orders), n=n, dim=dim)
+        gram, n = gram_from_npy(workspace.features_path)
+        return scores_record(vendi_from_covariance(gram, qs=orders), n=n, dim=dim)
     scores = subset_vendi(workspace.features(), rows, qs=orders)
     return scores_record(scores, n=len(rows), dim=dim)
 

@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.errors import WorkspaceError
+from core.errors import PrismError, WorkspaceError
+from core.validate import check_indices
 from core.workspace.files import short, write_parquet
 from core.workspace.schema import ANALYSES, DERIVED_COLUMNS, OTHER, analysis_of
 
@@ -66,6 +67,21 @@ def _schema(workspace: Workspace, path: Path, analysis: str) -> pa.Schema:
 
 def _n_rows(workspace: Workspace) -> int:
     return int(pq.read_metadata(workspace.samples_path).num_rows)
+
+
+def check_rows(workspace: Workspace, rows: object, *, param: str = "rows") -> np.ndarray:
+    """Row positions into the samples (``core.validate.check_indices``, empty allowed); a
+    workspace with no samples is refused first: none in ``samples.parquet``, or a manifest that
+    records none of its rows (damaged)."""
+    if not workspace.n_samples:
+        n_rows = _n_rows(workspace)
+        what = f"manifest.json records none of its {n_rows:,} rows" if n_rows else "0 rows"
+        raise PrismError(
+            f"{workspace.path} has no samples (samples.parquet: {what}). "
+            f"{workspace.rebuild_hint()}",
+            param="workspace",
+        )
+    return check_indices(rows, workspace.n_samples, param=param, allow_empty=True)
 
 
 def _read_file(

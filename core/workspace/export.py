@@ -40,6 +40,7 @@ from core import __version__
 from core.errors import PrismError
 from core.measures.vendi import subset_vendi
 from core.workspace.derived import batches as sample_batches
+from core.workspace.derived import check_rows
 from core.workspace.files import now
 from core.workspace.manifest import ClustersSection, FeatureSection
 from core.workspace.publish import (
@@ -310,11 +311,9 @@ def export_rows(
     previous export or a file of the same kind (see the module docstring).
     """
     check_format(fmt)
-    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    rows = np.unique(check_rows(workspace, rows))
     if rows.size == 0:
         raise PrismError("Nothing to export: the subset selects no rows.")
-    if rows[0] < 0 or rows[-1] >= workspace.n_samples:
-        raise PrismError(f"Row positions must be in 0..{workspace.n_samples - 1}.", param="rows")
     target = Path(out).expanduser()
     manifest_target = manifest_path_for(target)
     if not target.parent.is_dir():

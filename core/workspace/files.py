@@ -40,30 +40,51 @@ _locks: dict[str, _HeldLock] = {}
 _locks_guard = threading.Lock()
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not unlinked, not replaced)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 @contextlib.contextmanager
-def lock_file(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S, what: str = "") -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (reentrant in this process; waits ``timeout_s``)."""
+def lock_file(
+    path: Path, *, timeout_s: float = LOCK_TIMEOUT_S, what: str = "", remove: bool = False
+) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (reentrant in this process; waits ``timeout_s``).
+
+    ``remove`` deletes the lock file on release, so that nothing is left behind. That is safe
+    because the holder unlinks it before unlocking, and whoever then gets the lock of the
+    unlinked file sees that ``path`` no longer names it and locks ``path`` afresh: two holders
+    never lock two different files at once.
+    """
     key = os.path.abspath(path)
     with _locks_guard:
         held = _locks.setdefault(key, _HeldLock())
     with held.guard:
         if held.depth == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             deadline = time.monotonic() + timeout_s
             while True:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
                 except BlockingIOError:
+                    os.close(fd)
                     if time.monotonic() > deadline:
-                        os.close(fd)
                         raise WorkspaceError(
                             f"{what or path.parent} is being written by another Prism command "
                             f"and stayed locked for {timeout_s:.0f} s; wait for it to finish and "
                             "run this again."
                         ) from None
                     time.sleep(0.02)
+                    continue
+                if not remove or _same_file(fd, path):
+                    break
+                os.close(fd)  # its holder removed it on release: lock the file at path now
             held.fd = fd
         held.depth += 1
         try:
@@ -71,6 +92,9 @@ def lock_file(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S, what: str = "") 
         finally:
             held.depth -= 1
             if held.depth == 0 and held.fd is not None:
+                if remove:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
                 fcntl.flock(held.fd, fcntl.LOCK_UN)
                 os.close(held.fd)
                 held.fd = None
@@ -120,8 +144,27 @@ def write_parquet(target: Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False, row_group_size=65_536)
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def read_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """The array in a ``.npy`` file, never unpickled. A file that is not ``.npy`` at all (damaged
+    or overwritten) or that holds Python objects raises ValueError saying so, instead of numpy's
+    advice to load it unsafely."""
+    with open(path, "rb") as handle:
+        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise ValueError(
+                "it is not a .npy file (it lacks the .npy header): damaged or overwritten"
+            )
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as error:
+        if any(word in str(error) for word in ("pickle", "Object arrays", "Python objects")):
+            raise ValueError(
+                "it holds Python objects (a pickled array), which Prism never loads: pickles can "
+                "run code"
+            ) from None
+        raise
 
 
 def now() -> str:

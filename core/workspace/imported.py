@@ -1,12 +1,17 @@
 """Workspaces from features computed elsewhere (``prism import-features``).
 
 ``read_feature_file`` reads an N×d array from a ``.npy`` file (never unpickled: an object or
-pickled array is refused) or from a list column of a Parquet file. ``import_features`` checks it
-against a loaded dataset — one row per sample, every row finite and non-zero (offending ids
-named) — scales the rows to unit length, and writes a complete workspace whose ``features``
-section records where the numbers came from (``model: "imported"``, the source path, its
-sha256, the original dimension). Scores are computed as after ``prism features``; clusters, the
-map, selectors, export and the app then read it like any other workspace.
+pickled array is refused) or from a list column of a Parquet file; it must hold real numbers
+(a complex array is refused: its imaginary part would be dropped) and d ≤ ``MAX_IMPORT_DIM``.
+``import_features`` checks it against a loaded dataset — one row per sample, every row finite
+and non-zero (offending ids named) — scales the rows to unit length, and writes a complete
+workspace whose ``features`` section records where the numbers came from (``model: "imported"``,
+the source path, its sha256, the original dimension). Scores are computed as after
+``prism features``; clusters, the map, selectors, export and the app then read it like any other
+workspace. ``imported_source`` says whether a workspace was made so (Prism cannot compute more
+features in its space: no extraction, no synthesis); ``rebuild_hint`` and
+``missing_features_hint`` give, for any workspace, the command that makes it (or its features)
+again from its origin.
 """
 
 from __future__ import annotations
@@ -20,11 +25,16 @@ import numpy as np
 
 from core.data.dataset import Dataset
 from core.errors import PrismError, WorkspaceError
-from core.workspace.files import atomic_path, now
+from core.validate import check_features
+from core.workspace.files import atomic_path, now, read_npy
 from core.workspace.manifest import DatasetSection, FeatureSection, scores_record
+from core.workspace.origin import IMPORTED
 from core.workspace.store import Workspace
 
-IMPORTED = "imported"
+# Largest feature dimension imported: the analyses hold d×d float64 matrices (G-Vendi of a
+# selection, greedy selectors, curves), 2 GiB at this d; it is also the largest d Prism's own
+# sketch gives (core.features.sketch.MAX_DIM).
+MAX_IMPORT_DIM = 16_384
 _HASH_BLOCK = 2**20
 _SHOWN_IDS = 10
 
@@ -78,17 +88,13 @@ def read_feature_file(path: str | os.PathLike[str], *, column: str | None = None
         array = _from_parquet(source, column)
     elif source.suffix.lower() == ".npy":
         try:
-            array = np.load(source, mmap_mode="r", allow_pickle=False)
-        except ValueError as error:
-            if "pickle" in str(error) or "Python objects" in str(error):
-                raise PrismError(
-                    f"{source} holds a pickled (object) array, which Prism never loads: pickles "
-                    "can run code. Save the features as a numeric array "
-                    "(np.save(path, features.astype('float32'), allow_pickle=False)).",
-                    param="features",
-                ) from None
+            array = read_npy(source)
+        except (OSError, ValueError, EOFError) as error:
             raise PrismError(
-                f"{source} cannot be read as .npy ({error}).", param="features"
+                f"{source} cannot be read as .npy: {str(error).rstrip('.')}. Save the features as "
+                "a numeric array "
+                "(np.save(path, features.astype('float32'), allow_pickle=False)).",
+                param="features",
             ) from None
     else:
         raise PrismError(
@@ -101,6 +107,24 @@ def read_feature_file(path: str | os.PathLike[str], *, column: str | None = None
             f"{tuple(array.shape)} and dtype {array.dtype}.",
             param="features",
         )
+    if array.shape[1] > MAX_IMPORT_DIM:
+        raise PrismError(
+            f"{source} has d = {array.shape[1]:,} numbers per row, more than the {MAX_IMPORT_DIM:,} "
+            "Prism imports (its analyses hold d × d matrices: 2 GiB at that limit). Project the "
+            "features down first, e.g. with a seeded Gaussian map to 1,024 numbers: "
+            "x @ np.random.default_rng(0).standard_normal((d, 1024)) (cosines are kept within a "
+            "few percent).",
+            param="features",
+        )
+    try:
+        array = check_features(array, param="features")  # real numbers; floats are not copied
+    except PrismError as error:
+        raise PrismError(
+            f"{source}: {error} Complex values are refused rather than cut to their real part. "
+            "Save the real features you mean (to keep both parts of complex ones: "
+            "np.concatenate([x.real, x.imag], axis=1)).",
+            param="features",
+        ) from None
     return array
 
 
@@ -144,7 +168,7 @@ def import_features(
     column: str | None = None,
 ) -> Workspace:
     """A new, complete workspace at ``path`` from ``dataset`` and the features in ``features_path``."""
-    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
+    from core.measures.vendi import gram_from_npy, vendi_from_covariance
     from core.workspace.jobs.extraction import (
         check_workspace_target,
         dataset_section,
@@ -194,8 +218,8 @@ def import_features(
                 section.replace(status="complete", n_samples=n, dim=dim, completed=now()),
                 save=False,
             )
-            covariance, rows = covariance_from_npy(workspace.features_path)
-            record = scores_record(vendi_from_covariance(covariance), n=rows, dim=dim)
+            gram, rows = gram_from_npy(workspace.features_path)  # N×N when N < d
+            record = scores_record(vendi_from_covariance(gram), n=rows, dim=dim)
             workspace.set_section(record)
     except BaseException:
         remove_created(root, created)  # leave no half-written workspace behind

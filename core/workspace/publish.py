@@ -12,9 +12,9 @@ The data and its manifest are one pair. Both are written to temporary names besi
 last. The manifest records the sha256 of the data (of an ``hf`` folder: of its files' names and
 bytes), so a manifest that does not describe the data beside it is detected: ``read_manifest``
 (and so ``prism select --from-manifest``) refuses it. The whole export holds an exclusive lock
-on ``.<name>.lock`` beside ``out`` (an empty file, left in place: removing it would let two
-exports lock two different files); a second export to the same path fails at once instead of
-waiting. Because every writer holds that lock, temporaries found by the next export under it
+on ``.<name>.lock`` beside ``out`` (an empty file, removed again when the export ends, refused
+or not: ``core.workspace.files.lock_file`` with ``remove``); a second export to the same path
+fails at once instead of waiting. Because every writer holds that lock, temporaries found by the next export under it
 belong to a process that died; it repairs what they left before writing: a finished temporary
 manifest that matches the published data is published (the kill came between the two renames),
 an ``hf`` folder that was moved aside and matches the current manifest is moved back (the kill
@@ -250,10 +250,11 @@ def check_replace(target: Path, manifest_target: Path, fmt: str, *, force: bool)
 
 @contextlib.contextmanager
 def export_lock(target: Path) -> Iterator[None]:
-    """Hold ``.<name>.lock`` beside ``target`` for a whole export; fail at once if it is held."""
+    """Hold ``.<name>.lock`` beside ``target`` for a whole export, and remove it after; fail at
+    once if it is held."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(lock_file(lock_path_for(target), timeout_s=0.0))
+            stack.enter_context(lock_file(lock_path_for(target), timeout_s=0.0, remove=True))
         except WorkspaceError:
             raise PrismError(
                 f"Another export is writing {target}; wait for it to finish, or choose another "

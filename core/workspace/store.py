@@ -39,7 +39,7 @@ import pandas as pd
 
 from core import __version__
 from core.errors import WorkspaceError
-from core.workspace import derived
+from core.workspace import derived, origin
 from core.workspace.derived import SAMPLES
 from core.workspace.files import (  # write_parquet: re-exported for callers of the store
     lock_file,
@@ -252,13 +252,8 @@ class Workspace(TypedSections):
         derived.drop(self, names)
 
     def rebuild_hint(self) -> str:
-        """The command that rebuilds this workspace from its data (subsets are kept)."""
-        source = self.dataset.source
-        data = source if isinstance(source, str) and source else "DATA"
-        return (
-            f"Rebuild the workspace with `prism features {data} --workspace {self.path} --force` "
-            "(subsets are kept)."
-        )
+        """The command that rebuilds this workspace for its origin (``core.workspace.origin``)."""
+        return origin.rebuild_hint(self)
 
     # -- features -----------------------------------------------------------------------------
 
@@ -268,12 +263,16 @@ class Workspace(TypedSections):
         Refuses (WorkspaceError) a file that cannot be read, whose shape does not match the
         samples and the recorded dim, or (``check_finite``) that holds NaN or infinite values.
         """
+        path = self.path / FEATURES
+        if (self.feature_section or FeatureSection()).complete and not path.is_file():
+            raise WorkspaceError(
+                f"{path} is missing (deleted?). {origin.missing_features_hint(self)}"
+            )
         if not self.has_features:
             raise WorkspaceError(
                 f"{self.path} has no finished features yet. Run `prism resume {self.path}` "
                 "(or `prism features … --workspace` again; a stopped run resumes where it left off)."
             )
-        path = self.path / FEATURES
         try:
             features = read_npy(path, mmap=mmap)
         except (OSError, ValueError, EOFError) as error:
@@ -386,19 +385,23 @@ class Workspace(TypedSections):
         write_json(self.path / SUBSETS, dict(subsets))
 
 
+# A damaged manifest no longer says how the workspace was made.
+_OR_IMPORT = "(features imported from elsewhere: `prism import-features` into a new workspace)"
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WorkspaceError(
             f"{path} cannot be read ({short(error)}). Rebuild the workspace with "
-            f"`prism features DATA --workspace {path.parent} --force`."
+            f"`prism features DATA --workspace {path.parent} --force` {_OR_IMPORT}."
         ) from None
     if not isinstance(manifest, dict):
         raise WorkspaceError(
             f"{path} is JSON but not an object (it holds {type(manifest).__name__}); it was not "
             f"written by Prism or is damaged. Rebuild the workspace with "
-            f"`prism features DATA --workspace {path.parent} --force`."
+            f"`prism features DATA --workspace {path.parent} --force` {_OR_IMPORT}."
         )
     return manifest
 

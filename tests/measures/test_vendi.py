@@ -14,6 +14,8 @@ from core.measures.vendi import (
     cluster_vendi,
     covariance,
     covariance_from_npy,
+    gram,
+    gram_from_npy,
     subset_vendi,
     vendi_from_covariance,
     vendi_from_eigenvalues,
@@ -232,3 +234,24 @@ def test_cluster_vendi_matches_scratch():
     assert per_cluster[11] == dict.fromkeys(QS, 1.0)
     with pytest.raises(PrismError, match="labels"):
         cluster_vendi(features, labels[:-1])
+
+
+def test_gram_path_equals_covariance_path_when_n_is_below_d(tmp_path):
+    """12 rows of d = 300: the 12×12 kernel has C's nonzero eigenvalues, so the scores agree."""
+    features = unit_rows(12, 300, n_directions=4)
+    small = gram(features)
+    assert small.shape == (12, 12) and small.dtype == np.float64
+    large = covariance(features)
+    nonzero = np.sort(np.linalg.eigvalsh(large))[-12:]
+    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(small)), nonzero, atol=1e-7)
+    from_gram, from_cov = vendi_from_covariance(small, qs=QS), vendi_from_covariance(large, qs=QS)
+    for q in QS:
+        assert from_gram[q] == pytest.approx(from_cov[q], rel=1e-6)
+    path = tmp_path / "features.npy"
+    np.save(path, features, allow_pickle=False)
+    streamed, n = gram_from_npy(path)
+    assert n == 12
+    np.testing.assert_allclose(streamed, small, atol=1e-12)
+    # above d rows it is the covariance itself
+    many = unit_rows(40, 6)
+    np.testing.assert_allclose(gram(many), covariance(many), atol=1e-12)

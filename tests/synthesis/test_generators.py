@@ -10,16 +10,21 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_support import free_port, wait_until_healthy
+from endpoint_stub import Behaviour, serving
 
 from core.errors import PrismError
 from core.features.proxy import default_model_dir
-from core.synthesis.generators import GenerationSettings, make_generator
+from core.synthesis.endpoint import endpoint_key
+from core.synthesis.generation import GenerationSettings
+from core.synthesis.generators import make_generator
+from core.workspace.jobs.record import Stop, sigterm_stops
 
 CHATS = [
     [{"role": "user", "content": "Write a short story about a fox."}],
@@ -82,6 +87,8 @@ def test_greedy_ignores_the_seed() -> None:
         ("max_new_tokens", 0),
         ("max_new_tokens", True),
         ("timeout_s", 0),
+        ("max_reply_chars", 0),
+        ("max_reply_chars", 2_000_000),  # above what a dataset cell may hold
     ],
 )
 def test_settings_name_the_bad_parameter(field: str, value: object) -> None:
@@ -96,6 +103,11 @@ def test_settings_name_the_bad_parameter(field: str, value: object) -> None:
     [
         ({"name": "tiny", "endpoint": "http://127.0.0.1:1/v1"}, "endpoint"),
         ({"endpoint": "ftp://example/v1", "endpoint_model": "m"}, "endpoint"),
+        ({"endpoint": "http://127.0.0.1:abc/v1", "endpoint_model": "m"}, "endpoint"),
+        (
+            {"endpoint": "http://127.0.0.1:1/v1", "endpoint_model": "m", "api_key_file": ""},
+            "api_key_file",
+        ),
         ({"endpoint_model": "m"}, "endpoint_model"),
         (
             {"endpoint": "http://127.0.0.1:1/v1", "endpoint_model": "m", "api_key_env": "a b"},
@@ -217,3 +229,79 @@ def test_a_server_that_is_not_openai_compatible_is_a_clear_error(tmp_path: Path)
             thread.join()
     assert caught.value.param == "endpoint"
     assert "501" in str(caught.value) and "OpenAI-compatible" in str(caught.value)
+
+
+def test_local_replies_over_the_character_cap_are_failures(local: Any) -> None:
+    capped = GenerationSettings(temperature=1.0, max_new_tokens=6, max_reply_chars=3)
+    replies = local.generate(CHATS, settings=capped, seeds=[1, 2, 3])
+    assert replies == ["", "", ""]  # six tokens of English are longer than 3 characters
+    assert sorted(local.failures) == [0, 1, 2]
+    assert all("max_reply_chars" in why and "limit of 3" in why for why in local.failures.values())
+
+
+def test_endpoint_replies_over_the_caps_are_failures() -> None:
+    """A server that ignores the caps: a 3,000-character reply, then 500 tokens reported for
+    max_new_tokens 6. Neither becomes a reply; a reply within both caps does."""
+    behaviour = Behaviour(reply_chars=3000, completion_tokens=4)
+    with serving(behaviour) as url:
+        generator = make_generator(endpoint=url, endpoint_model="m", max_retries=0)
+        settings = GenerationSettings(max_new_tokens=6, max_reply_chars=1000, timeout_s=30)
+        assert generator.generate(CHATS[:2], settings=settings, seeds=[1, 2]) == ["", ""]
+        assert all(
+            "3,000 characters, more than the limit of 1,000 (max_reply_chars)" in why
+            for why in generator.failures.values()
+        )
+        behaviour.reply_chars, behaviour.completion_tokens = None, 500
+        assert generator.generate(CHATS[:1], settings=settings, seeds=[1]) == [""]
+        assert "500 tokens, more than the limit of 6 (max_new_tokens" in generator.failures[0]
+        behaviour.completion_tokens = 6
+        [reply] = generator.generate(CHATS[:1], settings=settings, seeds=[1])
+        assert reply.startswith("Answer") and generator.failures == {}
+
+
+def test_sigterm_stops_a_call_at_once_while_the_endpoint_hangs() -> None:
+    """The server accepts every request and never answers (a 120 s timeout, 2 retries): SIGTERM
+    ends the call within a wait step instead of minutes later."""
+    behaviour = Behaviour(answer_first=0)
+    with serving(behaviour) as url:
+        generator = make_generator(endpoint=url, endpoint_model="m", batch_size=2)
+        settings = GenerationSettings(max_new_tokens=6, timeout_s=120)
+        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+        started = time.monotonic()
+        with sigterm_stops(), pytest.raises(Stop):
+            timer.start()
+            generator.generate(CHATS, settings=settings, seeds=[1, 2, 3])
+        elapsed = time.monotonic() - started
+        timer.join()
+        assert behaviour.hanging == 2  # both workers were inside a request when it stopped
+    assert elapsed < 6, elapsed  # 1 s to the signal, then one 0.2 s wait step
+
+
+def test_the_key_comes_from_a_variable_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    behaviour = Behaviour(key=SECRET)
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(SECRET + "\n")
+    monkeypatch.delenv("PRISM_ENDPOINT_API_KEY", raising=False)
+    with serving(behaviour) as url:
+        options = {"endpoint": url, "endpoint_model": "m", "max_retries": 0}
+        from_file = make_generator(**options, api_key_file=str(key_file))
+        assert from_file.generate(CHATS[:1], settings=GREEDY, seeds=[0])[0].startswith("Answer")
+        monkeypatch.setenv("PRISM_ENDPOINT_API_KEY", SECRET)
+        from_env = make_generator(**options, api_key_env="PRISM_ENDPOINT_API_KEY")
+        assert from_env.generate(CHATS[:1], settings=GREEDY, seeds=[0])[0].startswith("Answer")
+        monkeypatch.delenv("PRISM_ENDPOINT_API_KEY")
+        without = make_generator(**options, api_key_env="PRISM_ENDPOINT_API_KEY")
+        with pytest.raises(PrismError) as caught:
+            without.generate(CHATS[:1], settings=GREEDY, seeds=[0])
+    assert behaviour.seen_keys[:2] == [SECRET, SECRET]
+    message = str(caught.value)
+    assert "key was refused" in message and "PRISM_ENDPOINT_API_KEY" in message
+    assert SECRET not in message
+    assert endpoint_key("PRISM_ENDPOINT_API_KEY") is None
+    (tmp_path / "empty.txt").touch()
+    for bad in (tmp_path / "missing.txt", tmp_path / "empty.txt"):
+        with pytest.raises(PrismError) as caught:
+            endpoint_key(api_key_file=str(bad))
+        assert caught.value.param == "api_key_file" and str(bad) in str(caught.value)

@@ -32,6 +32,10 @@ def _nan_features(ws: Path) -> None:
     np.save(ws / FEATURES, features, allow_pickle=False)
 
 
+def _garbage_features(ws: Path) -> None:
+    (ws / FEATURES).write_bytes(b"these bytes were never an array " * 64)
+
+
 def _manifest_not_an_object(ws: Path) -> None:
     (ws / MANIFEST).write_text(json.dumps(["not", "a", "manifest"]))
 
@@ -51,6 +55,7 @@ def _subsets_garbage(ws: Path) -> None:
 DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
     # name: (how, the file named in the message, what the message says)
     "truncated features": (_truncate_features, FEATURES, "cannot be read"),
+    "garbage features": (_garbage_features, FEATURES, "not a .npy file"),
     "features for fewer rows": (_fewer_feature_rows, FEATURES, f"{N_SAMPLES:,} samples"),
     "NaN features": (_nan_features, FEATURES, "non-finite"),
     "manifest not an object": (_manifest_not_an_object, MANIFEST, "not an object"),
@@ -93,6 +98,7 @@ def test_every_command_names_the_damaged_file(
         assert "Traceback" not in err and "unexpected" not in message, (command, err)
         assert filename in message and says in message, (command, message)
         assert "prism features" in message or "mv " in message, message  # says what to do
+        assert "pickled" not in message and "unsafe" not in message, message
     after = {
         p.name: p.read_bytes() for p in copy_built.iterdir() if p.is_file() and p.name != ".lock"
     }
@@ -114,3 +120,40 @@ def test_score_refuses_features_of_another_row_count(copy_built: Path, run_cli: 
     code, out, err = run_cli("score", copy_built, "--json")
     assert code == 2 and out == ""
     assert f"(5, {DIM})" in " ".join(err.split())
+
+
+def test_deleted_features_name_the_command_that_computes_them_again(
+    copy_built: Path, run_cli: Any
+) -> None:
+    features = np.load(copy_built / FEATURES, allow_pickle=False)
+    (copy_built / FEATURES).unlink()
+    code, _, err = run_cli("score", copy_built)
+    message = " ".join(err.split())
+    assert code == 2 and f"{FEATURES} is missing" in message, message
+    assert f"prism resume {copy_built}" in message
+    code, _, err = run_cli("resume", copy_built)  # what the message says does fix it
+    assert code == 0, err
+    again = Workspace.open(copy_built).features()
+    np.testing.assert_allclose(again, features, atol=1e-6)
+
+
+def test_an_empty_workspace_says_so_instead_of_a_row_range(
+    copy_built: Path, run_cli: Any, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    manifest = json.loads((copy_built / MANIFEST).read_text())
+    manifest["dataset"]["n_samples"] = 0
+    (copy_built / MANIFEST).write_text(json.dumps(manifest))
+    out = tmp_path / "all.jsonl"
+    code, _, err = run_cli("export", copy_built, "--out", out)
+    message = " ".join(err.split())
+    assert code == 2 and "manifest.json records none of its 16 rows" in message, message
+    assert "prism features" in message and "0..-1" not in message
+    samples = pd.read_parquet(copy_built / SAMPLES)
+    samples.iloc[:0].to_parquet(copy_built / SAMPLES, index=False)
+    code, _, err = run_cli("export", copy_built, "--out", out)
+    message = " ".join(err.split())
+    assert code == 2 and "has no samples (samples.parquet: 0 rows)" in message, message
+    assert "prism features" in message
+    assert not out.exists()

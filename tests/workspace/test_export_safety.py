@@ -307,6 +307,7 @@ def test_a_killed_export_leaves_the_old_pair_or_the_new_one(
     again = _export(ws, "--subset", "first", "--format", fmt, "--out", out)
     assert again.returncode == 2 and "already exists" in again.stderr, again.stderr
     assert _temporaries(tmp_path) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".lock")]  # the dead one's too
     recorded = read_manifest(manifest)  # the pair matches again
     assert recorded["sha256"] == content_digest(out)
     if after_next_run == "old":
@@ -332,7 +333,11 @@ def test_two_exports_to_one_path_one_fails(ws: Workspace, tmp_path: Path) -> Non
         "r01",
         "r02",
     ]
-    assert _temporaries(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "rows.jsonl",
+        "rows.jsonl.manifest.json",
+        "ws",
+    ]  # the refused export and the finished one left no lock file
 
 
 def test_export_rows_refuses_a_path_held_by_another_process(ws: Workspace, tmp_path: Path) -> None:
@@ -345,3 +350,56 @@ def test_export_rows_refuses_a_path_held_by_another_process(ws: Workspace, tmp_p
         _kill(holder)
     export_rows(ws, np.arange(3), fmt="csv", out=out)  # the lock died with its holder
     assert _temporaries(tmp_path) == []
+
+
+def test_exports_refused_or_not_leave_nothing_beside_their_pair(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "rows.csv"
+    pair = ["rows.csv", "rows.csv.manifest.json"]
+    export_rows(ws, np.arange(3), fmt="csv", out=out)
+    assert sorted(p.name for p in out_dir.iterdir()) == pair
+    with pytest.raises(PrismError, match="already exists"):
+        export_rows(ws, np.arange(3), fmt="csv", out=out)  # refused under the lock
+    with pytest.raises(PrismError):
+        export_rows(ws, np.arange(3), fmt="jsonl", out=out, force=True)  # not a JSONL file
+    export_rows(ws, np.arange(4), fmt="csv", out=out, force=True)
+    assert sorted(p.name for p in out_dir.iterdir()) == pair
+
+
+def test_a_lock_file_removed_by_its_last_holder_is_never_taken_as_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race that removing lock files opens: a waiter opened the file just before its holder
+    removed it on release, then gets the lock of that removed file. ``lock_file`` sees that the
+    path no longer names it and locks the file at the path, so a second locker of the path is
+    still shut out."""
+    import fcntl
+
+    import core.workspace.files as files
+
+    lock = tmp_path / ".rows.csv.lock"
+    lock.touch()
+    stale = os.open(lock, os.O_RDWR)
+    lock.unlink()  # its holder removed it on release
+    real_open, handed = os.open, []
+
+    def open_stale_first(path: Any, flags: int, mode: int = 0o777) -> int:
+        if not handed:
+            handed.append(path)
+            return stale
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(files.os, "open", open_stale_first)
+    with files.lock_file(lock, timeout_s=0.0, remove=True):
+        monkeypatch.undo()
+        assert handed and lock.exists()
+        other = os.open(lock, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):  # the path's file is the one held
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+    assert not lock.exists()

@@ -14,7 +14,8 @@ from cli_support import invoke, sample_records, write_jsonl
 
 from core.data.dataset import load_dataset
 from core.errors import PrismError
-from core.workspace.imported import import_features
+from core.measures.vendi import vendi_scores
+from core.workspace.imported import MAX_IMPORT_DIM, import_features
 from core.workspace.store import Workspace
 
 N, D = 40, 12
@@ -113,3 +114,91 @@ def test_cli_import_then_cluster_select_export(tmp_path: Path, data: Path) -> No
     assert len(rows) == 8 and all(r["id"].startswith("s") for r in rows)
     code, _, err = invoke("import-features", data, tmp_path / "missing.npy", "--workspace", ws)
     assert code == 2 and "not empty" in err
+
+
+def _imported(tmp_path: Path, data: Path) -> Path:
+    source = tmp_path / "feats.npy"
+    np.save(source, raw_features().astype(np.float32))
+    return import_features(tmp_path / "ws", load_dataset(str(data)), source).path
+
+
+def test_complex_and_garbage_feature_files_are_refused(tmp_path: Path, data: Path) -> None:
+    dataset = load_dataset(str(data))
+    waves = tmp_path / "complex.npy"
+    np.save(waves, raw_features() + 1j * raw_features(1))
+    with pytest.raises(PrismError, match="real numbers; got dtype complex128") as caught:
+        import_features(tmp_path / "a", dataset, waves)
+    assert "Complex values are refused" in str(caught.value) and caught.value.param == "features"
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"these bytes were never a numpy file" * 10)
+    with pytest.raises(PrismError, match="not a .npy file") as caught:
+        import_features(tmp_path / "b", dataset, garbage)
+    assert "pickled" not in str(caught.value) and "unsafe" not in str(caught.value)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_few_rows_of_many_numbers_use_the_small_gram_matrix(tmp_path: Path) -> None:
+    """12 rows × d = 16,384: G-Vendi from the 12×12 kernel (the d×d matrix would be 2 GiB);
+    d above the limit is refused with the limit and how to project down."""
+    import tracemalloc
+
+    data = write_jsonl(tmp_path / "twelve.jsonl", sample_records(12))
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((12, MAX_IMPORT_DIM)).astype(np.float32)
+    np.save(tmp_path / "wide.npy", wide)
+    tracemalloc.start()
+    try:
+        ws = import_features(tmp_path / "ws", load_dataset(str(data)), tmp_path / "wide.npy")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 2**20, peak  # a d×d float64 matrix alone is 2 GiB
+    unit = wide.astype(np.float64) / np.linalg.norm(wide, axis=1, keepdims=True)
+    expected = vendi_scores(unit, qs=(1.0,))[1.0]  # 12 near-orthogonal rows: about 12
+    assert ws.scores is not None and ws.scores.g_vendi == pytest.approx(expected, rel=1e-6)
+    assert 11 < expected <= 12
+    too_wide = tmp_path / "too-wide.npy"
+    np.save(too_wide, np.ones((12, MAX_IMPORT_DIM + 1), dtype=np.float16))
+    with pytest.raises(PrismError, match=f"d = {MAX_IMPORT_DIM + 1:,} .* more than the 16,384"):
+        import_features(tmp_path / "ws2", load_dataset(str(data)), too_wide)
+    assert not (tmp_path / "ws2").exists()
+
+
+def test_synthesis_on_imported_features_is_refused_up_front(tmp_path: Path, data: Path) -> None:
+    from core.workspace.synthesis.loop import SynthesisConfig, start
+
+    ws = _imported(tmp_path, data)
+    manifest = (ws / "manifest.json").read_bytes()
+    code, _, err = invoke("synthesize", ws, "--rounds", 1)
+    message = " ".join(err.split())
+    assert code == 2, message
+    assert "imported from" in message and "own feature space" in message
+    assert f"prism features {data}" in message and "unexpected" not in message
+    with pytest.raises(PrismError, match="own feature space"):
+        start(ws, SynthesisConfig())  # the app's Start: refused before a job is made
+    assert not (ws / "jobs" / "synthesis.json").exists()  # no failed job left behind
+    assert (ws / "manifest.json").read_bytes() == manifest
+
+
+@pytest.mark.parametrize("damage", ["garbage", "deleted"])
+def test_a_damaged_imported_workspace_is_told_to_import_again(
+    tmp_path: Path, data: Path, damage: str
+) -> None:
+    ws = _imported(tmp_path, data)
+    if damage == "garbage":
+        (ws / "features.npy").write_bytes(b"not an array at all" * 100)
+    else:
+        (ws / "features.npy").unlink()
+    commands = [("cluster", ws, "--k", 4), ("score", ws)]
+    if damage == "deleted":
+        commands.append(("resume", ws))  # resume cannot compute imported features either
+    for command in commands:
+        code, _, err = invoke(*command)
+        message = " ".join(err.split())
+        assert code == 2, message
+        if command[0] != "resume":
+            assert "features.npy" in message, message
+            assert ("not a .npy file" if damage == "garbage" else "is missing") in message
+        assert f"prism import-features {data} {tmp_path / 'feats.npy'}" in message
+        for wrong in ("prism features", "prism resume", "pickled", "unsafe"):
+            assert wrong not in message, message

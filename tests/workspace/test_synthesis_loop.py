@@ -4,6 +4,7 @@ through export and reload, review by hand, and a killed job resumed at its round
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_support import REPO, invoke
+from endpoint_stub import Behaviour, serving
 
 from core.errors import PrismError
 from core.synthesis.generators import make_generator
@@ -187,11 +189,17 @@ def test_a_join_interrupted_halfway_is_undone_and_done_again(
     assert len(ws.features()) == len(samples) and samples["id"].is_unique
 
 
-def _synthesize(path: Path, *args: str) -> subprocess.Popen[str]:
+def _synthesize(
+    path: Path,
+    *args: str,
+    generator: tuple[str, ...] = ("--generator", "tiny"),
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "core", "synthesize", str(path), "--generator", "tiny",
+        [sys.executable, "-m", "core", "synthesize", str(path), *generator,
          "--max-new-tokens", "16", "--quiet", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -243,3 +251,107 @@ def test_cancel_stops_with_143_and_says_how_to_resume(copy_built: Path) -> None:
     job = json.loads((copy_built / "jobs" / "synthesis.json").read_text())
     assert job["status"] == "cancelled"
     assert pd.read_parquet(copy_built / "synthesis" / "round-0001.parquet")["round"].eq(1).all()
+
+
+SECRET = "sk-prism-resume-secret-0123456789"
+
+
+def test_over_long_replies_are_malformed_with_their_reason(copy_built: Path) -> None:
+    """A server that ignores max_tokens sends 3,000-character answers: with max_reply_chars
+    1,000 they count as malformed, say why, and are neither stored nor featurised."""
+    with serving(Behaviour(reply_chars=3000)) as url:
+        generator = make_generator(endpoint=url, endpoint_model="m", max_retries=0)
+        [record] = _run(copy_built, generator, per_round=2, max_reply_chars=1000, seed=1)
+    frame, features = read_round(Workspace.open(copy_built), 1)
+    assert record["malformed"] == 2 and record["joined"] == 0
+    assert frame["reason"].tolist() == ["malformed", "malformed"]
+    assert frame["prompt"].str.contains("a farmer plants").all()  # the prompts were fine
+    assert frame["raw_response"].tolist() == ["", ""]  # the long replies are not kept
+    for problem in frame["problem"]:
+        assert problem.startswith("response: the reply holds 3,000 characters, more than the")
+        assert "limit of 1,000 (max_reply_chars)" in problem
+    assert not features.any()  # malformed candidates get zero rows, no features computed
+    code, out, _ = invoke("synthesize", copy_built, "--list")
+    assert code == 0 and "(response: the reply holds 3,000 characters" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("http://127.0.0.1:abc/v1", "must be an http(s) URL with a host"),
+        ("127.0.0.1:8000/v1", "must be an http(s) URL with a host"),
+        ("http://user:pw@127.0.0.1:8000/v1", "must not carry a user, password or query"),
+        ("http://127.0.0.1:8000/v1?key=abc", "must not carry a user, password or query"),
+    ],
+)
+def test_a_bad_endpoint_is_refused_before_any_model_loads(
+    copy_built: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str, says: str
+) -> None:
+    import core.features.proxy as proxy
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(proxy, "load_proxy", never)
+    manifest = (copy_built / "manifest.json").read_bytes()
+    code, _, err = invoke("synthesize", copy_built, "--endpoint", endpoint)
+    message = " ".join(err.split())
+    assert code == 2 and says in message and "--endpoint" in message, message
+    assert "pw" not in message and "abc" not in message.replace("127.0.0.1:abc", "")
+    assert not (copy_built / "jobs" / "synthesis.json").exists()  # no job, failed or other
+    assert (copy_built / "manifest.json").read_bytes() == manifest
+
+
+def test_sigterm_while_the_endpoint_hangs_stops_at_once_and_resume_reads_the_key_again(
+    copy_built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real ``prism synthesize`` process against a server that needs a key: round 1 is
+    answered, round 2's requests are accepted and never answered (a 120 s timeout with
+    retries). SIGTERM ends the process within seconds, round 1 kept. ``--resume`` then refuses
+    to start without the key (never stored), and with it in the environment finishes round 2."""
+    behaviour = Behaviour(key=SECRET, answer_first=4)  # round 1: 2 prompts + 2 responses
+    env = {"PRISM_ENDPOINT_API_KEY": SECRET}
+    with serving(behaviour) as url:
+        endpoint = ("--endpoint", url, "--endpoint-model", "m")
+        process = _synthesize(
+            copy_built, "--rounds", "2", "--per-round", "2", "--no-filter",
+            "--api-key-env", "PRISM_ENDPOINT_API_KEY", generator=endpoint, env=env,
+        )  # fmt: skip
+        try:
+            _wait_for_round(copy_built, 1, process)
+            deadline = time.monotonic() + 120
+            while behaviour.hanging < 2 and time.monotonic() < deadline:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.1)
+            assert behaviour.hanging == 2  # round 2's prompt requests are held unanswered
+            process.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            _, err = process.communicate(timeout=60)
+            stopped_after = time.monotonic() - sent
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 143, err
+        assert stopped_after < 10, stopped_after  # the request's timeout is 120 s × 3 tries
+        assert "--resume" in err and "kept" in err
+        ws = Workspace.open(copy_built)
+        assert round_numbers(ws) == [1] and pending_rounds(ws) == []  # round 1 kept and joined
+        job = json.loads((copy_built / "jobs" / "synthesis.json").read_text())
+        assert job["status"] == "cancelled"
+        for stored in ("manifest.json", "synthesis/round-0001.parquet"):
+            assert SECRET.encode() not in (copy_built / stored).read_bytes()
+
+        behaviour.answer_first = None
+        monkeypatch.delenv("PRISM_ENDPOINT_API_KEY", raising=False)
+        code, _, err = invoke("synthesize", copy_built, "--resume")
+        message = " ".join(err.split())
+        assert code == 2 and "PRISM_ENDPOINT_API_KEY" in message and "never stores" in message
+        assert json.loads((copy_built / "jobs" / "synthesis.json").read_text()) == job
+
+        monkeypatch.setenv("PRISM_ENDPOINT_API_KEY", SECRET)
+        code, out, err = invoke("synthesize", copy_built, "--resume", "--json")
+        assert code == 0, err
+    assert [r["round"] for r in json.loads(out)["rounds"]] == [2]
+    assert round_numbers(Workspace.open(copy_built)) == [1, 2]
+    assert set(behaviour.seen_keys) == {SECRET}  # every request carried the key

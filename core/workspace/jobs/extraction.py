@@ -187,7 +187,17 @@ def prepare_workspace(
 
 
 def config_from_workspace(workspace: Workspace, **overrides: Any) -> FeatureConfig:
-    """The FeatureConfig a workspace was prepared with (batch size / device may be overridden)."""
+    """The FeatureConfig a workspace was prepared with (batch size / device may be overridden).
+    A workspace of imported features has none: Prism cannot compute features in their space."""
+    from core.workspace.origin import imported_source
+
+    source = imported_source(workspace)
+    if source is not None:
+        raise WorkspaceError(
+            f"{workspace.path} holds features imported from {source}; they name no model Prism "
+            "can run, so Prism cannot compute features in their space. "
+            f"{workspace.rebuild_hint()}"
+        )
     settings = dict((workspace.feature_section or FeatureSection()).settings)
     if not settings:
         raise WorkspaceError(
@@ -424,7 +434,7 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
     """
     from numpy.lib.format import open_memmap
 
-    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
+    from core.measures.vendi import gram_from_npy, vendi_from_covariance
 
     covered, shards = finished_shards(workspace, total, dim)
     if not covered.all():
@@ -458,8 +468,8 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
             completed=now(),
             **changes,
         )
-        covariance, n = covariance_from_npy(workspace.features_path)
-        record = scores_record(vendi_from_covariance(covariance), n=n, dim=dim)
+        gram, n = gram_from_npy(workspace.features_path)
+        record = scores_record(vendi_from_covariance(gram), n=n, dim=dim)
         workspace.set_section(record)
     # rmtree, not rmdir: a run killed while writing a shard leaves its temporary file behind.
     shutil.rmtree(workspace.shard_dir, ignore_errors=True)

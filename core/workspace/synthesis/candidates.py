@@ -2,8 +2,9 @@
 
 Per round ``r``: ``synthesis/round-<r>.parquet`` holds one row per candidate (``COLUMNS``: id,
 round, target, few-shot example ids, generator and settings, seed, raw replies, the cleaned
-sample, its features' loss and nearest cluster, the reason it was kept or rejected, a decision by
-hand and whether it joined the samples) and ``synthesis/round-<r>.npy`` its features
+sample, its features' loss and nearest cluster, the reason it was kept or rejected, for a
+malformed one the problem (such as a reply over the length cap), a decision by hand and whether it
+joined the samples) and ``synthesis/round-<r>.npy`` its features
 (M × dim float32, zero rows for malformed candidates). Both are written atomically, the features
 first, so a round file on disk always has its features.
 """
@@ -38,6 +39,7 @@ COLUMNS = (
     "response",
     "text",
     "reason",
+    "problem",
     "nearest_cluster",
     "nearest_cosine",
     "nearest_sparse",
@@ -101,6 +103,8 @@ def read_round(workspace: Workspace, round_no: int) -> tuple[pd.DataFrame, np.nd
             f"The candidates of round {round_no} in {base.parent} cannot be read "
             f"({short(error)}). Move {base}.parquet and .npy away to generate that round again."
         ) from None
+    if "problem" not in frame.columns:  # rounds written before the column existed
+        frame.insert(list(COLUMNS).index("problem"), "problem", "")
     if len(frame) != len(features):
         raise WorkspaceError(
             f"{base}.parquet has {len(frame)} candidates but {base}.npy {len(features)} rows. "

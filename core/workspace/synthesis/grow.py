@@ -116,7 +116,7 @@ def _unextendable(samples: pd.DataFrame) -> list[str]:
 def join_round(workspace: Workspace, round_no: int) -> int:
     """Join a round's kept candidates to the workspace; returns how many joined (0 again on a
     second call: joining is by candidate id, so a repeated or resumed join adds nothing)."""
-    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
+    from core.measures.vendi import gram_from_npy, vendi_from_covariance
     from core.workspace.files import write_npy
     from core.workspace.manifest import scores_record
 
@@ -159,9 +159,9 @@ def join_round(workspace: Workspace, round_no: int) -> int:
                 workspace.set_section(
                     _extended(clusters, table["cluster"].to_numpy(), len(joined)), save=False
                 )
-            covariance, rows = covariance_from_npy(workspace.features_path)
+            gram, rows = gram_from_npy(workspace.features_path)
             scores = scores_record(
-                vendi_from_covariance(covariance, qs=(0.5, 1.0, 2.0, float("inf"))),
+                vendi_from_covariance(gram, qs=(0.5, 1.0, 2.0, float("inf"))),
                 n=rows,
                 dim=int(added.shape[1]),
             )

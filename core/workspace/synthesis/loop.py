@@ -16,8 +16,13 @@ One round (as published; every step is a setting of ``SynthesisConfig``):
    round waits for keep/drop by hand and ``prism synthesize WS --join``.
 
 The job is ``synthesis`` in ``jobs/`` (``core.workspace.jobs.record``): progress per candidate, a
-Cancel (SIGTERM) or Ctrl-C keeps every finished round, and a resumed run starts at the first
-round not yet joined (a round whose candidates are on disk is joined, not generated again).
+Cancel (SIGTERM) or Ctrl-C keeps every finished round and stops within a step even while an
+endpoint hangs, and a resumed run starts at the first round not yet joined (a round whose
+candidates are on disk is joined, not generated again).
+
+Checked before any model loads or any job is recorded: the workspace's features are Prism's own
+(``check_synthesizable``: imported features have no proxy to measure candidates with), and a
+resumed run that sent an endpoint key can read it again (keys are never stored).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import JobStopped, PrismError
-from core.synthesis.generators import Generator
+from core.synthesis.generation import Generator
 from core.workspace.jobs.record import (
     CANCELLED,
     DONE,
@@ -113,6 +118,47 @@ def pending_rounds(workspace: Workspace) -> list[int]:
     ]
 
 
+def check_synthesizable(workspace: Workspace) -> None:
+    """Refuse a workspace whose features Prism cannot compute for new candidates.
+
+    Candidates are judged against the pool's clusters, so their features must be in the
+    workspace's own feature space; features imported from elsewhere name no model Prism can run.
+    """
+    from core.workspace.origin import imported_source
+
+    source = imported_source(workspace)
+    if source is None:
+        return
+    data = workspace.dataset.source or "DATA"
+    raise PrismError(
+        f"{workspace.path} holds features imported from {source}, and synthesis must measure "
+        "each new candidate in the workspace's own feature space, which Prism cannot compute for "
+        "imported features (they name no model Prism can run). To grow this dataset, extract "
+        f"features with Prism into a new workspace (`prism features {data} --workspace NEW`), "
+        "then run `prism synthesize NEW`.",
+        param="workspace",
+    )
+
+
+def _check_key_again(workspace: Workspace, config: SynthesisConfig, sent_key: bool) -> None:
+    """A resumed run whose first part sent a key must find one again (keys are never stored)."""
+    from core.synthesis.endpoint import endpoint_key
+
+    if not (config.endpoint and sent_key) or endpoint_key(config.api_key_env, config.api_key_file):
+        return
+    where = (
+        f"in the file {config.api_key_file} (api_key_file)"
+        if config.api_key_file
+        else f"in the environment variable {config.api_key_env} (api_key_env)"
+    )
+    raise PrismError(
+        f"The run to resume sent a key to {config.endpoint}, and Prism never stores keys: put "
+        f"it {where} again, then resume. (A key can also come from another variable or a "
+        "file: api_key_env, api_key_file.)",
+        param="api_key_env" if not config.api_key_file else "api_key_file",
+    )
+
+
 def run_synthesis(
     workspace: Workspace,
     config: SynthesisConfig,
@@ -127,8 +173,12 @@ def run_synthesis(
     """
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
+    from core.synthesis.endpoint import endpoint_key
     from core.workspace.jobs.extraction import config_from_workspace
 
+    check_synthesizable(workspace)  # before anything is loaded, written or recorded as a job
+    # whether a key is sent (never the key): a resumed run must find one again
+    sent_key = bool(config.endpoint and endpoint_key(config.api_key_env, config.api_key_file))
     recover_join(workspace)  # a join a kill interrupted is undone, and done again below
     workspace.features()  # a clear message when the features are not finished
     total = config.rounds * config.per_round
@@ -173,17 +223,12 @@ def run_synthesis(
                     **config.settings(),
                     "first_round": first,
                     "last_round": first + config.rounds - 1,
+                    "sent_key": sent_key,
                 }
                 workspace.set_section(_section(workspace).replace(settings=settings))
-            report("loading models", 0, message="loading the proxy and the generator")
+            report("loading models", 0, message="loading the generator and the proxy")
             feature_config = config_from_workspace(workspace)
-            proxy = load_proxy(
-                feature_config.model,
-                dtype=feature_config.dtype,
-                device=feature_config.device,
-                trust_remote_code=feature_config.trust_remote_code,
-            )
-            if generator is None:
+            if generator is None:  # first: an endpoint's problems show before the proxy loads
                 from core.synthesis.generators import make_generator
 
                 generator = make_generator(
@@ -191,7 +236,14 @@ def run_synthesis(
                     endpoint=config.endpoint,
                     endpoint_model=config.endpoint_model,
                     api_key_env=config.api_key_env,
+                    api_key_file=config.api_key_file,
                 )
+            proxy = load_proxy(
+                feature_config.model,
+                dtype=feature_config.dtype,
+                device=feature_config.device,
+                trust_remote_code=feature_config.trust_remote_code,
+            )
             with workspace.lock():
                 workspace.reload()
                 workspace.set_section(_section(workspace).replace(generator=generator.label))
@@ -260,6 +312,7 @@ def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
     its pid. Progress is the ``synthesis`` job; Cancel is ``cancel_job(path, KIND)``."""
     from core.workspace.jobs.record import start_job
 
+    check_synthesizable(Workspace.open(path))  # refused here, not in a job that fails at once
     argv = ["core", "synthesize", str(path), "--quiet"]
     defaults = SynthesisConfig()
     for name, value in config.settings().items():
@@ -314,7 +367,10 @@ def _summary(records: list[dict[str, Any]]) -> str:
 
 
 def resume_config(workspace: Workspace, **overrides: Any) -> SynthesisConfig:
-    """The config of the last run, for the rounds it has left (``--resume``)."""
+    """The config of the last run, for the rounds it has left (``--resume``); ``overrides`` may
+    name another key source (``api_key_env``, ``api_key_file``). Refused up front when the run
+    sent a key that cannot be found now."""
+    check_synthesizable(workspace)
     settings = dict(_section(workspace).settings)
     if not settings:
         raise PrismError(
@@ -324,6 +380,7 @@ def resume_config(workspace: Workspace, **overrides: Any) -> SynthesisConfig:
         )
     last = int(settings.pop("last_round", 0))
     settings.pop("first_round", None)
+    sent_key = bool(settings.pop("sent_key", False))
     done = max(
         [r for r in round_numbers(workspace) if r not in pending_rounds(workspace)], default=0
     )
@@ -331,4 +388,6 @@ def resume_config(workspace: Workspace, **overrides: Any) -> SynthesisConfig:
     settings.update(overrides)
     settings["rounds"] = max(1, left)
     known = set(SynthesisConfig.__dataclass_fields__)
-    return SynthesisConfig(**{k: v for k, v in settings.items() if k in known})
+    config = SynthesisConfig(**{k: v for k, v in settings.items() if k in known})
+    _check_key_again(workspace, config, sent_key)
+    return config

@@ -18,11 +18,17 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.measures.clusters import sparse_clusters, unit_rows
+from core.synthesis.endpoint import check_key_source
 from core.synthesis.filter import DUPLICATE_COSINE, judge, text_key
-from core.synthesis.generators import GenerationSettings, Generator
+from core.synthesis.generation import (
+    DEFAULT_KEY_ENV,
+    MAX_REPLY_CHARS,
+    GenerationSettings,
+    Generator,
+)
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
 from core.synthesis.targets import parse_target, plan_requests
-from core.validate import check_int, check_number, check_seed
+from core.validate import check_int, check_number, check_seed, check_url
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import write_round
 from core.workspace.synthesis.grow import is_extended
@@ -39,10 +45,12 @@ class SynthesisConfig:
     generator: str = "default"
     endpoint: str | None = None
     endpoint_model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"  # the variable's name; the key itself is never stored
+    api_key_env: str = DEFAULT_KEY_ENV  # the variable's name; the key itself is never stored
+    api_key_file: str | None = None  # a file holding the key (its path is stored, never the key)
     temperature: float = 1.0
     top_p: float = 0.95
     max_new_tokens: int = 384
+    max_reply_chars: int = MAX_REPLY_CHARS
     seed: int = 0
     duplicate_cosine: float = DUPLICATE_COSINE
     sparse_only: bool = True
@@ -55,7 +63,11 @@ class SynthesisConfig:
         check_int(self.few_shot, param="few_shot", minimum=1, maximum=50)
         check_seed(self.seed)
         parse_target(self.target)
-        self.generation  # noqa: B018 — validates temperature, top_p, max_new_tokens
+        self.generation  # noqa: B018 — validates temperature, top_p, max_new_tokens, the cap
+        if self.endpoint is not None:
+            # Stored without secrets, so it must hold none: a resumed run uses it as it is.
+            check_url(self.endpoint, param="endpoint", secrets=False)
+        check_key_source(self.api_key_env, self.api_key_file)
         check_number(self.duplicate_cosine, param="duplicate_cosine", above=0, maximum=1)
         if self.budget is not None:
             check_int(self.budget, param="budget", minimum=1)
@@ -63,18 +75,16 @@ class SynthesisConfig:
     @property
     def generation(self) -> GenerationSettings:
         return GenerationSettings(
-            temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            max_reply_chars=self.max_reply_chars,
         )
 
     def settings(self) -> dict[str, Any]:
-        """The fields, as stored in the manifest and with every candidate (an endpoint URL
-        without user, password or query, which may carry a key)."""
-        from core.synthesis.generators import public_url
-
-        values = asdict(self)
-        if self.endpoint:
-            values["endpoint"] = public_url(self.endpoint)
-        return values
+        """The fields, as stored in the manifest and with every candidate (the endpoint URL holds
+        no user, password or query: they are refused, since they may carry a key)."""
+        return asdict(self)
 
 
 def _pool_clustering(
@@ -132,6 +142,10 @@ def _examples(samples: pd.DataFrame, columns: ColumnMap) -> list[Example]:
 def _seeds(seed: int, round_no: int, n: int) -> list[int]:
     state = np.random.SeedSequence([seed, round_no]).generate_state(n, dtype=np.uint32)
     return [int(s) for s in state]
+
+
+# Why a reply that the generator gave without a failure still made no sample (clean_reply's rule).
+_UNUSABLE = "no sample in the reply (empty, a bare label, too short or a copy of an example)"
 
 
 class SynthesisRound:
@@ -229,30 +243,41 @@ class SynthesisRound:
         write_round(ws, round_no, frame, features)
 
     def _generate(self, shots: list[list[Example]], seeds: list[int]) -> pd.DataFrame:
+        """The raw replies, the samples cleaned from them (None when malformed) and, per
+        candidate, the ``problem`` that made it malformed ("" otherwise)."""
         n, settings = len(shots), self.config.generation
         frame = pd.DataFrame(index=pd.RangeIndex(n))
         for name in ("raw_prompt", "raw_response", "prompt", "response", "text"):
             frame[name] = pd.Series([None] * n, dtype=object)
+        problems = [""] * n
         if self.columns.kind == "text":
             self.report("generating texts", 0)
             raw = self.generator.generate(
                 [text_chat(s) for s in shots], settings=settings, seeds=seeds[:n]
             )
+            failures = dict(self.generator.failures)
             frame["raw_response"] = raw
             frame["text"] = [
                 clean_reply(r, [e.text or "" for e in s]) for r, s in zip(raw, shots, strict=True)
             ]
+            for i in range(n):
+                if frame.at[i, "text"] is None:
+                    problems[i] = failures.get(i) or _UNUSABLE
             frame["formed"] = frame["text"].notna()
+            frame["problem"] = problems
             return frame
         self.report("generating prompts", 0)
         raw = self.generator.generate(
             [prompt_chat(s) for s in shots], settings=settings, seeds=seeds[:n]
         )
+        failures = dict(self.generator.failures)
         frame["raw_prompt"] = raw
         frame["prompt"] = [
             clean_reply(r, [e.prompt or "" for e in s]) for r, s in zip(raw, shots, strict=True)
         ]
         asked = [i for i in range(n) if frame.at[i, "prompt"] is not None]
+        for i in sorted(set(range(n)) - set(asked)):
+            problems[i] = f"prompt: {failures.get(i) or _UNUSABLE}"
         self.report("generating responses", 0)
         replies = (
             self.generator.generate(
@@ -263,10 +288,14 @@ class SynthesisRound:
             if asked
             else []
         )
-        for i, reply in zip(asked, replies, strict=True):
+        failures = dict(self.generator.failures)
+        for position, (i, reply) in enumerate(zip(asked, replies, strict=True)):
             frame.at[i, "raw_response"] = reply
             frame.at[i, "response"] = clean_reply(reply)
+            if frame.at[i, "response"] is None:
+                problems[i] = f"response: {failures.get(position) or _UNUSABLE}"
         frame["formed"] = frame["prompt"].notna() & frame["response"].notna()
+        frame["problem"] = problems
         return frame
 
     def _featurise(self, frame: pd.DataFrame) -> np.ndarray:
