@@ -28,7 +28,7 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, imported, synthesis
+from core.cli import analyses, curation, features, imported, synthesis, targets
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
 
@@ -55,6 +55,7 @@ app.add_typer(curation.subset_app, name="subset")
 app.command()(curation.compare)
 app.command()(curation.export)
 app.command()(synthesis.synthesize)
+app.add_typer(targets.target_app, name="target")
 
 # Engine parameter → flag, where the flag is not the parameter spelled with dashes
 # (``batch_size`` → ``--batch-size`` needs no entry). ``COMMAND_FLAGS`` overrides it per command.
@@ -71,6 +72,8 @@ FLAGS = {
     "options": "--option",
     "manifest": "--from-manifest",
     "methods": "--method",
+    "group_column": "--group-col",
+    "texts": "--text",
 }
 COMMAND_FLAGS = {
     "embed": {"k": "--neighbours", "n_neighbors": "--neighbours"},
