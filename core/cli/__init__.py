@@ -56,6 +56,7 @@ app.command()(curation.compare)
 app.command()(curation.export)
 app.command()(synthesis.synthesize)
 app.add_typer(targets.target_app, name="target")
+app.command()(targets.relevance)
 
 # Engine parameter → flag, where the flag is not the parameter spelled with dashes
 # (``batch_size`` → ``--batch-size`` needs no entry). ``COMMAND_FLAGS`` overrides it per command.

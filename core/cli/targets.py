@@ -148,3 +148,51 @@ def delete(
     ws = open_workspace(workspace)
     delete_target(ws, name)
     err.print(f"deleted target “{escape(name)}”")
+
+
+def relevance(
+    workspace: WorkspaceArg,
+    target: TargetOpt,
+    agg: Annotated[
+        str,
+        typer.Option(
+            help="mean-max (LESS: mean cosine over each group's examples, then the best group) "
+            "or max (the nearest target example)."
+        ),
+    ] = "mean-max",
+    whiten: Annotated[
+        bool,
+        typer.Option(
+            help="Precondition both sides by (C + λI)^-½, C the pool's covariance, λ = trace(C)/d."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store each row's relevance to a target set as the column relevance:T."""
+    import numpy as np
+
+    from core.workspace.schema import relevance_column
+    from core.workspace.targets import store_relevance
+
+    ws = open_workspace(workspace)
+    values = store_relevance(ws, target, agg=agg, whiten=whiten)
+    quantiles = np.quantile(values, [0.0, 0.5, 0.95, 1.0]).tolist()
+    record = {
+        "target": target,
+        "column": relevance_column(target),
+        "agg": agg,
+        "whiten": whiten,
+        "rows": int(len(values)),
+        "min": quantiles[0],
+        "median": quantiles[1],
+        "p95": quantiles[2],
+        "max": quantiles[3],
+    }
+    if as_json:
+        print_json(record)
+        return
+    console.print(
+        f"stored column “{escape(record['column'])}” ({agg}{', whitened' if whiten else ''}) "
+        f"for {len(values):,} rows: median {quantiles[1]:.3f}, top 5 % from {quantiles[2]:.3f}, "
+        f"max {quantiles[3]:.3f}"
+    )

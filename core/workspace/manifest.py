@@ -235,6 +235,8 @@ class TargetRecord(Section):
     fingerprint: str | None = None  # the file's data fingerprint
     n_truncated: int = 0
     created: str | None = None
+    # How the stored relevance column was computed: agg, whiten, ridge, when.
+    relevance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

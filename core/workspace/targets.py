@@ -33,6 +33,7 @@ from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations, preview_text
 from core.errors import PrismError, WorkspaceError
+from core.measures.relevance import WHITEN_RIDGE, group_relevance
 from core.workspace.files import now, read_npy, short, write_npy, write_parquet
 from core.workspace.manifest import FeatureSection, TargetRecord, TargetsSection
 from core.workspace.schema import relevance_column
@@ -421,6 +422,46 @@ def delete_target(workspace: Workspace, name: str) -> None:
             workspace.drop_columns([column])
 
 
+# -- relevance --------------------------------------------------------------------------------
+
+
+def target_relevance(
+    workspace: Workspace,
+    name: str,
+    *,
+    agg: str = "mean-max",
+    whiten: bool = False,
+    ridge: float = WHITEN_RIDGE,
+) -> np.ndarray:
+    """Relevance of every pool row to each group of target ``name``: (n × G) float32, the groups
+    in ``group_codes`` order (``core.measures.relevance.group_relevance``)."""
+    features = target_features(workspace, name)
+    codes, _ = group_codes(workspace, name)
+    return group_relevance(
+        workspace.features(), features, groups=codes, agg=agg, whiten=whiten, ridge=ridge
+    )
+
+
+def store_relevance(
+    workspace: Workspace,
+    name: str,
+    *,
+    agg: str = "mean-max",
+    whiten: bool = False,
+    ridge: float = WHITEN_RIDGE,
+) -> np.ndarray:
+    """Compute each row's relevance to target ``name`` (the best group) and store it as the
+    derived column ``relevance:<name>``, its settings in the target's record; returns it (n,)."""
+    values = target_relevance(workspace, name, agg=agg, whiten=whiten, ridge=ridge).max(axis=1)
+    settings = {"agg": agg, "whiten": bool(whiten), "ridge": float(ridge), "computed": now()}
+    with workspace.lock():
+        workspace.reload()
+        record = target_record(workspace, name)
+        workspace.add_columns({relevance_column(name): values})
+        workspace.set_section(_section(workspace).with_record(record.replace(relevance=settings)))
+    return values
+
+
 def describe_target(workspace: Workspace, record: TargetRecord) -> dict[str, Any]:
     """A target as a plain record (``prism target list --json``, the app)."""
     return {
@@ -434,4 +475,5 @@ def describe_target(workspace: Workspace, record: TargetRecord) -> dict[str, Any
         "created": record.created,
         "stale": stale_reason(workspace, record),
         "relevance_column": relevance_column(record.name),
+        "relevance": dict(record.relevance),
     }
