@@ -1,6 +1,7 @@
 """Subset selectors: budget in, row positions out, deterministically for a seed.
 
-    SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe"}
+    SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe",
+                 "targeted", "targeted_diverse"}
 
 ``SELECTORS`` maps each name to a ``SelectorSpec``: its function, a one-line description, its typed
 options, and whether it is a filter, prefix-stable, or needs clusters. The CLI, the app and the
@@ -17,6 +18,11 @@ Every selector function has the signature ``fn(pool, *, budget, seed, start, **o
 - the result is an int64 array of distinct row positions in the order they were chosen, so for a
   prefix-stable selector every prefix is its answer for a smaller budget (the budget curves
   score one run prefix by prefix).
+
+The targeted selectors (``needs_target``) rank by ``pool.relevance``, each row's relevance to the
+groups of a target set; ``TARGET_OPTIONS`` (target, agg, whiten) say which relevance, and whoever
+builds the pool computes it from them (``core.workspace.subsets.selector_pool``), so ``select``
+records them but does not pass them on.
 
 Cosine is the inner product of unit rows, so the greedy selectors' distances are matrix products
 over the memory-mapped features, computed lazily for the rows near the frontier only
@@ -41,6 +47,8 @@ from core.validate import check_seed
 __all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "resolve_budget", "select"]
 
 DEDUPE_THRESHOLD = 0.95
+# targeted_diverse's default shortlist: the SHORTLIST_FACTOR × budget most relevant rows.
+SHORTLIST_FACTOR = 4
 # From this many rows dedupe compares rows in matrix products over all pairs (from 50,000 rows:
 # within faiss inverted lists, ``core.select.dedupe_index``).
 DEDUPE_INDEX_MIN_ROWS = 20_000
@@ -288,7 +296,120 @@ def dedupe(
     return np.concatenate([chosen, added]).astype(np.int64)
 
 
+def _by_relevance(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` from most to least relevant by ``scores`` (n,); ties go to the lower row."""
+    return rows[np.lexsort((rows, -scores[rows]))]
+
+
+def targeted(
+    pool: Pool, *, budget: int, seed: int, start: object = None, round_robin: bool = False
+) -> np.ndarray:
+    """The most relevant rows to the target (LESS keeps its top 5 %): top-k by relevance.
+
+    Relevance is the best group's (``pool.relevance`` maximised over groups). ``round_robin``: the
+    target's groups take turns, each adding its own most relevant remaining row, so a group that
+    few rows match still gets its share at a small budget. Deterministic: ``seed`` is not used.
+    """
+    scores = pool.require_relevance("targeted")
+    chosen = start_rows(pool, start, budget)
+    free = available(pool, chosen)
+    check_fit("targeted", budget, len(chosen), int(free.sum()))
+    rows = np.flatnonzero(free)
+    wanted = budget - len(chosen)
+    if not round_robin or scores.shape[1] == 1:
+        added = _by_relevance(scores.max(axis=1), rows)[:wanted]
+        return np.concatenate([chosen, added]).astype(np.int64)
+    orders = [_by_relevance(scores[:, g], rows) for g in range(scores.shape[1])]
+    places = [0] * len(orders)
+    taken = np.zeros(pool.n, dtype=bool)
+    added_list: list[int] = []
+    while len(added_list) < wanted:
+        for g, order in enumerate(orders):
+            if len(added_list) == wanted:
+                break
+            while taken[order[places[g]]]:
+                places[g] += 1
+            row = int(order[places[g]])
+            taken[row] = True
+            added_list.append(row)
+    return np.concatenate([chosen, np.asarray(added_list, dtype=np.int64)]).astype(np.int64)
+
+
+def targeted_diverse(
+    pool: Pool, *, budget: int, seed: int, start: object = None, shortlist: int = 0
+) -> np.ndarray:
+    """Relevant and diverse: greedy Vendi (order 2) within the ``shortlist`` most relevant rows.
+
+    Why this design rather than a greedy on relevance + λ·diversity gain: relevance (a cosine) and
+    the Vendi gain live on different scales that change with the data, so a λ would need tuning
+    per pool and target, and a bad one either ignores the target or ignores diversity. A
+    shortlist keeps a guarantee a curator can read — every chosen row is among the
+    ``shortlist`` most relevant — and within it the Vendi greedy spreads the budget over the
+    target's modes instead of piling onto the one that top-k favours (TAROT's finding for
+    multi-modal targets); it is the exact lazy greedy of ``vendi_greedy``, so it scales alike.
+    ``shortlist`` = 0 takes ``SHORTLIST_FACTOR`` × budget (at most the free rows). The first row
+    (without ``start``) is the most relevant one, so the result is deterministic: ``seed`` is
+    not used.
+    """
+    scores = pool.require_relevance("targeted_diverse").max(axis=1)
+    if isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 0:
+        raise PrismError(
+            f"shortlist must be a whole number ≥ 0 (0: {SHORTLIST_FACTOR} × budget); got "
+            f"{shortlist!r}.",
+            param="shortlist",
+        )
+    chosen = start_rows(pool, start, budget)
+    free = available(pool, chosen)
+    check_fit("targeted_diverse", budget, len(chosen), int(free.sum()))
+    wanted = budget - len(chosen)
+    size = shortlist or SHORTLIST_FACTOR * budget
+    if size < wanted:
+        raise PrismError(
+            f"shortlist = {shortlist:,} holds fewer rows than the {wanted:,} still to choose; "
+            "raise it (or lower the budget).",
+            param="shortlist",
+        )
+    if wanted == 0:
+        return chosen
+    ranked = _by_relevance(scores, np.flatnonzero(free))[:size]
+    allowed = np.zeros(pool.n, dtype=bool)
+    allowed[ranked] = True
+    first = chosen if len(chosen) else ranked[:1]
+    order = greedy(
+        pool.features, budget=budget, chosen=first.tolist(), free=allowed, aggregate="sum_sq"
+    )
+    return np.asarray(order, dtype=np.int64)
+
+
+def boolean(value: object) -> bool:
+    """An option's yes/no from a bool or text (true/false, yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(value)
+
+
+def relevance_agg(value: object) -> str:
+    """A relevance aggregation (``core.measures.relevance.AGGREGATIONS``)."""
+    from core.measures.relevance import check_agg
+
+    try:
+        return check_agg(value)
+    except PrismError:
+        raise ValueError(value) from None
+
+
 Selector = Callable[..., np.ndarray]
+# The options of every targeted selector that say which relevance it ranks by (the pool's).
+TARGET_OPTIONS: Mapping[str, Callable[[Any], Any]] = {
+    "target": str,
+    "agg": relevance_agg,
+    "whiten": boolean,
+}
 
 
 @dataclass(frozen=True)
@@ -298,15 +419,22 @@ class SelectorSpec:
     ``options``: option name → type (CLI ``--option name=value`` strings are converted with it);
     ``is_filter``: keeps every row that passes a test, so its budget may be omitted;
     ``prefix_stable``: every prefix of its answer is its answer for a smaller budget;
-    ``needs_clusters``: runs only on a clustered pool.
+    ``needs_clusters``: runs only on a clustered pool;
+    ``needs_target``: ranks by relevance to a target set (``TARGET_OPTIONS`` are its options too).
     """
 
     function: Selector
     description: str
-    options: Mapping[str, type] = field(default_factory=dict)
+    options: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     is_filter: bool = False
     prefix_stable: bool = False
     needs_clusters: bool = False
+    needs_target: bool = False
+
+    @property
+    def all_options(self) -> Mapping[str, Callable[[Any], Any]]:
+        """Its own options, and ``TARGET_OPTIONS`` for a targeted selector."""
+        return {**TARGET_OPTIONS, **self.options} if self.needs_target else dict(self.options)
 
 
 SELECTORS: dict[str, SelectorSpec] = {
@@ -330,6 +458,19 @@ SELECTORS: dict[str, SelectorSpec] = {
     "dedupe": SelectorSpec(
         dedupe, "drop near-duplicate gradients", options={"threshold": float}, is_filter=True
     ),
+    "targeted": SelectorSpec(
+        targeted,
+        "top rows by relevance to a target set (LESS)",
+        options={"round_robin": boolean},
+        prefix_stable=True,
+        needs_target=True,
+    ),
+    "targeted_diverse": SelectorSpec(
+        targeted_diverse,
+        "greedy Vendi within the most relevant rows to a target set",
+        options={"shortlist": int},
+        needs_target=True,
+    ),
 }
 
 
@@ -344,7 +485,7 @@ def selector_spec(method: str) -> SelectorSpec:
 
 def parse_options(method: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
     """Typed selector options from strings (CLI ``--option name=value``) or values."""
-    allowed = selector_spec(method).options
+    allowed = selector_spec(method).all_options
     options: dict[str, Any] = {}
     for name, raw in pairs.items():
         if name not in allowed:
@@ -356,10 +497,18 @@ def parse_options(method: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
             options[name] = allowed[name](raw)
         except (TypeError, ValueError):
             raise PrismError(
-                f"{method} option {name} must be {allowed[name].__name__}, got {raw!r}.",
+                f"{method} option {name} must be {_kind(allowed[name])}, got {raw!r}.",
                 param="options",
             ) from None
     return options
+
+
+def _kind(parse: Callable[[Any], Any]) -> str:
+    if parse is boolean:
+        return "true or false"
+    if parse is relevance_agg:
+        return "mean-max or max"
+    return getattr(parse, "__name__", "valid")
 
 
 def select(
@@ -382,4 +531,6 @@ def select(
             param="budget",
         )
     typed = parse_options(method, options)
+    if spec.needs_target:  # they chose pool.relevance; the function ranks by it
+        typed = {k: v for k, v in typed.items() if k not in TARGET_OPTIONS}
     return spec.function(pool, budget=rows, seed=seed, start=start, **typed)

@@ -51,7 +51,11 @@ def _executor() -> ThreadPoolExecutor:
 
 def available_methods(ws: Workspace) -> list[str]:
     clustered = "cluster" in cache.samples(ws).columns
-    return [m for m, spec in SELECTORS.items() if clustered or not spec.needs_clusters]
+    return [
+        m
+        for m, spec in SELECTORS.items()
+        if (clustered or not spec.needs_clusters) and not spec.needs_target
+    ]
 
 
 def curve_settings(ws: Workspace) -> CurveSettings:
