@@ -27,6 +27,7 @@ from core.cli.options import (
 )
 from core.cli.render import console, err, print_json
 from core.errors import PrismError
+from core.measures.relevance import CLOSE_COSINE, MIN_CLOSE
 
 target_app = typer.Typer(
     help="Target sets: examples of what the model should learn, in the pool's feature space.",
@@ -135,6 +136,45 @@ def list_(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
             f"{escape(d['name'])}: {d['rows']:,} examples ({d['kind']} {escape(d['source'])}), "
             f"{len(d['groups'])} group(s){stale}"
         )
+
+
+@target_app.command("coverage")
+def coverage(
+    workspace: WorkspaceArg,
+    name: Annotated[str, typer.Argument(help="The target set.")],
+    threshold: Annotated[
+        float,
+        typer.Option(help="A pool row is close to a group at this cosine to one of its examples."),
+    ] = CLOSE_COSINE,
+    min_close: Annotated[
+        int, typer.Option(help="A group with fewer close pool rows is under-served.")
+    ] = MIN_CLOSE,
+    top: Annotated[int, typer.Option(help="Best matches shown per group.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """How well the pool covers each group of a target: close rows, best matches, gaps."""
+    from core.workspace.targets import coverage as target_coverage
+
+    ws = open_workspace(workspace)
+    report = target_coverage(ws, name, threshold=threshold, min_close=min_close, top=top)
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"target “{escape(name)}” against {report['pool_rows']:,} pool rows (close: cosine ≥ "
+        f"{threshold:g} to one of a group's examples; under-served: fewer than {min_close} close)"
+    )
+    for row in report["groups"]:
+        flag = "  [bold yellow]under-served[/]" if row["under_served"] else ""
+        console.print(
+            f"  {escape(row['group'])}: {row['examples']} examples, {row['close_rows']:,} close "
+            f"rows, median nearest cosine {row['nearest_median']:.3f}{flag}"
+        )
+        for best in row["best"]:
+            console.print(
+                f"      {best['cosine']:.3f}  {escape(best['id'])}  {escape(best['preview'][:90])}",
+                highlight=False,
+            )
 
 
 @target_app.command("delete")

@@ -7,7 +7,10 @@
   cheap form of the preconditioning of TAROT and influence methods; λ = ``ridge`` × trace(C) / d
   (the mean eigenvalue, ``WHITEN_RIDGE`` = 1 by default), so directions the pool barely spans are
   not blown up by noise. With ``whiten=True`` both sides are multiplied by it and re-normalised.
-- ``nearest_rows``: per target example, the pool rows of highest cosine (coverage of the target).
+- ``nearest_rows``: per target example, the pool rows of highest cosine.
+- ``target_coverage``: per target group, how many pool rows are close to it (cosine to its nearest
+  example ≥ ``threshold``, ``CLOSE_COSINE`` by default), its best matches, and whether the pool
+  under-serves it (fewer than ``min_close`` close rows, ``MIN_CLOSE`` by default).
 
 The pool is read in blocks of ``BLOCK_ROWS`` rows (a memory map stays one: no full copy, no
 float64 copy); the target side is small and held whole. All products are float32 BLAS.
@@ -16,6 +19,7 @@ float64 copy); the target side is small and held whole. All products are float32
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +30,8 @@ from core.validate import check_features, check_int
 AGGREGATIONS = ("mean-max", "max")
 WHITEN_RIDGE = 1.0  # λ = WHITEN_RIDGE × trace(C) / d
 BLOCK_ROWS = 8192
+CLOSE_COSINE = 0.5  # a pool row is close to a group at this cosine to one of its examples
+MIN_CLOSE = 10  # a group with fewer close pool rows is under-served
 
 
 def check_agg(agg: object) -> str:
@@ -191,3 +197,61 @@ def nearest_rows(
         best_rows = np.take_along_axis(rows, pick, axis=1)
     order = np.lexsort((best_rows, -best), axis=1)  # best first; ties: the lower row
     return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best, order, axis=1)
+
+
+@dataclass(frozen=True)
+class GroupCoverage:
+    """How well the pool covers one target group.
+
+    ``n_close``: pool rows whose cosine to one of the group's examples is ≥ the threshold;
+    ``best_rows`` / ``best_cosines``: its nearest pool rows, best first; ``nearest_median``: the
+    median over its examples of each one's nearest pool cosine; ``under_served``: fewer than
+    ``min_close`` close rows.
+    """
+
+    group: int
+    n_examples: int
+    n_close: int
+    best_rows: tuple[int, ...]
+    best_cosines: tuple[float, ...]
+    nearest_median: float
+    under_served: bool
+
+
+def target_coverage(
+    features: np.ndarray,
+    target: object,
+    *,
+    groups: object = None,
+    threshold: float = CLOSE_COSINE,
+    min_close: int = MIN_CLOSE,
+    top: int = 3,
+    block_rows: int = BLOCK_ROWS,
+) -> list[GroupCoverage]:
+    """Per target group (0…G−1), its coverage by the pool (``GroupCoverage``)."""
+    if not -1.0 <= float(threshold) <= 1.0:
+        raise PrismError(
+            f"threshold must be a cosine from -1 to 1; got {threshold!r}.", param="threshold"
+        )
+    min_close = check_int(min_close, param="min_close", minimum=1)
+    top = check_int(top, param="top", minimum=1)
+    per_group = group_relevance(features, target, groups=groups, agg="max", block_rows=block_rows)
+    codes = check_groups(groups, len(np.asarray(target)))
+    _, nearest = nearest_rows(features, target, top=1, block_rows=block_rows)
+    out = []
+    for g in range(per_group.shape[1]):
+        column = per_group[:, g]
+        n_close = int((column >= threshold).sum())
+        best = np.lexsort((np.arange(len(column)), -column))[:top]
+        out.append(
+            GroupCoverage(
+                group=g,
+                n_examples=int((codes == g).sum()),
+                n_close=n_close,
+                best_rows=tuple(int(r) for r in best),
+                best_cosines=tuple(float(column[r]) for r in best),
+                nearest_median=float(np.median(nearest[codes == g, 0])),
+                under_served=n_close < min_close,
+            )
+        )
+    return out

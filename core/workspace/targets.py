@@ -33,7 +33,13 @@ from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations, preview_text
 from core.errors import PrismError, WorkspaceError
-from core.measures.relevance import WHITEN_RIDGE, group_relevance
+from core.measures.relevance import (
+    CLOSE_COSINE,
+    MIN_CLOSE,
+    WHITEN_RIDGE,
+    group_relevance,
+    target_coverage,
+)
 from core.workspace.files import now, read_npy, short, write_npy, write_parquet
 from core.workspace.manifest import FeatureSection, TargetRecord, TargetsSection
 from core.workspace.schema import relevance_column
@@ -460,6 +466,65 @@ def store_relevance(
         workspace.add_columns({relevance_column(name): values})
         workspace.set_section(_section(workspace).with_record(record.replace(relevance=settings)))
     return values
+
+
+def coverage(
+    workspace: Workspace,
+    name: str,
+    *,
+    threshold: float = CLOSE_COSINE,
+    min_close: int = MIN_CLOSE,
+    top: int = 3,
+) -> dict[str, Any]:
+    """Coverage of target ``name`` by the pool, per group (``target_coverage``), with the best
+    matches' ids and previews: a plain record (``prism target coverage --json``, the app)."""
+    features = target_features(workspace, name)
+    codes, names = group_codes(workspace, name)
+    found = target_coverage(
+        workspace.features(),
+        features,
+        groups=codes,
+        threshold=threshold,
+        min_close=min_close,
+        top=top,
+    )
+    wanted = sorted({r for g in found for r in g.best_rows})
+    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
+    available = workspace.sample_columns()
+    frame = workspace.samples(
+        columns=[c for c in ["id", *columns.content_columns] if c in available]
+    )
+    chosen = frame.iloc[wanted].reset_index(drop=True)
+    lookup = dict(
+        zip(
+            wanted,
+            zip(chosen["id"].astype(str), preview_text(chosen, columns), strict=True),
+            strict=True,
+        )
+    )
+    groups = []
+    for g in found:
+        groups.append(
+            {
+                "group": names[g.group],
+                "examples": g.n_examples,
+                "close_rows": g.n_close,
+                "nearest_median": g.nearest_median,
+                "under_served": g.under_served,
+                "best": [
+                    {"id": lookup[r][0], "cosine": c, "preview": lookup[r][1]}
+                    for r, c in zip(g.best_rows, g.best_cosines, strict=True)
+                ],
+            }
+        )
+    return {
+        "target": name,
+        "threshold": float(threshold),
+        "min_close": int(min_close),
+        "pool_rows": workspace.n_samples,
+        "groups": groups,
+        "under_served": [row["group"] for row in groups if row["under_served"]],
+    }
 
 
 def describe_target(workspace: Workspace, record: TargetRecord) -> dict[str, Any]:
