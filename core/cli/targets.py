@@ -153,7 +153,7 @@ def coverage(
     as_json: JsonOpt = False,
 ) -> None:
     """How well the pool covers each group of a target: close rows, best matches, gaps."""
-    from core.workspace.targets import coverage as target_coverage
+    from core.workspace.relevance import coverage as target_coverage
 
     ws = open_workspace(workspace)
     report = target_coverage(ws, name, threshold=threshold, min_close=min_close, top=top)
@@ -211,8 +211,8 @@ def relevance(
     """Store each row's relevance to a target set as the column relevance:T."""
     import numpy as np
 
+    from core.workspace.relevance import store_relevance
     from core.workspace.schema import relevance_column
-    from core.workspace.targets import store_relevance
 
     ws = open_workspace(workspace)
     values = store_relevance(ws, target, agg=agg, whiten=whiten)

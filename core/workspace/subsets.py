@@ -330,7 +330,7 @@ def selector_pool(
     candidates = rows_of(workspace, within) if within else None
     relevance = None
     if target and target.get("target"):
-        from core.workspace.targets import target_relevance
+        from core.workspace.relevance import target_relevance
 
         relevance = target_relevance(
             workspace,

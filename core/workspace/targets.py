@@ -15,7 +15,8 @@ settings and model fingerprint it was computed with; a target whose settings no 
 workspace's (features rebuilt with another model or seed) is stale and refused.
 
 An optional group column (task, subject, language) splits a target into groups; relevance
-aggregates per group (``core.measures.relevance``).
+aggregates per group (``core.measures.relevance``; stored and reported by
+``core.workspace.relevance``).
 """
 
 from __future__ import annotations
@@ -33,13 +34,6 @@ from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations, preview_text
 from core.errors import PrismError, WorkspaceError
-from core.measures.relevance import (
-    CLOSE_COSINE,
-    MIN_CLOSE,
-    WHITEN_RIDGE,
-    group_relevance,
-    target_coverage,
-)
 from core.workspace.files import now, read_npy, short, write_npy, write_parquet
 from core.workspace.manifest import FeatureSection, TargetRecord, TargetsSection
 from core.workspace.schema import relevance_column
@@ -64,18 +58,19 @@ def check_target_name(name: object) -> str:
     return name
 
 
-def _section(workspace: Workspace) -> TargetsSection:
+def targets_section(workspace: Workspace) -> TargetsSection:
+    """The manifest's targets section (empty when there is none)."""
     return workspace.section(TargetsSection) or TargetsSection()
 
 
 def list_targets(workspace: Workspace) -> list[TargetRecord]:
     """The workspace's targets, in the order they were added."""
-    return list(_section(workspace).records().values())
+    return list(targets_section(workspace).records().values())
 
 
 def target_record(workspace: Workspace, name: str) -> TargetRecord:
     """The record of target ``name``; a PrismError listing the targets otherwise."""
-    records = _section(workspace).records()
+    records = targets_section(workspace).records()
     if name not in records:
         known = ", ".join(records) or "none yet"
         raise PrismError(
@@ -229,7 +224,7 @@ def _store(
     npy, parquet = _paths(workspace, record.name)
     with workspace.lock():
         workspace.reload()
-        if record.name in _section(workspace).targets and not overwrite:
+        if record.name in targets_section(workspace).targets and not overwrite:
             raise PrismError(
                 f"A target named {record.name!r} exists already; choose another name or delete "
                 "it first.",
@@ -237,7 +232,7 @@ def _store(
             )
         write_npy(npy, np.ascontiguousarray(features, dtype=np.float32))
         write_parquet(parquet, table)
-        workspace.set_section(_section(workspace).with_record(record))
+        workspace.set_section(targets_section(workspace).with_record(record))
         if relevance_column(record.name) in workspace.sample_columns():
             workspace.drop_columns([relevance_column(record.name)])  # it was for the old rows
     return record
@@ -263,7 +258,7 @@ def _groups(values: Sequence[str]) -> dict[str, int]:
 def _check_free(workspace: Workspace, name: str, overwrite: bool) -> str:
     check_target_name(name)
     _feature_settings(workspace)
-    if name in _section(workspace).targets and not overwrite:
+    if name in targets_section(workspace).targets and not overwrite:
         raise PrismError(
             f"A target named {name!r} exists already; choose another name or delete it first.",
             param="name",
@@ -420,111 +415,12 @@ def delete_target(workspace: Workspace, name: str) -> None:
     target_record(workspace, name)
     with workspace.lock():
         workspace.reload()
-        workspace.set_section(_section(workspace).without(name))
+        workspace.set_section(targets_section(workspace).without(name))
         for path in _paths(workspace, name):
             path.unlink(missing_ok=True)
         column = relevance_column(name)
         if column in workspace.sample_columns():
             workspace.drop_columns([column])
-
-
-# -- relevance --------------------------------------------------------------------------------
-
-
-def target_relevance(
-    workspace: Workspace,
-    name: str,
-    *,
-    agg: str = "mean-max",
-    whiten: bool = False,
-    ridge: float = WHITEN_RIDGE,
-) -> np.ndarray:
-    """Relevance of every pool row to each group of target ``name``: (n × G) float32, the groups
-    in ``group_codes`` order (``core.measures.relevance.group_relevance``)."""
-    features = target_features(workspace, name)
-    codes, _ = group_codes(workspace, name)
-    return group_relevance(
-        workspace.features(), features, groups=codes, agg=agg, whiten=whiten, ridge=ridge
-    )
-
-
-def store_relevance(
-    workspace: Workspace,
-    name: str,
-    *,
-    agg: str = "mean-max",
-    whiten: bool = False,
-    ridge: float = WHITEN_RIDGE,
-) -> np.ndarray:
-    """Compute each row's relevance to target ``name`` (the best group) and store it as the
-    derived column ``relevance:<name>``, its settings in the target's record; returns it (n,)."""
-    values = target_relevance(workspace, name, agg=agg, whiten=whiten, ridge=ridge).max(axis=1)
-    settings = {"agg": agg, "whiten": bool(whiten), "ridge": float(ridge), "computed": now()}
-    with workspace.lock():
-        workspace.reload()
-        record = target_record(workspace, name)
-        workspace.add_columns({relevance_column(name): values})
-        workspace.set_section(_section(workspace).with_record(record.replace(relevance=settings)))
-    return values
-
-
-def coverage(
-    workspace: Workspace,
-    name: str,
-    *,
-    threshold: float = CLOSE_COSINE,
-    min_close: int = MIN_CLOSE,
-    top: int = 3,
-) -> dict[str, Any]:
-    """Coverage of target ``name`` by the pool, per group (``target_coverage``), with the best
-    matches' ids and previews: a plain record (``prism target coverage --json``, the app)."""
-    features = target_features(workspace, name)
-    codes, names = group_codes(workspace, name)
-    found = target_coverage(
-        workspace.features(),
-        features,
-        groups=codes,
-        threshold=threshold,
-        min_close=min_close,
-        top=top,
-    )
-    wanted = sorted({r for g in found for r in g.best_rows})
-    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
-    available = workspace.sample_columns()
-    frame = workspace.samples(
-        columns=[c for c in ["id", *columns.content_columns] if c in available]
-    )
-    chosen = frame.iloc[wanted].reset_index(drop=True)
-    lookup = dict(
-        zip(
-            wanted,
-            zip(chosen["id"].astype(str), preview_text(chosen, columns), strict=True),
-            strict=True,
-        )
-    )
-    groups = []
-    for g in found:
-        groups.append(
-            {
-                "group": names[g.group],
-                "examples": g.n_examples,
-                "close_rows": g.n_close,
-                "nearest_median": g.nearest_median,
-                "under_served": g.under_served,
-                "best": [
-                    {"id": lookup[r][0], "cosine": c, "preview": lookup[r][1]}
-                    for r, c in zip(g.best_rows, g.best_cosines, strict=True)
-                ],
-            }
-        )
-    return {
-        "target": name,
-        "threshold": float(threshold),
-        "min_close": int(min_close),
-        "pool_rows": workspace.n_samples,
-        "groups": groups,
-        "under_served": [row["group"] for row in groups if row["under_served"]],
-    }
 
 
 def describe_target(workspace: Workspace, record: TargetRecord) -> dict[str, Any]:
