@@ -208,10 +208,15 @@ def main() -> int:
             relevant: np.ndarray = relevant,
         ) -> None:
             rows.append(
-                {"scenario": scenario, "method": method, "kind": kind, "k": k,
-                 "precision": float(relevant[chosen].mean()),
-                 "g_vendi": vendi_score(features[chosen]),
-                 "base_rate": float(relevant.mean())}  # fmt: skip
+                {
+                    "scenario": scenario,
+                    "method": method,
+                    "kind": kind,
+                    "k": k,
+                    "precision": float(relevant[chosen].mean()),
+                    "g_vendi": vendi_score(features[chosen]),
+                    "base_rate": float(relevant.mean()),
+                }  # fmt: skip
             )
 
         for agg in ("mean-max", "max"):
