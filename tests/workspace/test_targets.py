@@ -137,6 +137,14 @@ def test_bad_targets_are_refused(copy_built: Path, grouped: Path, tmp_path: Path
     assert code == 2 and "exists already" in err
     code, _, err = invoke("select", copy_built, "--method", "targeted", "--k", "3", "--name", "n")
     assert code == 2 and "target" in err
+    # Features rebuilt with other settings: the target is no longer in the pool's space.
+    ws = Workspace.open(copy_built)
+    section = ws.feature_section
+    assert section is not None
+    ws.set_section(section.replace(settings={**section.settings, "seed": 7}))
+    code, _, err = invoke("relevance", copy_built, "--target", "t")
+    assert code == 2 and "stale" in err
+    assert json.loads(ok("target", "list", copy_built, "--json"))[0]["stale"]
 
     # Imported features: Prism cannot compute new rows in that space; a subset still works.
     features = np.random.default_rng(0).standard_normal((N_SAMPLES, 8)).astype(np.float32)
