@@ -83,7 +83,7 @@ def coverage(
     top: int = 3,
 ) -> dict[str, Any]:
     """Coverage of target ``name`` by the pool, per group (``target_coverage``), with the best
-    matches' ids and previews: a plain record (``prism target coverage --json``, the app)."""
+    matches' ids and previews: a plain record (``prism target coverage`` as JSON, the app)."""
     features = target_features(workspace, name)
     codes, names = group_codes(workspace, name)
     found = target_coverage(

@@ -188,9 +188,9 @@ def _compute(
     if section.settings.get("model") == _IMPORTED:
         raise PrismError(
             f"{workspace.path} holds imported features: Prism cannot compute new rows in that "
-            "feature space, so its targets can only be subsets of its rows (`prism target add "
-            "WS --subset NAME`). Compute the target's features where the pool's were, or build "
-            "the workspace with `prism features`.",
+            "feature space, so its targets can only be subsets of its rows. Compute the "
+            "target's features where the pool's were, or build the workspace with "
+            "`prism features`.",
             param="source",
         )
     config = config_from_workspace(workspace, device=device)
@@ -424,7 +424,7 @@ def delete_target(workspace: Workspace, name: str) -> None:
 
 
 def describe_target(workspace: Workspace, record: TargetRecord) -> dict[str, Any]:
-    """A target as a plain record (``prism target list --json``, the app)."""
+    """A target as a plain record (``prism target list`` as JSON, the app)."""
     return {
         "name": record.name,
         "kind": record.kind,
