@@ -619,10 +619,41 @@ def distributed(results: Results) -> str:
     return _table(header, "lrrrl", parts)
 
 
+# --- bench/targeted.py ---------------------------------------------------------------------------
+
+
+def targeted(results: Results) -> str:
+    r = results["targeted"]
+    scenarios = list(dict.fromkeys(row["scenario"] for row in r["rows"]))
+    methods = list(dict.fromkeys(row["method"] for row in r["rows"]))
+    value = {(row["scenario"], row["method"]): row for row in r["rows"]}
+    k = {row["scenario"]: row["k"] for row in r["rows"]}
+    sources = ", ".join(f"{s} {n}" for s, n in r["pool_sources"].items())
+    caption = (
+        f"Pool of {r['pool_rows']} rows ({sources}); proxy `{r['model']}`, d = {r['dim']}, "
+        f"at most {r['max_length']} tokens ({r['n_truncated']} rows truncated); "
+        f"{r['seconds']['total']:.0f} s in all.\n\n"
+    )
+    header = ["method", *[c for s in scenarios for c in (f"{s}: P@{k[s]}", "G-Vendi")]]
+    rows = [
+        [
+            m,
+            *[
+                c
+                for s in scenarios
+                for c in (f"{value[(s, m)]['precision']:.2f}", f"{value[(s, m)]['g_vendi']:.1f}")
+            ],
+        ]
+        for m in methods
+    ]
+    return caption + _table(header, "l" + "rr" * len(scenarios), rows)
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "summary": summary,
     "peers": peers,
     "distributed": distributed,
+    "targeted": targeted,
     "features": features,
     "features-memory": features_memory,
     "load": load,

@@ -25,7 +25,7 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, flags, imported, synthesis
+from core.cli import analyses, curation, features, flags, imported, synthesis, targets
 from core.cli.flags import describe_error, flag_for, name_flags
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
@@ -53,6 +53,8 @@ app.add_typer(curation.subset_app, name="subset")
 app.command()(curation.compare)
 app.command()(curation.export)
 app.command()(synthesis.synthesize)
+app.add_typer(targets.target_app, name="target")
+app.command()(targets.relevance)
 
 flags.use_app(app)
 

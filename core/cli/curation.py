@@ -24,7 +24,8 @@ def select(
     method: Annotated[
         str | None,
         typer.Option(
-            help="random, cluster_balanced, k_center, vendi_greedy, sparse_clusters or dedupe."
+            help="random, cluster_balanced, k_center, vendi_greedy, sparse_clusters, dedupe, "
+            "targeted or targeted_diverse."
         ),
     ] = None,
     k: Annotated[
@@ -42,6 +43,10 @@ def select(
     option: Annotated[
         list[str] | None,
         typer.Option(help="Selector option name=value (threshold=0.9 for dedupe, rescore=8 …)."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Target set of targeted / targeted_diverse (same as --option target=T)."),
     ] = None,
     from_manifest: Annotated[
         Path | None,
@@ -75,7 +80,7 @@ def select(
             seed=seed,
             within=within,
             start=start,
-            options=parse_options(option),
+            options={**parse_options(option), **({"target": target} if target else {})},
             overwrite=force,
         )
     report = subset_report(ws.features(), rows)

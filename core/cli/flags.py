@@ -30,10 +30,13 @@ FLAGS = {
     "options": "--option",
     "manifest": "--from-manifest",
     "methods": "--method",
+    "group_column": "--group-col",
+    "texts": "--text",
 }
 COMMAND_FLAGS = {
     "embed": {"k": "--neighbours", "n_neighbors": "--neighbours"},
     "synthesize": {"budget": "--budget", "sparse_only": "--filter", "candidates": "--keep"},
+    "select": {"target": "--target"},
 }
 
 
@@ -66,7 +69,7 @@ def _selector_options() -> set[str]:
     """Every option name a selector takes (set through ``prism select --option name=value``)."""
     from core.select.selectors import SELECTORS
 
-    return {option for spec in SELECTORS.values() for option in spec.options}
+    return {option for spec in SELECTORS.values() for option in spec.all_options}
 
 
 def flag_for(param: str | None, argv: Sequence[str]) -> str | None:

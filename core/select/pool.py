@@ -1,7 +1,8 @@
 """What a selector chooses from and how many rows it keeps: the ``Pool`` and the budget.
 
 - ``Pool``: unit ``features`` (n × d), optional cluster ``labels`` (n,), optional ``candidates``
-  (the rows a selector may add).
+  (the rows a selector may add), optional ``relevance`` (n × G: each row's relevance to each group
+  of a target set, ``core.measures.relevance``) for the targeted selectors.
 - the budget (a count or a fraction of the rows) is read by ``core.validate.check_budget``.
 - ``start_rows`` / ``available`` / ``check_fit``: the rows already chosen, the rows still free,
   and whether the budget fits in them — shared by every selector.
@@ -33,6 +34,7 @@ class Pool:
     features: np.ndarray
     labels: np.ndarray | None = None
     candidates: np.ndarray | None = field(default=None)
+    relevance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", check_features(self.features, min_rows=1))
@@ -46,6 +48,15 @@ class Pool:
             object.__setattr__(
                 self, "candidates", distinct_rows(self.candidates, self.n, param="candidates")
             )
+        if self.relevance is not None:
+            scores = check_features(self.relevance, param="relevance", finite=True)
+            if len(scores) != self.n:
+                raise PrismError(
+                    f"relevance has {len(scores):,} rows for {self.n:,} pool rows; compute it "
+                    "on this pool.",
+                    param="relevance",
+                )
+            object.__setattr__(self, "relevance", scores)
 
     @property
     def n(self) -> int:
@@ -66,6 +77,16 @@ class Pool:
                 param="method",
             )
         return np.asarray(self.labels)
+
+    def require_relevance(self, method: str) -> np.ndarray:
+        """Relevance to the target's groups (n × G); a PrismError when no target was given."""
+        if self.relevance is None:
+            raise PrismError(
+                f"{method} ranks rows by relevance to a target set: pass target=NAME (a target "
+                "added with `prism target add`).",
+                param="target",
+            )
+        return np.asarray(self.relevance)
 
 
 def start_rows(pool: Pool, start: object, budget: int | None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Subset selectors: budget in, row positions out, deterministically for a seed.
 
-    SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe"}
+    SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe",
+                 "targeted", "targeted_diverse"}
 
 ``SELECTORS`` maps each name to a ``SelectorSpec``: its function, a one-line description, its typed
 options, and whether it is a filter, prefix-stable, or needs clusters. The CLI, the app and the
@@ -17,6 +18,11 @@ Every selector function has the signature ``fn(pool, *, budget, seed, start, **o
 - the result is an int64 array of distinct row positions in the order they were chosen, so for a
   prefix-stable selector every prefix is its answer for a smaller budget (the budget curves
   score one run prefix by prefix).
+
+The targeted selectors (``needs_target``, ``core.select.targeted``) rank by ``pool.relevance``, each row's relevance to the
+groups of a target set; ``TARGET_OPTIONS`` (target, agg, whiten) say which relevance, and whoever
+builds the pool computes it from them (``core.workspace.subsets.selector_pool``), so ``select``
+records them but does not pass them on.
 
 Cosine is the inner product of unit rows, so the greedy selectors' distances are matrix products
 over the memory-mapped features, computed lazily for the rows near the frontier only
@@ -36,6 +42,7 @@ from core.measures.clusters import sparse_clusters as sparse_cluster_mask
 from core.measures.vendi import vendi_from_covariance
 from core.select.greedy import BLOCK_ROWS, block_dot, greedy, row_of
 from core.select.pool import Pool, available, check_fit, start_rows
+from core.select.targeted import boolean, relevance_agg, targeted, targeted_diverse
 from core.validate import check_budget, check_seed
 
 __all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "select"]
@@ -289,6 +296,12 @@ def dedupe(
 
 
 Selector = Callable[..., np.ndarray]
+# The options of every targeted selector that say which relevance it ranks by (the pool's).
+TARGET_OPTIONS: Mapping[str, Callable[[Any], Any]] = {
+    "target": str,
+    "agg": relevance_agg,
+    "whiten": boolean,
+}
 
 
 @dataclass(frozen=True)
@@ -298,15 +311,22 @@ class SelectorSpec:
     ``options``: option name → type (CLI ``--option name=value`` strings are converted with it);
     ``is_filter``: keeps every row that passes a test, so its budget may be omitted;
     ``prefix_stable``: every prefix of its answer is its answer for a smaller budget;
-    ``needs_clusters``: runs only on a clustered pool.
+    ``needs_clusters``: runs only on a clustered pool;
+    ``needs_target``: ranks by relevance to a target set (``TARGET_OPTIONS`` are its options too).
     """
 
     function: Selector
     description: str
-    options: Mapping[str, type] = field(default_factory=dict)
+    options: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     is_filter: bool = False
     prefix_stable: bool = False
     needs_clusters: bool = False
+    needs_target: bool = False
+
+    @property
+    def all_options(self) -> Mapping[str, Callable[[Any], Any]]:
+        """Its own options, and ``TARGET_OPTIONS`` for a targeted selector."""
+        return {**TARGET_OPTIONS, **self.options} if self.needs_target else dict(self.options)
 
 
 SELECTORS: dict[str, SelectorSpec] = {
@@ -330,6 +350,19 @@ SELECTORS: dict[str, SelectorSpec] = {
     "dedupe": SelectorSpec(
         dedupe, "drop near-duplicate gradients", options={"threshold": float}, is_filter=True
     ),
+    "targeted": SelectorSpec(
+        targeted,
+        "top rows by relevance to a target set (LESS)",
+        options={"round_robin": boolean},
+        prefix_stable=True,
+        needs_target=True,
+    ),
+    "targeted_diverse": SelectorSpec(
+        targeted_diverse,
+        "greedy Vendi within the most relevant rows to a target set",
+        options={"shortlist": int},
+        needs_target=True,
+    ),
 }
 
 
@@ -344,7 +377,7 @@ def selector_spec(method: str) -> SelectorSpec:
 
 def parse_options(method: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
     """Typed selector options from strings (CLI ``--option name=value``) or values."""
-    allowed = selector_spec(method).options
+    allowed = selector_spec(method).all_options
     options: dict[str, Any] = {}
     for name, raw in pairs.items():
         if name not in allowed:
@@ -356,10 +389,18 @@ def parse_options(method: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
             options[name] = allowed[name](raw)
         except (TypeError, ValueError):
             raise PrismError(
-                f"{method} option {name} must be {allowed[name].__name__}, got {raw!r}.",
+                f"{method} option {name} must be {_kind(allowed[name])}, got {raw!r}.",
                 param="options",
             ) from None
     return options
+
+
+def _kind(parse: Callable[[Any], Any]) -> str:
+    if parse is boolean:
+        return "true or false"
+    if parse is relevance_agg:
+        return "mean-max or max"
+    return getattr(parse, "__name__", "valid")
 
 
 def select(
@@ -382,4 +423,6 @@ def select(
             param="budget",
         )
     typed = parse_options(method, options)
+    if spec.needs_target:  # they chose pool.relevance; the function ranks by it
+        typed = {k: v for k, v in typed.items() if k not in TARGET_OPTIONS}
     return spec.function(pool, budget=rows, seed=seed, start=start, **typed)

@@ -167,6 +167,8 @@ def budget_curves(
         )
     if pool.labels is None:
         methods = [m for m in methods if not SELECTORS[m].needs_clusters]
+    if pool.relevance is None:  # a targeted selector's curve needs its target's relevance
+        methods = [m for m in methods if not SELECTORS[m].needs_target]
     grid = sorted(set(int(s) for s in sizes))
     records: list[dict[str, Any]] = []
     plan = ["random", *[m for m in methods if m != "random"]]
@@ -227,7 +229,10 @@ def curve_settings(
     chosen = [
         m
         for m in SELECTORS
-        if m != "random" and m in wanted and (clustered or not SELECTORS[m].needs_clusters)
+        if m != "random"
+        and m in wanted
+        and (clustered or not SELECTORS[m].needs_clusters)
+        and not SELECTORS[m].needs_target
     ]
     return {
         "methods": ["random", *chosen],

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from core.errors import PrismError, WorkspaceError
 from core.validate import check_indices
 from core.workspace.files import short, write_parquet
-from core.workspace.schema import ANALYSES, DERIVED_COLUMNS, OTHER, analysis_of
+from core.workspace.schema import ANALYSES, OTHER, analysis_of, is_derived
 
 if TYPE_CHECKING:
     from core.workspace.store import Workspace
@@ -183,9 +183,9 @@ def write(workspace: Workspace, frame: pd.DataFrame) -> None:
     with workspace.lock():
         groups: dict[str, list[str]] = {}
         for name in frame.columns:
-            if name in DERIVED_COLUMNS:
+            if is_derived(name):
                 groups.setdefault(analysis_of(name), []).append(name)
-        base = [c for c in frame.columns if c not in DERIVED_COLUMNS]
+        base = [c for c in frame.columns if not is_derived(c)]
         write_parquet(workspace.path / SAMPLES, frame[base])
         for analysis, names in groups.items():
             write_parquet(

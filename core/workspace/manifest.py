@@ -1,7 +1,7 @@
 """Typed sections of a workspace's ``manifest.json``: one frozen dataclass per section.
 
 ``manifest.json`` is a JSON object of sections (``dataset``, ``features``, ``scores``,
-``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``, ``synthesis``) beside a few top-level stamps
+``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``, ``synthesis``, ``targets``) beside a few top-level stamps
 (``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
 dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
 unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
@@ -237,6 +237,45 @@ class SynthesisSection(Section):
     n_joined: int = 0
 
 
+@dataclass(frozen=True)
+class TargetRecord(Section):
+    """One target set (``core.workspace.targets``): where its rows came from, its groups, and
+    the feature space its features were computed in (settings and model fingerprint)."""
+
+    name: str = ""
+    kind: str = ""  # file | subset | text
+    source: str = ""  # the file read, the subset's name, or "typed text"
+    n_rows: int = 0
+    groups: Mapping[str, int] = field(default_factory=dict)  # group → examples, first-seen order
+    group_column: str | None = None
+    dim: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    model_fingerprint: str | None = None
+    columns: Mapping[str, Any] = field(default_factory=dict)  # column map of a file target
+    fingerprint: str | None = None  # the file's data fingerprint
+    n_truncated: int = 0
+    created: str | None = None
+    # How the stored relevance column was computed: agg, whiten, ridge, when.
+    relevance: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetsSection(Section):
+    """The workspace's target sets, name → ``TargetRecord`` (as a dict)."""
+
+    NAME: ClassVar[str] = "targets"
+    targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def records(self) -> dict[str, TargetRecord]:
+        return {name: TargetRecord.from_dict(data) for name, data in self.targets.items()}
+
+    def with_record(self, record: TargetRecord) -> TargetsSection:
+        return self.replace(targets={**self.targets, record.name: record.to_dict()})
+
+    def without(self, name: str) -> TargetsSection:
+        return self.replace(targets={k: v for k, v in self.targets.items() if k != name})
+
+
 def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> Scores:
     """The one schema for scores ({q: Vendi}, q = 1 included), in the manifest and in
     `prism score --json`."""
@@ -322,6 +361,11 @@ class TypedSections:
         return self.section(SynthesisSection)
 
     @property
+    def targets(self) -> TargetsSection:
+        """The workspace's target sets (an empty section before the first one)."""
+        return self.section(TargetsSection) or TargetsSection()
+
+    @property
     def g_vendi(self) -> float | None:
         """The whole set's stored G-Vendi (None until scored)."""
         scores = self.scores
@@ -340,5 +384,6 @@ SECTIONS: dict[str, type[Section]] = {
         LexicalSection,
         CurvesSection,
         SynthesisSection,
+        TargetsSection,
     )
 }

@@ -9,6 +9,8 @@ read it instead of listing names of their own.
   ``derived/<name>.parquet``, row-aligned with ``samples.parquet``.
 - ``DERIVED_COLUMNS`` / ``RESERVED_COLUMNS``: every column Prism writes (``RESERVED_COLUMNS``
   adds ``id``); a dataset column of one of these names is kept as ``<name>_orig``.
+- ``RELEVANCE_PREFIX``: ``relevance:<target>`` columns (one per target set, ``prism relevance``)
+  belong to the ``relevance`` analysis; ``is_derived`` says whether a name is a derived column.
 - ``COORDINATES``: the 2-D maps (``Space``: its x/y columns and title), never colours.
 - ``MEASURES``: the columns of a subset comparison (``core.workspace.compare``), with labels.
 """
@@ -86,8 +88,16 @@ ANALYSES: dict[str, Analysis] = {
             "embed",
             "the text-space baseline: sentence embeddings, their clusters, map and neighbours",
         ),
+        Analysis(
+            "relevance",
+            "targets",
+            (),  # one column per target set: relevance_column(target)
+            "relevance",
+            "relevance of each row to a target set (cosine of unit features, LESS aggregation)",
+        ),
     )
 }
+RELEVANCE_PREFIX = "relevance:"
 
 # Columns written by add_columns that no analysis declares (a test's, a plug-in's) live here.
 OTHER = "other"
@@ -109,13 +119,27 @@ COLOUR_ORDER = (
 )
 
 
+def relevance_column(target: str) -> str:
+    """The derived column holding each row's relevance to target set ``target``."""
+    return RELEVANCE_PREFIX + target
+
+
+def is_derived(column: str) -> bool:
+    """True for a column an analysis writes (a declared one or a relevance column)."""
+    return column in COLUMNS or column.startswith(RELEVANCE_PREFIX)
+
+
 def analysis_of(column: str) -> str:
     """The analysis whose file holds ``column`` (``OTHER`` for a column no analysis declares)."""
+    if column.startswith(RELEVANCE_PREFIX):
+        return "relevance"
     return ANALYSIS_OF.get(column, OTHER)
 
 
 def label(column: str) -> str:
     """The display label of a derived column (the column's own name for any other)."""
+    if column.startswith(RELEVANCE_PREFIX):
+        return f"Relevance to {column[len(RELEVANCE_PREFIX) :]}"
     known = COLUMNS.get(column)
     return known.label if known is not None else column
 

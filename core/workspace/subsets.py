@@ -316,15 +316,31 @@ def rows_of_all(workspace: Workspace) -> dict[str, np.ndarray]:
 # -- selectors on a workspace -----------------------------------------------------------------
 
 
-def selector_pool(workspace: Workspace, *, within: str | None = None) -> Any:
-    """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them, and
-    the rows of subset ``within`` as the only candidates."""
+def selector_pool(
+    workspace: Workspace,
+    *,
+    within: str | None = None,
+    target: Mapping[str, Any] | None = None,
+) -> Any:
+    """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them,
+    the rows of subset ``within`` as the only candidates, and with ``target`` (the selector's
+    ``TARGET_OPTIONS``: target, agg, whiten) each row's relevance to that target's groups."""
     from core.select.selectors import Pool
 
     has_labels = "cluster" in workspace.sample_columns()
     labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None
     candidates = rows_of(workspace, within) if within else None
-    return Pool(workspace.features(), labels=labels, candidates=candidates)
+    relevance = None
+    if target and target.get("target"):
+        from core.workspace.relevance import target_relevance
+
+        relevance = target_relevance(
+            workspace,
+            str(target["target"]),
+            agg=str(target.get("agg", "mean-max")),
+            whiten=bool(target.get("whiten", False)),
+        )
+    return Pool(workspace.features(), labels=labels, candidates=candidates, relevance=relevance)
 
 
 def run_selector(
@@ -356,7 +372,7 @@ def run_selector(
             f"A subset named “{text}” already exists; choose another name.", param="name"
         )
     typed = parse_options(method, dict(options or {}))
-    pool = selector_pool(workspace, within=within)
+    pool = selector_pool(workspace, within=within, target=typed)
     start_rows = rows_of(workspace, start) if start else None
     rows = select(method, pool, budget=k, seed=seed, start=start_rows, **typed)
     if len(rows) == 0:
@@ -367,6 +383,11 @@ def run_selector(
         how["within"] = within
     if start:
         how["start"] = start
+    if SELECTORS[method].needs_target and typed.get("target"):
+        from core.workspace.targets import target_record
+
+        record = target_record(workspace, str(typed["target"]))
+        how["target"] = {"name": record.name, "kind": record.kind, "source": record.source}
     if SELECTORS[method].needs_clusters:
         clusters = workspace.clusters
         how["clusters"] = {

@@ -27,6 +27,13 @@ from core.errors import PrismError
         (["select", "ws"], "threshold", "--option"),
         (["select", "ws"], "rescore", "--option"),
         (["select", "ws"], "start", "--start"),
+        (["select", "ws"], "target", "--target"),
+        (["select", "ws"], "shortlist", "--option"),
+        (["select", "ws"], "agg", "--option"),
+        (["target", "add", "ws"], "group_column", "--group-col"),
+        (["target", "add", "ws"], "texts", "--text"),
+        (["relevance", "ws"], "agg", "--agg"),
+        (["target", "coverage", "ws", "t"], "threshold", "--threshold"),
         # a parameter the command has no flag for, or no command at all
         (["score", "ws"], "budget", None),
         (["map", "ws"], "shard_size", None),

@@ -49,7 +49,11 @@ class CurveSettings:
 
 def available_methods(ws: Workspace) -> list[str]:
     clustered = "cluster" in cache.samples(ws).columns
-    return [m for m, spec in SELECTORS.items() if clustered or not spec.needs_clusters]
+    return [
+        m
+        for m, spec in SELECTORS.items()
+        if (clustered or not spec.needs_clusters) and not spec.needs_target
+    ]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

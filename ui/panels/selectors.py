@@ -67,7 +67,11 @@ def selector_form(ws: Workspace) -> None:
     """Run a selector (method, budget, seed, options, within/start) and save what it picks."""
     slots = Slots()
     has_clusters = "cluster" in cache.samples(ws).columns
-    methods = [m for m, spec in SELECTORS.items() if has_clusters or not spec.needs_clusters]
+    methods = [
+        m
+        for m, spec in SELECTORS.items()
+        if (has_clusters or not spec.needs_clusters) and not spec.needs_target
+    ]
     subsets = list(ws.subsets())
     method = st.selectbox(
         "Selector",

@@ -35,7 +35,7 @@ from core.workspace.manifest import (
     FeatureSection,
     LexicalSection,
 )
-from core.workspace.schema import ANALYSES
+from core.workspace.schema import ANALYSES, is_derived
 from core.workspace.store import EMBEDDINGS, Workspace
 from core.workspace.synthesis.candidates import joining, read_round, write_round
 
@@ -107,10 +107,9 @@ def _new_rows(
 
 
 def _unextendable(samples: pd.DataFrame) -> list[str]:
-    """Derived columns that new rows cannot be given (text-space and other analyses)."""
+    """Derived columns that new rows cannot be given (text space, relevance to a target, …)."""
     owned = {c for name in EXTENDED for c in ANALYSES[name].column_names}
-    others = {c for a in ANALYSES.values() if a.name not in EXTENDED for c in a.column_names}
-    return [c for c in samples.columns if c in others and c not in owned]
+    return [c for c in samples.columns if is_derived(c) and c not in owned]
 
 
 def join_round(workspace: Workspace, round_no: int) -> int:
