@@ -535,7 +535,10 @@ def _peer_timing(run: dict) -> tuple[str, str]:
             "start-up"
         )
         if run.get("progress_seconds"):
-            wall += f"; its progress bar {run['progress_seconds']:.0f} s"
+            wall += (
+                f"; its progress bar's loop {run['progress_seconds']:.0f} s "
+                f"({run['progress_rows_per_s']:,.0f} rows/s)"
+            )
         if work < PEER_RESOLVED_SECONDS:
             rate = "not resolved"
         return rate, wall
@@ -566,7 +569,9 @@ def peers(results: Results) -> str:
             method = PEER_LABELS.get(key, key)
             if "error" in run or "not_run" in run:
                 last = run.get("error", "").strip().splitlines()[-1:] or [""]
-                why = run.get("not_run") or f"failed: {last[0][:200]}"
+                why = run.get("not_run") or last[0][:200]
+                if "not_run" not in run and not why.startswith("stopped at"):
+                    why = f"failed: {why}"
                 rows.append([label, method, f"not measured: {why}", "", "", "", "", "", ""])
                 continue
             rate, wall = _peer_timing(run)
@@ -608,18 +613,37 @@ def peers(results: Results) -> str:
         "another"
     )
     if before:
-        caption += f" (GPU memory in use when each started: at most {max(before):.1f} GiB)"
+        caption += f" (GPU memory in use when each started: at most {1024 * max(before):.0f} MiB)"
+    if "prism" in sides and "train" in sides:
+        caption += (
+            f"; Prism's process took {sides['prism']['seconds']:.0f} s in all, the training "
+            f"step's {sides['train']['seconds']:.0f} s"
+        )
+    train_passes = r.get("train_repeats", 1)
     caption += (
         f". Prism: token budget {r['batch_tokens']:,} per batch, a warm-up pass over the split "
         f"once, then {r.get('repeats', 1)} timed passes. The training step: the padded batches of "
         "Prism's padded rows, forward and backward with weight gradients (no optimizer update), "
         "the loss over response tokens only, the head's logits at response positions only, "
-        f"{r.get('train_repeats', 1)} timed pass after a warm-up. MFU counts 6·P·T over real "
+        f"{'one timed pass' if train_passes == 1 else f'{train_passes} timed passes'} after a "
+        "warm-up. 'Prism ahead': Prism packed's rows/s over the row's. MFU counts 6·P·T over real "
         "tokens (P = Linear weights); 'done' counts what Prism computes (padding, attention and "
         "sketch included, no weight gradients). Bergson: its whole command's wall clock, minus "
         "the same command on its first rows (start-up and model load, once per row set); its "
         "memory as nvidia-smi saw it."
     )
+    ratios = [
+        run["work_over_startup"]
+        for entry in r["sets"].values()
+        for run in entry["peers"].values()
+        if "work_over_startup" in run
+    ]
+    if ratios:
+        caption += (
+            f" Bergson's work was {min(ratios):.1f}–{max(ratios):.1f}× its start-up, under the "
+            "10× that makes the subtraction's error small; its progress bar's loop time (whole "
+            "seconds, start-up excluded) is the check."
+        )
     check = r.get("float32_packed_vs_padded")
     if check:
         caption += (
