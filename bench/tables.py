@@ -513,8 +513,8 @@ PEER_LABELS = {
     "prism_packed_2x": "Prism, packed rows, twice the token budget",
     "prism_packed_eager_mlp": "Prism, packed rows, the model's own eager SiLU·up and rotary",
     "prism_padded": "Prism, padded length groups (d = 1,024)",
-    "train_step": "plain bf16 training step",
-    "bergson_p16": "Bergson `build`, p = 16/module, token batch 2,048",
+    "train_step": "bf16 training step: loss over response tokens, head at response positions only",
+    "bergson_p16": "Bergson `build`, p = 16/module, token batch 2,048 (its default)",
     "bergson_p16_tb32k": "Bergson, p = 16/module, token batch 32,768",
     "bergson_global_p1024": "Bergson, global p = 1,024, token batch 32,768",
 }
@@ -522,6 +522,31 @@ PEER_LABELS = {
 
 # A peer's command whose work (whole time minus start-up) is shorter than this is start-up noise.
 PEER_RESOLVED_SECONDS = 3.0
+
+
+def _peer_timing(run: dict) -> tuple[str, str]:
+    """(rows/s cell, wall-clock cell) of one measured row."""
+    rate = f"{run['rows_per_s']:,.1f}"
+    if "startup_seconds" in run:  # a peer's whole command, its start-up subtracted
+        work = run["seconds"] - run["startup_seconds"]
+        wall = (
+            f"{run['seconds']:.1f} s whole command − {run['startup_seconds']:.1f} s start-up "
+            f"({run['startup_rows']} rows) = {work:.1f} s work, {work / run['startup_seconds']:.1f}× "
+            "start-up"
+        )
+        if run.get("progress_seconds"):
+            wall += (
+                f"; its progress bar's loop {run['progress_seconds']:.0f} s "
+                f"({run['progress_rows_per_s']:,.0f} rows/s)"
+            )
+        if work < PEER_RESOLVED_SECONDS:
+            rate = "not resolved"
+        return rate, wall
+    passes = len(run.get("seconds_each", [run["seconds"]]))
+    if passes == 1:
+        return rate, f"{run['seconds']:.1f} s, one pass"
+    how = "mean" if passes == 2 else "median"
+    return rate, f"{run['seconds']:.1f} s a pass ({how} of {passes})"
 
 
 def peers(results: Results) -> str:
@@ -539,57 +564,95 @@ def peers(results: Results) -> str:
         methods.update(entry["peers"])
         packed = entry["prism_packed"]["rows_per_s"]
         for key, run in methods.items():
-            label = f"{entry['rows']:,} {name} rows (mean {entry['mean_tokens']:.0f} tok)"
-            if "error" in run:
-                rows.append([label, PEER_LABELS.get(key, key), "failed", "", "", "", "", ""])
+            n = run.get("rows", entry["rows"])
+            label = f"{n:,} {name} rows (mean {entry['mean_tokens']:.0f} tok)"
+            method = PEER_LABELS.get(key, key)
+            if "error" in run or "not_run" in run:
+                last = run.get("error", "").strip().splitlines()[-1:] or [""]
+                why = run.get("not_run") or last[0][:200]
+                if "not_run" not in run and not why.startswith("stopped at"):
+                    why = f"failed: {why}"
+                rows.append([label, method, f"not measured: {why}", "", "", "", "", "", ""])
                 continue
+            rate, wall = _peer_timing(run)
+            resolved = rate != "not resolved"
             tokens = run.get("tokens_per_s", run["rows_per_s"] * entry["mean_tokens"])
             mfu, done = run.get("mfu_6pt"), run.get("flops_done_fraction")
             memory = run.get("peak_memory_gib")
-            rate, ahead = f"{run['rows_per_s']:,.1f}", _ratio(packed / run["rows_per_s"], 2)
-            if "startup_seconds" in run:
-                whole = entry["rows"] / run["seconds"]
-                rate = f"{rate} ({whole:,.1f} whole command)"
-                if run["seconds"] - run["startup_seconds"] < PEER_RESOLVED_SECONDS:
-                    # The work is within the start-up's run-to-run noise: the rate is not resolved.
-                    rate, tokens = f"not resolved ({whole:,.1f} whole command)", None
-                    ahead = "not resolved"
+            ahead = _ratio(packed / run["rows_per_s"], 2) if resolved else "not resolved"
             rows.append(
                 [
                     label,
-                    PEER_LABELS.get(key, key),
+                    method,
                     rate,
-                    "" if tokens is None else f"{tokens / 1e3:,.1f}k",
+                    f"{tokens / 1e3:,.1f}k" if resolved else "",
                     "" if mfu is None else f"{100 * mfu:.1f}%",
                     "" if done is None else f"{100 * done:.1f}%",
                     "" if memory is None else f"{memory:.1f}",
+                    wall,
                     "1" if key == "prism_packed" else ahead,
                 ]
             )
-    check = r.get("float32_packed_vs_padded")
+    split = r.get("split_rows", {})
+    copies = r.get("copies", 1)
+    sides = r.get("sides", {})
+    before = [s["gpu_memory_before_gib"] for s in sides.values() if s.get("gpu_memory_before_gib")]
+    before += [
+        run["gpu_memory_before_gib"]
+        for entry in r["sets"].values()
+        for run in entry["peers"].values()
+        if run.get("gpu_memory_before_gib") is not None
+    ]
     caption = (
-        f"{r['device']}, {r['arch']}, {r['dtype']}, torch {r['torch']}, Prism's token budget "
-        f"{r['batch_tokens']:,} per batch; bf16 matrix rate measured in the same run "
-        f"{r['matmul_flops'] / 1e12:.0f} TFLOP/s. Prism: the median of {r.get('repeats', 1)} "
-        "timed passes after a warm-up. MFU counts 6·P·T over real tokens "
-        "(P = Linear weights); 'done' counts what Prism computes (padding, attention and sketch "
-        "included, no weight gradients). Bergson: whole command minus the same command on 32 rows "
-        f"(start-up, measured once per row set; under {PEER_RESOLVED_SECONDS:.0f} s of work left "
-        "after it is called not resolved), in brackets the whole command; its memory as "
-        "nvidia-smi saw it."
+        f"{r['device']}, {r['arch']}, {r['dtype']}, torch {r['torch']}, Bergson "
+        f"{r.get('bergson_version') or '(not installed)'}; bf16 matrix rate measured in the same "
+        f"run {r['matmul_flops'] / 1e12:.0f} TFLOP/s. Rows: the packaged GSM8K test split "
+        f"({split.get('short', 0):,} rows) repeated {copies} times, and long rows (four pairs "
+        f"joined: {split.get('long', 0):,}) repeated {copies} times; Bergson's slower "
+        "configurations ran on the split once. One run: each side in its own process, one after "
+        "another"
     )
-    if r.get("peers_measured") == "earlier":
+    if before:
+        caption += f" (GPU memory in use when each started: at most {1024 * max(before):.0f} MiB)"
+    if "prism" in sides and "train" in sides:
         caption += (
-            " The Bergson rows come from an earlier run of the same script on the same kind of "
-            "machine, rows and flags (Bergson's code is unchanged; Prism's rows are this run's)."
+            f"; Prism's process took {sides['prism']['seconds']:.0f} s in all, the training "
+            f"step's {sides['train']['seconds']:.0f} s"
         )
+    train_passes = r.get("train_repeats", 1)
+    caption += (
+        f". Prism: token budget {r['batch_tokens']:,} per batch, a warm-up pass over the split "
+        f"once, then {r.get('repeats', 1)} timed passes. The training step: the padded batches of "
+        "Prism's padded rows, forward and backward with weight gradients (no optimizer update), "
+        "the loss over response tokens only, the head's logits at response positions only, "
+        f"{'one timed pass' if train_passes == 1 else f'{train_passes} timed passes'} after a "
+        "warm-up. 'Prism ahead': Prism packed's rows/s over the row's. MFU counts 6·P·T over real "
+        "tokens (P = Linear weights); 'done' counts what Prism computes (padding, attention and "
+        "sketch included, no weight gradients). Bergson: its whole command's wall clock, minus "
+        "the same command on its first rows (start-up and model load, once per row set); its "
+        "memory as nvidia-smi saw it."
+    )
+    ratios = [
+        run["work_over_startup"]
+        for entry in r["sets"].values()
+        for run in entry["peers"].values()
+        if "work_over_startup" in run
+    ]
+    if ratios:
+        caption += (
+            f" Bergson's work was {min(ratios):.1f}–{max(ratios):.1f}× its start-up, under the "
+            "10× that makes the subtraction's error small; its progress bar's loop time (whole "
+            "seconds, start-up excluded) is the check."
+        )
+    check = r.get("float32_packed_vs_padded")
     if check:
         caption += (
             f" Packed against padded features in float32 on the GPU ({check['rows']} rows): "
             f"largest difference {_sci(check['max_abs_diff'])}."
         )
     header = ["rows", "method", "rows/s", "tokens/s", "MFU (6·P·T)", "done", "peak GiB"]
-    return caption + "\n\n" + _table([*header, "Prism ahead"], "llrrrrrr", rows)
+    header += ["wall clock", "Prism ahead"]
+    return caption + "\n\n" + _table(header, "llrrrrrlr", rows)
 
 
 def distributed(results: Results) -> str:
