@@ -34,6 +34,8 @@ FLAGS = {
 COMMAND_FLAGS = {
     "embed": {"k": "--neighbours", "n_neighbors": "--neighbours"},
     "synthesize": {"budget": "--budget", "sparse_only": "--filter", "candidates": "--keep"},
+    "similar": {"n_neighbors": "--k", "ids": "--row", "rows": "--row"},
+    "tag": {"tag": "--as", "ids": "--rows"},
 }
 
 

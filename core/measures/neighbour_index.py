@@ -57,11 +57,10 @@ def build_index(features: np.ndarray, *, seed: int = 0, n_lists: int | None = No
     )
     kmeans.train(sample)
     quantizer = faiss.IndexFlatIP(dim)
-    quantizer.add(kmeans.centroids)
+    quantizer.add(np.asarray(kmeans.centroids, dtype=np.float32))
+    # faiss's Python wrapper keeps the quantizer alive as long as the index.
     index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
     index.is_trained = True
-    index.own_fields = True
-    quantizer.this.disown()  # the index owns its quantizer now
     for start in range(0, n, _ADD_ROWS):
         index.add(np.ascontiguousarray(features[start : start + _ADD_ROWS], dtype=np.float32))
     return index
@@ -75,7 +74,8 @@ def search_index(
     import faiss
 
     probe = n_probe_for(index.nlist) if n_probe is None else n_probe
-    params = faiss.SearchParametersIVF(nprobe=min(int(probe), index.nlist))
+    params = faiss.SearchParametersIVF()
+    params.nprobe = min(int(probe), index.nlist)
     query = np.ascontiguousarray(queries, dtype=np.float32)
     cosines, rows = index.search(query, int(min(k, index.ntotal)), params=params)
     keep = (rows >= 0).all(axis=0)

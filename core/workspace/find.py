@@ -41,19 +41,24 @@ BATCH_ROWS = 65_536
 ROW = "__prism_row"  # the row position in the query's view (not a user column)
 MAX_CONDITION = 4000  # characters
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Keywords a condition may use: boolean logic, comparisons, CASE, CAST and literals.
-KEYWORDS = frozenset(
+KEYWORDS = _words(
     """and or not is null true false in between like ilike glob similar to escape case when then
-    else end cast try_cast as distinct from collate interval ::""".split()
+    else end cast try_cast as distinct from collate interval ::"""
 )
 # Type names (CAST(x AS INTEGER), x::DOUBLE), read as identifiers or keywords.
-TYPES = frozenset(
+TYPES = _words(
     """boolean bool tinyint smallint integer int bigint hugeint utinyint usmallint uinteger
-    ubigint float real double decimal numeric varchar text string date time timestamp""".split()
+    ubigint float real double decimal numeric varchar text string date time timestamp"""
 )
 # Scalar functions a condition may call: text, numbers, lists, JSON text, dates. Nothing that
 # reads files, the environment, settings or other tables.
-FUNCTIONS = frozenset(
+FUNCTIONS = _words(
     """lower upper lcase ucase length len strlen char_length character_length octet_length trim
     ltrim rtrim substr substring left right replace reverse repeat strpos instr position concat
     concat_ws split_part contains starts_with ends_with prefix suffix like_escape ilike_escape
@@ -62,7 +67,7 @@ FUNCTIONS = frozenset(
     log10 pow power mod greatest least isnan isinf isfinite coalesce ifnull nullif if
     array_length list_contains list_has array_contains list_position list_extract array_extract
     json_extract json_extract_string json_valid json_array_length json_type year month day
-    date_part epoch""".split()
+    date_part epoch"""
 )
 _FORBIDDEN_OPERATORS = (";",)
 
@@ -139,7 +144,9 @@ def find_text(
         try:
             re.compile(pattern)  # a quick syntax check; Arrow (RE2) gives the final word below
         except re.error as error:
-            raise PrismError(f"regex {pattern!r} is not a valid pattern: {error}.", param=param)
+            raise PrismError(
+                f"regex {pattern!r} is not a valid pattern: {error}.", param=param
+            ) from None
     match = pc.match_substring_regex if regex else pc.match_substring
     found: list[np.ndarray] = []
     start = 0
@@ -299,3 +306,32 @@ def find_where(workspace: Workspace, condition: str) -> Found:
         connection.close()
     rows = np.asarray(result[ROW], dtype=np.int64)
     return Found(rows=rows, how={"method": "find", "where": text})
+
+
+def rows_of_samples(workspace: Workspace, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+    """``columns`` of ``samples.parquet`` at positions ``rows`` (in that order), reading only the
+    row groups that hold them: a few rows of a 10⁶-row workspace without reading all its text."""
+    handle = pq.ParquetFile(workspace.samples_path)
+    meta = handle.metadata
+    starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    wanted = np.asarray(rows, dtype=np.int64)
+    groups = sorted(set(np.searchsorted(starts, wanted, side="right").tolist()))
+    parts, offsets, offset = [], {}, 0
+    for group in groups:
+        part = handle.read_row_group(group - 1, columns=list(columns))
+        offsets[group - 1] = offset - int(starts[group - 1])
+        offset += part.num_rows
+        parts.append(part)
+    table = pa.concat_tables(parts) if parts else handle.schema_arrow.empty_table()
+    group_of = np.searchsorted(starts, wanted, side="right") - 1
+    index = wanted + np.array([offsets[g] for g in group_of], dtype=np.int64)
+    return table.select(list(columns)).take(pa.array(index, type=pa.int64()))
+
+
+def previews(workspace: Workspace, rows: np.ndarray, *, max_chars: int = 120) -> list[str]:
+    """Per row of ``rows``, the start of its content on one line (``preview_text``)."""
+    from core.data.text import preview_text
+
+    columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
+    frame = rows_of_samples(workspace, rows, ["id", *columns.content_columns]).to_pandas()
+    return preview_text(frame, columns, max_chars=max_chars)

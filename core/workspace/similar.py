@@ -154,7 +154,9 @@ def similar_to_rows(workspace: Workspace, rows: object, **options: Any) -> Simil
     norm = float(np.linalg.norm(centroid))
     if norm == 0:
         raise PrismError("These rows' features cancel out: their centroid has no direction.")
-    what = f"row {positions[0]}" if len(positions) == 1 else f"the centroid of {len(positions)} rows"
+    what = (
+        f"row {positions[0]}" if len(positions) == 1 else f"the centroid of {len(positions)} rows"
+    )
     return nearest_rows(workspace, centroid / norm, leave_out=positions, what=what, **options)
 
 

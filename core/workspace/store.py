@@ -378,7 +378,7 @@ class Workspace(TypedSections):
     def tag_file(self) -> dict[str, Any]:
         """``tags.json``: {"tags": {id: {"tag", "note", "at"}}, "history": [...]} ({} when none)."""
         data = self._json_file(TAGS, "tags")
-        if not all(isinstance(data.get(k, {}), t) for k, t in (("tags", dict), ("history", list))):
+        if not all(isinstance(data.get(k, t()), t) for k, t in (("tags", dict), ("history", list))):
             self._damaged(TAGS, "it does not hold tags and their history", "no tags")
         return data
 

@@ -334,7 +334,9 @@ def selector_pool(
         pool = np.arange(workspace.n_samples) if candidates is None else candidates
         candidates = pool[~np.isin(pool, rows_of(workspace, exclude))]
         if candidates.size == 0:
-            raise PrismError(f"Excluding “{exclude}” leaves no rows to choose from.", param="exclude")
+            raise PrismError(
+                f"Excluding “{exclude}” leaves no rows to choose from.", param="exclude"
+            )
     return Pool(workspace.features(), labels=labels, candidates=candidates)
 
 

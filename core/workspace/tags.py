@@ -52,9 +52,7 @@ def _ids(workspace: Workspace) -> np.ndarray:
     return workspace.samples(columns=["id"])["id"].astype(str).to_numpy()
 
 
-def tag_rows(
-    workspace: Workspace, rows: object, tag: str, *, note: str | None = None
-) -> TagChange:
+def tag_rows(workspace: Workspace, rows: object, tag: str, *, note: str | None = None) -> TagChange:
     """Tag the rows at positions ``rows`` (a lasso, a subset's rows, a find result) as ``tag``
     ("keep", "drop", "flag", or "clear" to remove their tags), with an optional ``note``."""
     tag = check_tag(tag)
