@@ -131,13 +131,16 @@ def tag_table(workspace: Workspace) -> pd.DataFrame:
     tags = tags_by_id(workspace)
     ids = _ids(workspace)
     rows = [r for r, i in enumerate(ids) if i in tags]
+    columns = {
+        "id": [ids[r] for r in rows],
+        "tag": [tags[ids[r]]["tag"] for r in rows],
+        "note": [tags[ids[r]].get("note") for r in rows],  # None (not NaN) where there is none
+        "at": [tags[ids[r]].get("at") for r in rows],
+    }
     return pd.DataFrame(
         {
             "row": np.asarray(rows, dtype=np.int64),
-            "id": [ids[r] for r in rows],
-            "tag": [tags[ids[r]]["tag"] for r in rows],
-            "note": [tags[ids[r]].get("note") for r in rows],
-            "at": [tags[ids[r]].get("at") for r in rows],
+            **{name: pd.Series(values, dtype=object) for name, values in columns.items()},
         }
     )
 

@@ -47,6 +47,4 @@ def test_recall_of_the_default_probe_and_a_stored_copy(tmp_path: Path) -> None:
     recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(rows, exact_rows, strict=True)])
     assert recall >= 0.95
     # The cosines given are the rows' own, not approximations.
-    np.testing.assert_allclose(
-        cosines, np.einsum("qd,qkd->qk", queries, features[rows]), atol=1e-5
-    )
+    np.testing.assert_allclose(cosines, np.einsum("qd,qkd->qk", queries, features[rows]), atol=1e-5)

@@ -133,9 +133,10 @@ def test_bad_regex_names_the_parameter(ws: Workspace) -> None:
 
 def test_rows_of_samples_reads_rows_in_the_order_asked(ws: Workspace, frame: pd.DataFrame) -> None:
     rows = np.array([9, 0, 15, 9])
-    assert rows_of_samples(ws, rows, ["id"]).column("id").to_pylist() == frame["id"].iloc[
-        rows
-    ].tolist()
+    assert (
+        rows_of_samples(ws, rows, ["id"]).column("id").to_pylist()
+        == frame["id"].iloc[rows].tolist()
+    )
     assert previews(ws, rows[:1], max_chars=20)[0].startswith("Question 9")
 
 
