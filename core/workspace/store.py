@@ -313,10 +313,11 @@ class Workspace(TypedSections):
         return self.path / SHARDS
 
     def clear_features(self) -> None:
-        """Remove features, shards and every derived result (used by --force)."""
+        """Remove features, shards, the neighbour index and every derived result (--force)."""
         for name in (FEATURES, JOB, "job.json"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
+        shutil.rmtree(self.index_dir, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
         self.drop_sections(
             FeatureSection,
