@@ -169,7 +169,7 @@ def tag(
     ] = None,
     note: Annotated[str | None, typer.Option(help="A note kept with the tag.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the tagged rows.")] = False,
-    undo: Annotated[bool, typer.Option(help="Undo the newest change of tags.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Undo the newest change of tags.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Tag rows keep, drop or flag (with a note); --list them; --undo the newest change."""
