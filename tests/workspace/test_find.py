@@ -16,6 +16,7 @@ from cli_support import invoke
 
 from core.errors import PrismError
 from core.workspace import find as find_module
+from core.workspace.compare import describe_how
 from core.workspace.find import find_text, find_where, previews, rows_of_samples
 from core.workspace.store import Workspace
 
@@ -47,7 +48,7 @@ def _contains(frame: pd.DataFrame, pattern: str, *, regex: bool, case: bool) -> 
         ("Fact 1", False, True),
         ("fact 1", False, True),
         ("(", False, False),  # a substring, not a pattern
-        (r"fact \d+ about (trains|rivers)", True, False),
+        (r"fact \d+ about (?:trains|rivers)", True, False),
         (r"^Question 1\d", True, True),
         (r"interesting\. it", True, False),
     ],
@@ -151,6 +152,7 @@ def test_find_cli_stores_the_rows_as_a_subset(copy_built: Path) -> None:
     assert record["ids"] == expected and record["subset"] == "trains"
     saved = Workspace.open(copy_built).subsets()["trains"]
     assert saved["ids"] == expected and saved["how"]["where"] == "prompt LIKE '%trains%'"
+    assert describe_how(saved["how"]) == "find where \"prompt LIKE '%trains%'\""
     code, out, err = invoke("find", copy_built, "--text", "x", "--where", "loss > 1")
     assert code == 2 and "exactly one of --text, --regex, --where" in " ".join(err.split())
     code, out, err = invoke("find", copy_built, "--where", "nope > 1")
