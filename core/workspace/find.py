@@ -216,6 +216,8 @@ def check_condition(condition: object, columns: Sequence[str]) -> str:
             depth += token.count("(") - token.count(")")
             if depth < 0:
                 raise _refuse("where closes a parenthesis it never opened.")
+        elif kind == "keyword" and token.lower() == "from" and before.lower() != "distinct":
+            raise _refuse("where may use FROM only in IS [NOT] DISTINCT FROM (no subqueries).")
         elif kind == "keyword" and token.lower() not in KEYWORDS | TYPES | FUNCTIONS | names:
             raise _refuse(f"where may not use {token.upper()} (only a condition, no statements).")
         elif kind == "keyword" and token.lower() in FUNCTIONS - KEYWORDS and after != "(":

@@ -85,6 +85,7 @@ def test_conditions_equal_pandas(ws: Workspace, frame: pd.DataFrame) -> None:
             "Question 1[0-9]", regex=True
         ),
         "CAST(grad_norm AS DOUBLE) >= 0": frame["grad_norm"] >= 0,
+        "id IS DISTINCT FROM 's003'": frame["id"] != "s003",
     }
     for condition, expected in cases.items():
         assert find_where(ws, condition).rows.tolist() == _rows(expected), condition
@@ -104,6 +105,7 @@ def test_conditions_equal_pandas(ws: Workspace, frame: pd.DataFrame) -> None:
         ("loss + 1", "true or false"),
         ("", "empty"),
         ("loss > 1 UNION ALL SELECT 1", "UNION"),
+        ("loss > (FROM samples)", "FROM only in IS [NOT] DISTINCT FROM"),
     ],
 )
 def test_unsafe_or_wrong_conditions_are_refused(ws: Workspace, condition: str, named: str) -> None:
