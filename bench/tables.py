@@ -712,6 +712,45 @@ def targeted(results: Results) -> str:
     return caption + _table(header, "l" + "rr" * len(scenarios), rows)
 
 
+def curation_loop(results: Results) -> str:
+    r = results["curation_loop"]
+
+    def lat(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]['p50_ms']:,.0f} / {row[key]['p95_ms']:,.0f} ms"
+
+    rows = [
+        [
+            f"{row['n']:,} × {row['dim']:,}",
+            lat(row, "condition"),
+            lat(row, "substring"),
+            lat(row, "regex"),
+            lat(row, "similar_exact"),
+            f"{row['index_build_s']:.1f} s, {row['index_bytes'] / 2**20:,.0f} MB",
+            lat(row, "similar_index"),
+            f"{row['recall_at_50']:.3f}",
+            f"{row['peak_rss_mb'] / 1024:.2f} GB",
+            f"{row['load_average']:.1f}",
+        ]
+        for row in r["rows"]
+    ]
+    header = [
+        "rows × d",
+        "condition p50 / p95",
+        "substring",
+        "regex",
+        "similar, exact",
+        "index build, file",
+        "similar, index",
+        "recall@50",
+        "peak RSS",
+        "load (1 min)",
+    ]
+    return (
+        f"{r['cpus']} CPUs, {r['repeats']} calls each, measured {r['measured']}; "
+        f"{r['machine']}.\n\n" + _table(header, "lrrrrrrrrr", rows)
+    )
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "summary": summary,
     "peers": peers,
@@ -723,6 +762,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "vendi": vendi,
     "app": app,
     "app-scale": app_scale,
+    "curation-loop": curation_loop,
     "selection-timing": selection_timing,
     "selection-demo": selection_demo,
     "selection-text": selection_text,

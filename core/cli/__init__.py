@@ -8,9 +8,13 @@
     prism select ws/gsm8k --method vendi_greedy --k 200 --seed 0 --name diverse-200
     prism compare ws/gsm8k diverse-200 --curves
     prism export ws/gsm8k --subset diverse-200 --format jsonl --out diverse.jsonl
+    prism find ws/gsm8k --where "loss > 2 AND cluster = 3" --name hard
+    prism similar ws/gsm8k --row 12 --k 20
+    prism tag ws/gsm8k --subset hard --as drop --note "garbled"
 
 The commands live by job: ``features`` (features, resume, demo, info), ``analyses`` (score,
-cluster, map, embed), ``curation`` (select, subset, compare, export); ``render`` prints for people.
+cluster, map, embed), ``curation`` (select, subset, compare, export), ``find`` (find, similar,
+tag); ``render`` prints for people.
 Every command prints one clear message and exits with status 2 on bad input, never a traceback.
 Engine errors name the parameter (``PrismError.param``); ``flag_for`` maps it to the flag the
 user typed, so the message says which option to change.
@@ -25,7 +29,7 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, flags, imported, synthesis, targets
+from core.cli import analyses, curation, features, find, flags, imported, synthesis, targets
 from core.cli.flags import describe_error, flag_for, name_flags
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
@@ -52,6 +56,9 @@ app.command()(curation.select)
 app.add_typer(curation.subset_app, name="subset")
 app.command()(curation.compare)
 app.command()(curation.export)
+app.command()(find.find)
+app.command()(find.similar)
+app.command()(find.tag)
 app.command()(synthesis.synthesize)
 app.add_typer(targets.target_app, name="target")
 app.command()(targets.relevance)

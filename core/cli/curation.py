@@ -35,7 +35,14 @@ def select(
     seed: Annotated[int, typer.Option(help="Seed of the selector.")] = 0,
     name: Annotated[str | None, typer.Option(help="Name of the subset to store.")] = None,
     within: Annotated[
-        str | None, typer.Option(help="Only choose among the rows of this subset.")
+        str | None,
+        typer.Option(
+            help="Only choose among the rows of this subset (tag:keep: the rows tagged keep)."
+        ),
+    ] = None,
+    exclude: Annotated[
+        str | None,
+        typer.Option(help="Never choose the rows of this subset (tag:drop: the rows tagged drop)."),
     ] = None,
     start: Annotated[
         str | None, typer.Option(help="Grow this subset (its rows count towards --k).")
@@ -79,6 +86,7 @@ def select(
             k=parse_budget(k),
             seed=seed,
             within=within,
+            exclude=exclude,
             start=start,
             options={**parse_options(option), **({"target": target} if target else {})},
             overwrite=force,
@@ -273,6 +281,9 @@ def export(
             "added (synthetic)."
         ),
     ] = "all",
+    drop_tagged: Annotated[
+        str | None, typer.Option(help="Leave out the rows with this tag (drop, flag or keep).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a subset's rows (all original columns, original order) and a manifest beside them."""
@@ -286,6 +297,7 @@ def export(
         derived=derived,
         force=force,
         origin=origin,
+        drop_tagged=drop_tagged,
     )
     what = "the whole set" if subset is None else f"“{escape(subset)}”"
     if as_json:

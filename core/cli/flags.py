@@ -37,6 +37,8 @@ COMMAND_FLAGS = {
     "embed": {"k": "--neighbours", "n_neighbors": "--neighbours"},
     "synthesize": {"budget": "--budget", "sparse_only": "--filter", "candidates": "--keep"},
     "select": {"target": "--target"},
+    "similar": {"n_neighbors": "--k", "ids": "--row", "rows": "--row"},
+    "tag": {"tag": "--as", "ids": "--rows"},
 }
 
 

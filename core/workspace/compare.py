@@ -131,12 +131,15 @@ def describe_how(how: dict[str, Any]) -> str:
             f"seed={how.get('seed', 0)}",
         ]
         parts += [f"{k}={v}" for k, v in (how.get("options") or {}).items()]
-        for key in ("within", "start"):
+        for key in ("within", "exclude", "start"):
             if how.get(key):
                 parts.append(f"{key}={how[key]}")
         return f"{method} ({', '.join(p for p in parts if p)})"
     if method in ("union", "intersection", "difference", "complement"):
         return f"{method} of {', '.join(how.get('of', []))}"
+    if method == "find":  # core.workspace.find: the text, pattern or condition that found it
+        key = next((k for k in ("where", "regex", "text") if how.get(k)), "where")
+        return f"find {key} {how.get(key)!r}"
     edits = f", edited {how['edits']}×" if how.get("edits") else ""
     return f"{method}{edits}"
 

@@ -7,11 +7,9 @@ Beside the export, ``<out>.manifest.json`` records where the rows came from and 
 was made, so ``prism select --from-manifest`` can rebuild it. JSONL is plain UTF-8 JSON (no
 ``\\/``, no ``\\uXXXX`` escapes); CSV writes list, dict and struct cells as JSON text.
 
-Exports stream: ``samples.parquet`` is read one record batch at a time (the derived columns, a
-few numbers a row, alongside), so memory stays at a batch whatever the size of the dataset.
-
-Writing is kill-safe and never destroys anything but a previous export: see
-``core.workspace.publish``.
+Exports stream (``samples.parquet`` one record batch at a time, the derived columns alongside):
+memory stays at a batch whatever the size of the dataset. Writing is kill-safe and never
+destroys anything but a previous export (``core.workspace.publish``).
 """
 
 from __future__ import annotations
@@ -58,6 +56,7 @@ from core.workspace.publish import (
 from core.workspace.schema import RESERVED_COLUMNS
 from core.workspace.store import Workspace
 from core.workspace.synthesis.grow import PROVENANCE, of_origin
+from core.workspace.tags import without_tagged
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "hf": ""}
@@ -150,13 +149,7 @@ def _json_line(value: Any) -> str:
 
 
 def _is_nested(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_list(kind)
-        or pa.types.is_large_list(kind)
-        or pa.types.is_fixed_size_list(kind)
-        or pa.types.is_struct(kind)
-        or pa.types.is_map(kind)
-    )
+    return bool(pa.types.is_nested(kind))  # lists, structs (dicts), maps
 
 
 def _finite_or_null(table: pa.Table) -> pa.Table:
@@ -373,10 +366,11 @@ def export_subset(
     derived: bool = False,
     force: bool = False,
     origin: str = "all",
+    drop_tagged: str | None = None,
 ) -> ExportResult:
-    """``export_rows`` of the named subset ``name``, its ``how`` going into the manifest; with
-    ``name`` None, of the whole set (the manifest's subset is then ``WHOLE_SET``); ``origin``:
-    all rows, or only "source" or "synthetic" ones (``core.workspace.synthesis.grow``)."""
+    """``export_rows`` of the named subset ``name`` (None: the whole set, ``WHOLE_SET``), its
+    ``how`` going into the manifest; ``origin``: all rows, or only "source" or "synthetic" ones
+    (``core.workspace.synthesis.grow``); ``drop_tagged``: leave out the rows with that tag."""
     if name is None:
         from core.workspace.compare import WHOLE_SET
 
@@ -387,6 +381,9 @@ def export_subset(
         rows, how = named_subset(workspace, name)
     if origin != "all":
         rows, how = of_origin(workspace, rows, origin), {**how, "origin": origin}
+    if drop_tagged is not None:
+        rows = without_tagged(workspace, rows, drop_tagged)
+        how = {**how, "drop_tagged": drop_tagged}
     return export_rows(
         workspace, rows, fmt=fmt, out=out, derived=derived, force=force, subset=name, how=how
     )

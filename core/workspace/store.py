@@ -32,7 +32,7 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,8 @@ MANIFEST = "manifest.json"
 FEATURES = "features.npy"
 EMBEDDINGS = "embeddings.npy"
 SUBSETS = "subsets.json"
+TAGS = "tags.json"  # keep / drop / flag marks and their undo history (core.workspace.tags)
+INDEX = "index"  # the nearest-neighbour index of the features (core.workspace.similar)
 SHARDS = "shards"
 JOBS = "jobs"  # background jobs' records (core.workspace.jobs.record)
 JOB = f"{JOBS}/features.json"  # the feature job's record (schema 1: ``job.json``)
@@ -310,10 +312,11 @@ class Workspace(TypedSections):
         return self.path / SHARDS
 
     def clear_features(self) -> None:
-        """Remove features, shards and every derived result (used by --force)."""
+        """Remove features, shards, the neighbour index and every derived result (--force)."""
         for name in (FEATURES, JOB, "job.json"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
+        shutil.rmtree(self.index_dir, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
         self.drop_sections(
             FeatureSection,
@@ -362,27 +365,48 @@ class Workspace(TypedSections):
     # -- subsets ------------------------------------------------------------------------------
 
     def subsets(self) -> dict[str, Any]:
-        path = self.path / SUBSETS
+        data = self._json_file(SUBSETS, "named subsets")
+        if not all(isinstance(r, dict) and isinstance(r.get("ids"), list) for r in data.values()):
+            self._damaged(SUBSETS, "it is not a JSON object of named subsets", "no subsets")
+        return data
+
+    def write_subsets(self, subsets: Mapping[str, Any]) -> None:
+        write_json(self.path / SUBSETS, dict(subsets))
+
+    # -- tags ---------------------------------------------------------------------------------
+
+    def tag_file(self) -> dict[str, Any]:
+        """``tags.json``: {"tags": {id: {"tag", "note", "at"}}, "history": [...]} ({} when none)."""
+        data = self._json_file(TAGS, "tags")
+        if not all(isinstance(data.get(k, t()), t) for k, t in (("tags", dict), ("history", list))):
+            self._damaged(TAGS, "it does not hold tags and their history", "no tags")
+        return data
+
+    def write_tags(self, data: Mapping[str, Any]) -> None:
+        write_json(self.path / TAGS, dict(data))
+
+    @property
+    def index_dir(self) -> Path:
+        return self.path / INDEX
+
+    def _json_file(self, name: str, what: str) -> dict[str, Any]:
+        path = self.path / name
         if not path.is_file():
             return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            data, reason = None, short(error)
-        else:
-            reason = "it is not a JSON object of named subsets"
-        valid = isinstance(data, dict) and all(
-            isinstance(r, dict) and isinstance(r.get("ids"), list) for r in data.values()
-        )
-        if not valid:
-            raise WorkspaceError(
-                f"{path} is damaged ({reason}). Move it away to start again with no subsets "
-                f"(`mv '{path}' '{path}.damaged'`), or restore it from a copy."
-            )
+            self._damaged(name, short(error), f"no {what}")
+        if not isinstance(data, dict):
+            self._damaged(name, f"it is not a JSON object of {what}", f"no {what}")
         return data
 
-    def write_subsets(self, subsets: Mapping[str, Any]) -> None:
-        write_json(self.path / SUBSETS, dict(subsets))
+    def _damaged(self, name: str, reason: str, fresh: str) -> NoReturn:
+        path = self.path / name
+        raise WorkspaceError(
+            f"{path} is damaged ({reason}). Move it away to start again with {fresh} "
+            f"(`mv '{path}' '{path}.damaged'`), or restore it from a copy."
+        )
 
 
 # A damaged manifest no longer says how the workspace was made.
@@ -438,10 +462,11 @@ def problems(path: str | os.PathLike[str]) -> list[str]:
             workspace.features(check_finite=False)
         except WorkspaceError as error:
             found.append(str(error))
-    try:
-        workspace.subsets()
-    except WorkspaceError as error:
-        found.append(str(error))
+    for read in (workspace.subsets, workspace.tag_file):
+        try:
+            read()
+        except WorkspaceError as error:
+            found.append(str(error))
     return found
 
 

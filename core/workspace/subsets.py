@@ -29,6 +29,7 @@ from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
 from core.workspace.store import Workspace, now
+from core.workspace.tags import TAG_PREFIX, tagged_rows
 
 MAX_NAME = 80
 
@@ -272,11 +273,14 @@ def rows_of(
 ) -> np.ndarray:
     """Row positions (int64, in the subset's order) of the named subset, or of ``ids``.
 
-    The one "subset → rows". Strict (the default, for scores and exports): a stale subset, or
+    The one "subset → rows"; ``tag:keep`` (no subset of that name) names the rows tagged keep
+    (``core.workspace.tags``). Strict (the default, for scores and exports): a stale subset, or
     ids that are not samples of the workspace, raise a PrismError saying what to do. ``lenient``
     (for listings that show every subset): a stale subset selects no rows and unknown ids are
     left out. ``index`` (from ``id_index``) saves re-reading the ids for many subsets.
     """
+    if ids is None and name.startswith(TAG_PREFIX) and name not in workspace.subsets():
+        return tagged_rows(workspace, name[len(TAG_PREFIX) :])
     if ids is None:
         record = subset_record(workspace, name)
         reason = stale_reason(record)
@@ -320,16 +324,25 @@ def selector_pool(
     workspace: Workspace,
     *,
     within: str | None = None,
+    exclude: str | None = None,
     target: Mapping[str, Any] | None = None,
 ) -> Any:
     """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them,
-    the rows of subset ``within`` as the only candidates, and with ``target`` (the selector's
-    ``TARGET_OPTIONS``: target, agg, whiten) each row's relevance to that target's groups."""
+    the rows of subset ``within`` less those of subset ``exclude`` as the only candidates, and with
+    ``target`` (the selector's ``TARGET_OPTIONS``: target, agg, whiten) each row's relevance to that
+    target's groups."""
     from core.select.selectors import Pool
 
     has_labels = "cluster" in workspace.sample_columns()
     labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None
     candidates = rows_of(workspace, within) if within else None
+    if exclude:
+        pool = np.arange(workspace.n_samples) if candidates is None else candidates
+        candidates = pool[~np.isin(pool, rows_of(workspace, exclude))]
+        if candidates.size == 0:
+            raise PrismError(
+                f"Excluding “{exclude}” leaves no rows to choose from.", param="exclude"
+            )
     relevance = None
     if target and target.get("target"):
         from core.workspace.relevance import target_relevance
@@ -351,6 +364,7 @@ def run_selector(
     k: float | int | None,
     seed: int = 0,
     within: str | None = None,
+    exclude: str | None = None,
     start: str | None = None,
     options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
@@ -361,8 +375,8 @@ def run_selector(
     ``start``) with the same result is stored already, nothing new is stored and that subset's
     name is returned.
 
-    The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
-    clustering it used, which is everything ``reproduce_subset`` needs.
+    The subset's ``how`` records method, budget, seed, options, ``within``, ``exclude`` and
+    ``start`` and the clustering it used, which is everything ``reproduce_subset`` needs.
     """
     from core.select.selectors import SELECTORS, parse_options, select
 
@@ -372,15 +386,14 @@ def run_selector(
             f"A subset named “{text}” already exists; choose another name.", param="name"
         )
     typed = parse_options(method, dict(options or {}))
-    pool = selector_pool(workspace, within=within, target=typed)
+    pool = selector_pool(workspace, within=within, exclude=exclude, target=typed)
     start_rows = rows_of(workspace, start) if start else None
     rows = select(method, pool, budget=k, seed=seed, start=start_rows, **typed)
     if len(rows) == 0:
         raise PrismError(f"{method} kept no rows; nothing to save.")
     ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()[rows]
     how: dict[str, Any] = {"method": method, "k": k, "seed": int(seed), "options": typed}
-    if within:
-        how["within"] = within
+    how.update({k: v for k, v in (("within", within), ("exclude", exclude)) if v})
     if start:
         how["start"] = start
     if SELECTORS[method].needs_target and typed.get("target"):
@@ -451,6 +464,7 @@ def reproduce_subset(
             k=how.get("k"),
             seed=int(how.get("seed", 0)),
             within=how.get("within"),
+            exclude=how.get("exclude"),
             start=how.get("start"),
             options=how.get("options"),
             overwrite=overwrite,
