@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+
 from core.errors import ModelError, PrismError
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -51,7 +53,6 @@ def to_device(array: Any, device: Any) -> Any:
     waits until every kernel queued on the device has run, which leaves the GPU idle while the
     next batch is prepared and launched.
     """
-    import numpy as np
     import torch
 
     tensor = torch.from_numpy(array) if isinstance(array, np.ndarray) else array

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import PrismError
+from core.measures.neighbours import nearest_in_pool
 from core.validate import check_features, check_int, check_seed
 
 # With fewer rows than this, UMAP is not run: a PCA projection is the layout.
@@ -266,8 +267,6 @@ def neighbourhood_preservation(
     queries = np.arange(n)
     if n_queries is not None and check_int(n_queries, param="n_queries", minimum=1) < n:
         queries = np.sort(np.random.default_rng(check_seed(seed)).choice(n, n_queries, False))
-    from core.measures.neighbours import nearest_in_pool
-
     kept = 0
     for start in range(0, queries.size, 32):  # (32 × n) map distances: 256 MB at n = 10⁶
         q = queries[start : start + 32]

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import PrismError
+from core.features.proxy import load_proxy
 from core.validate import check_int, check_seed
 
 Chat = list[dict[str, str]]
@@ -457,8 +458,6 @@ def make_generator(
         raise PrismError(
             f"generator must be a model name or path; got {name!r}.", param="generator"
         )
-    from core.features.proxy import load_proxy
-
     try:
         proxy = load_proxy(name, device=device, trust_remote_code=trust_remote_code)
     except PrismError as error:
