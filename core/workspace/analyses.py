@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from core.data.columns import ColumnMap
+from core.devices import resolve_device
 from core.errors import PrismError
 from core.measures.clusters import (
     cluster_sizes,
@@ -22,12 +26,30 @@ from core.measures.clusters import (
     sparse_clusters,
     spherical_kmeans,
 )
+from core.measures.embed import (
+    DEFAULT_MODEL,
+    PACKAGED_MODEL_NAME,
+    EmbedConfig,
+    count_truncated,
+    embed_texts,
+    load_encoder,
+)
 from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
-from core.workspace.manifest import ClustersSection, LayoutSection
-from core.workspace.store import Workspace
-
-if TYPE_CHECKING:
-    from core.measures.embed import EmbedConfig
+from core.measures.lexical import NGRAM_RANGE, lexical_summary
+from core.measures.neighbours import compare_spaces
+from core.measures.textspace import lexical_scores, sample_texts
+from core.measures.vendi import (
+    QS_DEFAULT,
+    cluster_vendi,
+    covariance_from_npy,
+    q_label,
+    subset_vendi,
+    vendi_from_covariance,
+    vendi_scores,
+)
+from core.validate import check_indices
+from core.workspace.manifest import ClustersSection, LayoutSection, scores_record
+from core.workspace.store import Workspace, now
 
 
 def cluster_workspace(
@@ -116,14 +138,6 @@ def workspace_scores(
     The record has the manifest's ``scores`` schema (``g_vendi``, ``vendi``, ``n``, ``dim``); q = 1
     is always included. Nothing is written.
     """
-    from core.measures.vendi import (
-        QS_DEFAULT,
-        covariance_from_npy,
-        subset_vendi,
-        vendi_from_covariance,
-    )
-    from core.workspace.manifest import scores_record
-
     orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
     dim = int(workspace.manifest["features"]["dim"]) if workspace.has_features else 0
     if rows is None:
@@ -138,8 +152,6 @@ def cluster_scores(
     workspace: Workspace, *, qs: tuple[float, ...] | None = None
 ) -> list[dict[str, Any]]:
     """Per cluster of ``prism cluster``: its size, whether it is sparse and its order-q Vendi."""
-    from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label
-
     if "cluster" not in workspace.samples(columns=None).columns:
         raise PrismError(
             f"{workspace.path} has no clusters yet; run `prism cluster {workspace.path}` first."
@@ -170,8 +182,6 @@ EMBEDDING_COLUMNS = ("emb_cluster", "emb_umap_x", "emb_umap_y", "nbr_agreement")
 
 def workspace_texts(workspace: Workspace) -> list[str]:
     """``sample_texts`` of every sample of a workspace, in row order (cached per file version)."""
-    from core.data.columns import ColumnMap
-
     columns = ColumnMap.from_dict(workspace.manifest["dataset"]["columns"])
     path = workspace.samples_path
     stat = path.stat()
@@ -181,10 +191,6 @@ def workspace_texts(workspace: Workspace) -> list[str]:
 @lru_cache(maxsize=4)
 def _texts(path: str, mtime_ns: int, size: int, columns: Any) -> tuple[str, ...]:
     # Every diversity table asks for the texts of each of its subsets: read them once.
-    import pandas as pd
-
-    from core.measures.textspace import sample_texts
-
     wanted = ["id", *columns.content_columns]
     return tuple(sample_texts(pd.read_parquet(path, columns=wanted), columns))
 
@@ -196,8 +202,6 @@ def _fingerprint(workspace: Workspace) -> str | None:
 
 def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> dict[str, Any]:
     """distinct-1…4 and the n-gram Vendi score of the whole set; stored as section ``lexical``."""
-    from core.measures.lexical import NGRAM_RANGE, lexical_summary
-
     texts = workspace_texts(workspace) if texts is None else texts
     start = time.perf_counter()
     record: dict[str, Any] = {
@@ -227,10 +231,6 @@ def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | Non
     is None while the workspace has no embeddings; ``ngram_vendi`` is None when no selected text
     has a word token. For the whole set, the values stored by ``lexical_workspace`` are reused.
     """
-    from core.measures.textspace import lexical_scores
-    from core.measures.vendi import subset_vendi
-    from core.validate import check_indices
-
     texts = workspace_texts(workspace)
     positions = check_indices(rows, len(texts), param="rows")
     embedding = None
@@ -271,21 +271,6 @@ def embed_workspace(
     ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
     is dropped) and the section's ``neighbours`` is None.
     """
-    from dataclasses import asdict
-
-    from core.devices import resolve_device
-    from core.measures.embed import (
-        DEFAULT_MODEL,
-        PACKAGED_MODEL_NAME,
-        EmbedConfig,
-        count_truncated,
-        embed_texts,
-        load_encoder,
-    )
-    from core.measures.neighbours import compare_spaces
-    from core.measures.vendi import q_label, vendi_scores
-    from core.workspace.store import now
-
     if config is None:
         config = EmbedConfig(**settings)
     elif settings:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,8 +35,8 @@ from core.measures.vendi import vendi_column, vendi_scores
 from core.select.selectors import SELECTORS, Pool, select
 from core.validate import check_int
 from core.workspace.manifest import CurvesSection
-from core.workspace.store import Workspace
-from core.workspace.subsets import rows_of, subset_record
+from core.workspace.store import Workspace, write_parquet
+from core.workspace.subsets import rows_of, selector_pool, subset_record
 
 REPORT_QS = (1.0, 0.5, 2.0, math.inf)
 WHOLE_SET = "(whole set)"
@@ -240,8 +241,6 @@ def workspace_curves(
 ) -> pd.DataFrame:
     """Budget curves of a workspace for ``curve_settings``: the ``summarise_curves`` columns plus
     ``random_equivalent`` (NaN above every random size), stored with ``save_curves``."""
-    from core.workspace.subsets import selector_pool
-
     pool = selector_pool(workspace)
     raw = budget_curves(
         pool,
@@ -279,8 +278,6 @@ def _curve_basis(workspace: Workspace) -> dict[str, Any]:
 def save_curves(workspace: Workspace, summary: pd.DataFrame, settings: dict[str, Any]) -> None:
     """Keep computed budget curves in the workspace (``curves.parquet`` + a manifest section),
     so that they survive a restart; ``load_curves`` gives them back for the same settings."""
-    from core.workspace.store import write_parquet
-
     write_parquet(workspace.path / CURVES, summary.reset_index(drop=True))
     workspace.set_section(CurvesSection(settings=dict(settings), basis=_curve_basis(workspace)))
 
@@ -298,6 +295,4 @@ def load_curves(workspace: Workspace, settings: dict[str, Any]) -> pd.DataFrame 
 
 def json_like(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
-    import json
-
     return json.loads(json.dumps(value))

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from core import __version__
 from core.errors import PrismError
 from core.measures.vendi import subset_vendi
+from core.workspace.compare import WHOLE_SET
 from core.workspace.derived import batches as sample_batches
 from core.workspace.files import now
 from core.workspace.manifest import ClustersSection, FeatureSection
@@ -56,6 +57,7 @@ from core.workspace.publish import (
 )
 from core.workspace.schema import RESERVED_COLUMNS
 from core.workspace.store import Workspace
+from core.workspace.subsets import named_subset
 from core.workspace.synthesis.grow import PROVENANCE, of_origin
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -379,12 +381,8 @@ def export_subset(
     ``name`` None, of the whole set (the manifest's subset is then ``WHOLE_SET``); ``origin``:
     all rows, or only "source" or "synthetic" ones (``core.workspace.synthesis.grow``)."""
     if name is None:
-        from core.workspace.compare import WHOLE_SET
-
         rows, how, name = np.arange(workspace.n_samples), dict(WHOLE_SET_HOW), WHOLE_SET
     else:
-        from core.workspace.subsets import named_subset
-
         rows, how = named_subset(workspace, name)
     if origin != "all":
         rows, how = of_origin(workspace, rows, origin), {**how, "origin": origin}

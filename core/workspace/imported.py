@@ -17,10 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core.data.dataset import Dataset
 from core.errors import PrismError, WorkspaceError
+from core.measures.vendi import covariance_from_npy, vendi_from_covariance
 from core.workspace.files import atomic_path, now
+from core.workspace.jobs.extraction import (
+    check_workspace_target,
+    dataset_section,
+    outermost_missing,
+    remove_created,
+)
 from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
 from core.workspace.store import Workspace
 
@@ -38,9 +47,6 @@ def file_sha256(path: Path) -> str:
 
 
 def _from_parquet(path: Path, column: str | None) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = pq.read_schema(path)
     lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
     lists += [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
@@ -144,14 +150,6 @@ def import_features(
     column: str | None = None,
 ) -> Workspace:
     """A new, complete workspace at ``path`` from ``dataset`` and the features in ``features_path``."""
-    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
-    from core.workspace.jobs.extraction import (
-        check_workspace_target,
-        dataset_section,
-        outermost_missing,
-        remove_created,
-    )
-
     root = Path(path)
     check_workspace_target(root)
     if root.exists() and any(root.iterdir()):

@@ -26,6 +26,7 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
+from core.select.selectors import SELECTORS, Pool, parse_options, select
 from core.workspace.store import Workspace, now
 
 MAX_NAME = 80
@@ -317,8 +318,6 @@ def rows_of_all(workspace: Workspace) -> dict[str, np.ndarray]:
 def selector_pool(workspace: Workspace, *, within: str | None = None) -> Any:
     """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them, and
     the rows of subset ``within`` as the only candidates."""
-    from core.select.selectors import Pool
-
     has_labels = "cluster" in workspace.sample_columns()
     labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None
     candidates = rows_of(workspace, within) if within else None
@@ -346,8 +345,6 @@ def run_selector(
     The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
     clustering it used, which is everything ``reproduce_subset`` needs.
     """
-    from core.select.selectors import SELECTORS, parse_options, select
-
     text = check_name(name)
     if text in workspace.subsets() and not overwrite:
         raise PrismError(
@@ -400,8 +397,6 @@ def reproduce_subset(
     A selector subset is re-run with its recorded method, budget, seed and options (its
     ``within``/``start`` subsets must exist here too); any other subset is restored from its ids.
     """
-    from core.select.selectors import SELECTORS
-
     fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
     mine = workspace.dataset.fingerprint
     if fingerprint and mine and fingerprint != mine:

@@ -23,18 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.format import open_memmap
 
 from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
 from core.data.text import conversations
 from core.errors import JobStopped, PrismError, WorkspaceError
 from core.features.distributed import SOLO, Group
-from core.features.extract import FeatureConfig
+from core.features.extract import FeatureConfig, FeatureExtractor
+from core.features.proxy import load_proxy
+from core.measures.vendi import covariance_from_npy, vendi_from_covariance
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start_job, write_progress
 from core.workspace.manifest import DatasetSection, FeatureSection, Scores, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
+from core.workspace.subsets import mark_stale
 
 DEFAULT_SHARD_SIZE = 128
 # A shard also closes after this much work, so a kill loses at most about this much.
@@ -160,8 +164,6 @@ def prepare_workspace(
         FeatureSection.NAME: FeatureSection(settings=config.settings()).to_dict(),
     }
     if workspace is not None:
-        from core.workspace.subsets import mark_stale
-
         before = workspace.samples()
         before_columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
         # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
@@ -275,8 +277,6 @@ def run_features(
     alone writes the manifest and the progress (the other ranks' rows estimated from its own),
     waits for all ranks, and assembles; the others return when their windows are done.
     """
-    from core.features.proxy import load_proxy
-
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=group.device or device
     )
@@ -325,8 +325,6 @@ def run_features(
         try:
             report("running", "loading the proxy model" if len(todo) else "assembling")
             if len(todo):
-                from core.features.extract import FeatureExtractor
-
                 proxy = load_proxy(
                     config.model,
                     dtype=config.dtype,
@@ -424,10 +422,6 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
 
     ``changes`` go into the features section with the rest (``rank_rows`` of a distributed run).
     """
-    from numpy.lib.format import open_memmap
-
-    from core.measures.vendi import covariance_from_npy, vendi_from_covariance
-
     covered, shards = finished_shards(workspace, total, dim)
     if not covered.all():
         missing = np.flatnonzero(~covered)

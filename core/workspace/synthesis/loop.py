@@ -31,20 +31,24 @@ import numpy as np
 import pandas as pd
 
 from core.errors import JobStopped, PrismError
-from core.synthesis.generators import Generator
+from core.features.proxy import load_proxy
+from core.synthesis.generators import Generator, make_generator
+from core.workspace.analyses import workspace_scores
 from core.workspace.jobs.record import (
     CANCELLED,
     DONE,
     FAILED,
     RUNNING,
     Stop,
+    read_job,
     report_job,
     sigterm_stops,
+    start_job,
 )
 from core.workspace.manifest import SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import read_round, round_numbers
-from core.workspace.synthesis.grow import join_round, recover_join
+from core.workspace.synthesis.grow import join_round, place, recover_join
 from core.workspace.synthesis.rounds import SynthesisConfig, SynthesisRound
 
 KIND = "synthesis"  # the job's kind in jobs/
@@ -65,8 +69,6 @@ def _save_record(workspace: Workspace, record: dict[str, Any]) -> None:
 
 
 def _g_vendi(workspace: Workspace) -> float:
-    from core.workspace.analyses import workspace_scores
-
     scores = workspace.scores
     if scores is not None and scores.n == workspace.n_samples and scores.g_vendi is not None:
         return float(scores.g_vendi)
@@ -126,7 +128,6 @@ def run_synthesis(
     one round, leaving it for keep/drop by hand and ``join``.
     """
     from core.features.extract import FeatureExtractor
-    from core.features.proxy import load_proxy
     from core.workspace.jobs.extraction import config_from_workspace
 
     recover_join(workspace)  # a join a kill interrupted is undone, and done again below
@@ -184,8 +185,6 @@ def run_synthesis(
                 trust_remote_code=feature_config.trust_remote_code,
             )
             if generator is None:
-                from core.synthesis.generators import make_generator
-
                 generator = make_generator(
                     config.generator,
                     endpoint=config.endpoint,
@@ -258,8 +257,6 @@ def gain(records: list[dict[str, Any]]) -> float | None:
 def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
     """Run ``prism synthesize`` with ``config`` in a detached process (the app's Start); returns
     its pid. Progress is the ``synthesis`` job; Cancel is ``cancel_job(path, KIND)``."""
-    from core.workspace.jobs.record import start_job
-
     argv = ["core", "synthesize", str(path), "--quiet"]
     defaults = SynthesisConfig()
     for name, value in config.settings().items():
@@ -278,8 +275,6 @@ def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
 def fail_started_job(workspace: Workspace, error: BaseException) -> None:
     """Record why a started synthesis job (``start``) failed before its first round, so that
     the app shows the reason rather than a vanished process."""
-    from core.workspace.jobs.record import read_job
-
     job = read_job(workspace.path, KIND)
     if job is not None and job.running and job.pid == os.getpid():
         report_job(workspace, KIND, status=FAILED, step="failed", message=str(error))
@@ -288,9 +283,6 @@ def fail_started_job(workspace: Workspace, error: BaseException) -> None:
 def candidate_coords(workspace: Workspace, round_no: int) -> np.ndarray | None:
     """Map coordinates (M×2) of a round's candidates, placed among the samples as joined rows
     are (``core.workspace.synthesis.grow.place``); None without a map. Malformed candidates get NaN."""
-    from core.workspace.synthesis.candidates import read_round
-    from core.workspace.synthesis.grow import place
-
     if "umap_x" not in workspace.sample_columns():
         return None
     frame, features = read_round(workspace, round_no)

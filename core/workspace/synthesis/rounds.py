@@ -18,13 +18,15 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
-from core.measures.clusters import sparse_clusters, unit_rows
+from core.measures.clusters import default_n_clusters, sparse_clusters, unit_rows
 from core.synthesis.filter import DUPLICATE_COSINE, judge, text_key
-from core.synthesis.generators import GenerationSettings, Generator
+from core.synthesis.generators import GenerationSettings, Generator, public_url
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
 from core.synthesis.targets import parse_target, plan_requests
 from core.validate import check_int, check_seed
+from core.workspace.analyses import cluster_workspace
 from core.workspace.store import Workspace
+from core.workspace.subsets import rows_of
 from core.workspace.synthesis.candidates import write_round
 from core.workspace.synthesis.grow import is_extended
 
@@ -74,8 +76,6 @@ class SynthesisConfig:
     def settings(self) -> dict[str, Any]:
         """The fields, as stored in the manifest and with every candidate (an endpoint URL
         without user, password or query, which may carry a key)."""
-        from core.synthesis.generators import public_url
-
         values = asdict(self)
         if self.endpoint:
             values["endpoint"] = public_url(self.endpoint)
@@ -91,9 +91,6 @@ def _pool_clustering(
     A clustering extended by joined rows (nearest centroid) is clustered afresh, as published,
     unless ``keep_extended``: a ``cluster:ID`` target names a cluster of the clustering the user
     saw, so it is kept."""
-    from core.measures.clusters import default_n_clusters
-    from core.workspace.analyses import cluster_workspace
-
     n = workspace.n_samples
     section = workspace.clusters
     current = (
@@ -163,8 +160,6 @@ class SynthesisRound:
         samples = ws.samples(["id", *self.columns.content_columns])
         subset_rows = None
         if target.kind == "subset":
-            from core.workspace.subsets import rows_of
-
             subset_rows = rows_of(ws, str(target.subset))
         requests = plan_requests(
             labels,
