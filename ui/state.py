@@ -23,6 +23,7 @@ import streamlit as st
 
 from core.errors import PrismError, WorkspaceError
 from core.features.proxy import prism_home
+from core.workspace.demo import ensure_demo_workspace
 from core.workspace.store import Workspace, list_workspaces, lock_file, problems, write_json
 
 WORKSPACE = "prism_workspace"  # str path of the workspace the pages show
@@ -78,8 +79,6 @@ def _default_workspace() -> str | None:
     if remembered and Workspace.exists(remembered) and _readable(remembered):
         return remembered
     try:
-        from core.workspace.demo import ensure_demo_workspace
-
         return str(ensure_demo_workspace().path)
     except PrismError:
         pass
@@ -127,6 +126,7 @@ def known_workspaces() -> list[str]:
 
 def _readable(path: str) -> str | None:
     """The resolved path when the app may read it (inside its data roots), else None."""
+    # cycle: ui.paths imports ui.state
     from ui.paths import check_server_path
 
     try:
@@ -138,6 +138,7 @@ def _readable(path: str) -> str | None:
 def open_workspace_folder(text: str) -> str:
     """The workspace folder a user typed, checked: inside the readable folders, a workspace,
     undamaged. Raises a PrismError that says what to do otherwise."""
+    # cycle: ui.paths imports ui.state
     from ui.paths import check_server_path
 
     path = check_server_path(text)

@@ -94,6 +94,7 @@ def _invoked(argv: Sequence[str]) -> tuple[str, Any]:
 
 def _selector_options() -> set[str]:
     """Every option name a selector takes (set through ``prism select --option name=value``)."""
+    # heavy: scipy (the selectors), kept off `prism --help`
     from core.select.selectors import SELECTORS
 
     return {option for spec in SELECTORS.values() for option in spec.options}

@@ -72,6 +72,7 @@ def default_model_dir() -> Path:
     target = prism_home() / "models" / _CACHE_NAME
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
+    # heavy: torch and transformers, only when the cached copy is built
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -106,6 +107,7 @@ def default_model_dir() -> Path:
 
 
 def _torch_dtype(dtype: str) -> Any:
+    # heavy: torch, only when loading a model (the store imports this module)
     import torch
 
     if dtype not in DTYPES:
@@ -116,7 +118,7 @@ def _torch_dtype(dtype: str) -> Any:
 def tiny_config(tokenizer: Any, **overrides: Any) -> Any:
     """The ``LlamaConfig`` of the tiny test model (2 layers, width 64) for ``tokenizer``;
     ``overrides`` change any of its fields (e.g. ``tie_word_embeddings=False``)."""
-    from transformers import LlamaConfig  # heavy; only a tiny model needs it
+    from transformers import LlamaConfig  # heavy: transformers, only a tiny model needs it
 
     fields: dict[str, Any] = {
         "vocab_size": len(tokenizer),
@@ -135,6 +137,7 @@ def tiny_config(tokenizer: Any, **overrides: Any) -> Any:
 
 
 def _tiny_model(seed: int, dtype: Any) -> tuple[Any, Any]:
+    # heavy: torch and transformers, only for a tiny model
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
@@ -157,12 +160,14 @@ def load_proxy(
     trust_remote_code: bool = False,
 ) -> Proxy:
     """Load a proxy model in eval mode with every parameter frozen (features need no weight grads)."""
+    # heavy: transformers, only when loading a model
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one the user reads
     torch_dtype = _torch_dtype(dtype)
     device = resolve_device(device)
     if name == DEFAULT_MODEL:
+        # heavy: transformers, only when loading a model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         directory = default_model_dir()
@@ -186,6 +191,7 @@ def load_proxy(
 
 
 def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    # heavy: transformers, only when loading a model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(name).expanduser()

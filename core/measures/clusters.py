@@ -160,6 +160,7 @@ def spherical_kmeans(
 
 
 def _cuda() -> bool:
+    # heavy: torch, only to ask for CUDA
     import torch
 
     return bool(torch.cuda.is_available())

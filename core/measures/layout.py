@@ -95,7 +95,7 @@ def fit_rows(n: int, fit_sample: int | None = FIT_SAMPLE) -> int:
 
 
 def _reducer(n_fit: int, seed: int, n_neighbors: int, min_dist: float) -> Any:
-    import umap  # imported here: it pulls in numba, which takes seconds to load
+    import umap  # heavy: umap pulls in numba, which takes seconds to load
 
     return umap.UMAP(
         n_components=2,
@@ -147,6 +147,7 @@ def _sampled_layout(
 def _anchor_index(anchors: np.ndarray, n_queries: int, seed: int) -> Any:
     """A faiss inner-product index over the sampled rows: exact (flat) while an exact search of
     ``n_queries`` rows costs at most ``PLACE_EXACT_MAX_WORK``, else inverted lists."""
+    # heavy: faiss, only when a sampled map places the other rows
     import faiss
 
     m, dim = anchors.shape
@@ -168,6 +169,7 @@ def _search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cosines, anchor rows) of each row's ``k`` nearest anchors; a row whose probed lists hold
     fewer than ``k`` anchors is searched exactly."""
+    # heavy: faiss, only when a sampled map places the other rows
     import faiss
 
     sims, near = index.search(block, k)
@@ -284,6 +286,7 @@ def warm_up() -> None:
 
     Uses the approximate nearest-neighbour path too, which real inputs of 4,096+ rows take.
     """
+    # heavy: umap pulls in numba, only when warming up
     import umap
 
     rng = np.random.default_rng(0)

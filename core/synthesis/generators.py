@@ -135,6 +135,7 @@ class _SeededSampler:
     """
 
     def __init__(self, generators: list[Any], settings: GenerationSettings):
+        # heavy: transformers, only for a local model
         from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
         self.generators = generators
@@ -143,6 +144,7 @@ class _SeededSampler:
             self.warpers.append(TopPLogitsWarper(settings.top_p))
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        # heavy: torch, only for a local model
         import torch
 
         logits = scores.float()
@@ -202,6 +204,7 @@ class LocalGenerator:
     def _generate_batch(
         self, texts: list[str], seeds: list[int], settings: GenerationSettings
     ) -> list[str]:
+        # heavy: torch and transformers, only for a local model
         import torch
         from transformers import LogitsProcessorList
 
@@ -257,6 +260,7 @@ class EndpointGenerator:
         concurrency: int = 8,
         max_retries: int = 2,
     ):
+        # heavy: openai, only for an endpoint
         from openai import OpenAI
 
         parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
@@ -309,6 +313,7 @@ class EndpointGenerator:
         return names[0]
 
     def _describe(self, error: BaseException) -> str:
+        # heavy: openai, only for an endpoint
         import openai
 
         if isinstance(error, openai.APITimeoutError):
@@ -362,6 +367,7 @@ class EndpointGenerator:
         stop: threading.Event,
     ) -> tuple[str, str | None]:
         """(completion, failure reason or None) for one chat; ``_Fatal`` if no request can work."""
+        # heavy: openai, only for an endpoint
         import openai
 
         if stop.is_set():

@@ -241,7 +241,7 @@ def _write_hf(
     scratch: Path,
 ) -> tuple[Path, int]:
     """Save the rows with ``datasets.save_to_disk`` under ``scratch``; (that folder, rows)."""
-    from datasets import Dataset  # heavy import, only for this format
+    from datasets import Dataset  # heavy: datasets, only for this format
 
     parquet = scratch / "rows.parquet"
     count = _write_stream("parquet", parquet, _batches(workspace, rows, columns), names)
@@ -493,6 +493,7 @@ def read_export(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
         return pd.read_csv(file, dtype=str, keep_default_na=False)
     if fmt == "parquet":
         return pd.read_parquet(file)
+    # heavy: datasets, only for this format
     from datasets import load_from_disk
 
     return load_from_disk(str(file)).to_pandas()

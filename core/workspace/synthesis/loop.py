@@ -127,6 +127,7 @@ def run_synthesis(
     Returns the records of the rounds this call finished. With ``review`` the loop stops after
     one round, leaving it for keep/drop by hand and ``join``.
     """
+    # heavy: torch, only when a round computes features
     from core.features.extract import FeatureExtractor
     from core.workspace.jobs.extraction import config_from_workspace
 
