@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+
 from core.errors import ModelError, PrismError
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -33,6 +35,7 @@ def resolve_device(device: object = "auto", *, param: str = "device") -> str:
     device = check_device(device, param=param)
     if device in ("cpu", "mps"):
         return device
+    # heavy: torch, only to ask for CUDA (a CPU run never loads it)
     import torch
 
     if device == "auto":
@@ -51,7 +54,7 @@ def to_device(array: Any, device: Any) -> Any:
     waits until every kernel queued on the device has run, which leaves the GPU idle while the
     next batch is prepared and launched.
     """
-    import numpy as np
+    # heavy: torch, only when moving arrays to a device
     import torch
 
     tensor = torch.from_numpy(array) if isinstance(array, np.ndarray) else array

@@ -9,6 +9,9 @@
   module of ``core/`` or ``ui/`` is above ``MAX_LINES`` lines.
 - No import cycle between two files of ``core/``; no private name (``_x``) of one file used in
   another inside ``core/``, ``ui/``, ``pages/`` and ``app.py``; ``ui/events.py`` is streamlit-free.
+- An import inside a function says why it is not at the top of its module: ``# heavy: …`` (a
+  slow import kept off a path that does not need it, such as ``prism --help``), ``# optional: …``
+  (a package that may be missing) or ``# cycle: …`` (the module it imports imports this one).
 
 Imports are read from the syntax tree, wherever they sit (module level, inside a function, under
 ``TYPE_CHECKING``), relative ones resolved, and ``importlib.import_module("…")`` with a literal name
@@ -18,9 +21,11 @@ counted too, so a lazy import does not slip past. Tests and ``bench/`` may impor
 from __future__ import annotations
 
 import ast
+import io
 import os
 import re
 import sys
+import tokenize
 import tomllib
 from pathlib import Path
 
@@ -727,3 +732,111 @@ def test_no_private_name_crosses_a_file(path: Path) -> None:
 def test_plotly_events_are_read_without_streamlit() -> None:
     path = REPO / "ui" / "events.py"
     assert not _offending(path, "streamlit"), "ui/events.py must stay importable without streamlit"
+
+
+# --- imports inside functions ------------------------------------------------------------------
+
+# A reason: the comment opens with its kind, a colon and some words.
+IMPORT_REASON = re.compile(r"#\s*(heavy|optional|cycle):\s*\S")
+IMPORTS = (ast.Import, ast.ImportFrom)
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line → the comment on it (real comments only, never a ``#`` inside a string)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {token.start[0]: token.string for token in tokens if token.type == tokenize.COMMENT}
+
+
+def _function_import_runs(tree: ast.AST) -> list[list[ast.stmt]]:
+    """The imports inside function bodies (nested blocks and methods too), in runs of imports on
+    adjacent lines of one block."""
+    runs: list[list[ast.stmt]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        in_function = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for _, value in ast.iter_fields(node):
+            if not (in_function and isinstance(value, list)):
+                continue
+            run: list[ast.stmt] = []
+            for statement in value:
+                if not isinstance(statement, IMPORTS):
+                    run = []
+                    continue
+                if run and statement.lineno != (run[-1].end_lineno or 0) + 1:
+                    run = []
+                if not run:
+                    runs.append(run)
+                run.append(statement)
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_function)
+
+    visit(tree, False)
+    return runs
+
+
+def unexplained_imports(source: str) -> list[str]:
+    """The imports inside functions of ``source`` that give no reason: a reason is a
+    ``# heavy: …``, ``# optional: …`` or ``# cycle: …`` comment on the import's own lines, or on
+    the line above it (for a run of imports on adjacent lines, the line above the run)."""
+    comments = _comments(source)
+    lines = source.splitlines()
+
+    def has_reason(first: int, last: int) -> bool:
+        return any(IMPORT_REASON.match(comments.get(n, "")) for n in range(first, last + 1))
+
+    found = []
+    for run in _function_import_runs(ast.parse(source)):
+        run_has_reason = has_reason(run[0].lineno - 1, run[0].lineno - 1)
+        for node in run:
+            if not (run_has_reason or has_reason(node.lineno, node.end_lineno or node.lineno)):
+                found.append(f"line {node.lineno}: {lines[node.lineno - 1].strip()}")
+    return found
+
+
+def test_the_import_reason_check_finds_planted_unexplained_imports() -> None:
+    planted = (
+        "import os\n"  # 1: module level needs no reason
+        "def extract():\n"
+        "    import torch  # heavy: torch, only when extracting\n"
+        "    import json\n"  # 4: the comment above belongs to torch, not to the run
+        "    # optional: faiss may be missing\n"
+        "    import faiss\n"
+        "    from core import (  # cycle: core imports this module\n"
+        "        x,\n"
+        "    )\n"
+        "def layout():\n"
+        "    # heavy: umap pulls in numba\n"
+        "    import umap\n"
+        "    import numba\n"
+        "\n"
+        "    import scipy  # imported here\n"  # 15: a comment that gives no reason
+        "    s = '# heavy: a string, not a comment'\n"
+        "    import pandas\n"  # 17
+        "    class Local:\n"
+        "        def method(self):\n"
+        "            try:  # optional: threadpoolctl ships with scikit-learn\n"
+        "                from threadpoolctl import threadpool_limits\n"
+        "            except ImportError:\n"
+        "                from core import y\n"  # 23: each block is its own run
+        "class Top:\n"
+        "    import sys\n"  # 25: a class body runs at import time, like the module
+    )
+    assert [f.split(":")[0] for f in unexplained_imports(planted)] == [
+        "line 4",
+        "line 15",
+        "line 17",
+        "line 23",
+    ]
+    assert not unexplained_imports("def f():\n    import torch  # heavy: torch\n")
+    assert unexplained_imports("def f():\n    import torch  # heavy:\n")  # a kind, no words
+
+
+@pytest.mark.parametrize("path", APP_MODULES, ids=_ids(APP_MODULES))
+def test_imports_inside_functions_say_why(path: Path) -> None:
+    found = unexplained_imports(path.read_text(encoding="utf-8"))
+    assert not found, (
+        f"{_id(path)} imports inside functions without a reason: {'; '.join(found)}. Move the "
+        "import to the top of the module, or say why it waits on its line or the line above: "
+        "`# heavy: …` (slow, and kept off a path that does not need it), `# optional: …` (a "
+        "package that may be missing) or `# cycle: …` (that module imports this one)"
+    )

@@ -26,6 +26,8 @@ from core.workspace import tables
 from core.workspace.jobs.record import run_in_thread
 from core.workspace.manifest import ClustersSection
 from core.workspace.store import FEATURES, MANIFEST, SUBSETS, Workspace
+from core.workspace.synthesis.candidates import candidate_dir, read_candidates
+from core.workspace.synthesis.loop import candidate_coords as coords
 from ui import format as fmt
 
 T = TypeVar("T")
@@ -248,8 +250,6 @@ def background_ready(ws: Workspace) -> bool:
 
 def candidates_version(ws: Workspace) -> tuple[str, tuple[tuple[str, float], ...]]:
     """Changes with any round's candidate file (a new round, a decision by hand, a join)."""
-    from core.workspace.synthesis.candidates import candidate_dir
-
     folder = candidate_dir(ws)
     files = sorted(folder.glob("round-*.parquet")) if folder.is_dir() else []
     return (str(ws.path), tuple((f.name, mtime(f)) for f in files))
@@ -257,8 +257,6 @@ def candidates_version(ws: Workspace) -> tuple[str, tuple[tuple[str, float], ...
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _candidates(key: tuple[str, tuple[tuple[str, float], ...]]) -> pd.DataFrame:
-    from core.workspace.synthesis.candidates import read_candidates
-
     return read_candidates(Workspace.open(key[0]))
 
 
@@ -271,8 +269,6 @@ def candidates(ws: Workspace) -> pd.DataFrame:
 def _candidate_coords(
     key: tuple[str, tuple[tuple[str, float], ...]], skey: tuple[str, float], round_no: int
 ) -> np.ndarray | None:
-    from core.workspace.synthesis.loop import candidate_coords as coords
-
     return coords(Workspace.open(key[0]), round_no)
 
 

@@ -79,8 +79,6 @@ def _default_workspace() -> str | None:
     if remembered and Workspace.exists(remembered) and _readable(remembered):
         return remembered
     try:
-        from core.workspace.demo import ensure_demo_workspace
-
         return str(ensure_demo_workspace().path)
     except PrismError:
         pass

@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core.errors import PrismError
+from core.workspace.jobs.record import read_progress
 from core.workspace.store import Workspace
 from core.workspace.tables import DAMAGED, workspace_summaries
 from ui import format as fmt
@@ -168,8 +169,6 @@ def no_workspace() -> None:
 
 
 def no_features(ws: Workspace) -> None:
-    from core.workspace.jobs.record import read_progress
-
     progress = read_progress(ws.path)
     if progress is not None and progress.status == "running":
         empty_state(

@@ -52,6 +52,7 @@ def score(
     ] = False,
 ) -> None:
     """G-Vendi and the order-q Vendi family of the whole set, a subset, or each cluster."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.analyses import cluster_scores, text_scores, workspace_scores
 
     ws = open_workspace(workspace)
@@ -79,6 +80,7 @@ def _selected_rows(ws: Any, subset: str | None, ids_file: Path | None) -> np.nda
         return None
     if subset is not None and ids_file is not None:
         raise PrismError("Pass either --subset or --ids, not both.")
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.subsets import rows_of
 
     if subset is not None:
@@ -123,6 +125,7 @@ def map_(
     min_dist: Annotated[float, typer.Option(help="UMAP min_dist.")] = 0.1,
 ) -> None:
     """UMAP 2-D layout of the features (cosine), stored as umap_x / umap_y."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.analyses import layout_workspace
 
     ws = open_workspace(workspace)
@@ -159,8 +162,10 @@ def embed(
     quiet: QuietOpt = False,
 ) -> None:
     """Sentence embeddings (text space): Vendi, clusters, map, agreement with gradient space."""
+    # heavy: rich.progress (~30 ms), kept off `prism --help`
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.measures.embed import EmbedConfig
     from core.workspace.analyses import embed_workspace
 

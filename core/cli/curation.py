@@ -63,6 +63,7 @@ def select(
     as_json: JsonOpt = False,
 ) -> None:
     """Choose a subset with a selector and store it under --name."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.compare import subset_report
     from core.workspace.export import read_manifest
     from core.workspace.subsets import reproduce_subset, rows_of, run_selector
@@ -125,6 +126,7 @@ subset_app = typer.Typer(
 @subset_app.command("list")
 def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """The workspace's named subsets: size and how each was made."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.compare import describe_how
     from core.workspace.subsets import rebuilt_note, stale_reason
 
@@ -165,6 +167,7 @@ def subset_combine(
     force: Annotated[bool, typer.Option(help="Replace a subset of the same name.")] = False,
 ) -> None:
     """Store a set operation over named subsets as a new subset."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.subsets import combine_subsets, subset_record
 
     ws = open_workspace(workspace)
@@ -175,6 +178,7 @@ def subset_combine(
 @subset_app.command("rename")
 def subset_rename(workspace: WorkspaceArg, old: str, new: str) -> None:
     """Rename a subset."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.subsets import rename_subset
 
     console.print(f"renamed to “{escape(rename_subset(open_workspace(workspace), old, new))}”")
@@ -183,6 +187,7 @@ def subset_rename(workspace: WorkspaceArg, old: str, new: str) -> None:
 @subset_app.command("delete")
 def subset_delete(workspace: WorkspaceArg, name: str) -> None:
     """Delete a subset (its rows stay in the workspace)."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.subsets import delete_subset
 
     delete_subset(open_workspace(workspace), name)
@@ -287,6 +292,7 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a subset's rows (all original columns, original order) and a manifest beside them."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.export import export_subset
 
     result = export_subset(

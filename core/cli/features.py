@@ -116,6 +116,7 @@ def features(
         _extract(ws, batch_size=batch_size, batch_tokens=batch_tokens, device=device,
                  shard_size=shard_size, shard_seconds=shard_seconds, quiet=True, group=group)  # fmt: skip
         return
+    # heavy: torch, pandas and pyarrow, kept off `prism --help`
     from core.features.extract import FeatureConfig
     from core.features.proxy import conversion_note, reused_models
     from core.workspace.jobs.estimate import estimate_run
@@ -232,6 +233,7 @@ def resume(
 def _launch_ranks(nproc: int) -> None:
     """Run this same command on ``nproc`` local ranks and exit with their status — unless
     ``nproc`` is 1 or this process is a rank already (torchrun started it)."""
+    # heavy: torch, kept off `prism --help`
     from core.features.distributed import launch, torchrun_env, validate_nproc
 
     if validate_nproc(nproc) > 1 and not torchrun_env():
@@ -240,6 +242,7 @@ def _launch_ranks(nproc: int) -> None:
 
 def _join(device: str | None) -> Any:
     """This process's rank group (``core.features.distributed.join``); SOLO without torchrun."""
+    # heavy: torch, kept off `prism --help`
     from core.features.distributed import join
 
     return join(device)
@@ -260,6 +263,7 @@ def _extract(
 
     With a distributed ``group`` every rank runs its part; only rank 0 prints.
     """
+    # heavy: rich.progress (~30 ms), kept off `prism --help`
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -269,6 +273,7 @@ def _extract(
         TimeRemainingColumn,
     )
 
+    # heavy: torch, pandas and pyarrow, kept off `prism --help`
     from core.features.distributed import SOLO
     from core.workspace.jobs.extraction import run_features
 
@@ -344,6 +349,7 @@ def demo(
     quiet: Annotated[bool, typer.Option(help="Print only the workspace path.")] = False,
 ) -> None:
     """Make sure the GSM8K demo workspace (features, clusters, map) is ready; print its path."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.demo import ensure_demo_workspace
     from core.workspace.registry import register_workspace
 
@@ -358,6 +364,7 @@ def demo(
 
 def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """What a workspace holds: dataset, settings, scores, analyses and columns."""
+    # heavy: pandas and pyarrow, kept off `prism --help`
     from core.workspace.jobs.record import read_progress
 
     ws = open_workspace(workspace)

@@ -54,6 +54,7 @@ def import_features(
     encoding: EncodingOpt = None,
 ) -> None:
     """Build a workspace from a dataset and an N×d feature array computed elsewhere."""
+    # heavy: torch, pandas and pyarrow, kept off `prism --help`
     from core.workspace.imported import import_features as build
     from core.workspace.jobs.extraction import check_workspace_target
     from core.workspace.registry import register_workspace

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
+from core.cli.render import err
 from core.errors import PrismError
 
 WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace directory.")]
@@ -38,6 +40,7 @@ NprocOpt = Annotated[
 
 def open_workspace(path: Path) -> Any:
     """The workspace at ``path`` (a clear message when it is none, or from a newer Prism)."""
+    # heavy: pandas and pyarrow, kept off `prism --help`
     from core.workspace.store import Workspace
 
     return Workspace.open(path)
@@ -159,6 +162,7 @@ def column_map(
 ) -> Any:
     """The ColumnMap the column options ask for, or None to detect every column (with only
     ``--id-col`` given, the others are detected from the first rows)."""
+    # heavy: pandas and pyarrow, kept off `prism --help`
     from core.data.columns import ColumnMap, detect_columns
     from core.data.read import read_head
 

@@ -196,6 +196,7 @@ WIDE_COLUMNS = [(m.short, m.key, m.digits) for m in MEASURES.values() if not m.b
 
 def random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
     """("≈ random at", "rows saved") in words: a size, or above every random size."""
+    # heavy: pandas and pyarrow, kept off `prism --help`
     from core.measures.curves import ABOVE_RANDOM
 
     if equal is None or equal != equal:

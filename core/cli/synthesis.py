@@ -95,6 +95,7 @@ def synthesize(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate samples aimed at sparse clusters, keep those that land there, add them."""
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.synthesis import loop as synthesis
     from core.workspace.synthesis.candidates import decide, read_candidates
 
@@ -180,6 +181,7 @@ def print_rounds(records: list[dict[str, Any]]) -> None:
         )
     console.print(out)
     console.print("G-Vendi and rows in sparse clusters: before → after joining.")
+    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.synthesis.loop import gain
 
     per_100 = gain(records)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 
 def is_null(value: Any) -> bool:
@@ -129,8 +130,6 @@ def frame_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def frame_from_arrow(table: Any) -> pd.DataFrame:
     # integer_object_nulls: integer columns with nulls would otherwise become floats.
-    import pyarrow as pa
-
     # maps_as_pydicts: a map cell becomes a dict (pandas' default, a list of pairs, is neither
     # what the file meant nor something Parquet can store again); a map with a repeated key
     # stays a list of pairs, so that no value is lost.

@@ -22,6 +22,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from core.data.cells import (
     is_blank,
@@ -288,8 +289,6 @@ def unused_id_note(df: pd.DataFrame, name: str) -> str | None:
 
 def _parquet_can_hold(arrow_type: Any) -> bool:
     """False for types Arrow builds but Parquet cannot write (a struct without fields)."""
-    import pyarrow as pa
-
     if pa.types.is_struct(arrow_type):
         return arrow_type.num_fields > 0 and all(
             _parquet_can_hold(arrow_type.field(i).type) for i in range(arrow_type.num_fields)
@@ -303,8 +302,6 @@ def _parquet_can_hold(arrow_type: Any) -> bool:
 
 def _arrow_keeps(series: pd.Series) -> bool:
     """Whether a Parquet column gives back exactly these values (same types, same keys)."""
-    import pyarrow as pa
-
     try:
         array = pa.array(series, from_pandas=True)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):

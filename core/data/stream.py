@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 
 from core.data.cells import (
     frame_from_arrow,
@@ -248,9 +251,6 @@ def _arrow_jsonl(raw: list[bytes]) -> Any:
     nested objects, so batches holding numbers with a fraction, lists or objects (and every bad
     line, so that its message names the line) go through ``json.loads``, one line at a time.
     """
-    import pyarrow as pa
-    import pyarrow.json as pa_json
-
     data = b"".join(raw)
     n_lines = sum(1 for line in raw if line.strip())
     if not n_lines:
@@ -364,9 +364,6 @@ def typed_text(frame: pd.DataFrame, is_number: Callable[[pd.Series], pd.Series])
 
 def parquet_batches(path: Path, name: str, *, batch_rows: int) -> Batches:
     """A Parquet file, `batch_rows` rows at a time (at least one frame, for the column names)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     if path.stat().st_size == 0:
         raise DataError(f"{name} is empty: it contains no rows.")
     try:
@@ -389,8 +386,6 @@ def parquet_batches(path: Path, name: str, *, batch_rows: int) -> Batches:
 
 def arrow_batches(files: list[Path], name: str, *, batch_rows: int) -> Batches:
     """The record batches of Arrow IPC files (what `save_to_disk` writes), memory-mapped."""
-    import pyarrow as pa
-
     try:
         yield from _arrow_frames(files, batch_rows)
     except (OSError, ValueError, pa.ArrowException) as err:
@@ -403,8 +398,6 @@ def arrow_batches(files: list[Path], name: str, *, batch_rows: int) -> Batches:
 
 
 def _arrow_frames(files: list[Path], batch_rows: int) -> Batches:
-    import pyarrow as pa
-
     group: list[Any] = []
     schema = None
     for path in files:

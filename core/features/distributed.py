@@ -23,6 +23,11 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from core.devices import resolve_device
 from core.errors import PrismError
@@ -65,8 +70,6 @@ class Group:
         """Rank 0's ``value``, on every rank."""
         if not self.distributed:
             return value
-        import torch.distributed as dist
-
         box = [value if self.is_main else None]
         try:
             dist.broadcast_object_list(box, src=0)
@@ -80,8 +83,6 @@ class Group:
         """Every rank's ``value``, in rank order, on every rank (waits for all of them)."""
         if not self.distributed:
             return [value]
-        import torch.distributed as dist
-
         values: list[Any] = [None] * self.world_size
         try:
             dist.all_gather_object(values, value)
@@ -122,9 +123,6 @@ def join(device: str | None = None) -> Group:
         return _JOINED
     if not torchrun_env():
         return SOLO
-    import torch
-    import torch.distributed as dist
-
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
     here = rank_device(device, local_rank)
@@ -141,8 +139,6 @@ _JOINED: Group | None = None
 
 
 def _leave() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -161,10 +157,6 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     Each rank gets ``OMP_NUM_THREADS`` = CPU cores / ``nproc`` unless it is set, so CPU ranks do
     not oversubscribe the cores.
     """
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     nproc = validate_nproc(nproc)
     config = LaunchConfig(
         min_nodes=1,

@@ -186,6 +186,7 @@ PACKED_ATTENTION = "prism_packed"
 
 def _varlen_attn() -> Callable | None:
     try:
+        # optional: a torch build without varlen attention gets None
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
         return None
@@ -276,6 +277,7 @@ def packed_rows(model: nn.Module) -> Iterator[None]:
     The attention interface is transformers' own (``AttentionInterface``); an implementation with
     no registered mask function gets no mask at all, which is what a packed row wants.
     """
+    # heavy: transformers, only once a model is loaded (import-features never is)
     from transformers import AttentionInterface
 
     AttentionInterface.register(PACKED_ATTENTION, packed_attention)

@@ -102,6 +102,7 @@ def default_model_dir() -> Path:
     target = _cache_dir()
     if embedded_model_cached():
         return target
+    # heavy: torch and transformers, only when the cached copy is built
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -136,6 +137,7 @@ def default_model_dir() -> Path:
 
 
 def _torch_dtype(dtype: str) -> Any:
+    # heavy: torch, only when loading a model (the store imports this module)
     import torch
 
     check_choice(dtype, DTYPES, param="dtype")
@@ -145,7 +147,7 @@ def _torch_dtype(dtype: str) -> Any:
 def tiny_config(tokenizer: Any, **overrides: Any) -> Any:
     """The ``LlamaConfig`` of the tiny test model (2 layers, width 64) for ``tokenizer``;
     ``overrides`` change any of its fields (e.g. ``tie_word_embeddings=False``)."""
-    from transformers import LlamaConfig  # heavy; only a tiny model needs it
+    from transformers import LlamaConfig  # heavy: transformers, only a tiny model needs it
 
     fields: dict[str, Any] = {
         "vocab_size": len(tokenizer),
@@ -164,6 +166,7 @@ def tiny_config(tokenizer: Any, **overrides: Any) -> Any:
 
 
 def _tiny_model(seed: int, dtype: Any) -> tuple[Any, Any]:
+    # heavy: torch and transformers, only for a tiny model
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
@@ -219,6 +222,7 @@ def _load_proxy(name: str, *, dtype: str, device: str, trust_remote_code: bool) 
     torch_dtype = _torch_dtype(dtype)
     device = resolve_device(device)
     if name == DEFAULT_MODEL:
+        # heavy: transformers, only when loading a model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         directory = default_model_dir()
@@ -242,6 +246,7 @@ def _load_proxy(name: str, *, dtype: str, device: str, trust_remote_code: bool) 
 
 
 def _load_hf(name: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    # heavy: transformers, only when loading a model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(name).expanduser()

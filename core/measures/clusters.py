@@ -23,8 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.devices import resolve_device
 from core.errors import PrismError
 from core.measures.kmeans import Clustering, assign, kmeans_plusplus, lloyd
+from core.measures.kmeans_faiss import faiss_kmeans
+from core.measures.kmeans_torch import torch_kmeans
+from core.measures.kmeans_twolevel import two_level_kmeans
 from core.validate import check_features, check_int, check_seed
 
 # From this many rows "auto" clusters with faiss; below it the exact Lloyd loop (so small sets,
@@ -121,9 +125,6 @@ def spherical_kmeans(
         else:
             method = "faiss" if n_clusters < TWO_LEVEL_MIN_CLUSTERS else "two-level"
     if method == "torch":
-        from core.devices import resolve_device
-        from core.measures.kmeans_torch import torch_kmeans
-
         result = torch_kmeans(
             unit_rows(array),
             n_clusters=n_clusters,
@@ -134,9 +135,6 @@ def spherical_kmeans(
         labels, centroids = _sort_by_size(result.labels, result.centroids)
         return dataclasses.replace(result, labels=labels, centroids=centroids)
     if method in ("faiss", "two-level"):
-        from core.measures.kmeans_faiss import faiss_kmeans
-        from core.measures.kmeans_twolevel import two_level_kmeans
-
         unit = unit_rows(array) if method == "faiss" else unit_rows_or_self(array)
         if method == "faiss":
             result = faiss_kmeans(
@@ -164,6 +162,7 @@ def spherical_kmeans(
 
 
 def _cuda() -> bool:
+    # heavy: torch, only to ask for CUDA
     import torch
 
     return bool(torch.cuda.is_available())

@@ -85,6 +85,7 @@ def packaged_model_dir() -> Path:
 
 @lru_cache(maxsize=2)
 def _load(model: str, device: str) -> Any:
+    # heavy: sentence-transformers and transformers, only when the encoder loads
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -125,6 +126,7 @@ def embed_texts(
     Texts are embedded longest first in chunks (fewer padded tokens; ``progress(done, total)``
     after each chunk), then put back in order.
     """
+    # heavy: torch, only when embedding
     import torch
 
     EmbedConfig(model=model, batch_size=batch_size, device=device)

@@ -40,7 +40,7 @@ def centroid_index(
 ) -> Any:
     """A flat inner-product faiss index over the centroids of a seeded spherical k-means of
     ``train`` (unit rows), started from ``init`` when given (else faiss's own random start)."""
-    import faiss  # heavy; only the large-N paths need it
+    import faiss  # heavy: faiss, only the large-N paths need it
 
     d = train.shape[1]
     kmeans = faiss.Kmeans(

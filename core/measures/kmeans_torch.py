@@ -36,6 +36,7 @@ def torch_kmeans(
     init: str = "auto",
 ) -> Clustering:
     """Spherical k-means of unit rows (N×d) on ``device``; labels not yet sorted by size."""
+    # heavy: torch, only for k-means on a device
     import torch
 
     n, d = unit.shape

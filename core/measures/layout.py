@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import PrismError
+from core.measures.neighbours import nearest_in_pool
 from core.validate import check_features, check_int, check_seed
 
 # With fewer rows than this, UMAP is not run: a PCA projection is the layout.
@@ -94,7 +95,7 @@ def fit_rows(n: int, fit_sample: int | None = FIT_SAMPLE) -> int:
 
 
 def _reducer(n_fit: int, seed: int, n_neighbors: int, min_dist: float) -> Any:
-    import umap  # imported here: it pulls in numba, which takes seconds to load
+    import umap  # heavy: umap pulls in numba, which takes seconds to load
 
     return umap.UMAP(
         n_components=2,
@@ -146,6 +147,7 @@ def _sampled_layout(
 def _anchor_index(anchors: np.ndarray, n_queries: int, seed: int) -> Any:
     """A faiss inner-product index over the sampled rows: exact (flat) while an exact search of
     ``n_queries`` rows costs at most ``PLACE_EXACT_MAX_WORK``, else inverted lists."""
+    # heavy: faiss, only when a sampled map places the other rows
     import faiss
 
     m, dim = anchors.shape
@@ -167,6 +169,7 @@ def _search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(cosines, anchor rows) of each row's ``k`` nearest anchors; a row whose probed lists hold
     fewer than ``k`` anchors is searched exactly."""
+    # heavy: faiss, only when a sampled map places the other rows
     import faiss
 
     sims, near = index.search(block, k)
@@ -266,8 +269,6 @@ def neighbourhood_preservation(
     queries = np.arange(n)
     if n_queries is not None and check_int(n_queries, param="n_queries", minimum=1) < n:
         queries = np.sort(np.random.default_rng(check_seed(seed)).choice(n, n_queries, False))
-    from core.measures.neighbours import nearest_in_pool
-
     kept = 0
     for start in range(0, queries.size, 32):  # (32 × n) map distances: 256 MB at n = 10⁶
         q = queries[start : start + 32]
@@ -285,6 +286,7 @@ def warm_up() -> None:
 
     Uses the approximate nearest-neighbour path too, which real inputs of 4,096+ rows take.
     """
+    # heavy: umap pulls in numba, only when warming up
     import umap
 
     rng = np.random.default_rng(0)

@@ -100,6 +100,7 @@ class _Tokens:
 
 
 def _tokenise(texts: Sequence[str]) -> _Tokens:
+    # heavy: scikit-learn, only when counting n-grams
     from sklearn.feature_extraction.text import CountVectorizer
 
     texts = check_texts(texts)

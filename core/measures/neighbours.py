@@ -85,6 +85,7 @@ def _knn(unit: np.ndarray, k: int) -> np.ndarray:
 
 def _knn_torch(unit: np.ndarray, k: int, device: str) -> np.ndarray:
     """``_knn`` with the products and the top-k on a torch device (a GPU)."""
+    # heavy: torch, only for a search on a device
     import torch
 
     n = unit.shape[0]
@@ -181,6 +182,7 @@ def similarity_rank_correlation(
     Uses every pair when n(n−1)/2 ≤ ``n_pairs``, else ``n_pairs`` pairs drawn with ``seed``
     (standard error about 1/√n_pairs).
     """
+    # heavy: scipy.stats, only for the rank correlation
     from scipy.stats import spearmanr
 
     ua, ub = _check_pair(a, b)

@@ -29,6 +29,7 @@ def top_words(
     max_vocabulary: int = 20_000,
 ) -> list[list[str]]:
     """Per cluster (0 … n_clusters−1), its ``n_words`` most distinctive words; [] if none."""
+    # heavy: scikit-learn, only when counting words
     from sklearn.feature_extraction.text import CountVectorizer
 
     label_array = np.asarray(labels)

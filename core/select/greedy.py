@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.devices import resolve_device
 from core.errors import PrismError
 from core.select.greedy_torch import device_greedy
 
@@ -225,8 +226,6 @@ def greedy(
 ) -> list[int]:
     """``lazy_greedy``, or from ``DEVICE_MIN_ROWS`` rows on a machine with CUDA the eager loop
     there (``core.select.greedy_torch.device_greedy``); the same choices up to rounding."""
-    from core.devices import resolve_device
-
     if len(features) >= DEVICE_MIN_ROWS and (device := resolve_device("auto")) != "cpu":
         return device_greedy(
             features, budget=budget, chosen=chosen, free=free, aggregate=aggregate, device=device

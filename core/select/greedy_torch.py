@@ -26,6 +26,7 @@ def device_greedy(
 ) -> list[int]:
     """Grow ``chosen`` to ``budget`` rows on ``device``; each step adds the free row of least score
     (Σ cos² for ``aggregate="sum_sq"``, max cos for "max"), the first of equal scores."""
+    # heavy: torch, only for the loop on a device
     import torch
 
     n, dim = features.shape

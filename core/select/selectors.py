@@ -40,6 +40,7 @@ import numpy as np
 from core.errors import PrismError
 from core.measures.clusters import sparse_clusters as sparse_cluster_mask
 from core.measures.vendi import vendi_from_covariance
+from core.select.dedupe_index import indexed_near_duplicates
 from core.select.greedy import BLOCK_ROWS, block_dot, greedy, row_of
 from core.select.pool import Pool, available, check_fit, start_rows
 from core.select.targeted import boolean, relevance_agg, targeted, targeted_diverse
@@ -237,8 +238,6 @@ def near_duplicates(
         raise PrismError(f"method must be auto, exact or index; got {method!r}.", param="method")
     order = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
     if method == "index" or (method == "auto" and len(order) >= DEDUPE_INDEX_MIN_ROWS):
-        from core.select.dedupe_index import indexed_near_duplicates
-
         return indexed_near_duplicates(features, threshold=threshold, rows=order)
     twin = np.full(len(order), -1, dtype=np.int64)
     kept_rows: list[np.ndarray] = []  # float32 blocks of kept features

@@ -59,6 +59,7 @@ class _SeededSampler:
     """
 
     def __init__(self, generators: list[Any], settings: GenerationSettings):
+        # heavy: transformers, only for a local model
         from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
         self.generators = generators
@@ -67,6 +68,7 @@ class _SeededSampler:
             self.warpers.append(TopPLogitsWarper(settings.top_p))
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        # heavy: torch, only for a local model
         import torch
 
         logits = scores.float()
@@ -127,6 +129,7 @@ class LocalGenerator:
     def _generate_batch(
         self, texts: list[str], seeds: list[int], settings: GenerationSettings
     ) -> list[str]:
+        # heavy: torch and transformers, only for a local model
         import torch
         from transformers import LogitsProcessorList
 
@@ -196,8 +199,6 @@ def make_generator(
         raise PrismError(
             f"generator must be a model name or path; got {name!r}.", param="generator"
         )
-    from core.features.proxy import load_proxy
-
     try:
         proxy = load_proxy(name, device=device, trust_remote_code=trust_remote_code)
     except PrismError as error:

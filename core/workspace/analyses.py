@@ -12,16 +12,27 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from core.data.columns import ColumnMap
+from core.devices import resolve_device
 from core.errors import PrismError
 from core.measures.clusters import (
     cluster_sizes,
     default_n_clusters,
     sparse_clusters,
     spherical_kmeans,
+)
+from core.measures.embed import (
+    DEFAULT_MODEL,
+    PACKAGED_MODEL_NAME,
+    EmbedConfig,
+    count_truncated,
+    embed_texts,
+    load_encoder,
 )
 from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
 from core.workspace.manifest import (
@@ -160,8 +171,6 @@ def cluster_scores(
     workspace: Workspace, *, qs: tuple[float, ...] | None = None
 ) -> list[ClusterScore]:
     """Per cluster of ``prism cluster``: its size, whether it is sparse and its order-q Vendi."""
-    from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label
-
     if "cluster" not in workspace.samples(columns=None).columns:
         raise PrismError(
             f"{workspace.path} has no clusters yet; run `prism cluster {workspace.path}` first."
@@ -201,10 +210,6 @@ def workspace_texts(workspace: Workspace) -> list[str]:
 @lru_cache(maxsize=4)
 def _texts(path: str, mtime_ns: int, size: int, columns: Any) -> tuple[str, ...]:
     # Every diversity table asks for the texts of each of its subsets: read them once.
-    import pandas as pd
-
-    from core.measures.textspace import sample_texts
-
     wanted = ["id", *columns.content_columns]
     return tuple(sample_texts(pd.read_parquet(path, columns=wanted), columns))
 
@@ -216,8 +221,6 @@ def _fingerprint(workspace: Workspace) -> str | None:
 
 def lexical_workspace(workspace: Workspace, *, texts: list[str] | None = None) -> LexicalSection:
     """distinct-1…4 and the n-gram Vendi score of the whole set; stored as section ``lexical``."""
-    from core.measures.lexical import NGRAM_RANGE, lexical_summary
-
     texts = workspace_texts(workspace) if texts is None else texts
     start = time.perf_counter()
     record: dict[str, Any] = {
@@ -250,10 +253,6 @@ def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | Non
     is None while the workspace has no embeddings; ``ngram_vendi`` is None when no selected text
     has a word token. For the whole set, the values stored by ``lexical_workspace`` are reused.
     """
-    from core.measures.textspace import lexical_scores
-    from core.measures.vendi import subset_vendi
-    from core.validate import check_indices
-
     texts = workspace_texts(workspace)
     positions = check_indices(rows, len(texts), param="rows")
     embedding = None

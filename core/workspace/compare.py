@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +39,8 @@ from core.select.selectors import SELECTORS, Pool, select
 from core.validate import check_int
 from core.workspace.files import now
 from core.workspace.manifest import CurvesSection
-from core.workspace.store import Workspace
-from core.workspace.subsets import rows_of, subset_record
+from core.workspace.store import Workspace, write_parquet
+from core.workspace.subsets import rows_of, selector_pool, subset_record
 
 REPORT_QS = (1.0, 0.5, 2.0, math.inf)
 WHOLE_SET = "(whole set)"
@@ -342,6 +343,4 @@ def load_curves(workspace: Workspace, settings: dict[str, Any]) -> pd.DataFrame 
 
 def json_like(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
-    import json
-
     return json.loads(json.dumps(value))

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from core import __version__
 from core.errors import PrismError
 from core.measures.vendi import subset_vendi
+from core.workspace.compare import WHOLE_SET
 from core.workspace.derived import batches as sample_batches
 from core.workspace.derived import check_rows
 from core.workspace.files import now
@@ -55,6 +56,7 @@ from core.workspace.publish import (
 )
 from core.workspace.schema import RESERVED_COLUMNS
 from core.workspace.store import Workspace
+from core.workspace.subsets import named_subset
 from core.workspace.synthesis.grow import PROVENANCE, of_origin
 from core.workspace.tags import without_tagged
 
@@ -233,7 +235,7 @@ def _write_hf(
     scratch: Path,
 ) -> tuple[Path, int]:
     """Save the rows with ``datasets.save_to_disk`` under ``scratch``; (that folder, rows)."""
-    from datasets import Dataset  # heavy import, only for this format
+    from datasets import Dataset  # heavy: datasets, only for this format
 
     parquet = scratch / "rows.parquet"
     count = _write_stream("parquet", parquet, _batches(workspace, rows, columns), names)
@@ -372,12 +374,8 @@ def export_subset(
     ``how`` going into the manifest; ``origin``: all rows, or only "source" or "synthetic" ones
     (``core.workspace.synthesis.grow``); ``drop_tagged``: leave out the rows with that tag."""
     if name is None:
-        from core.workspace.compare import WHOLE_SET
-
         rows, how, name = np.arange(workspace.n_samples), dict(WHOLE_SET_HOW), WHOLE_SET
     else:
-        from core.workspace.subsets import named_subset
-
         rows, how = named_subset(workspace, name)
     if origin != "all":
         rows, how = of_origin(workspace, rows, origin), {**how, "origin": origin}
@@ -491,6 +489,7 @@ def read_export(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
         return pd.read_csv(file, dtype=str, keep_default_na=False)
     if fmt == "parquet":
         return pd.read_parquet(file)
+    # heavy: datasets, only for this format
     from datasets import load_from_disk
 
     return load_from_disk(str(file)).to_pandas()

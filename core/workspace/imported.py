@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core.data.dataset import Dataset
 from core.errors import PrismError, WorkspaceError
@@ -48,9 +50,6 @@ def file_sha256(path: Path) -> str:
 
 
 def _from_parquet(path: Path, column: str | None) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = pq.read_schema(path)
     lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
     lists += [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from core import __version__
 from core.errors import WorkspaceError
@@ -215,8 +216,6 @@ class Workspace(TypedSections):
     @property
     def samples_path(self) -> Path:
         """``samples.parquet``, checked readable (its footer): a WorkspaceError says what to do."""
-        import pyarrow.parquet as pq
-
         path = self.path / SAMPLES
         if not path.is_file():
             raise WorkspaceError(
@@ -436,8 +435,6 @@ def problems(path: str | os.PathLike[str]) -> list[str]:
     Cheap: reads the manifest, the Parquet footer, the ``.npy`` header and ``subsets.json``, not
     the feature values (those are checked when an analysis loads them).
     """
-    import pyarrow.parquet as pq
-
     root = Path(path)
     try:
         workspace = Workspace.open(root)
@@ -472,16 +469,12 @@ def problems(path: str | os.PathLike[str]) -> list[str]:
 
 def default_workspace_path(source: str, fingerprint: str) -> Path:
     """``$PRISM_HOME/workspaces/<dataset name>-<fingerprint prefix>``."""
-    from core.features.proxy import prism_home
-
     stem = source.replace("demo:", "demo-").rstrip("/").split("/")[-1].split(".")[0] or "data"
     return prism_home() / "workspaces" / f"{stem}-{fingerprint[:8]}"
 
 
 def list_workspaces(root: Path | None = None) -> list[Path]:
     """Workspace directories directly under ``root`` (default ``$PRISM_HOME/workspaces``)."""
-    from core.features.proxy import prism_home
-
     base = root or prism_home() / "workspaces"
     if not base.is_dir():
         return []

@@ -28,6 +28,7 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
+from core.select.selectors import SELECTORS, Pool, parse_options, select
 from core.workspace.store import Workspace, now
 from core.workspace.tags import TAG_PREFIX, tagged_rows
 
@@ -378,8 +379,6 @@ def run_selector(
     The subset's ``how`` records method, budget, seed, options, ``within``, ``exclude`` and
     ``start`` and the clustering it used, which is everything ``reproduce_subset`` needs.
     """
-    from core.select.selectors import SELECTORS, parse_options, select
-
     text = check_name(name)
     if text in workspace.subsets() and not overwrite:
         raise PrismError(
@@ -443,8 +442,6 @@ def reproduce_subset(
     The subset's record says it was rebuilt, from which manifest file (``source``), of which
     subset and export date, when, and whether its ids matched (``rebuilt_note``).
     """
-    from core.select.selectors import SELECTORS
-
     fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
     mine = workspace.dataset.fingerprint
     if fingerprint and mine and fingerprint != mine:

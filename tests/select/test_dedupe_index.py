@@ -58,15 +58,13 @@ def test_dedupe_selector_switches_to_the_index_by_size(monkeypatch: pytest.Monke
     small = select("dedupe", Pool(features), budget=None, seed=0, threshold=0.95)
     monkeypatch.setattr(selectors, "DEDUPE_INDEX_MIN_ROWS", 100)
     calls: list[int] = []
-    import core.select.dedupe_index as dedupe_index
-
-    original = dedupe_index.indexed_near_duplicates
+    original = selectors.indexed_near_duplicates
 
     def counted(*args: object, **kwargs: object) -> np.ndarray:
         calls.append(1)
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(dedupe_index, "indexed_near_duplicates", counted)
+    monkeypatch.setattr(selectors, "indexed_near_duplicates", counted)
     large = select("dedupe", Pool(features), budget=None, seed=0, threshold=0.95)
     assert calls == [1]
     np.testing.assert_array_equal(large, small)

@@ -163,7 +163,7 @@ def test_a_join_interrupted_halfway_is_undone_and_done_again(
 ) -> None:
     """Stopped after the samples were written but before the features were: the next join puts
     the workspace back as it was, then joins the round once."""
-    import core.workspace.files as files
+    import core.workspace.synthesis.grow as grow
 
     n0 = Workspace.open(copy_built).n_samples
     _run(copy_built, tiny_generator, per_round=3, sparse_only=False, review=True, seed=4)
@@ -175,7 +175,7 @@ def test_a_join_interrupted_halfway_is_undone_and_done_again(
     def stop(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(files, "write_npy", stop)
+    monkeypatch.setattr(grow, "write_npy", stop)
     with pytest.raises(KeyboardInterrupt):
         join_round(Workspace.open(copy_built), 1)
     monkeypatch.undo()

@@ -14,6 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from core.workspace.analyses import cluster_workspace, layout_workspace
 from core.workspace.jobs.record import (
     ANALYSIS,
     DONE,
@@ -50,8 +51,6 @@ def start(path: str | os.PathLike[str]) -> int:
 
 
 def run(path: str | os.PathLike[str]) -> None:
-    from core.workspace.analyses import cluster_workspace, layout_workspace
-
     root = Path(path)
 
     def report(status: str, step: str, message: str = "") -> None:

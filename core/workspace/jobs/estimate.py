@@ -21,12 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
+from core.data.dataset import Dataset
+from core.data.text import conversations
 from core.errors import PrismError
+from core.features.extract import FeatureExtractor
+from core.features.proxy import load_proxy
 from core.validate import check_int
 
 if TYPE_CHECKING:
-    from core.data.dataset import Dataset
     from core.features.extract import FeatureConfig
     from core.features.tokenize import Conversation
 
@@ -87,9 +91,6 @@ def _length_sample(
     dataset_or_samples: Dataset | Sequence[Conversation | str], seed: int
 ) -> tuple[list[Conversation | str], int]:
     """(a seeded sample of at most ``LENGTH_SAMPLE`` rows as the model sees them, all rows)."""
-    from core.data.dataset import Dataset
-    from core.data.text import conversations
-
     rng = np.random.default_rng(seed)
     if isinstance(dataset_or_samples, Dataset):
         n = dataset_or_samples.n_samples

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.format import open_memmap
 
 from core.data.columns import ColumnMap
 from core.data.dataset import Dataset
@@ -36,6 +37,7 @@ from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start
 from core.workspace.manifest import DatasetSection, FeatureSection, Section, scores_record
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
+from core.workspace.subsets import mark_stale
 
 DEFAULT_SHARD_SIZE = 128
 # A shard also closes after this much work, so a kill loses at most about this much.
@@ -158,8 +160,6 @@ def prepare_workspace(
     described = dataset_section(dataset)
     sections: tuple[Section, ...] = (described, FeatureSection(settings=config.settings()))
     if workspace is not None:
-        from core.workspace.subsets import mark_stale
-
         before = workspace.samples()
         before_columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
         # Keep the in-memory manifest: clear_features() dropped the stale analyses from it, and
@@ -333,8 +333,6 @@ def run_features(
             loading = conversion_note(config.model) or "loading the proxy model"
             report("running", loading if len(todo) else "assembling")
             if len(todo):
-                from core.features.extract import FeatureExtractor
-
                 proxy = load_proxy(
                     config.model,
                     dtype=config.dtype,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.columns import ColumnMap
-from core.errors import WorkspaceError
+from core.errors import PrismError, WorkspaceError
 from core.measures.clusters import sparse_clusters
 from core.workspace.derived import SAMPLES
 from core.workspace.manifest import (
@@ -50,9 +50,6 @@ EXTENDED = ("features", "clusters", "layout")  # analyses whose columns join_rou
 def place(pool: np.ndarray, coords: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Map coordinates (m×2) for new rows, placed among the pool's rows as the sampled map
     places the rows it was not fit on (``core.measures.layout.placed``)."""
-    from core.measures.layout import PLACE_NEIGHBOURS, placed
-    from core.measures.neighbours import nearest_in_pool
-
     near, cosines = nearest_in_pool(pool, queries, PLACE_NEIGHBOURS)
     return placed(cosines, near, coords)
 
@@ -176,9 +173,6 @@ def join_round(workspace: Workspace, round_no: int) -> int:
 
 def _journal_files(workspace: Workspace) -> list[Path]:
     """Every file a join replaces or removes."""
-    from core.workspace.derived import derived_files
-    from core.workspace.store import MANIFEST
-
     root = workspace.path
     named = [root / MANIFEST, root / SAMPLES, workspace.features_path, root / EMBEDDINGS]
     named.append(root / "curves.parquet")
@@ -200,8 +194,6 @@ def _back_up(workspace: Workspace) -> None:
 def recover_join(workspace: Workspace) -> bool:
     """Undo a join that a kill interrupted (True if there was one): the samples, derived files,
     features and manifest go back to what they were before it, so the round joins again."""
-    from core.workspace.derived import derived_files
-
     folder = workspace.path / JOURNAL
     if not folder.is_dir():
         return False
@@ -240,8 +232,6 @@ def is_extended(section: ClustersSection | None) -> bool:
 
 def of_origin(workspace: Workspace, rows: np.ndarray, origin: str) -> np.ndarray:
     """The rows among ``rows`` of ``origin`` ("source" or "synthetic"), in order."""
-    from core.errors import PrismError
-
     if origin not in ORIGINS:
         raise PrismError(
             f"origin must be all, {' or '.join(ORIGINS)}; got {origin!r}.", param="origin"

@@ -43,13 +43,15 @@ from core.workspace.jobs.record import (
     FAILED,
     RUNNING,
     Stop,
+    read_job,
     report_job,
     sigterm_stops,
+    start_job,
 )
 from core.workspace.manifest import SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import read_round, round_numbers
-from core.workspace.synthesis.grow import join_round, recover_join
+from core.workspace.synthesis.grow import join_round, place, recover_join
 from core.workspace.synthesis.rounds import SynthesisConfig, SynthesisRound
 
 KIND = "synthesis"  # the job's kind in jobs/
@@ -70,8 +72,6 @@ def _save_record(workspace: Workspace, record: dict[str, Any]) -> None:
 
 
 def _g_vendi(workspace: Workspace) -> float:
-    from core.workspace.analyses import workspace_scores
-
     scores = workspace.scores
     if scores is not None and scores.n == workspace.n_samples and scores.g_vendi is not None:
         return float(scores.g_vendi)
@@ -171,6 +171,7 @@ def run_synthesis(
     Returns the records of the rounds this call finished. With ``review`` the loop stops after
     one round, leaving it for keep/drop by hand and ``join``.
     """
+    # heavy: torch, only when a round computes features
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
     from core.synthesis.endpoint import endpoint_key
@@ -331,8 +332,6 @@ def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
 def fail_started_job(workspace: Workspace, error: BaseException) -> None:
     """Record why a started synthesis job (``start``) failed before its first round, so that
     the app shows the reason rather than a vanished process."""
-    from core.workspace.jobs.record import read_job
-
     job = read_job(workspace.path, KIND)
     if job is not None and job.running and job.pid == os.getpid():
         report_job(workspace, KIND, status=FAILED, step="failed", message=str(error))
@@ -341,9 +340,6 @@ def fail_started_job(workspace: Workspace, error: BaseException) -> None:
 def candidate_coords(workspace: Workspace, round_no: int) -> np.ndarray | None:
     """Map coordinates (M×2) of a round's candidates, placed among the samples as joined rows
     are (``core.workspace.synthesis.grow.place``); None without a map. Malformed candidates get NaN."""
-    from core.workspace.synthesis.candidates import read_round
-    from core.workspace.synthesis.grow import place
-
     if "umap_x" not in workspace.sample_columns():
         return None
     frame, features = read_round(workspace, round_no)

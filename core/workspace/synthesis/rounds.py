@@ -30,6 +30,7 @@ from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_c
 from core.synthesis.targets import parse_target, plan_requests
 from core.validate import check_int, check_number, check_seed, check_url
 from core.workspace.store import Workspace
+from core.workspace.subsets import rows_of
 from core.workspace.synthesis.candidates import write_round
 from core.workspace.synthesis.grow import is_extended
 
@@ -96,9 +97,6 @@ def _pool_clustering(
     A clustering extended by joined rows (nearest centroid) is clustered afresh, as published,
     unless ``keep_extended``: a ``cluster:ID`` target names a cluster of the clustering the user
     saw, so it is kept."""
-    from core.measures.clusters import default_n_clusters
-    from core.workspace.analyses import cluster_workspace
-
     n = workspace.n_samples
     section = workspace.clusters
     current = (
@@ -172,8 +170,6 @@ class SynthesisRound:
         samples = ws.samples(["id", *self.columns.content_columns])
         subset_rows = None
         if target.kind == "subset":
-            from core.workspace.subsets import rows_of
-
             subset_rows = rows_of(ws, str(target.subset))
         requests = plan_requests(
             labels,
