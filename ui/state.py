@@ -23,6 +23,7 @@ import streamlit as st
 
 from core.errors import PrismError, WorkspaceError
 from core.features.proxy import prism_home
+from core.workspace.demo import ensure_demo_workspace
 from core.workspace.registry import register_workspace, registered_workspaces
 from core.workspace.store import Workspace, list_workspaces, lock_file, problems, write_json
 

@@ -129,10 +129,8 @@ def read_dataset(source: str, *, split: str | None, columns: ColumnOptions, **lo
     """``load_dataset`` with the column options of a command, its notes printed to stderr (the
     one path of `prism features` and `prism import-features`). Without ``--id-col`` the id column
     is detected, also when the content columns are given."""
-    from rich.markup import escape
 
     from core.cli.flags import name_flags
-    from core.cli.render import err
     from core.data.dataset import load_dataset
 
     mapped = column_map(source, split=split, **dataclasses.asdict(columns))

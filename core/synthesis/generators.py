@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import PrismError
+from core.features.proxy import load_proxy
 from core.synthesis.endpoint import EndpointGenerator
 from core.synthesis.generation import (
     DEFAULT_GENERATOR,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,10 @@ from core.measures.embed import (
     load_encoder,
 )
 from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
+from core.measures.lexical import NGRAM_RANGE, lexical_summary
+from core.measures.textspace import lexical_scores, sample_texts
+from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label, subset_vendi
+from core.validate import check_indices
 from core.workspace.manifest import (
     ClustersSection,
     EmbeddingSection,
@@ -199,7 +203,6 @@ EMBEDDING_COLUMNS = ("emb_cluster", "emb_umap_x", "emb_umap_y", "nbr_agreement")
 
 def workspace_texts(workspace: Workspace) -> list[str]:
     """``sample_texts`` of every sample of a workspace, in row order (cached per file version)."""
-    from core.data.columns import ColumnMap
 
     columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
     path = workspace.samples_path
@@ -293,14 +296,8 @@ def embed_workspace(
     ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
     is dropped) and the section's ``neighbours`` is None.
     """
-    from core.devices import resolve_device
     from core.measures.embed import (
-        DEFAULT_MODEL,
-        PACKAGED_MODEL_NAME,
         EmbedConfig,
-        count_truncated,
-        embed_texts,
-        load_encoder,
     )
     from core.measures.neighbours import compare_spaces
     from core.measures.vendi import q_label, vendi_scores

@@ -263,7 +263,6 @@ def workspace_curves(
     """Budget curves of a workspace for ``curve_settings``: the ``summarise_curves`` columns plus
     ``random_equivalent`` (NaN above every random size), stored with ``save_curves``; ``by`` says
     what computed them (``prism compare --curves``, the app)."""
-    from core.workspace.subsets import selector_pool
 
     started = time.monotonic()
     pool = selector_pool(workspace)
@@ -310,7 +309,6 @@ def save_curves(
 ) -> None:
     """Keep computed budget curves in the workspace (``curves.parquet`` + a manifest section
     with their settings, basis, date, maker and seconds), so that they survive a restart."""
-    from core.workspace.store import write_parquet
 
     write_parquet(workspace.path / CURVES, summary.reset_index(drop=True))
     section = CurvesSection(

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from core import __version__
 from core.errors import WorkspaceError
+from core.features.proxy import prism_home
 from core.workspace import derived, origin
 from core.workspace.derived import SAMPLES
 from core.workspace.files import (  # write_parquet: re-exported for callers of the store

@@ -332,7 +332,6 @@ def selector_pool(
     the rows of subset ``within`` less those of subset ``exclude`` as the only candidates, and with
     ``target`` (the selector's ``TARGET_OPTIONS``: target, agg, whiten) each row's relevance to that
     target's groups."""
-    from core.select.selectors import Pool
 
     has_labels = "cluster" in workspace.sample_columns()
     labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None

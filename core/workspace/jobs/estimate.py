@@ -112,10 +112,8 @@ def estimate_run(
 ) -> RunEstimate:
     """Time the features of ``probe_rows`` median-length rows with ``config``'s model, dtype and
     device, and scale it to all rows (see the module docstring); writes nothing."""
-    import torch
 
-    from core.features.extract import FeatureExtractor
-    from core.features.proxy import conversion_note, default_model_dir, load_proxy
+    from core.features.proxy import conversion_note, default_model_dir
 
     check_int(probe_rows, param="probe_rows", minimum=1)
     sample, rows = _length_sample(dataset_or_samples, seed)

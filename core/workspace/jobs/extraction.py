@@ -30,7 +30,7 @@ from core.data.dataset import Dataset
 from core.data.text import conversations
 from core.errors import JobStopped, WorkspaceError
 from core.features.distributed import SOLO, Group
-from core.features.extract import FeatureConfig
+from core.features.extract import FeatureConfig, FeatureExtractor
 from core.validate import check_int, check_number
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start_job, write_progress
@@ -430,7 +430,6 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
 
     ``changes`` go into the features section with the rest (``rank_rows`` of a distributed run).
     """
-    from numpy.lib.format import open_memmap
 
     from core.measures.vendi import gram_from_npy, vendi_from_covariance
 

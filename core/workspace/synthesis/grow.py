@@ -27,7 +27,9 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.errors import PrismError, WorkspaceError
 from core.measures.clusters import sparse_clusters
-from core.workspace.derived import SAMPLES
+from core.measures.layout import PLACE_NEIGHBOURS, placed
+from core.measures.neighbours import nearest_in_pool
+from core.workspace.derived import SAMPLES, derived_files
 from core.workspace.manifest import (
     ClustersSection,
     CurvesSection,
@@ -36,7 +38,7 @@ from core.workspace.manifest import (
     LexicalSection,
 )
 from core.workspace.schema import ANALYSES, is_derived
-from core.workspace.store import EMBEDDINGS, Workspace
+from core.workspace.store import EMBEDDINGS, MANIFEST, Workspace
 from core.workspace.synthesis.candidates import joining, read_round, write_round
 
 ORIGIN = "origin"

@@ -37,6 +37,7 @@ import pandas as pd
 
 from core.errors import JobStopped, PrismError
 from core.synthesis.generation import Generator
+from core.workspace.analyses import workspace_scores
 from core.workspace.jobs.record import (
     CANCELLED,
     DONE,
@@ -311,7 +312,6 @@ def gain(records: list[dict[str, Any]]) -> float | None:
 def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
     """Run ``prism synthesize`` with ``config`` in a detached process (the app's Start); returns
     its pid. Progress is the ``synthesis`` job; Cancel is ``cancel_job(path, KIND)``."""
-    from core.workspace.jobs.record import start_job
 
     check_synthesizable(Workspace.open(path))  # refused here, not in a job that fails at once
     argv = ["core", "synthesize", str(path), "--quiet"]

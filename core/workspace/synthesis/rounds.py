@@ -17,7 +17,7 @@ import pandas as pd
 
 from core.data.columns import ColumnMap
 from core.data.text import conversations
-from core.measures.clusters import sparse_clusters, unit_rows
+from core.measures.clusters import default_n_clusters, sparse_clusters, unit_rows
 from core.synthesis.endpoint import check_key_source
 from core.synthesis.filter import DUPLICATE_COSINE, judge, text_key
 from core.synthesis.generation import (
@@ -29,6 +29,7 @@ from core.synthesis.generation import (
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
 from core.synthesis.targets import parse_target, plan_requests
 from core.validate import check_int, check_number, check_seed, check_url
+from core.workspace.analyses import cluster_workspace
 from core.workspace.store import Workspace
 from core.workspace.subsets import rows_of
 from core.workspace.synthesis.candidates import write_round
