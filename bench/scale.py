@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 CHUNK = 65536
 GREEDY = {"k_center": "max", "vendi_greedy": "sum_sq"}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def synthesise(folder: Path, n: int, dim: int, seed: int) -> tuple[Path, Path]:
@@ -99,7 +100,12 @@ def _stage(
         result = spherical_kmeans(
             features, n_clusters=k, seed=0, n_init=1, max_iter=25, method=method
         )
-        extra = {"objective": result.objective, "n_clusters": k, "method": result.method}
+        extra = {
+            "objective": result.objective,
+            "n_clusters": k,
+            "method": result.method,
+            "n_iter": result.n_iter,
+        }
     elif name.startswith("map"):
         from core.measures.layout import neighbourhood_preservation, umap_layout, warm_up
 
@@ -154,6 +160,14 @@ def run_stage(
     return result
 
 
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
+
+
 def exponent(rows: list[dict[str, Any]], stage: str) -> float | None:
     points = [(r["n"], r[stage]["seconds"]) for r in rows if stage in r]
     if len(points) < 2:
@@ -173,6 +187,10 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=10_000, help="selectors' budget (≤ N/10)")
     parser.add_argument("--stages", nargs="+", help="run only these stages")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="conditions of the run, stored in the results")
+    parser.add_argument(
+        "--keep", type=Path, help="synthesise into this folder and reuse what it already holds"
+    )
     args = parser.parse_args()
     stages = ["import", "cluster_exact", "cluster_two-level", "dedupe_exact", "dedupe_index"]
     stages += ["k_center_exact", "k_center_lazy", "k_center"]
@@ -181,9 +199,12 @@ def main() -> None:
     stages = [stage for stage in stages if not args.stages or stage in args.stages]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for n in args.sizes:
-            data, feats = synthesise(folder, n, args.dim, args.seed)
+            data, feats = folder / f"data-{n}.jsonl", folder / f"features-{n}.npy"
+            if not (args.keep and data.exists() and feats.exists()):
+                data, feats = synthesise(folder, n, args.dim, args.seed)
             row: dict[str, Any] = {"n": n}
             for stage in stages:
                 if stage.endswith(("_exact", "_lazy")) and n > args.exact_max_rows:
@@ -252,7 +273,13 @@ def main() -> None:
         "dim": args.dim,
         "budget": args.budget,
         "load_average": os.getloadavg()[0],
-        "machine": {"cpus": mp.cpu_count(), "processor": platform.processor()},
+        "machine": {
+            "cpus": mp.cpu_count(),
+            "processor": platform.processor() or _cpu_model(),
+            "cores_allowed": len(os.sched_getaffinity(0)),
+            "threads": {v: os.environ.get(v) for v in THREAD_VARS if v in os.environ},
+        },
+        "note": args.note,
         "rows": rows,
         "exponents": {stage: exponent(rows, stage) for stage in stages},
     }
