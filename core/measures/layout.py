@@ -6,8 +6,11 @@
   inner-product search), weighted by exp((cos − cos of the nearest) / ``PLACE_TEMPERATURE``),
   ``TRANSFORM_BATCH`` rows at a time (bounded memory; a memory-mapped input is read block by
   block). When an exact search would cost more than ``PLACE_EXACT_MAX_WORK`` (rows × sampled
-  rows × d), the sampled rows go in a faiss inverted-file index (√sample lists, ``PLACE_PROBES``
-  searched per row), so 10⁶ rows are placed in minutes on two cores, not hours. Measured on ``bench/scale.py``'s 10⁴ × 128 clustered set fit on 2,000 rows: k = 10
+  rows × d), the sampled rows go in inverted lists (√sample lists from a seeded faiss spherical
+  k-means, ``PLACE_PROBES`` searched per row), each list searched as one matrix product with the
+  rows that probe it: 10⁶ × 1,024 rows are placed and laid out in 193 s on two cores (``bench/
+  results/scale_map_1e6_quiet.json``), where faiss's own index, scanning each list row by row,
+  took 710 s. Measured on ``bench/scale.py``'s 10⁴ × 128 clustered set fit on 2,000 rows: k = 10
   neighbourhood preservation 0.60, against 0.30 for UMAP's own ``transform`` and 0.79 for UMAP
   on all rows.
 - ``fit_rows``: how many rows ``umap_layout`` fits UMAP on for n rows (recorded in the manifest).
@@ -173,7 +176,8 @@ def _anchor_lists(anchors: np.ndarray, n_queries: int, seed: int) -> _AnchorList
     labels = kmeans.index.search(anchors, 1)[1].ravel()
     ids = np.argsort(labels, kind="stable")
     cuts = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=n_lists))])
-    return _AnchorLists(np.ascontiguousarray(anchors[ids]), ids, cuts, kmeans.centroids)
+    centres = np.asarray(kmeans.centroids, dtype=np.float32)
+    return _AnchorLists(np.ascontiguousarray(anchors[ids]), ids, cuts, centres)
 
 
 def _search(lists: _AnchorLists, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
