@@ -20,7 +20,12 @@ peak RSS is its own:
   preservation on 2,000 rows, up to ``--map-max-rows``.
 
 Features are read through a memory map (peak RSS counts the mapped pages a stage touched). Exact
-and lazy reference stages run up to ``--exact-max-rows``. Prints a table with the growth exponent per stage (slope of
+and lazy reference stages run up to ``--exact-max-rows``. Each stage records wall seconds and the
+CPU seconds of its process (less sensitive to other jobs on a shared machine); ``--compare DIR``
+runs every stage a second time with the ``core/`` of another source tree (e.g. the last commit,
+from ``git worktree add``) on the same features, recorded as ``<stage>_before``. ``--keep DIR``
+synthesises into DIR and reuses what is there, so several runs (e.g. on disjoint cores) share one
+set of features; ``--note`` stores the run's conditions in the results. Prints a table with the growth exponent per stage (slope of
 log seconds over log N between the two largest sizes it ran at) and writes ``--results``.
 """
 
@@ -46,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 CHUNK = 65536
 GREEDY = {"k_center": "max", "vendi_greedy": "sum_sq"}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def synthesise(folder: Path, n: int, dim: int, seed: int) -> tuple[Path, Path]:
@@ -80,8 +86,19 @@ def synthesise(folder: Path, n: int, dim: int, seed: int) -> tuple[Path, Path]:
 
 
 def _stage(
-    name: str, data: Path, feats: Path, folder: Path, out: Any, fit_sample: int, budget: int
+    name: str,
+    data: Path,
+    feats: Path,
+    folder: Path,
+    out: Any,
+    fit_sample: int,
+    budget: int,
+    tree: Path | None = None,
 ) -> None:
+    if tree is not None:  # measure another source tree's code: its core/ comes first
+        sys.path.insert(0, str(tree))
+        for module in [m for m in sys.modules if m == "core" or m.startswith("core.")]:
+            del sys.modules[module]
     features = np.load(feats, allow_pickle=False, mmap_mode="r")
     n = len(features)
     t0 = time.perf_counter()
@@ -99,7 +116,12 @@ def _stage(
         result = spherical_kmeans(
             features, n_clusters=k, seed=0, n_init=1, max_iter=25, method=method
         )
-        extra = {"objective": result.objective, "n_clusters": k, "method": result.method}
+        extra = {
+            "objective": result.objective,
+            "n_clusters": k,
+            "method": result.method,
+            "n_iter": result.n_iter,
+        }
     elif name.startswith("map"):
         from core.measures.layout import neighbourhood_preservation, umap_layout, warm_up
 
@@ -129,8 +151,10 @@ def _stage(
         twin = near_duplicates(features, threshold=0.95, method=name.split("_")[1])
         extra = {"n_dropped": int((twin >= 0).sum()), "kept": np.flatnonzero(twin < 0).tolist()}
     seconds = extra.pop("stage_s", extra.get("map_s", time.perf_counter() - t0))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB on Linux
-    out.put({"seconds": seconds, "peak_rss_mb": peak, **extra})
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024  # KiB → MiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime  # the whole stage's, imports included
+    out.put({"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": peak, **extra})
 
 
 def _device(kind: str) -> str:
@@ -141,17 +165,31 @@ def _device(kind: str) -> str:
 
 
 def run_stage(
-    name: str, data: Path, feats: Path, folder: Path, fit_sample: int = 2_000, budget: int = 1_000
+    name: str,
+    data: Path,
+    feats: Path,
+    folder: Path,
+    fit_sample: int = 2_000,
+    budget: int = 1_000,
+    tree: Path | None = None,
 ) -> dict[str, Any]:
     context = mp.get_context("fork")
     queue = context.Queue()
     process = context.Process(
-        target=_stage, args=(name, data, feats, folder, queue, fit_sample, budget)
+        target=_stage, args=(name, data, feats, folder, queue, fit_sample, budget, tree)
     )
     process.start()
     result = queue.get()
     process.join()
     return result
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
 
 
 def exponent(rows: list[dict[str, Any]], stage: str) -> float | None:
@@ -173,6 +211,13 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=10_000, help="selectors' budget (≤ N/10)")
     parser.add_argument("--stages", nargs="+", help="run only these stages")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--compare", type=Path, help="another Prism source tree: each stage runs its code too"
+    )
+    parser.add_argument("--note", default="", help="conditions of the run, stored in the results")
+    parser.add_argument(
+        "--keep", type=Path, help="synthesise into this folder and reuse what it already holds"
+    )
     args = parser.parse_args()
     stages = ["import", "cluster_exact", "cluster_two-level", "dedupe_exact", "dedupe_index"]
     stages += ["k_center_exact", "k_center_lazy", "k_center"]
@@ -181,9 +226,12 @@ def main() -> None:
     stages = [stage for stage in stages if not args.stages or stage in args.stages]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for n in args.sizes:
-            data, feats = synthesise(folder, n, args.dim, args.seed)
+            data, feats = folder / f"data-{n}.jsonl", folder / f"features-{n}.npy"
+            if not (args.keep and data.exists() and feats.exists()):
+                data, feats = synthesise(folder, n, args.dim, args.seed)
             row: dict[str, Any] = {"n": n}
             for stage in stages:
                 if stage.endswith(("_exact", "_lazy")) and n > args.exact_max_rows:
@@ -193,6 +241,16 @@ def main() -> None:
                 budget = min(args.budget, n // 10)
                 row[stage] = run_stage(stage, data, feats, folder, args.map_fit_sample, budget)
                 print(f"N={n:>9,} {stage:<14} {row[stage]['seconds']:8.2f} s", flush=True)
+                if args.compare is not None:
+                    before = run_stage(
+                        stage, data, feats, folder, args.map_fit_sample, budget, args.compare
+                    )
+                    row[f"{stage}_before"] = before
+                    print(
+                        f"N={n:>9,} {stage:<14} {before['seconds']:8.2f} s ({args.compare}); "
+                        f"CPU s {before['cpu_s']:.1f} before, {row[stage]['cpu_s']:.1f} now",
+                        flush=True,
+                    )
             if "dedupe_exact" in row and "dedupe_index" in row:
                 exact, fast = row["dedupe_exact"]["kept"], row["dedupe_index"]["kept"]
                 row["dedupe_same_rows"] = exact == fast
@@ -252,7 +310,13 @@ def main() -> None:
         "dim": args.dim,
         "budget": args.budget,
         "load_average": os.getloadavg()[0],
-        "machine": {"cpus": mp.cpu_count(), "processor": platform.processor()},
+        "machine": {
+            "cpus": mp.cpu_count(),
+            "processor": platform.processor() or _cpu_model(),
+            "cores_allowed": len(os.sched_getaffinity(0)),
+            "threads": {v: os.environ.get(v) for v in THREAD_VARS if v in os.environ},
+        },
+        "note": args.note,
         "rows": rows,
         "exponents": {stage: exponent(rows, stage) for stage in stages},
     }

@@ -6,8 +6,11 @@
   inner-product search), weighted by exp((cos − cos of the nearest) / ``PLACE_TEMPERATURE``),
   ``TRANSFORM_BATCH`` rows at a time (bounded memory; a memory-mapped input is read block by
   block). When an exact search would cost more than ``PLACE_EXACT_MAX_WORK`` (rows × sampled
-  rows × d), the sampled rows go in a faiss inverted-file index (√sample lists, ``PLACE_PROBES``
-  searched per row), so 10⁶ rows are placed in minutes on two cores, not hours. Measured on ``bench/scale.py``'s 10⁴ × 128 clustered set fit on 2,000 rows: k = 10
+  rows × d), the sampled rows go in inverted lists (√sample lists from a seeded faiss spherical
+  k-means, ``PLACE_PROBES`` searched per row), each list searched as one matrix product with the
+  rows that probe it: 10⁶ × 1,024 rows are placed and laid out in 193 s on two cores (``bench/
+  results/scale_map_1e6_quiet.json``), where faiss's own index, scanning each list row by row,
+  took 710 s. Measured on ``bench/scale.py``'s 10⁴ × 128 clustered set fit on 2,000 rows: k = 10
   neighbourhood preservation 0.60, against 0.30 for UMAP's own ``transform`` and 0.79 for UMAP
   on all rows.
 - ``fit_rows``: how many rows ``umap_layout`` fits UMAP on for n rows (recorded in the manifest).
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -133,20 +137,33 @@ def _sampled_layout(
         reducer.fit(fitted)
     embedding = np.asarray(reducer.embedding_, dtype=np.float64)
     coords[sample] = embedding
-    index = _anchor_index(np.ascontiguousarray(fitted), n - fit_sample, seed)
+    lists = _anchor_lists(np.ascontiguousarray(fitted), n - fit_sample, seed)
     n_near = min(PLACE_NEIGHBOURS, fit_sample)
     for start in range(0, n, TRANSFORM_BATCH):
         rows = start + np.flatnonzero(~in_sample[start : start + TRANSFORM_BATCH])
         if rows.size:
             block = _finite_block(array[start : start + TRANSFORM_BATCH][rows - start])
-            sims, near = _search(index, fitted, np.ascontiguousarray(block), n_near)
+            sims, near = _search(lists, np.ascontiguousarray(block), n_near)
             coords[rows] = placed(sims, near, embedding)
     return coords
 
 
-def _anchor_index(anchors: np.ndarray, n_queries: int, seed: int) -> Any:
-    """A faiss inner-product index over the sampled rows: exact (flat) while an exact search of
-    ``n_queries`` rows costs at most ``PLACE_EXACT_MAX_WORK``, else inverted lists."""
+@dataclass(frozen=True)
+class _AnchorLists:
+    """The sampled rows in inverted lists: ``anchors`` (m×d) reordered list by list, ``ids`` their
+    positions among the sampled rows, list j = rows ``cuts[j]:cuts[j + 1]``, ``centres`` (L×d);
+    or, for an exact search, ``flat``: a faiss flat inner-product index over them."""
+
+    anchors: np.ndarray
+    ids: np.ndarray
+    cuts: np.ndarray
+    centres: np.ndarray
+    flat: Any = None
+
+
+def _anchor_lists(anchors: np.ndarray, n_queries: int, seed: int) -> _AnchorLists:
+    """One list holding every sampled row while an exact search of ``n_queries`` rows costs at
+    most ``PLACE_EXACT_MAX_WORK``, else √m lists from a seeded spherical k-means (faiss)."""
     # heavy: faiss, only when a sampled map places the other rows
     import faiss
 
@@ -154,31 +171,54 @@ def _anchor_index(anchors: np.ndarray, n_queries: int, seed: int) -> Any:
     if n_queries * m * dim <= PLACE_EXACT_MAX_WORK:
         flat = faiss.IndexFlatIP(dim)
         flat.add(anchors)
-        return flat
+        return _AnchorLists(anchors, np.arange(m), np.array([0, m]), anchors[:0], flat)
     n_lists = max(1, round(math.sqrt(m)))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, n_lists, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
-    index.train(anchors)
-    index.add(anchors)
-    index.nprobe = min(PLACE_PROBES, n_lists)
-    return index
+    kmeans = faiss.Kmeans(dim, n_lists, niter=10, seed=seed, spherical=True)
+    kmeans.train(anchors)
+    labels = kmeans.index.search(anchors, 1)[1].ravel()
+    ids = np.argsort(labels, kind="stable")
+    cuts = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=n_lists))])
+    centres = np.asarray(kmeans.centroids, dtype=np.float32)
+    return _AnchorLists(np.ascontiguousarray(anchors[ids]), ids, cuts, centres)
 
 
-def _search(
-    index: Any, anchors: np.ndarray, block: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(cosines, anchor rows) of each row's ``k`` nearest anchors; a row whose probed lists hold
-    fewer than ``k`` anchors is searched exactly."""
-    # heavy: faiss, only when a sampled map places the other rows
-    import faiss
+def _search(lists: _AnchorLists, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosines, sampled-row positions) of each row's ``k`` nearest sampled rows, best first,
+    among the ``PLACE_PROBES`` lists whose centres are nearest it.
 
-    sims, near = index.search(block, k)
+    Rows are grouped by the lists they probe, so each list is one matrix product with the rows
+    that probe it (an inverted-file search done in BLAS). A row whose probed lists hold fewer than
+    ``k`` sampled rows is searched exactly."""
+    if lists.flat is not None:
+        return lists.flat.search(block, k)
+    n_lists = lists.cuts.size - 1
+    n_probes = min(PLACE_PROBES, n_lists)
+    to_centres = block @ lists.centres.T
+    probed = np.argpartition(-to_centres, n_probes - 1, axis=1)[:, :n_probes]
+    best = np.full((block.shape[0], k), -np.inf, dtype=np.float32)
+    near = np.full((block.shape[0], k), -1, dtype=np.int64)
+    flat = probed.ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=n_lists))])
+    for j in range(n_lists):
+        rows = order[bounds[j] : bounds[j + 1]] // probed.shape[1]
+        lo, hi = int(lists.cuts[j]), int(lists.cuts[j + 1])
+        if rows.size == 0 or hi == lo:
+            continue
+        sims = block[rows] @ lists.anchors[lo:hi].T
+        take = min(k, hi - lo)
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        both = np.concatenate([best[rows], np.take_along_axis(sims, top, axis=1)], axis=1)
+        ids = np.concatenate([near[rows], top + lo], axis=1)
+        keep = np.argpartition(-both, k - 1, axis=1)[:, :k]
+        best[rows] = np.take_along_axis(both, keep, axis=1)
+        near[rows] = np.take_along_axis(ids, keep, axis=1)
     short = (near < 0).any(axis=1)
     if short.any():
-        flat = faiss.IndexFlatIP(anchors.shape[1])
-        flat.add(anchors)
-        sims[short], near[short] = flat.search(np.ascontiguousarray(block[short]), k)
-    return sims, near
+        best[short], near[short] = _search(_anchor_lists(lists.anchors, 0, 0), block[short], k)
+    order = np.argsort(-best, axis=1, kind="stable")
+    near = np.take_along_axis(near, order, axis=1)
+    return np.take_along_axis(best, order, axis=1), np.where(near < 0, -1, lists.ids[near])
 
 
 def placed(cosines: np.ndarray, near: np.ndarray, anchor_coords: np.ndarray) -> np.ndarray:

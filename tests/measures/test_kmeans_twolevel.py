@@ -96,3 +96,45 @@ def test_unit_features_are_clustered_in_place(flat, tmp_path):
     assert np.array_equal(np.load(path), flat)
     assert abs(in_place.objective - copied.objective) <= 1e-5
     assert np.mean(in_place.labels == copied.labels) >= 0.99
+
+
+def test_bounded_rounds_keep_the_labels_of_searching_every_probed_cluster(flat, monkeypatch):
+    """A row skips a cell only when no cluster there can beat its own (the bound is a proof), so
+    the labels are those of comparing every row with every probed cluster, at fewer products."""
+    import core.measures.kmeans_twolevel as twolevel
+
+    shares: list[float] = []
+    probed_round = twolevel._probed_round
+
+    def counted(*args):
+        result = probed_round(*args)
+        shares.append(result[3])
+        return result
+
+    monkeypatch.setattr(twolevel, "_probed_round", counted)
+    bounded = two_level_kmeans(flat, n_clusters=600, seed=0, max_iter=6)
+    bounded_shares = shares.copy()
+    monkeypatch.setattr(twolevel, "BOUND_EPS", np.inf)  # every bound fails: search everything
+    shares.clear()
+    searched = two_level_kmeans(flat, n_clusters=600, seed=0, max_iter=6)
+    assert bounded.n_iter == searched.n_iter >= 3
+    assert np.mean(bounded.labels == searched.labels) >= 0.999
+    assert bounded.objective == pytest.approx(searched.objective, rel=1e-6)
+    assert bounded_shares[0] == pytest.approx(1.0) and min(shares) == pytest.approx(1.0)
+    assert max(bounded_shares[1:]) < 0.5  # later rounds compare far fewer (row, cluster) pairs
+
+
+def test_rounds_stop_when_no_row_moves_and_the_objective_never_drops(flat):
+    # Well-separated planted clusters: once the rounds have found them no row moves, and the loop
+    # stops at that round, wide rounds included (it used to run at least wide_rounds + 1).
+    features, truth = planted([10] * 100, d=64, spread=0.05, seed=3)
+    separated = two_level_kmeans(features, n_clusters=100, seed=0, max_iter=10)
+    assert separated.n_iter <= 2
+    assert np.unique(truth * 100 + separated.labels).size == 100  # the planted partition
+    # A longer run continues a shorter one (same seed), so prefixes show every round's objective.
+    objectives = [
+        two_level_kmeans(flat, n_clusters=600, seed=0, max_iter=m).objective for m in (1, 2, 3)
+    ]
+    assert all(b >= a - 1e-6 for a, b in zip(objectives, objectives[1:], strict=False))
+    stopped = two_level_kmeans(flat, n_clusters=600, seed=0, max_iter=50)
+    assert stopped.n_iter < 50 and stopped.objective >= objectives[-1] - 1e-6
