@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,7 +110,7 @@ def compare_subsets(
         entries.append((WHOLE_SET, np.arange(len(features)), "all rows"))
     for name in names:
         record = subset_record(workspace, name)
-        entries.append((name, rows_of(workspace, name), describe_how(record.get("how") or {})))
+        entries.append((name, rows_of(workspace, name), describe_how(record.how)))
     rows = []
     for name, positions, how in entries:
         report = subset_report(
@@ -122,7 +122,7 @@ def compare_subsets(
     return pd.DataFrame(rows)
 
 
-def describe_how(how: dict[str, Any]) -> str:
+def describe_how(how: Mapping[str, Any]) -> str:
     """A short human description of a subset's ``how`` record."""
     method = how.get("method", "hand")
     if method in SELECTORS:
@@ -240,7 +240,7 @@ def curve_budgets(workspace: Workspace, settings: dict[str, Any]) -> list[int]:
     """The selectors' budgets on a workspace's curves, the same for the CLI and the app:
     log-spaced from a few rows to the largest budget (``budget_sizes``), and the sizes of the
     workspace's subsets up to it."""
-    sizes = [len(record["ids"]) for record in workspace.subsets().values()]
+    sizes = [record.size for record in workspace.subsets().values()]
     return budget_sizes(workspace.n_samples, largest=int(settings["largest"]), extra=sizes)
 
 

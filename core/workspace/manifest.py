@@ -5,7 +5,7 @@
 (``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
 dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
 unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
-``extra`` left out, tuples as lists). ``TypedSections``, mixed into ``Workspace``
+``extra`` left out, tuples as lists): each is a ``core.workspace.records.Record``. ``TypedSections``, mixed into ``Workspace``
 (``core.workspace.store``), gives typed access, e.g. ``workspace.clusters -> ClustersSection |
 None``, ``set_section`` to write one and ``drop_sections`` to remove some. Only this module and the
 store touch the manifest's JSON object; everything else goes through these.
@@ -17,64 +17,24 @@ Schema versions: 1 kept derived per-sample columns inside ``samples.parquet``; 2
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from core.measures.vendi import q_label
+from core.workspace.records import Record
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
-S = TypeVar("S", bound="Section")
 T = TypeVar("T", bound="Section")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON holds it: tuples become lists, all the way down."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 @dataclass(frozen=True)
-class Section:
+class Section(Record):
     """A manifest section: ``NAME`` is its key in ``manifest.json``."""
 
     NAME: ClassVar[str] = ""
-    # Keys this Prism does not know (a newer writer, a test's own): kept through a round trip.
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_dict(cls: type[S], data: Mapping[str, Any] | None) -> S:
-        data = data if isinstance(data, Mapping) else {}
-        known = {f.name: f for f in fields(cls) if f.name != "extra"}
-        values: dict[str, Any] = {}
-        for name, spec in known.items():
-            if name in data and data[name] is not None:
-                value = data[name]
-                if isinstance(value, list) and "tuple" in str(spec.type):
-                    value = tuple(value)
-                values[name] = value
-        extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**values, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in fields(self):
-            if spec.name == "extra":
-                continue
-            value = getattr(self, spec.name)
-            if value is not None:
-                out[spec.name] = _plain(value)
-        out.update(_plain(dict(self.extra)))
-        return out
-
-    def replace(self: S, **changes: Any) -> S:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from core.workspace.manifest import (
     SynthesisSection,
     TypedSections,
 )
+from core.workspace.records import SubsetRecord
 
 MANIFEST = "manifest.json"
 FEATURES = "features.npy"
@@ -361,7 +362,8 @@ class Workspace(TypedSections):
 
     # -- subsets ------------------------------------------------------------------------------
 
-    def subsets(self) -> dict[str, Any]:
+    def subsets(self) -> dict[str, SubsetRecord]:
+        """The named subsets of ``subsets.json``, in its order (none when it does not exist)."""
         path = self.path / SUBSETS
         if not path.is_file():
             return {}
@@ -379,10 +381,10 @@ class Workspace(TypedSections):
                 f"{path} is damaged ({reason}). Move it away to start again with no subsets "
                 f"(`mv '{path}' '{path}.damaged'`), or restore it from a copy."
             )
-        return data
+        return {name: SubsetRecord.from_dict(record) for name, record in data.items()}
 
-    def write_subsets(self, subsets: Mapping[str, Any]) -> None:
-        write_json(self.path / SUBSETS, dict(subsets))
+    def write_subsets(self, subsets: Mapping[str, SubsetRecord]) -> None:
+        write_json(self.path / SUBSETS, {name: r.to_dict() for name, r in subsets.items()})
 
 
 # A damaged manifest no longer says how the workspace was made.

@@ -19,6 +19,7 @@ from core.errors import PrismError
 from core.workspace.derived import DERIVED
 from core.workspace.jobs import record as jobs
 from core.workspace.manifest import SCHEMA_VERSION, ClustersSection, DatasetSection, Scores
+from core.workspace.records import SubsetRecord
 from core.workspace.schema import (
     ANALYSES,
     DERIVED_COLUMNS,
@@ -151,8 +152,8 @@ def test_rows_of_is_strict_by_default_and_lenient_for_listings(tmp_path: Path) -
         rows_of(ws, "file.txt", ids=["a", "zz"])
     assert info.value.param == "ids"
     subsets = ws.subsets()
-    subsets["gone"] = {"ids": ["a", "zz"]}
-    subsets["stale"] = {"ids": ["b"], "stale": {"changed": 1}}
+    subsets["gone"] = SubsetRecord(ids=("a", "zz"))
+    subsets["stale"] = SubsetRecord.from_dict({"ids": ["b"], "stale": {"changed": 1}})
     ws.write_subsets(subsets)
     with pytest.raises(PrismError, match="names 1 ids"):
         rows_of(ws, "gone")
