@@ -183,18 +183,53 @@ class CurvesSection(Section):
 
 
 @dataclass(frozen=True)
-class SynthesisSection(Section):
-    """The synthesis loop (``core.workspace.synthesis.loop``): its settings and one record per round.
+class RoundRecord(Record):
+    """One round of the synthesis loop (``core.workspace.synthesis.loop``): what it aimed at, the
+    pool it judged against, its candidates by verdict, G-Vendi and rows in sparse clusters before
+    → after joining, its status (``judged``, then ``joined``) and its seconds. A count is None
+    where the round's record does not hold it (a round joined after its run was stopped)."""
 
-    A round record holds its counts (generated, malformed, duplicate, dense, kept, joined), the
-    G-Vendi and the rows in sparse clusters before → after joining, and its seconds.
-    """
+    round: int = 0
+    target: str | None = None
+    generator: str | None = None
+    pool_before: int | None = None
+    n_clusters: int | None = None
+    n_sparse: int | None = None
+    sparse_rows_before: int | None = None
+    generated: int | None = None
+    malformed: int | None = None  # the four verdicts of core.synthesis.filter
+    duplicate: int | None = None
+    dense: int | None = None
+    kept: int | None = None
+    g_vendi_before: float | None = None
+    status: str | None = None
+    seconds: float | None = None
+    g_vendi_after: float | None = None
+    joined: int | None = None
+    sparse_rows_after: int | None = None
+    sparse_clusters_reached: int | None = None
+
+    @property
+    def is_joined(self) -> bool:
+        return self.status == "joined"
+
+
+@dataclass(frozen=True)
+class SynthesisSection(Section):
+    """The synthesis loop (``core.workspace.synthesis.loop``): its settings and one
+    ``RoundRecord`` per round."""
 
     NAME: ClassVar[str] = "synthesis"
     settings: Mapping[str, Any] = field(default_factory=dict)
     generator: str | None = None
-    rounds: tuple[Mapping[str, Any], ...] = ()
+    rounds: tuple[RoundRecord, ...] = ()
     n_joined: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SynthesisSection:
+        section = super().from_dict(data)
+        rounds = [RoundRecord.from_dict(r) for r in section.rounds if isinstance(r, Mapping)]
+        return section.replace(rounds=tuple(rounds))
 
 
 def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> Scores:
