@@ -580,7 +580,7 @@ def test_compare_text_space_measures(ready: Workspace) -> None:
     shown = at.dataframe[0].value
     expected = scorer(ready, np.arange(40))
     assert shown.loc[shown["subset"] == "few", "distinct_2"].item() == pytest.approx(
-        expected["distinct_2"]
+        expected.distinct_2
     )
     assert "embedding_vendi" not in shown.columns  # no embeddings yet: the column is left out
 

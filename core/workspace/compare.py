@@ -36,6 +36,7 @@ from core.measures.curves import (
 from core.measures.vendi import vendi_column, vendi_scores
 from core.select.selectors import SELECTORS, Pool, select
 from core.validate import check_int
+from core.workspace.analyses import TextScores
 from core.workspace.files import now
 from core.workspace.manifest import CurvesSection
 from core.workspace.store import Workspace
@@ -91,7 +92,7 @@ def _workspace_context(
     return labels, cluster_sizes, loss
 
 
-TextScorer = Callable[[Workspace, np.ndarray], dict[str, Any]]
+TextScorer = Callable[[Workspace, np.ndarray], TextScores]
 
 
 def compare_subsets(
@@ -117,7 +118,7 @@ def compare_subsets(
             features, positions, labels=labels, cluster_sizes=cluster_sizes, loss=loss
         )
         if text_scores is not None:
-            report.update(text_scores(workspace, positions))
+            report.update(text_scores(workspace, positions).to_dict())
         rows.append({"subset": name, **report, "how": how})
     return pd.DataFrame(rows)
 
