@@ -10,7 +10,8 @@ all original columns; each analysis keeps its per-sample columns (``loss``, ``gr
 unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
 (n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline. While
 features are being extracted, ``shards/`` holds finished shards and ``jobs/`` the progress of
-background jobs (``core.workspace.jobs.record``).
+background jobs (``core.workspace.jobs.record``). ``subsets.json`` holds the named subsets, read
+and written as ``core.workspace.records.SubsetRecord``.
 
 Every write is atomic (``core.workspace.files``). Every read-modify-write (manifest, samples,
 subsets) holds the workspace lock (``Workspace.lock``: ``fcntl.flock`` on ``.lock``), and
