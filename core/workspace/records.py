@@ -79,16 +79,29 @@ class SubsetStale(Record):
     marked: str | None = None
 
 
+# SubsetRebuilt's field ``source`` is the key ``manifest`` on disk (``.manifest`` is the store's).
+_FILE = {"manifest": "source"}
+_KEY = {"source": "manifest"}
+
+
 @dataclass(frozen=True)
 class SubsetRebuilt(Record):
-    """Where a subset was rebuilt from: the export manifest's file, its export date and subset,
-    whether the ids came out identical, and when."""
+    """Where a subset was rebuilt from: the export manifest's file (``source``, stored under the
+    key ``manifest``), its export date and subset, whether the ids came out identical, and when."""
 
-    manifest: str | None = None
+    source: str | None = None
     exported: str | None = None
     subset: str | None = None
     identical: bool | None = None
     when: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SubsetRebuilt:
+        data = data if isinstance(data, Mapping) else {}
+        return super().from_dict({_FILE.get(k, k): v for k, v in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {_KEY.get(k, k): v for k, v in super().to_dict().items()}
 
 
 @dataclass(frozen=True)

@@ -450,7 +450,7 @@ def reproduce_subset(
         )
         identical = True
     rebuilt = SubsetRebuilt(
-        manifest=str(Path(source).absolute()) if source is not None else None,
+        source=str(Path(source).absolute()) if source is not None else None,
         exported=manifest.get("exported"),
         subset=subset.get("name"),
         identical=identical,
@@ -470,7 +470,7 @@ def rebuilt_note(record: SubsetRecord, *, full: bool = True) -> str | None:
     rebuilt = record.rebuilt
     if rebuilt is None:
         return None
-    manifest = str(rebuilt.manifest or "an export manifest")
+    manifest = str(rebuilt.source or "an export manifest")
     identical = rebuilt.identical
     same = "same ids" if identical is True else "ids differ" if identical is False else ""
     if not full:
