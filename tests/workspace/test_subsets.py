@@ -76,7 +76,9 @@ def test_subsets_json_reads_as_records_and_writes_back_what_it_held(
     assert records["stale"].stale is not None and records["stale"].stale.changed == 1
     assert stale_reason(records["stale"]) is not None and stale_reason(records["old"]) is None
     rebuilt = records["rebuilt"].rebuilt
-    assert rebuilt is not None and rebuilt.identical is True and rebuilt.source == "/x/manifest.json"
+    assert (
+        rebuilt is not None and rebuilt.identical is True and rebuilt.source == "/x/manifest.json"
+    )
     assert records["rebuilt"].extra == {"note": {"by": "a newer Prism"}}
     workspace.write_subsets(records)
     written = json.loads(path.read_text())
