@@ -152,11 +152,11 @@ def demo_subsets(size: int, seeds: int) -> tuple[list[dict], dict]:
     if workspace.has_embeddings:  # the text-space measures of the same subsets
         from core.workspace.analyses import text_scores
 
-        whole.update(text_scores(workspace, np.arange(pool.n)))
+        whole.update(text_scores(workspace, np.arange(pool.n)).to_dict())
         for row in rows:
             k = size if SELECTORS[row["method"]].is_filter else row["size"]
             per_seed = [
-                text_scores(workspace, select(row["method"], pool, budget=k, seed=s))
+                text_scores(workspace, select(row["method"], pool, budget=k, seed=s)).to_dict()
                 for s in range(seeds)
             ]
             for key in ("embedding_vendi", "ngram_vendi", "distinct_2"):

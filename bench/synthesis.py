@@ -60,7 +60,7 @@ def run_arm(
     records = run_synthesis(Workspace.open(path), config)
     seconds = time.perf_counter() - t0
     totals = {
-        key: sum(int(r.get(key, 0)) for r in records)
+        key: sum(r.to_dict().get(key, 0) for r in records)
         for key in ("generated", "malformed", "duplicate", "dense", "kept", "joined")
     }
     joined = totals["joined"]
@@ -69,12 +69,12 @@ def run_arm(
         **options,
         **totals,
         "acceptance": joined / totals["generated"] if totals["generated"] else 0.0,
-        "g_vendi_before": records[0]["g_vendi_before"],
-        "g_vendi_after": records[-1]["g_vendi_after"],
+        "g_vendi_before": records[0].g_vendi_before,
+        "g_vendi_after": records[-1].g_vendi_after,
         "gain_per_100": gain(records),
         "seconds": round(seconds, 1),
         "seconds_per_joined": round(seconds / joined, 1) if joined else None,
-        "rounds": records,
+        "rounds": [r.to_dict() for r in records],
     }
 
 

@@ -285,8 +285,8 @@ def test_save_selection_as_subset_and_list_it(ready: Workspace) -> None:
     assert_clean(at)
     saved = Workspace.open(ready.path).subsets()
     assert list(saved) == ["hard <b>cases</b>"]
-    assert saved["hard <b>cases</b>"]["ids"] == [str(r) for r in rows]
-    assert saved["hard <b>cases</b>"]["how"] == {"method": "lasso"}
+    assert list(saved["hard <b>cases</b>"].ids) == [str(r) for r in rows]
+    assert saved["hard <b>cases</b>"].how == {"method": "lasso"}
     assert any("Saved" in s.value and "30 samples" in s.value for s in at.success)
     listing = next(d for d in at.dataframe if "Name" in d.value.columns).value
     assert listing["Name"].tolist() == ["hard <b>cases</b>"] and listing["Samples"].tolist() == [30]

@@ -113,9 +113,9 @@ def test_selector_makes_the_subset_core_makes(ready: Workspace) -> None:
     assert_clean(at)
     stored = subsets_of(ready)["greedy thirty"]
     expected = select("vendi_greedy", selector_pool(ready), budget=30, seed=3)
-    assert stored["ids"] == [str(i) for i in expected]  # ids are row numbers here
-    assert stored["how"]["method"] == "vendi_greedy"
-    assert stored["how"]["k"] == 30 and stored["how"]["seed"] == 3
+    assert list(stored.ids) == [str(i) for i in expected]  # ids are row numbers here
+    assert stored.how["method"] == "vendi_greedy"
+    assert stored.how["k"] == 30 and stored.how["seed"] == 3
     assert any("Saved “greedy thirty”" in s.value.replace("\\", "") for s in at.success)
     assert any("30 samples" in s.value for s in at.success)
     # the new subset is listed and picked
@@ -141,9 +141,9 @@ def test_selector_with_a_fraction_within_a_subset_and_an_automatic_name(
     assert_clean(at)
     saved = subsets_of(ready)
     assert "random 5%" in saved  # the automatic name says what it is
-    ids = [int(i) for i in saved["random 5%"]["ids"]]
+    ids = [int(i) for i in saved["random 5%"].ids]
     assert len(ids) == round(0.05 * N) and all(i < 120 for i in ids)
-    assert saved["random 5%"]["how"]["within"] == "first half"
+    assert saved["random 5%"].how["within"] == "first half"
 
 
 def test_filter_selector_keeps_everything_that_passes(ready: Workspace) -> None:
@@ -156,7 +156,7 @@ def test_filter_selector_keeps_everything_that_passes(ready: Workspace) -> None:
     assert_clean(at)
     (name,) = subsets_of(ready)
     expected = select("sparse_clusters", selector_pool(ready), budget=None, seed=0)
-    assert sorted(subsets_of(ready)[name]["ids"]) == sorted(str(i) for i in expected)
+    assert sorted(subsets_of(ready)[name].ids) == sorted(str(i) for i in expected)
 
 
 def test_selector_bad_input_is_a_clear_message(ready: Workspace) -> None:
@@ -208,9 +208,9 @@ def test_filters_on_values_range_and_text(ready: Workspace) -> None:
     at.run()
     assert_clean(at)
     stored = subsets_of(ready)["hard counting"]
-    assert stored["ids"] == frame["id"][expected].tolist()
-    assert stored["how"]["method"] == "filter"
-    assert "difficulty in {hard, medium}" in stored["how"]["where"]
+    assert list(stored.ids) == frame["id"][expected].tolist()
+    assert stored.how["method"] == "filter"
+    assert "difficulty in {hard, medium}" in stored.how["where"]
 
 
 def test_a_bad_regular_expression_is_a_message(ready: Workspace) -> None:
@@ -300,8 +300,8 @@ def test_set_operations(ready: Workspace, operation: str, expected: list[str]) -
     assert_clean(at)
     saved = subsets_of(ready)
     (new,) = [n for n in saved if n not in ("A", "B")]
-    assert sorted(saved[new]["ids"], key=int) == expected
-    assert saved[new]["how"]["method"] == operation
+    assert sorted(saved[new].ids, key=int) == expected
+    assert saved[new].how["method"] == operation
     sign = {"union": "A ∪ B", "intersection": "A ∩ B", "difference": "A − B", "complement": "not A"}
     assert new == sign[operation]
 
@@ -367,7 +367,7 @@ def test_undo_after_the_name_is_taken_again_is_a_message(ready: Workspace) -> No
     at.run()
     assert_clean(at)
     assert any("exists again" in e for e in errors(at))
-    assert subsets_of(ready)["gone"]["ids"] == ["7"]
+    assert list(subsets_of(ready)["gone"].ids) == ["7"]
 
 
 def test_delete_on_the_map_can_be_undone(ready: Workspace) -> None:
@@ -380,7 +380,7 @@ def test_delete_on_the_map_can_be_undone(ready: Workspace) -> None:
     button(at, "Undo").click()
     at.run()
     assert_clean(at)
-    assert subsets_of(ready)["tail"]["ids"] == ["5", "6", "200"]
+    assert list(subsets_of(ready)["tail"].ids) == ["5", "6", "200"]
 
 
 def test_map_selection_can_be_saved_from_the_subsets_page(ready: Workspace) -> None:
@@ -399,8 +399,8 @@ def test_map_selection_can_be_saved_from_the_subsets_page(ready: Workspace) -> N
     at.run()
     assert_clean(at)
     stored = subsets_of(ready)["numbers"]
-    assert stored["ids"] == ["4", "8", "15", "16", "23", "42"]
-    assert stored["how"] == {"method": "clusters", "clusters": [3]}
+    assert list(stored.ids) == ["4", "8", "15", "16", "23", "42"]
+    assert stored.how == {"method": "clusters", "clusters": [3]}
 
 
 def _membership_script(path: str, row: int) -> None:
@@ -426,11 +426,11 @@ def test_record_can_be_added_to_and_taken_out_of_a_subset(ready: Workspace) -> N
     at.button(key="member_add_9").click()
     at.run()
     assert_clean(at)
-    assert subsets_of(ready)["A"]["ids"] == ["1", "2", "9"]
-    assert subsets_of(ready)["A"]["how"]["edits"] == 1
+    assert list(subsets_of(ready)["A"].ids) == ["1", "2", "9"]
+    assert subsets_of(ready)["A"].how["edits"] == 1
     at.button(key="member_remove_9").click()
     at.run()
-    assert subsets_of(ready)["A"]["ids"] == ["1", "2"]
+    assert list(subsets_of(ready)["A"].ids) == ["1", "2"]
     # the only record of a subset cannot be taken out (delete the subset instead)
     at.selectbox(key="member_pick_9").select("B")
     at.run()
@@ -580,7 +580,7 @@ def test_compare_text_space_measures(ready: Workspace) -> None:
     shown = at.dataframe[0].value
     expected = scorer(ready, np.arange(40))
     assert shown.loc[shown["subset"] == "few", "distinct_2"].item() == pytest.approx(
-        expected["distinct_2"]
+        expected.distinct_2
     )
     assert "embedding_vendi" not in shown.columns  # no embeddings yet: the column is left out
 

@@ -126,10 +126,10 @@ def test_round_table_and_map_show_the_stored_round(ws: Workspace) -> None:
         ("Dense", "dense"),
         ("Kept", "kept"),
     ):
-        assert int(row[column]) == int(record.get(key, 0)), column
+        assert int(row[column]) == getattr(record, key), column
     assert int(row["Generated"]) == PER_ROUND
     assert row["Status"] == "to review"
-    assert row["G-Vendi before → after"].startswith(f"{record['g_vendi_before']:,.1f} → ")
+    assert row["G-Vendi before → after"].startswith(f"{record.g_vendi_before:,.1f} → ")
     # The map: the samples plus one trace per verdict, every placed candidate drawn once.
     [chart] = at.get("plotly_chart")
     spec = json.loads(chart.proto.spec)
@@ -191,7 +191,7 @@ def test_join_adds_the_kept_rows_and_completes_the_round(ws: Workspace) -> None:
     assert rounds.iloc[0]["Status"] == "joined"
     assert int(rounds.iloc[0]["Joined"]) == int(expected.sum())
     [record] = ws.section(SynthesisSection).rounds
-    after = f"{record['g_vendi_after']:,.1f}"
+    after = f"{record.g_vendi_after:,.1f}"
     assert rounds.iloc[0]["G-Vendi before → after"].endswith(f"→ {after}")
     assert not any(b.key == "grow_join" for b in at.button)  # nothing left to join
 

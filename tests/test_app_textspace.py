@@ -62,7 +62,7 @@ def test_side_by_side_maps_share_one_selection(embedded: Workspace) -> None:
     assert metric(at, "Selected samples") == f"{len(expected):,}"
     # The selection's text measures are the engine's.
     scores = text_scores(embedded, expected)
-    assert f"embedding Vendi {fmt.score(scores['embedding_vendi'])}" in texts(at)
+    assert f"embedding Vendi {fmt.score(scores.embedding_vendi)}" in texts(at)
 
 
 def test_neighbourhood_agreement_is_a_colour(embedded: Workspace) -> None:

@@ -63,7 +63,7 @@ def score(
         record["subset"] = subset or str(ids)
     # The whole set's lexical numbers are stored by `prism embed`; without them they are
     # computed here (nothing is written: `score` only reads).
-    record["text"] = text_scores(ws, np.arange(ws.n_samples) if rows is None else rows)
+    record["text"] = text_scores(ws, np.arange(ws.n_samples) if rows is None else rows).to_dict()
     if per_cluster:
         record["clusters"] = [c.to_dict() for c in cluster_scores(ws, qs=qs)]
     if as_json:

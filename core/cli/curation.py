@@ -17,6 +17,7 @@ from rich.markup import escape
 from core.cli.options import JsonOpt, WorkspaceArg, open_workspace, parse_budget, parse_options
 from core.cli.render import console, print_curves, print_json, print_subset_list, print_subsets
 from core.errors import PrismError
+from core.workspace.records import SubsetRecord
 
 
 def select(
@@ -135,20 +136,20 @@ def subset_list(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
         print_json(
             {
                 n: {
-                    "size": len(r["ids"]),
-                    "how": r.get("how"),
-                    "created": r.get("created"),
+                    "size": r.size,
+                    "how": dict(r.how),
+                    "created": r.created,
                     "stale": stale_reason(r),
-                    "rebuilt": r.get("rebuilt"),
+                    "rebuilt": r.rebuilt.to_dict() if r.rebuilt else None,
                 }
                 for n, r in subsets.items()
             }
         )
         return
 
-    def describe(record: dict[str, Any]) -> str:
+    def describe(record: SubsetRecord) -> str:
         rebuilt = rebuilt_note(record, full=False)
-        how = describe_how(record.get("how") or {})
+        how = describe_how(record.how)
         return f"{how}; {rebuilt}" if rebuilt else how
 
     print_subset_list(subsets, describe=describe, stale=stale_reason)
@@ -172,7 +173,7 @@ def subset_combine(
 
     ws = open_workspace(workspace)
     text = combine_subsets(ws, operation, names, name=name, overwrite=force)
-    console.print(f"stored subset “{escape(text)}”: {len(subset_record(ws, text)['ids']):,} rows")
+    console.print(f"stored subset “{escape(text)}”: {subset_record(ws, text).size:,} rows")
 
 
 @subset_app.command("rename")

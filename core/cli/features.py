@@ -370,7 +370,7 @@ def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     ws = open_workspace(workspace)
     record = ws.record()
     record["columns"] = list(ws.samples().columns)
-    record["subsets"] = {name: len(s.get("ids", [])) for name, s in ws.subsets().items()}
+    record["subsets"] = {name: s.size for name, s in ws.subsets().items()}
     progress = read_progress(ws.path)
     if progress is not None:
         record["job"] = progress.__dict__

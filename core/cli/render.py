@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from rich.markup import escape
 from core.cli.tables import Column, fitted, key_value_table
 from core.cli.tables import table as table  # what core.cli.synthesis imports from here
 from core.workspace.manifest import Scores
+from core.workspace.records import SubsetRecord
 from core.workspace.schema import ANALYSES, MEASURES
 
 console = Console()
@@ -204,7 +205,11 @@ def random_at(equal: float | None, size: int, n: int) -> tuple[str, str]:
     return f"{equal:,.0f}", f"{equal / size:,.1f}×"
 
 
-def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> None:
+def print_subset_list(
+    subsets: Mapping[str, SubsetRecord],
+    describe: Callable[[SubsetRecord], str],
+    stale: Callable[[SubsetRecord], str | None],
+) -> None:
     """``prism subset list``: name, size, how each was made (``describe(record)``, or why it is
     stale), created."""
     if not subsets:
@@ -216,9 +221,9 @@ def print_subset_list(subsets: dict[str, Any], describe: Any, stale: Any) -> Non
         rows.append(
             [
                 escape(name),
-                f"{len(record['ids']):,}",
+                f"{record.size:,}",
                 escape(f"STALE: {reason}; delete it" if reason else describe(record)),
-                escape(str(record.get("created", ""))[:16].replace("T", " ")),
+                escape(str(record.created or "")[:16].replace("T", " ")),
             ]
         )
     print_fitted(

@@ -17,6 +17,7 @@ from core.cli.render import console, err, fmt, print_json, table
 from core.errors import PrismError
 from core.synthesis.generation import DEFAULT_KEY_ENV, MAX_REPLY_CHARS
 from core.synthesis.targets import TARGET_HELP
+from core.workspace.manifest import RoundRecord
 
 
 def synthesize(
@@ -157,27 +158,32 @@ def synthesize(
 
         records = synthesis.run_synthesis(ws, config, on_progress=progress)
     if as_json:
-        print_json({"rounds": records, "gain": synthesis.gain(records)})
+        print_json({"rounds": [r.to_dict() for r in records], "gain": synthesis.gain(records)})
         return
     print_rounds(records)
-    if any(r.get("status") == "judged" for r in records):
+    if any(r.status == "judged" for r in records):
         console.print("Review the candidates (`--list`, `--keep ID`, `--drop ID`), then `--join`.")
 
 
-def print_rounds(records: list[dict[str, Any]]) -> None:
+def print_rounds(records: list[RoundRecord]) -> None:
     """The round table: counts, G-Vendi and rows in sparse clusters before → after."""
     names = ["round", "made", "bad", "dup", "dense", "kept", "joined", "G-Vendi", "sparse", "s"]
     columns = [(name, True) for name in names]
     out = table("Synthesis rounds", columns)
+
+    def text(value: object, missing: str = "—") -> str:
+        return missing if value is None else str(value)
+
     for r in records:
-        after = r.get("g_vendi_after")
+        after = r.g_vendi_after
+        counts = (r.generated, r.malformed, r.duplicate, r.dense, r.kept)
         out.add_row(
-            str(r.get("round")),
-            *(str(r.get(k, "")) for k in ("generated", "malformed", "duplicate", "dense", "kept")),
-            str(r.get("joined", "—")),
-            f"{fmt(r.get('g_vendi_before'))}→{fmt(after) if after is not None else '—'}",
-            f"{r.get('sparse_rows_before', '—')}→{r.get('sparse_rows_after', '—')}",
-            fmt(r.get("seconds"), 1),
+            str(r.round),
+            *(text(count, "") for count in counts),
+            text(r.joined),
+            f"{fmt(r.g_vendi_before)}→{fmt(after) if after is not None else '—'}",
+            f"{text(r.sparse_rows_before)}→{text(r.sparse_rows_after)}",
+            fmt(r.seconds, 1),
         )
     console.print(out)
     console.print("G-Vendi and rows in sparse clusters: before → after joining.")

@@ -2,8 +2,9 @@
 
 Per-sample results become derived columns (``cluster``, ``umap_x``, ``umap_y``; which analysis
 writes which is declared in ``core.workspace.schema``); global results become a typed manifest
-section (``ClustersSection``, ``LayoutSection``). The CLI and the app both call
-these, so a map built in one is the map seen in the other.
+section (``ClustersSection``, ``LayoutSection``); scores handed back are frozen dataclasses
+(``ClusterScore``, ``TextScores``). The CLI and the app both call these, so a map built in one is
+the map seen in the other.
 """
 
 from __future__ import annotations
@@ -249,7 +250,21 @@ def has_lexical(workspace: Workspace) -> bool:
     )
 
 
-def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class TextScores:
+    """Text-space measures of some rows: embedding Vendi (None without embeddings), n-gram Vendi
+    (None when no text has a word token) and distinct-2."""
+
+    embedding_vendi: float | None = None
+    ngram_vendi: float | None = None
+    distinct_2: float | None = None
+
+    def to_dict(self) -> dict[str, float | None]:
+        """Every measure by name, None included (``prism score --json``'s ``text``)."""
+        return asdict(self)
+
+
+def text_scores(workspace: Workspace, rows: np.ndarray) -> TextScores:
     """Embedding Vendi, n-gram Vendi and distinct-2 of the samples at ``rows`` (row positions).
 
     Repeated rows count repeatedly, as in ``core.measures.vendi.subset_vendi``. ``embedding_vendi``
@@ -266,10 +281,9 @@ def text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, float | Non
     )
     cached = workspace.lexical
     if whole and cached is not None and has_lexical(workspace):
-        lexical = {"ngram_vendi": cached.ngram_vendi, "distinct_2": cached.distinct_2}
-    else:
-        lexical = lexical_scores([texts[i] for i in positions])
-    return {"embedding_vendi": embedding, **lexical}
+        return TextScores(embedding, cached.ngram_vendi, cached.distinct_2)
+    lexical = lexical_scores([texts[i] for i in positions])
+    return TextScores(embedding, lexical["ngram_vendi"], lexical["distinct_2"])
 
 
 # progress(done, total, stage): stage is "embedding", then "clusters", "map", "neighbours",

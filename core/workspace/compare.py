@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from core.measures.curves import (
 from core.measures.vendi import vendi_column, vendi_scores
 from core.select.selectors import SELECTORS, Pool, select
 from core.validate import check_int
+from core.workspace.analyses import TextScores
 from core.workspace.files import now
 from core.workspace.manifest import CurvesSection
 from core.workspace.store import Workspace, write_parquet
@@ -92,7 +93,7 @@ def _workspace_context(
     return labels, cluster_sizes, loss
 
 
-TextScorer = Callable[[Workspace, np.ndarray], dict[str, Any]]
+TextScorer = Callable[[Workspace, np.ndarray], TextScores]
 
 
 def compare_subsets(
@@ -111,19 +112,19 @@ def compare_subsets(
         entries.append((WHOLE_SET, np.arange(len(features)), "all rows"))
     for name in names:
         record = subset_record(workspace, name)
-        entries.append((name, rows_of(workspace, name), describe_how(record.get("how") or {})))
+        entries.append((name, rows_of(workspace, name), describe_how(record.how)))
     rows = []
     for name, positions, how in entries:
         report = subset_report(
             features, positions, labels=labels, cluster_sizes=cluster_sizes, loss=loss
         )
         if text_scores is not None:
-            report.update(text_scores(workspace, positions))
+            report.update(text_scores(workspace, positions).to_dict())
         rows.append({"subset": name, **report, "how": how})
     return pd.DataFrame(rows)
 
 
-def describe_how(how: dict[str, Any]) -> str:
+def describe_how(how: Mapping[str, Any]) -> str:
     """A short human description of a subset's ``how`` record."""
     method = how.get("method", "hand")
     if method in SELECTORS:
@@ -249,7 +250,7 @@ def curve_budgets(workspace: Workspace, settings: dict[str, Any]) -> list[int]:
     """The selectors' budgets on a workspace's curves, the same for the CLI and the app:
     log-spaced from a few rows to the largest budget (``budget_sizes``), and the sizes of the
     workspace's subsets up to it."""
-    sizes = [len(record["ids"]) for record in workspace.subsets().values()]
+    sizes = [record.size for record in workspace.subsets().values()]
     return budget_sizes(workspace.n_samples, largest=int(settings["largest"]), extra=sizes)
 
 

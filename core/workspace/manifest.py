@@ -5,7 +5,7 @@
 (``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
 dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
 unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
-``extra`` left out, tuples as lists). ``TypedSections``, mixed into ``Workspace``
+``extra`` left out, tuples as lists): each is a ``core.workspace.records.Record``. ``TypedSections``, mixed into ``Workspace``
 (``core.workspace.store``), gives typed access, e.g. ``workspace.clusters -> ClustersSection |
 None``, ``set_section`` to write one and ``drop_sections`` to remove some. Only this module and the
 store touch the manifest's JSON object; everything else goes through these.
@@ -17,64 +17,24 @@ Schema versions: 1 kept derived per-sample columns inside ``samples.parquet``; 2
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from core.measures.vendi import q_label
+from core.workspace.records import Record
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
-S = TypeVar("S", bound="Section")
 T = TypeVar("T", bound="Section")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON holds it: tuples become lists, all the way down."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 @dataclass(frozen=True)
-class Section:
+class Section(Record):
     """A manifest section: ``NAME`` is its key in ``manifest.json``."""
 
     NAME: ClassVar[str] = ""
-    # Keys this Prism does not know (a newer writer, a test's own): kept through a round trip.
-    extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_dict(cls: type[S], data: Mapping[str, Any] | None) -> S:
-        data = data if isinstance(data, Mapping) else {}
-        known = {f.name: f for f in fields(cls) if f.name != "extra"}
-        values: dict[str, Any] = {}
-        for name, spec in known.items():
-            if name in data and data[name] is not None:
-                value = data[name]
-                if isinstance(value, list) and "tuple" in str(spec.type):
-                    value = tuple(value)
-                values[name] = value
-        extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**values, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in fields(self):
-            if spec.name == "extra":
-                continue
-            value = getattr(self, spec.name)
-            if value is not None:
-                out[spec.name] = _plain(value)
-        out.update(_plain(dict(self.extra)))
-        return out
-
-    def replace(self: S, **changes: Any) -> S:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -223,18 +183,53 @@ class CurvesSection(Section):
 
 
 @dataclass(frozen=True)
-class SynthesisSection(Section):
-    """The synthesis loop (``core.workspace.synthesis.loop``): its settings and one record per round.
+class RoundRecord(Record):
+    """One round of the synthesis loop (``core.workspace.synthesis.loop``): what it aimed at, the
+    pool it judged against, its candidates by verdict, G-Vendi and rows in sparse clusters before
+    → after joining, its status (``judged``, then ``joined``) and its seconds. A count is None
+    where the round's record does not hold it (a round joined after its run was stopped)."""
 
-    A round record holds its counts (generated, malformed, duplicate, dense, kept, joined), the
-    G-Vendi and the rows in sparse clusters before → after joining, and its seconds.
-    """
+    round: int = 0
+    target: str | None = None
+    generator: str | None = None
+    pool_before: int | None = None
+    n_clusters: int | None = None
+    n_sparse: int | None = None
+    sparse_rows_before: int | None = None
+    generated: int | None = None
+    malformed: int | None = None  # the four verdicts of core.synthesis.filter
+    duplicate: int | None = None
+    dense: int | None = None
+    kept: int | None = None
+    g_vendi_before: float | None = None
+    status: str | None = None
+    seconds: float | None = None
+    g_vendi_after: float | None = None
+    joined: int | None = None
+    sparse_rows_after: int | None = None
+    sparse_clusters_reached: int | None = None
+
+    @property
+    def is_joined(self) -> bool:
+        return self.status == "joined"
+
+
+@dataclass(frozen=True)
+class SynthesisSection(Section):
+    """The synthesis loop (``core.workspace.synthesis.loop``): its settings and one
+    ``RoundRecord`` per round."""
 
     NAME: ClassVar[str] = "synthesis"
     settings: Mapping[str, Any] = field(default_factory=dict)
     generator: str | None = None
-    rounds: tuple[Mapping[str, Any], ...] = ()
+    rounds: tuple[RoundRecord, ...] = ()
     n_joined: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SynthesisSection:
+        section = super().from_dict(data)
+        rounds = [RoundRecord.from_dict(r) for r in section.rounds if isinstance(r, Mapping)]
+        return section.replace(rounds=tuple(rounds))
 
 
 @dataclass(frozen=True)

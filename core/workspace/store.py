@@ -10,7 +10,8 @@ all original columns; each analysis keeps its per-sample columns (``loss``, ``gr
 unit-length sketched gradients, written with ``allow_pickle=False``; ``embeddings.npy`` the
 (n_samples × 384 for the default model) unit sentence embeddings of the text-space baseline. While
 features are being extracted, ``shards/`` holds finished shards and ``jobs/`` the progress of
-background jobs (``core.workspace.jobs.record``).
+background jobs (``core.workspace.jobs.record``). ``subsets.json`` holds the named subsets, read
+and written as ``core.workspace.records.SubsetRecord``.
 
 Every write is atomic (``core.workspace.files``). Every read-modify-write (manifest, samples,
 subsets) holds the workspace lock (``Workspace.lock``: ``fcntl.flock`` on ``.lock``), and
@@ -64,6 +65,7 @@ from core.workspace.manifest import (
     SynthesisSection,
     TypedSections,
 )
+from core.workspace.records import SubsetRecord
 
 MANIFEST = "manifest.json"
 FEATURES = "features.npy"
@@ -364,14 +366,15 @@ class Workspace(TypedSections):
 
     # -- subsets ------------------------------------------------------------------------------
 
-    def subsets(self) -> dict[str, Any]:
+    def subsets(self) -> dict[str, SubsetRecord]:
+        """The named subsets of ``subsets.json``, in its order (none when it does not exist)."""
         data = self._json_file(SUBSETS, "named subsets")
         if not all(isinstance(r, dict) and isinstance(r.get("ids"), list) for r in data.values()):
             self._damaged(SUBSETS, "it is not a JSON object of named subsets", "no subsets")
-        return data
+        return {name: SubsetRecord.from_dict(record) for name, record in data.items()}
 
-    def write_subsets(self, subsets: Mapping[str, Any]) -> None:
-        write_json(self.path / SUBSETS, dict(subsets))
+    def write_subsets(self, subsets: Mapping[str, SubsetRecord]) -> None:
+        write_json(self.path / SUBSETS, {name: r.to_dict() for name, r in subsets.items()})
 
     # -- tags ---------------------------------------------------------------------------------
 

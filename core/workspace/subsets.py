@@ -2,6 +2,7 @@
 
     {"hard cases": {"ids": ["12", "907"], "how": {"method": "lasso", ...}, "created": "…"}}
 
+Each is read as a ``SubsetRecord`` (``core.workspace.records``), which is what every caller gets.
 Ids are the workspace's string sample ids, so a subset survives re-running analyses. Names are
 what the user typed, trimmed; an existing name is never overwritten unless asked.
 
@@ -29,6 +30,7 @@ from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
 from core.select.selectors import SELECTORS, Pool, parse_options, select
+from core.workspace.records import SubsetRebuilt, SubsetRecord, SubsetStale
 from core.workspace.store import Workspace, now
 from core.workspace.tags import TAG_PREFIX, tagged_rows
 
@@ -76,19 +78,20 @@ def save_subset(
             raise PrismError(
                 f"A subset named “{text}” already exists; choose another name.", param="name"
             )
-        subsets[text] = {"ids": id_list, "how": dict(how or {}), "created": now()}
+        subsets[text] = SubsetRecord(ids=tuple(id_list), how=dict(how or {}), created=now())
         workspace.write_subsets(subsets)
     return text
 
 
-def stale_reason(record: Mapping[str, Any]) -> str | None:
+def stale_reason(record: SubsetRecord) -> str | None:
     """Why a subset's ids no longer name the rows it was made of, or None when they do."""
-    stale = record.get("stale")
-    if not stale:
+    stale = record.stale
+    if stale is None:
         return None
+    changed = "some" if stale.changed is None else stale.changed
     return (
-        f"the workspace was rebuilt on other data and {stale.get('changed', 'some')} of its ids now "
-        "name other rows or none"
+        f"the workspace was rebuilt on other data and {changed} of its ids now name other rows "
+        "or none"
     )
 
 
@@ -113,7 +116,7 @@ def mark_stale(
     """
     with workspace.lock():
         subsets = workspace.subsets()
-        live = {n: r for n, r in subsets.items() if not r.get("stale")}
+        live = {n: r for n, r in subsets.items() if r.stale is None}
         if not live:
             return []
         old = _row_digests(before, before_columns)
@@ -122,9 +125,9 @@ def mark_stale(
         )
         marked = []
         for name, record in live.items():
-            changed = sum(1 for i in record["ids"] if old.get(str(i)) != new.get(str(i)))
+            changed = sum(1 for i in record.ids if old.get(i) != new.get(i))
             if changed:
-                record["stale"] = {"changed": changed, "marked": now()}
+                subsets[name] = record.replace(stale=SubsetStale(changed=changed, marked=now()))
                 marked.append(name)
         if marked:
             workspace.write_subsets(subsets)
@@ -140,15 +143,15 @@ def delete_subset(workspace: Workspace, name: str) -> None:
         workspace.write_subsets(subsets)
 
 
-def subset_record(workspace: Workspace, name: str) -> dict[str, Any]:
+def subset_record(workspace: Workspace, name: str) -> SubsetRecord:
     subsets = workspace.subsets()
     if name not in subsets:
         known = ", ".join(f"“{n}”" for n in subsets) or "none yet"
         raise PrismError(f"There is no subset named “{name}” (subsets: {known}).")
-    return dict(subsets[name])
+    return subsets[name]
 
 
-def restore_subset(workspace: Workspace, name: str, record: Mapping[str, Any]) -> str:
+def restore_subset(workspace: Workspace, name: str, record: SubsetRecord) -> str:
     """Put back a deleted subset exactly as it was (the app's undo)."""
     with workspace.lock():
         subsets = workspace.subsets()
@@ -156,7 +159,7 @@ def restore_subset(workspace: Workspace, name: str, record: Mapping[str, Any]) -
             raise PrismError(
                 f"A subset named “{name}” exists again; rename it before undoing.", param="name"
             )
-        subsets[name] = dict(record)
+        subsets[name] = record
         workspace.write_subsets(subsets)
     return name
 
@@ -192,7 +195,7 @@ def edit_subset(
         reason = stale_reason(record)
         if reason:
             raise PrismError(f"Subset “{name}” cannot be edited: {reason}. Delete it.")
-        ids = list(record["ids"])
+        ids = list(record.ids)
         gone = {str(i) for i in remove}
         ids = [i for i in ids if i not in gone]
         ids.extend(i for i in dict.fromkeys(str(i) for i in add) if i not in set(ids))
@@ -201,7 +204,7 @@ def edit_subset(
                 f"That would leave “{name}” empty; delete the subset instead of removing its "
                 "last record."
             )
-        how = dict(record.get("how") or {})
+        how = dict(record.how)
         edits = how.get("edits", 0) + 1
         save_subset(workspace, name, ids, how={**how, "edits": edits}, overwrite=True)
     return len(ids)
@@ -256,7 +259,7 @@ def combine_subsets(
 
 def named_subset(workspace: Workspace, name: str) -> tuple[np.ndarray, dict[str, Any]]:
     """(row positions, how it was made) of a named subset: what an export of it needs."""
-    return rows_of(workspace, name), dict(subset_record(workspace, name).get("how") or {})
+    return rows_of(workspace, name), dict(subset_record(workspace, name).how)
 
 
 def id_index(workspace: Workspace) -> pd.Index:
@@ -292,7 +295,7 @@ def rows_of(
                 f"Subset “{name}” is stale: {reason}. Delete it "
                 f"(`prism subset delete {workspace.path} '{name}'`) and select again."
             )
-        wanted = [str(i) for i in record["ids"]]
+        wanted = list(record.ids)
     else:
         wanted = [str(i) for i in ids]
     positions = (id_index(workspace) if index is None else index).get_indexer(wanted)
@@ -421,7 +424,7 @@ def identical_subset(
     for name, record in workspace.subsets().items():
         if stale_reason(record):
             continue
-        if record.get("how") == dict(how) and [str(i) for i in record.get("ids", [])] == wanted:
+        if record.how == dict(how) and list(record.ids) == wanted:
             return name
     return None
 
@@ -466,7 +469,7 @@ def reproduce_subset(
             overwrite=overwrite,
             reuse=False,
         )
-        got = sorted(subset_record(workspace, text)["ids"])
+        got = sorted(subset_record(workspace, text).ids)
         identical = got == wanted
     else:
         text = save_subset(
@@ -477,35 +480,32 @@ def reproduce_subset(
             overwrite=overwrite,
         )
         identical = True
-    rebuilt = {
-        "manifest": str(Path(source).absolute()) if source is not None else None,
-        "exported": manifest.get("exported"),
-        "subset": subset.get("name"),
-        "identical": identical,
-        "when": now(),
-    }
+    rebuilt = SubsetRebuilt(
+        source=str(Path(source).absolute()) if source is not None else None,
+        exported=manifest.get("exported"),
+        subset=subset.get("name"),
+        identical=identical,
+        when=now(),
+    )
     with workspace.lock():
         subsets = workspace.subsets()
-        subsets[text] = {
-            **subsets[text],
-            "rebuilt": {k: v for k, v in rebuilt.items() if v is not None},
-        }
+        subsets[text] = subsets[text].replace(rebuilt=rebuilt)
         workspace.write_subsets(subsets)
     return text, identical
 
 
-def rebuilt_note(record: Mapping[str, Any], *, full: bool = True) -> str | None:
+def rebuilt_note(record: SubsetRecord, *, full: bool = True) -> str | None:
     """How a subset was rebuilt from an export's manifest, or None when it was not: the manifest,
     when, and whether the ids matched; ``full=False`` (a table cell): the manifest's file name
     and the match only."""
-    rebuilt = record.get("rebuilt")
-    if not isinstance(rebuilt, Mapping):
+    rebuilt = record.rebuilt
+    if rebuilt is None:
         return None
-    manifest = str(rebuilt.get("manifest") or "an export manifest")
-    identical = rebuilt.get("identical")
+    manifest = str(rebuilt.source or "an export manifest")
+    identical = rebuilt.identical
     same = "same ids" if identical is True else "ids differ" if identical is False else ""
     if not full:
         return f"rebuilt from {Path(manifest).name}" + (f" ({same})" if same else "")
-    when = str(rebuilt.get("when") or "")[:16].replace("T", " ")
+    when = str(rebuilt.when or "")[:16].replace("T", " ")
     match = f" ({same} {'as' if identical else 'from'} the export)" if same else ""
     return f"rebuilt from {manifest}" + (f" on {when}" if when else "") + match

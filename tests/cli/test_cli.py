@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from cli_support import DIM, N_EMPTY, N_SAMPLES, TINY, run_subprocess, sample_records, write_jsonl
 
+from core.workspace.records import SubsetRecord
 from core.workspace.store import MANIFEST, Workspace
 
 
@@ -276,7 +277,7 @@ def test_score_table(run_cli: Any, built: dict[str, Any]) -> None:
 
 def test_score_of_a_subset(run_cli: Any, copy_built: Path, tmp_path: Path) -> None:
     ids = [r["id"] for r in sample_records(N_SAMPLES)][:6]
-    Workspace.open(copy_built).write_subsets({"first six": {"ids": ids}})
+    Workspace.open(copy_built).write_subsets({"first six": SubsetRecord(ids=tuple(ids))})
     code, out, err = run_cli("score", copy_built, "--subset", "first six", "--json")
     assert code == 0, err
     record = json.loads(out)

@@ -10,6 +10,7 @@ import pytest
 
 from core.workspace.compare import load_curves
 from core.workspace.demo import SHIPPED, ensure_demo_workspace
+from core.workspace.records import SubsetRecord
 from core.workspace.store import EMBEDDINGS, Workspace
 
 
@@ -39,7 +40,7 @@ def test_an_older_copy_gains_embeddings_and_keeps_its_subsets(home: Path) -> Non
     (target / "subsets.json").write_text(json.dumps({"mine": {"ids": ["1", "2"], "how": {}}}))
     ws = ensure_demo_workspace()
     assert ws.has_embeddings
-    assert ws.subsets() == {"mine": {"ids": ["1", "2"], "how": {}}}
+    assert ws.subsets() == {"mine": SubsetRecord(ids=("1", "2"))}
 
 
 def test_a_workspace_the_user_rebuilt_is_never_replaced(home: Path) -> None:

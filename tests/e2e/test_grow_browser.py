@@ -87,7 +87,7 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         assert len(rounds) == 1
         assert rounds[0][:3] == ["1", "sparse", str(PER_ROUND)]
         assert metric_value(page, "Candidates") == str(PER_ROUND)
-        assert rounds[0][7] == str(record["joined"])  # the Joined column
+        assert rounds[0][7] == str(record.joined)  # the Joined column
         legend = page.locator(".js-plotly-plot .legendtext").all_text_contents()
         assert "sample in a sparse cluster" in legend
         assert any(text.startswith(("kept and joined", "landed in a dense")) for text in legend)
@@ -117,11 +117,11 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         settle(page)
         no_traceback(page)
         section = Workspace.open(path).section(SynthesisSection)
-        assert [int(r["round"]) for r in section.rounds] == [1, 2]
+        assert [r.round for r in section.rounds] == [1, 2]
         assert section.settings["target"].startswith("cluster:")
         assert section.settings["generator"] == "tiny"
         new = section.rounds[1]
-        assert int(new["generated"]) == NEW_PER_ROUND and new["status"] == "joined"
+        assert new.generated == NEW_PER_ROUND and new.status == "joined"
         rounds = until(lambda: table_cells(page, "Generated"), lambda rows: len(rows) == 2)
         assert [r[0] for r in rounds] == ["1", "2"]
         assert rounds[1][1] == section.settings["target"]

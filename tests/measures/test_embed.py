@@ -175,18 +175,18 @@ def test_text_scores_of_rows(copy_built: Path) -> None:
     rows = np.array([0, 3, 5, 9])
     texts = [workspace_texts(ws)[i] for i in rows]
     scores = text_scores(ws, rows)
-    assert set(scores) == {"embedding_vendi", "ngram_vendi", "distinct_2"}
-    assert scores["embedding_vendi"] is None  # no `prism embed` yet
-    assert scores["ngram_vendi"] == pytest.approx(ngram_vendi(texts))
-    assert scores["distinct_2"] == pytest.approx(distinct_n(texts, n=2))
+    assert set(scores.to_dict()) == {"embedding_vendi", "ngram_vendi", "distinct_2"}
+    assert scores.embedding_vendi is None  # no `prism embed` yet
+    assert scores.ngram_vendi == pytest.approx(ngram_vendi(texts))
+    assert scores.distinct_2 == pytest.approx(distinct_n(texts, n=2))
 
     embed_workspace(ws, device="cpu", n_clusters=2)
     scores = text_scores(ws, rows)
-    assert scores["embedding_vendi"] == pytest.approx(vendi_score(ws.embeddings()[rows]))
+    assert scores.embedding_vendi == pytest.approx(vendi_score(ws.embeddings()[rows]))
     # one row repeated is one point: every Vendi score is 1
     same = text_scores(ws, np.array([2, 2, 2]))
-    assert same["embedding_vendi"] == pytest.approx(1.0)
-    assert same["ngram_vendi"] == pytest.approx(1.0)
+    assert same.embedding_vendi == pytest.approx(1.0)
+    assert same.ngram_vendi == pytest.approx(1.0)
     with pytest.raises(PrismError, match="rows must lie in"):
         text_scores(ws, np.array([0, N_SAMPLES]))
 

@@ -47,25 +47,23 @@ def synthetic(tmp_path: Path) -> Workspace:
 def test_set_operations_rename_edit_and_undo(synthetic: Workspace) -> None:
     save_subset(synthetic, "a", ["1", "2", "3", "4"])
     save_subset(synthetic, "b", ["3", "4", "5"])
-    assert subset_record(synthetic, combine_subsets(synthetic, "union", ["a", "b"], name="u"))[
-        "ids"
-    ] == ["1", "2", "3", "4", "5"]
-    assert subset_record(
-        synthetic, combine_subsets(synthetic, "intersection", ["a", "b"], name="i")
-    )["ids"] == ["3", "4"]
-    assert subset_record(synthetic, combine_subsets(synthetic, "difference", ["a", "b"], name="d"))[
-        "ids"
-    ] == ["1", "2"]
+    for operation, expected in (
+        ("union", ("1", "2", "3", "4", "5")),
+        ("intersection", ("3", "4")),
+        ("difference", ("1", "2")),
+    ):
+        name = combine_subsets(synthetic, operation, ["a", "b"], name=operation[0])
+        assert subset_record(synthetic, name).ids == expected
     complement = subset_record(synthetic, combine_subsets(synthetic, "complement", ["a"], name="c"))
-    assert len(complement["ids"]) == 240 - 4 and "1" not in complement["ids"]
-    assert complement["how"] == {"method": "complement", "of": ["a"]}
+    assert complement.size == 240 - 4 and "1" not in complement.ids
+    assert complement.how == {"method": "complement", "of": ["a"]}
     with pytest.raises(PrismError, match="empty"):
         combine_subsets(synthetic, "difference", ["b", "u"], name="nothing")
 
     assert rename_subset(synthetic, "a", "  first   four ") == "first four"
     assert list(synthetic.subsets())[0] == "first four"  # keeps its place
     assert edit_subset(synthetic, "first four", add=["9"], remove=["1"]) == 4
-    assert subset_record(synthetic, "first four")["ids"] == ["2", "3", "4", "9"]
+    assert subset_record(synthetic, "first four").ids == ("2", "3", "4", "9")
     record = subset_record(synthetic, "first four")
     delete_subset(synthetic, "first four")
     assert "first four" not in synthetic.subsets()
@@ -81,14 +79,14 @@ def test_set_operations_rename_edit_and_undo(synthetic: Workspace) -> None:
 def test_run_selector_records_how_and_reproduces(synthetic: Workspace) -> None:
     name, rows = run_selector(synthetic, "vendi_greedy", name="greedy", k=30, seed=2)
     record = subset_record(synthetic, name)
-    assert record["how"] == {"method": "vendi_greedy", "k": 30, "seed": 2, "options": {}}
+    assert record.how == {"method": "vendi_greedy", "k": 30, "seed": 2, "options": {}}
     np.testing.assert_array_equal(rows_of(synthetic, name), rows)
     save_subset(synthetic, "pool", [str(i) for i in range(100)])
     _, within = run_selector(
         synthetic, "cluster_balanced", name="balanced", k=20, seed=0, within="pool"
     )
     assert within.max() < 100
-    assert subset_record(synthetic, "balanced")["how"]["clusters"]["n_clusters"] == int(
+    assert subset_record(synthetic, "balanced").how["clusters"]["n_clusters"] == int(
         synthetic.manifest["clusters"]["n_clusters"]
     )
     _, grown = run_selector(synthetic, "k_center", name="grown", k=40, seed=0, start="greedy")
@@ -292,7 +290,7 @@ def test_cli_select_compare_export_and_reproduce(real: Workspace, tmp_path: Path
     code, out, err = run_cli("select", ws, "--from-manifest", manifest, "--name", "again", "--json")
     assert code == 0, err
     assert json.loads(out)["identical_to_manifest"] is True
-    assert sorted(subset_record(real, "again")["ids"]) == sorted(subset_record(real, "bal")["ids"])
+    assert sorted(subset_record(real, "again").ids) == sorted(subset_record(real, "bal").ids)
     # the rebuilt subset says so, and from which manifest: the recipe alone would not
     code, out, _ = run_cli("subset", "list", ws, "--json")
     rebuilt = json.loads(out)["again"]["rebuilt"]

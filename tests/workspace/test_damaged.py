@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from cli_support import DIM, N_SAMPLES
 
+from core.workspace.records import SubsetRecord
 from core.workspace.store import FEATURES, MANIFEST, SAMPLES, SUBSETS, Workspace, problems
 
 
@@ -87,7 +88,7 @@ def _args(command: tuple[str, ...], ws: Path, tmp: Path) -> list[str]:
 def test_every_command_names_the_damaged_file(
     damage: str, copy_built: Path, run_cli: Any, tmp_path: Path
 ) -> None:
-    Workspace.open(copy_built).write_subsets({"mine": {"ids": ["s000", "s001"]}})
+    Workspace.open(copy_built).write_subsets({"mine": SubsetRecord(ids=("s000", "s001"))})
     spoil, filename, says = DAMAGE[damage]
     spoil(copy_built)
     before = {p.name: p.read_bytes() for p in copy_built.iterdir() if p.is_file()}

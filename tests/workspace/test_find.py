@@ -153,8 +153,8 @@ def test_find_cli_stores_the_rows_as_a_subset(copy_built: Path) -> None:
     expected = frame["id"][frame["prompt"].str.contains("trains")].tolist()
     assert record["ids"] == expected and record["subset"] == "trains"
     saved = Workspace.open(copy_built).subsets()["trains"]
-    assert saved["ids"] == expected and saved["how"]["where"] == "prompt LIKE '%trains%'"
-    assert describe_how(saved["how"]) == "find where \"prompt LIKE '%trains%'\""
+    assert list(saved.ids) == expected and saved.how["where"] == "prompt LIKE '%trains%'"
+    assert describe_how(saved.how) == "find where \"prompt LIKE '%trains%'\""
     code, out, err = invoke("find", copy_built, "--text", "x", "--where", "loss > 1")
     assert code == 2 and "exactly one of --text, --regex, --where" in " ".join(err.split())
     code, out, err = invoke("find", copy_built, "--where", "nope > 1")

@@ -24,6 +24,7 @@ from core.features.tokenize import PAD_MULTIPLE
 from core.workspace.jobs.extraction import FEATURE_COLUMNS, config_from_workspace, prepare_workspace
 from core.workspace.jobs.record import Progress, cancel, read_progress, write_progress
 from core.workspace.manifest import ClustersSection, LayoutSection
+from core.workspace.records import SubsetRecord
 from core.workspace.store import JOB, MANIFEST, Workspace
 
 # Float32 agreement of the same feature row computed in other batch shapes (observed ~1e-7).
@@ -184,7 +185,7 @@ def test_other_settings_are_refused_unless_forced(
 ) -> None:
     ws = copy_built
     # Give the copy analyses and a subset, to see what --force replaces and what it keeps.
-    Workspace.open(ws).write_subsets({"mine": {"ids": ["s000", "s001"]}})
+    Workspace.open(ws).write_subsets({"mine": SubsetRecord(ids=("s000", "s001"))})
     w = Workspace.open(ws)
     w.add_columns({"cluster": np.zeros(N_SAMPLES, dtype=np.int32)})
     w.set_section(ClustersSection(n_clusters=1, seed=0, n_sparse=0))
@@ -217,7 +218,7 @@ def test_other_settings_are_refused_unless_forced(
     assert "clusters" not in rebuilt.manifest and "layout" not in rebuilt.manifest
     assert "cluster" not in rebuilt.samples().columns
     # … subsets are kept, and the new scores describe the new features.
-    assert rebuilt.subsets() == {"mine": {"ids": ["s000", "s001"]}}
+    assert rebuilt.subsets() == {"mine": SubsetRecord(ids=("s000", "s001"))}
     assert rebuilt.manifest["scores"]["n"] == n
     # Another seed gives other features: no row is even close to its seed-0 twin.
     seed1, seed0 = _features(ws), _features(built["path"])[:n]

@@ -18,7 +18,15 @@ from core.data.dataset import RESERVED_COLUMNS as DATA_RESERVED
 from core.errors import PrismError
 from core.workspace.derived import DERIVED
 from core.workspace.jobs import record as jobs
-from core.workspace.manifest import SCHEMA_VERSION, ClustersSection, DatasetSection, Scores
+from core.workspace.manifest import (
+    SCHEMA_VERSION,
+    ClustersSection,
+    DatasetSection,
+    RoundRecord,
+    Scores,
+    SynthesisSection,
+)
+from core.workspace.records import SubsetRecord
 from core.workspace.schema import (
     ANALYSES,
     DERIVED_COLUMNS,
@@ -51,6 +59,47 @@ def test_sections_round_trip_and_keep_unknown_keys() -> None:
     assert section.to_dict() == data
     assert DatasetSection.from_dict(None) == DatasetSection()
     assert Scores.from_dict({"g_vendi": 2.5}).g_vendi == 2.5
+
+
+def test_synthesis_rounds_read_as_round_records_and_write_back_unchanged() -> None:
+    judged = {
+        "round": 2,
+        "target": "sparse",
+        "generator": "tiny",
+        "pool_before": 16,
+        "n_clusters": 2,
+        "n_sparse": 1,
+        "sparse_rows_before": 5,
+        "generated": 4,
+        "malformed": 1,
+        "duplicate": 0,
+        "dense": 1,
+        "kept": 2,
+        "g_vendi_before": 3.5,
+        "status": "judged",
+        "seconds": 1.25,
+    }
+    joined = {
+        **judged,
+        "round": 1,
+        "status": "joined",
+        "g_vendi_after": 3.75,
+        "joined": 2,
+        "sparse_rows_after": 7,
+        "sparse_clusters_reached": 1,
+    }
+    data = {"settings": {"rounds": 2}, "rounds": [joined, judged, {"round": 3, "new": 1}]}
+    section = SynthesisSection.from_dict(data)
+    first, second, bare = section.rounds
+    assert isinstance(first, RoundRecord) and first.is_joined and first.joined == 2
+    assert second.status == "judged" and second.g_vendi_after is None and not second.is_joined
+    assert bare.generated is None and bare.extra == {"new": 1}
+    assert section.to_dict() == {**data, "n_joined": 0}
+    assert [list(r.to_dict()) for r in section.rounds] == [
+        list(joined),
+        list(judged),
+        ["round", "new"],
+    ]
 
 
 def test_typed_access_and_set_section(tmp_path: Path) -> None:
@@ -151,8 +200,8 @@ def test_rows_of_is_strict_by_default_and_lenient_for_listings(tmp_path: Path) -
         rows_of(ws, "file.txt", ids=["a", "zz"])
     assert info.value.param == "ids"
     subsets = ws.subsets()
-    subsets["gone"] = {"ids": ["a", "zz"]}
-    subsets["stale"] = {"ids": ["b"], "stale": {"changed": 1}}
+    subsets["gone"] = SubsetRecord(ids=("a", "zz"))
+    subsets["stale"] = SubsetRecord.from_dict({"ids": ["b"], "stale": {"changed": 1}})
     ws.write_subsets(subsets)
     with pytest.raises(PrismError, match="names 1 ids"):
         rows_of(ws, "gone")

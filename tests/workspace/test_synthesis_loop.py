@@ -20,6 +20,7 @@ from endpoint_stub import Behaviour, serving
 
 from core.errors import PrismError
 from core.synthesis.generators import make_generator
+from core.workspace.manifest import RoundRecord
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import (
     COLUMNS,
@@ -39,7 +40,7 @@ def tiny_generator() -> Any:
     return make_generator("tiny")
 
 
-def _run(path: Path, generator: Any, **options: Any) -> list[dict[str, Any]]:
+def _run(path: Path, generator: Any, **options: Any) -> list[RoundRecord]:
     config = SynthesisConfig(**{**FAST, **options})
     return run_synthesis(Workspace.open(path), config, generator=generator)
 
@@ -54,8 +55,8 @@ def test_a_round_stores_every_candidate_and_joins_exactly_the_kept_ones(
     frame, features = read_round(ws, 1)
     assert list(frame.columns) == list(COLUMNS) and len(frame) == len(features) == 6
     counts = frame["reason"].value_counts().to_dict()
-    assert sum(counts.values()) == record["generated"] == 6
-    assert {k: record[k] for k in counts} == counts
+    assert sum(counts.values()) == record.generated == 6
+    assert {k: getattr(record, k) for k in counts} == counts
     # The filter: kept ⇔ well formed, no duplicate, nearest centroid in a sparse cluster.
     formed = frame["reason"] != "malformed"
     assert (frame.loc[frame["reason"] == "kept", "nearest_sparse"]).all()
@@ -64,15 +65,15 @@ def test_a_round_stores_every_candidate_and_joins_exactly_the_kept_ones(
     # Exactly the kept candidates joined, features appended as computed.
     kept = frame["reason"] == "kept"
     assert frame["joined"].tolist() == kept.tolist()
-    assert ws.n_samples == n0 + int(kept.sum()) == record["pool_before"] + record["joined"]
+    assert ws.n_samples == n0 + int(kept.sum()) == record.pool_before + record.joined
     stored = ws.features()
     np.testing.assert_array_equal(stored[:n0], old_features)
     np.testing.assert_array_equal(stored[n0:], features[kept.to_numpy()])
     samples = ws.samples()
     assert samples["origin"].tolist() == ["source"] * n0 + ["synthetic"] * int(kept.sum())
     assert samples["id"].is_unique
-    assert record["g_vendi_after"] == pytest.approx(ws.scores.g_vendi)
-    assert record["sparse_rows_after"] == record["sparse_rows_before"] + int(kept.sum())
+    assert record.g_vendi_after == pytest.approx(ws.scores.g_vendi)
+    assert record.sparse_rows_after == record.sparse_rows_before + int(kept.sum())
 
 
 def test_candidate_features_are_the_workspace_features_of_those_samples(
@@ -133,7 +134,7 @@ def test_review_keeps_and_drops_by_hand_before_joining(
     n0 = Workspace.open(copy_built).n_samples
     [record] = _run(copy_built, tiny_generator, per_round=6, review=True, seed=2)
     ws = Workspace.open(copy_built)
-    assert record["status"] == "judged" and ws.n_samples == n0 and pending_rounds(ws) == [1]
+    assert record.status == "judged" and ws.n_samples == n0 and pending_rounds(ws) == [1]
     frame, _ = read_round(ws, 1)
     formed = frame[frame["reason"] != "malformed"]
     assert len(formed) >= 2
@@ -151,8 +152,8 @@ def test_review_keeps_and_drops_by_hand_before_joining(
     record = join_round(ws, 1)
     ws = Workspace.open(copy_built)
     synthetic = set(ws.samples().query("origin == 'synthetic'")["id"])
-    assert synthetic == expected and record["joined"] == len(expected)
-    assert join_round(ws, 1)["joined"] == len(expected)  # joining again adds nothing
+    assert synthetic == expected and record.joined == len(expected)
+    assert join_round(ws, 1).joined == len(expected)  # joining again adds nothing
     assert Workspace.open(copy_built).n_samples == n0 + len(expected)
     with pytest.raises(PrismError, match="already joined"):
         decide(Workspace.open(copy_built), [keep], "drop")
@@ -183,7 +184,7 @@ def test_a_join_interrupted_halfway_is_undone_and_done_again(
     record = join_round(Workspace.open(copy_built), 1)
     ws = Workspace.open(copy_built)
     assert not (copy_built / "synthesis" / "joining").exists()
-    assert record["joined"] == len(kept) and ws.n_samples == n0 + len(kept)
+    assert record.joined == len(kept) and ws.n_samples == n0 + len(kept)
     samples = ws.samples()  # every derived file matches the samples again
     assert set(samples.query("origin == 'synthetic'")["id"]) == kept
     assert len(ws.features()) == len(samples) and samples["id"].is_unique
@@ -263,7 +264,7 @@ def test_over_long_replies_are_malformed_with_their_reason(copy_built: Path) -> 
         generator = make_generator(endpoint=url, endpoint_model="m", max_retries=0)
         [record] = _run(copy_built, generator, per_round=2, max_reply_chars=1000, seed=1)
     frame, features = read_round(Workspace.open(copy_built), 1)
-    assert record["malformed"] == 2 and record["joined"] == 0
+    assert record.malformed == 2 and record.joined == 0
     assert frame["reason"].tolist() == ["malformed", "malformed"]
     assert frame["prompt"].str.contains("a farmer plants").all()  # the prompts were fine
     assert frame["raw_response"].tolist() == ["", ""]  # the long replies are not kept

@@ -148,7 +148,7 @@ def test_cli_tags_then_export_drops_and_selectors_honour_them(
     )  # fmt: skip
     assert code == 0, err
     chosen = Workspace.open(copy_built).subsets()["no drops"]
-    assert not {"s001", "s002"} & set(chosen["ids"]) and chosen["how"]["exclude"] == "tag:drop"
+    assert not {"s001", "s002"} & set(chosen.ids) and chosen.how["exclude"] == "tag:drop"
     code, _, err = invoke("tag", copy_built, "--rows", "s001", "--as", "bin")
     assert code == 2 and "--as" in err
     code, out, err = invoke("tag", copy_built, "--undo")

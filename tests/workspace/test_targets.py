@@ -89,15 +89,15 @@ def test_targets_from_a_file_a_subset_and_text(
     )  # fmt: skip
     assert json.loads(out)["size"] == 4
     record = Workspace.open(ws_path).subsets()["rr"]
-    assert record["how"]["target"]["name"] == "file-t"
-    chosen = [position[i] for i in record["ids"]]
+    assert record.how["target"]["name"] == "file-t"
+    chosen = [position[i] for i in record.ids]
     assert set(chosen) <= set(rows)
     group_of = {position[i]: g for i, g in zip(table["id"], table["group"], strict=True)}
     assert [group_of[r] for r in chosen] == ["even", "odd", "even", "odd"]
     ok("select", ws_path, "--method", "targeted_diverse", "--target", "typed", "--k", "3",
        "--within", "four", "--name", "td")  # fmt: skip
-    td = Workspace.open(ws_path).subsets()["td"]["ids"]
-    assert set(td) <= set(Workspace.open(ws_path).subsets()["four"]["ids"])
+    td = Workspace.open(ws_path).subsets()["td"].ids
+    assert set(td) <= set(Workspace.open(ws_path).subsets()["four"].ids)
 
     report = json.loads(
         ok(

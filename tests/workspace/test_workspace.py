@@ -11,6 +11,7 @@ import pytest
 
 from core.errors import WorkspaceError
 from core.workspace.files import atomic_path
+from core.workspace.records import SubsetRecord
 from core.workspace.store import (
     FEATURES,
     MANIFEST,
@@ -159,9 +160,9 @@ def test_clear_features_drops_features_and_analyses_but_keeps_subsets(tmp_path: 
     write_npy(ws.features_path, np.ones((3, 4), dtype=np.float32))
     ws.shard_dir.mkdir()
     (ws.shard_dir / "shard-00000.npz").write_bytes(b"x")
-    ws.write_subsets({"keep": {"ids": ["a"]}})
+    ws.write_subsets({"keep": SubsetRecord(ids=("a",))})
     ws.manifest.update({"scores": {"g_vendi": 1.0}, "clusters": {}, "layout": {}})
     ws.clear_features()
     assert not ws.features_path.exists() and not ws.shard_dir.exists()
     assert not {"features", "scores", "clusters", "layout"} & set(ws.manifest)
-    assert ws.subsets() == {"keep": {"ids": ["a"]}}
+    assert ws.subsets() == {"keep": SubsetRecord(ids=("a",))}

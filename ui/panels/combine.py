@@ -54,7 +54,7 @@ def combine_form(ws: Workspace) -> None:
         chosen = st.multiselect(
             "Subsets", names, default=names[: min(2, len(names))], key=f"combine_{operation}"
         )
-    members = [[str(i) for i in subsets[n].get("ids", [])] for n in chosen]
+    members = [list(subsets[n].ids) for n in chosen]
     all_ids = None
     if operation == "complement":
         all_ids = cache.samples(ws)["id"].astype(str).tolist()

@@ -28,7 +28,7 @@ from core.workspace.jobs.record import (
     job_path,
     read_job,
 )
-from core.workspace.manifest import SynthesisSection
+from core.workspace.manifest import RoundRecord, SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis import loop as synthesis
 from core.workspace.synthesis.candidates import round_numbers
@@ -64,7 +64,7 @@ def grow_page(ws: Workspace) -> None:
     frame = cache.samples(ws)
     candidates = cache.candidates(ws)
     section = ws.section(SynthesisSection) or SynthesisSection()
-    records = [dict(r) for r in section.rounds]
+    records = list(section.rounds)
     picked_cluster(ws, frame)
     _table_pick(ws)
     _summary(ws, records, len(candidates))
@@ -79,8 +79,8 @@ def grow_page(ws: Workspace) -> None:
     candidates_panel(ws, candidates)
 
 
-def _summary(ws: Workspace, records: list[dict[str, Any]], n_candidates: int) -> None:
-    joined = sum(int(r.get("joined", 0)) for r in records)
+def _summary(ws: Workspace, records: list[RoundRecord], n_candidates: int) -> None:
+    joined = sum(r.joined or 0 for r in records)
     per_100 = synthesis.gain(records)
     a, b, c, d, e = st.columns(5)
     a.metric("Samples", f"{ws.n_samples:,}")

@@ -4,7 +4,7 @@ beside its few-shot examples, keep or drop by hand, and Join for rounds left for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
+from core.workspace.manifest import RoundRecord
 from core.workspace.store import Workspace
 from core.workspace.synthesis import loop as synthesis
 from core.workspace.synthesis.candidates import decide, examples_of
@@ -38,6 +39,7 @@ ROUND_COLUMNS = {
     "seconds": "Seconds",
     "status": "Status",
 }
+COUNT_COLUMNS = ("generated", "malformed", "duplicate", "dense", "kept", "joined")
 
 
 def _arrow(before: Any, after: Any, *, score: bool) -> str:
@@ -49,30 +51,26 @@ def _arrow(before: Any, after: Any, *, score: bool) -> str:
     return f"{one(before)} → {one(after)}"
 
 
-def round_rows(records: list[dict[str, Any]]) -> pd.DataFrame:
+def round_rows(records: Sequence[RoundRecord]) -> pd.DataFrame:
     """One row per round record, as the round table shows it."""
     rows = []
     for r in records:
+        counts = (r.generated, r.malformed, r.duplicate, r.dense, r.kept, r.joined)
         rows.append(
             {
-                "round": int(r.get("round", 0)),
-                "target": str(r.get("target", "")),
-                **{
-                    k: int(r.get(k, 0))
-                    for k in ("generated", "malformed", "duplicate", "dense", "kept", "joined")
-                },
-                "g_vendi": _arrow(r.get("g_vendi_before"), r.get("g_vendi_after"), score=True),
-                "sparse_rows": _arrow(
-                    r.get("sparse_rows_before"), r.get("sparse_rows_after"), score=False
-                ),
-                "seconds": float(r.get("seconds", float("nan"))),
-                "status": "joined" if r.get("status") == "joined" else "to review",
+                "round": r.round,
+                "target": r.target or "",
+                **{k: count or 0 for k, count in zip(COUNT_COLUMNS, counts, strict=True)},
+                "g_vendi": _arrow(r.g_vendi_before, r.g_vendi_after, score=True),
+                "sparse_rows": _arrow(r.sparse_rows_before, r.sparse_rows_after, score=False),
+                "seconds": float("nan") if r.seconds is None else r.seconds,
+                "status": "joined" if r.is_joined else "to review",
             }
         )
     return pd.DataFrame(rows, columns=list(ROUND_COLUMNS))
 
 
-def round_table(records: list[dict[str, Any]]) -> None:
+def round_table(records: Sequence[RoundRecord]) -> None:
     st.markdown("#### Rounds")
     if not records:
         st.caption(
@@ -95,9 +93,9 @@ def round_table(records: list[dict[str, Any]]) -> None:
         },
     )
     per_100 = synthesis.gain(records)
-    generated = sum(int(r.get("generated", 0)) for r in records)
-    kept = sum(int(r.get("kept", 0)) for r in records)
-    seconds = sum(float(r.get("seconds", 0.0)) for r in records)
+    generated = sum(r.generated or 0 for r in records)
+    kept = sum(r.kept or 0 for r in records)
+    seconds = sum(r.seconds or 0.0 for r in records)
     parts = [
         f"Acceptance {fmt.percent(kept / generated if generated else None)} "
         f"({kept:,} of {generated:,} kept by the filter)",
@@ -200,7 +198,7 @@ def _join_bar(ws: Workspace, waiting: list[int]) -> None:
             except PrismError as error:
                 st.error(plain(str(error)), icon=":material/error:")
                 return
-            joined = sum(int(r.get("joined", 0)) for r in records)
+            joined = sum(r.joined or 0 for r in records)
             state.flash(f"{fmt.count(joined, 'candidate')} joined the samples.")
             st.rerun()
 

@@ -69,7 +69,7 @@ def membership(ws: Workspace, frame: pd.DataFrame, row: int) -> None:
     """Which subsets hold this record, and buttons to add it to one or take it out of one."""
     subsets = ws.subsets()
     record_id = str(frame["id"].iloc[row])
-    holding = [name for name, entry in subsets.items() if record_id in set(entry.get("ids", []))]
+    holding = [name for name, entry in subsets.items() if record_id in entry.ids]
     if not subsets:
         st.caption("Save a subset first; then records can be added to it or taken out of it here.")
         return
@@ -78,7 +78,7 @@ def membership(ws: Workspace, frame: pd.DataFrame, row: int) -> None:
     name = st.selectbox("Subset for this record", list(subsets), key=f"member_pick_{row}")
     buttons = st.container(horizontal=True)
     inside = name in holding
-    last = inside and len(subsets[name].get("ids", [])) == 1
+    last = inside and subsets[name].size == 1
     if buttons.button(
         "Add to it",
         key=f"member_add_{row}",

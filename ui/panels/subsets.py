@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import streamlit as st
 from core.errors import PrismError
 from core.measures.curves import baseline_at
 from core.workspace.compare import describe_how
+from core.workspace.records import SubsetRecord
 from core.workspace.store import Workspace
 from core.workspace.subsets import (
     MAX_NAME,
@@ -53,7 +55,7 @@ def positions_of(ws: Workspace, name: str) -> np.ndarray:
     return positions(ws).get(name, np.zeros(0, dtype=np.int64))
 
 
-def how_text(how: dict[str, Any]) -> str:
+def how_text(how: Mapping[str, Any]) -> str:
     """How a subset was made, in a line: the engine's description, plus filters or clusters."""
     text = describe_how(how)
     if how.get("where"):
@@ -63,9 +65,9 @@ def how_text(how: dict[str, Any]) -> str:
     return text
 
 
-def made_by(entry: dict[str, Any]) -> str:
+def made_by(entry: SubsetRecord) -> str:
     """How a saved subset was made (``how_text``), and where it was rebuilt from, if it was."""
-    text = how_text(entry.get("how") or {})
+    text = how_text(entry.how)
     rebuilt = rebuilt_note(entry)
     return f"{text}; {rebuilt}" if rebuilt else text
 
@@ -73,7 +75,7 @@ def made_by(entry: dict[str, Any]) -> str:
 def recipe(ws: Workspace, name: str) -> None:
     """How the subset was made, in full under its name (the list's column is cut to its width),
     where it was rebuilt from included."""
-    entry = ws.subsets().get(name) or {}
+    entry = ws.subsets().get(name) or SubsetRecord()
     reason = stale_reason(entry)
     st.caption(plain(f"Stale: {reason}; delete it." if reason else f"Made by {made_by(entry)}."))
 
@@ -113,7 +115,7 @@ def _listing(
                     if stale_reason(entry)
                     else made_by(entry)
                 ),
-                "Created": str(entry.get("created", ""))[:16].replace("T", " "),
+                "Created": str(entry.created or "")[:16].replace("T", " "),
             }
         )
     return pd.DataFrame(
@@ -230,7 +232,7 @@ def undo_notice(ws: Workspace) -> None:
     if not stack:
         return
     last = stack[-1]
-    size = len(last["record"].get("ids", []))
+    size = last["record"].size
     with st.container(border=True):
         text, undo, dismiss = st.columns([4, 1, 1], vertical_alignment="center")
         more = f" ({len(stack) - 1:,} more deleted this session)" if len(stack) > 1 else ""
@@ -269,9 +271,9 @@ def subsets_list(ws: Workspace, frame: pd.DataFrame) -> None:
         [
             {
                 "Name": name,
-                "Samples": len(entry.get("ids", [])),
+                "Samples": entry.size,
                 "Made by": made_by(entry),
-                "Created": str(entry.get("created", ""))[:16].replace("T", " "),
+                "Created": str(entry.created or "")[:16].replace("T", " "),
             }
             for name, entry in subsets.items()
         ]

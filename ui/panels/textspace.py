@@ -5,13 +5,12 @@ agree."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.workspace.analyses import text_scores
+from core.workspace.analyses import TextScores, text_scores
 from core.workspace.manifest import EmbeddingSection, LexicalSection
 from core.workspace.store import EMBEDDINGS, Workspace
 from ui import cache, explain
@@ -20,18 +19,18 @@ from ui import format as fmt
 TEXT_SCORE_LIMIT = 5_000  # selections scored in text space live (n-gram Vendi is exact below 2,048)
 
 
-def text_scorer() -> Callable[[Workspace, np.ndarray], dict[str, Any]] | None:
+def text_scorer() -> Callable[[Workspace, np.ndarray], TextScores] | None:
     """``text_scores(workspace, rows)``: the text-space measures of rows of a workspace."""
     return text_scores
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _text_scores(path: str, versions: tuple[float, float], rows: np.ndarray) -> dict[str, Any]:
+def _text_scores(path: str, versions: tuple[float, float], rows: np.ndarray) -> TextScores:
     scorer = text_scorer()
-    return dict(scorer(Workspace.open(path), rows)) if scorer else {}
+    return scorer(Workspace.open(path), rows) if scorer else TextScores()
 
 
-def cached_text_scores(workspace: Workspace, rows: np.ndarray) -> dict[str, Any]:
+def cached_text_scores(workspace: Workspace, rows: np.ndarray) -> TextScores:
     versions = (cache.samples_version(workspace)[1], cache.mtime(workspace.path / EMBEDDINGS))
     return _text_scores(str(workspace.path), versions, np.asarray(rows, dtype=np.int64))
 
@@ -45,10 +44,10 @@ def selection_text_scores(ws: Workspace, rows: np.ndarray) -> None:
         )
         return
     scores = cached_text_scores(ws, np.asarray(rows, dtype=np.int64))
-    distinct = scores.get("distinct_2")
+    distinct = scores.distinct_2
     st.markdown(
-        f"**Text space** · embedding Vendi {fmt.score(scores.get('embedding_vendi'))} · "
-        f"n-gram Vendi {fmt.score(scores.get('ngram_vendi'))} · distinct-2 "
+        f"**Text space** · embedding Vendi {fmt.score(scores.embedding_vendi)} · "
+        f"n-gram Vendi {fmt.score(scores.ngram_vendi)} · distinct-2 "
         f"{'–' if distinct is None else f'{distinct:.3f}'}",
         help=" \n\n".join(
             f"**{name}**: {explain.MEASURES[name]}"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ from core.workspace.jobs.record import (
     sigterm_stops,
     start_job,
 )
-from core.workspace.manifest import SynthesisSection
+from core.workspace.manifest import RoundRecord, SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import read_round, round_numbers
 from core.workspace.synthesis.grow import join_round, place, recover_join
@@ -62,13 +62,13 @@ def _section(workspace: Workspace) -> SynthesisSection:
     return workspace.section(SynthesisSection) or SynthesisSection()
 
 
-def _save_record(workspace: Workspace, record: dict[str, Any]) -> None:
+def _save_record(workspace: Workspace, record: RoundRecord) -> None:
     with workspace.lock():
         workspace.reload()
         section = _section(workspace)
-        rounds = [dict(r) for r in section.rounds if r.get("round") != record["round"]]
-        rounds = sorted([*rounds, record], key=lambda r: int(r["round"]))
-        joined = sum(int(r.get("joined", 0)) for r in rounds)
+        rounds = [r for r in section.rounds if r.round != record.round]
+        rounds = sorted([*rounds, record], key=lambda r: r.round)
+        joined = sum(r.joined or 0 for r in rounds)
         workspace.set_section(section.replace(rounds=tuple(rounds), n_joined=joined))
 
 
@@ -79,20 +79,20 @@ def _g_vendi(workspace: Workspace) -> float:
     return float(workspace_scores(workspace).g_vendi or 0.0)
 
 
-def round_record(workspace: Workspace, round_no: int) -> dict[str, Any]:
+def round_record(workspace: Workspace, round_no: int) -> RoundRecord:
     """The manifest's record of a round (counts, G-Vendi and sparse rows before → after)."""
     for record in _section(workspace).rounds:
-        if record.get("round") == round_no:
-            return dict(record)
-    return {"round": round_no}
+        if record.round == round_no:
+            return record
+    return RoundRecord(round=round_no)
 
 
-def join(workspace: Workspace, round_no: int) -> dict[str, Any]:
+def join(workspace: Workspace, round_no: int) -> RoundRecord:
     """Join a judged round and complete its record (what ``--join`` and the loop call). The
     counts come from the round's candidates, so a join resumed after a kill records them too."""
     recover_join(workspace)
     record = round_record(workspace, round_no)
-    before = record.get("g_vendi_before")
+    before = record.g_vendi_before
     if before is None:
         before = _g_vendi(workspace)
     join_round(workspace, round_no)
@@ -100,11 +100,11 @@ def join(workspace: Workspace, round_no: int) -> dict[str, Any]:
     frame, _ = read_round(workspace, round_no)
     joined = frame["joined"].to_numpy(dtype=bool)
     landing = joined & frame["nearest_sparse"].to_numpy(dtype=bool)
-    record.update(
+    record = record.replace(
         g_vendi_before=float(before),
         g_vendi_after=_g_vendi(workspace),
         joined=int(joined.sum()),
-        sparse_rows_after=int(record.get("sparse_rows_before", 0)) + int(landing.sum()),
+        sparse_rows_after=(record.sparse_rows_before or 0) + int(landing.sum()),
         sparse_clusters_reached=int(frame.loc[landing, "nearest_cluster"].nunique()),
         status="joined",
     )
@@ -114,9 +114,7 @@ def join(workspace: Workspace, round_no: int) -> dict[str, Any]:
 
 def pending_rounds(workspace: Workspace) -> list[int]:
     """Rounds whose candidates are judged but not yet joined."""
-    return [
-        r for r in round_numbers(workspace) if round_record(workspace, r).get("status") != "joined"
-    ]
+    return [r for r in round_numbers(workspace) if not round_record(workspace, r).is_joined]
 
 
 def check_synthesizable(workspace: Workspace) -> None:
@@ -166,7 +164,7 @@ def run_synthesis(
     *,
     generator: Generator | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[RoundRecord]:
     """Run ``config.rounds`` rounds (after joining any judged round left by a stopped run).
 
     Returns the records of the rounds this call finished. With ``review`` the loop stops after
@@ -204,7 +202,7 @@ def run_synthesis(
         if on_progress is not None:
             on_progress({"step": step, "done": done, "total": total, "round": state["round"]})
 
-    finished: list[dict[str, Any]] = []
+    finished: list[RoundRecord] = []
     with sigterm_stops():
         try:
             waiting = pending_rounds(workspace)
@@ -252,7 +250,7 @@ def run_synthesis(
             runner = SynthesisRound(
                 workspace, config, generator, FeatureExtractor(proxy, feature_config), report
             )
-            joined_now = sum(int(r.get("joined", 0)) for r in finished)
+            joined_now = sum(r.joined or 0 for r in finished)
             for round_no in range(first, first + config.rounds):
                 if config.budget is not None and joined_now >= config.budget:
                     break
@@ -260,27 +258,26 @@ def run_synthesis(
                 t_round = time.monotonic()
                 before = _g_vendi(workspace)
                 runner.run(round_no)
-                record: dict[str, Any] = {
-                    **runner.record,
-                    "g_vendi_before": before,
-                    "status": "judged",
-                    "seconds": round(time.monotonic() - t_round, 2),
-                }
+                record = runner.record.replace(
+                    g_vendi_before=before,
+                    status="judged",
+                    seconds=round(time.monotonic() - t_round, 2),
+                )
                 _save_record(workspace, record)
                 if config.review:
                     finished.append(record)
                     break
                 report("joining", config.per_round)
                 record = join(workspace, round_no)
-                record["seconds"] = round(time.monotonic() - t_round, 2)
+                record = record.replace(seconds=round(time.monotonic() - t_round, 2))
                 _save_record(workspace, record)
                 finished.append(record)
-                joined_now += int(record.get("joined") or 0)
+                joined_now += record.joined or 0
                 state["done"] += config.per_round
             report("done", 0, status=DONE, message=_summary(finished))
         except (Stop, KeyboardInterrupt) as error:
             interrupted = isinstance(error, KeyboardInterrupt)
-            kept = [r["round"] for r in finished]
+            kept = [r.round for r in finished]
             report(
                 "stopped",
                 0,
@@ -300,13 +297,14 @@ def run_synthesis(
     return finished
 
 
-def gain(records: list[dict[str, Any]]) -> float | None:
+def gain(records: Sequence[RoundRecord]) -> float | None:
     """G-Vendi gained per 100 joined samples over ``records`` (first before → last after)."""
-    joined = [r for r in records if r.get("status") == "joined"]
-    n = sum(int(r.get("joined", 0)) for r in joined)
-    if not n:
+    joined = [r for r in records if r.is_joined]
+    n = sum(r.joined or 0 for r in joined)
+    after, before = (joined[-1].g_vendi_after, joined[0].g_vendi_before) if joined else (None, None)
+    if not n or after is None or before is None:
         return None
-    return 100.0 * (float(joined[-1]["g_vendi_after"]) - float(joined[0]["g_vendi_before"])) / n
+    return 100.0 * (after - before) / n
 
 
 def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
@@ -356,9 +354,9 @@ def candidate_coords(workspace: Workspace, round_no: int) -> np.ndarray | None:
     return coords
 
 
-def _summary(records: list[dict[str, Any]]) -> str:
-    joined = sum(int(r.get("joined", 0)) for r in records)
-    generated = sum(int(r.get("generated", 0)) for r in records)
+def _summary(records: list[RoundRecord]) -> str:
+    joined = sum(r.joined or 0 for r in records)
+    generated = sum(r.generated or 0 for r in records)
     return f"{len(records)} round(s): {generated} generated, {joined} joined"
 
 

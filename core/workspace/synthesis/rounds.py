@@ -2,7 +2,7 @@
 
 ``SynthesisConfig`` holds a run's settings; ``SynthesisRound.run`` does steps 1–4 of
 ``core.workspace.synthesis.loop`` for one round and stores every candidate
-(``core.workspace.synthesis.candidates``), leaving ``record`` (the round's counts) for the loop.
+(``core.workspace.synthesis.candidates``), leaving ``record`` (the round's counts, a ``RoundRecord``) for the loop.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_c
 from core.synthesis.targets import parse_target, plan_requests
 from core.validate import check_int, check_number, check_seed, check_url
 from core.workspace.analyses import cluster_workspace
+from core.workspace.manifest import RoundRecord
 from core.workspace.store import Workspace
 from core.workspace.subsets import rows_of
 from core.workspace.synthesis.candidates import write_round
@@ -224,17 +225,21 @@ class SynthesisRound:
         frame["pool_cosine"] = verdict.pool_cosine
         sparse = sparse_clusters(sizes)
         frame["nearest_sparse"] = (verdict.nearest >= 0) & sparse[np.maximum(verdict.nearest, 0)]
-        self.record = {
-            "round": round_no,
-            "target": target.label,
-            "generator": self.generator.label,
-            "pool_before": int(len(pool)),
-            "n_clusters": int(n_clusters),
-            "n_sparse": int(sparse.sum()),
-            "sparse_rows_before": int(sizes[sparse].sum()),
-            "generated": len(frame),
-            **verdict.counts(),
-        }
+        counts = verdict.counts()
+        self.record = RoundRecord(
+            round=round_no,
+            target=target.label,
+            generator=self.generator.label,
+            pool_before=int(len(pool)),
+            n_clusters=int(n_clusters),
+            n_sparse=int(sparse.sum()),
+            sparse_rows_before=int(sizes[sparse].sum()),
+            generated=len(frame),
+            malformed=counts["malformed"],
+            duplicate=counts["duplicate"],
+            dense=counts["dense"],
+            kept=counts["kept"],
+        )
         frame["decision"] = ""
         frame["joined"] = False
         write_round(ws, round_no, frame, features)
