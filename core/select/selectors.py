@@ -1,10 +1,14 @@
 """Subset selectors: budget in, row positions out, deterministically for a seed.
 
-    SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe"}
+    SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe",
+                 "quality_diverse", "quality_blend"}
 
 ``SELECTORS`` maps each name to a ``SelectorSpec``: its function, a one-line description, its typed
 options, and whether it is a filter, prefix-stable, or needs clusters. The CLI, the app and the
 budget curves read these specs; nothing else lists selectors.
+
+The quality selectors (``core.select.quality``) read a per-row score from ``Pool.columns`` and can
+say why each row was left out (``SelectorSpec.explain``).
 
 Every selector function has the signature ``fn(pool, *, budget, seed, start, **options) -> rows``:
 
@@ -36,9 +40,15 @@ from core.measures.clusters import sparse_clusters as sparse_cluster_mask
 from core.measures.vendi import vendi_from_covariance
 from core.select.greedy import BLOCK_ROWS, block_dot, greedy, row_of
 from core.select.pool import Pool, available, check_fit, start_rows
+from core.select.quality import (
+    explain_quality_blend,
+    explain_quality_diverse,
+    quality_blend,
+    quality_diverse,
+)
 from core.validate import check_budget, check_seed
 
-__all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "select"]
+__all__ = ["SELECTORS", "Pool", "SelectorSpec", "explain", "parse_options", "select"]
 
 DEDUPE_THRESHOLD = 0.95
 # From this many rows dedupe compares rows in matrix products over all pairs (from 50,000 rows:
@@ -298,7 +308,11 @@ class SelectorSpec:
     ``options``: option name → type (CLI ``--option name=value`` strings are converted with it);
     ``is_filter``: keeps every row that passes a test, so its budget may be omitted;
     ``prefix_stable``: every prefix of its answer is its answer for a smaller budget;
-    ``needs_clusters``: runs only on a clustered pool.
+    ``needs_clusters``: runs only on a clustered pool;
+    ``seeded``: its result depends on the seed (False: ties go by row order);
+    ``curves``: drawn on the default budget curves (G-Vendi against budget);
+    ``explain``: the same call returning (rows, ``core.select.quality.LeftOut``), where the
+    selector can say why each row it left out was left out.
     """
 
     function: Selector
@@ -307,6 +321,9 @@ class SelectorSpec:
     is_filter: bool = False
     prefix_stable: bool = False
     needs_clusters: bool = False
+    seeded: bool = True
+    curves: bool = True
+    explain: Callable[..., tuple[np.ndarray, Any]] | None = None
 
 
 SELECTORS: dict[str, SelectorSpec] = {
@@ -329,6 +346,25 @@ SELECTORS: dict[str, SelectorSpec] = {
     ),
     "dedupe": SelectorSpec(
         dedupe, "drop near-duplicate gradients", options={"threshold": float}, is_filter=True
+    ),
+    "quality_diverse": SelectorSpec(
+        quality_diverse,
+        "best quality first, each below a cosine threshold to every kept row",
+        options={"score": str, "threshold": float, "outliers": str},
+        is_filter=True,
+        prefix_stable=True,
+        seeded=False,
+        curves=False,
+        explain=explain_quality_diverse,
+    ),
+    "quality_blend": SelectorSpec(
+        quality_blend,
+        "greedy log Vendi + beta × mean quality",
+        options={"score": str, "beta": float, "outliers": str},
+        prefix_stable=True,
+        seeded=False,  # the seed draws the first row at beta = 0 only
+        curves=False,
+        explain=explain_quality_blend,
     ),
 }
 
@@ -362,6 +398,21 @@ def parse_options(method: str, pairs: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+def _checked(
+    method: str, pool: Pool, budget: float | int | None, seed: int, options: Mapping[str, Any]
+) -> tuple[SelectorSpec, int | None, int, dict[str, Any]]:
+    spec = selector_spec(method)
+    seed = check_seed(seed)
+    rows = check_budget(budget, pool.n, allow_none=spec.is_filter)
+    if rows is not None and rows > pool.n:
+        raise PrismError(
+            f"budget = {rows:,} is more than the {pool.n:,} rows of this workspace; "
+            "lower the budget, or give a fraction such as 0.5.",
+            param="budget",
+        )
+    return spec, rows, seed, parse_options(method, options)
+
+
 def select(
     method: str,
     pool: Pool,
@@ -372,14 +423,26 @@ def select(
     **options: Any,
 ) -> np.ndarray:
     """Run selector ``method`` with a budget (count or fraction); checks every argument first."""
-    spec = selector_spec(method)
-    seed = check_seed(seed)
-    rows = check_budget(budget, pool.n, allow_none=spec.is_filter)
-    if rows is not None and rows > pool.n:
-        raise PrismError(
-            f"budget = {rows:,} is more than the {pool.n:,} rows of this workspace; "
-            "lower the budget, or give a fraction such as 0.5.",
-            param="budget",
-        )
-    typed = parse_options(method, options)
+    spec, rows, seed, typed = _checked(method, pool, budget, seed, options)
     return spec.function(pool, budget=rows, seed=seed, start=start, **typed)
+
+
+def explain(
+    method: str,
+    pool: Pool,
+    *,
+    budget: float | int | None,
+    seed: int = 0,
+    start: object = None,
+    **options: Any,
+) -> tuple[np.ndarray, Any]:
+    """``select``, and why every candidate row left out was left out (``LeftOut``), for the
+    selectors that can say (``SelectorSpec.explain``)."""
+    spec, rows, seed, typed = _checked(method, pool, budget, seed, options)
+    if spec.explain is None:
+        able = ", ".join(m for m, s in SELECTORS.items() if s.explain is not None)
+        raise PrismError(
+            f"{method} cannot say why it left rows out; the selectors that can: {able}.",
+            param="explain",
+        )
+    return spec.explain(pool, budget=rows, seed=seed, start=start, **typed)

@@ -222,7 +222,9 @@ def curve_settings(
         )
     seeds = check_int(seeds, param="seeds", minimum=1)
     largest = check_int(largest, param="largest", minimum=1)
-    wanted = set(SELECTORS if methods is None else methods)
+    wanted = set(
+        [m for m, spec in SELECTORS.items() if spec.curves] if methods is None else methods
+    )
     clustered = "cluster" in workspace.sample_columns()
     chosen = [
         m

@@ -56,7 +56,9 @@ from core.workspace.manifest import (
     ClustersSection,
     CurvesSection,
     FeatureSection,
+    IfdSection,
     LayoutSection,
+    OutliersSection,
     Scores,
     Section,
     SynthesisSection,
@@ -68,6 +70,7 @@ FEATURES = "features.npy"
 EMBEDDINGS = "embeddings.npy"
 SUBSETS = "subsets.json"
 SHARDS = "shards"
+IFD_SHARDS = "ifd-shards"  # finished rows of an IFD pass (core.workspace.jobs.ifd)
 JOBS = "jobs"  # background jobs' records (core.workspace.jobs.record)
 JOB = f"{JOBS}/features.json"  # the feature job's record (schema 1: ``job.json``)
 LOCK = ".lock"
@@ -315,6 +318,7 @@ class Workspace(TypedSections):
         for name in (FEATURES, JOB, "job.json"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
+        shutil.rmtree(self.path / IFD_SHARDS, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
         self.drop_sections(
             FeatureSection,
@@ -323,6 +327,8 @@ class Workspace(TypedSections):
             LayoutSection,
             CurvesSection,
             SynthesisSection,
+            IfdSection,
+            OutliersSection,
             save=False,
         )
         # Synthetic rows go with the samples being replaced; their candidates are set aside, not

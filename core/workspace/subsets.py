@@ -316,15 +316,31 @@ def rows_of_all(workspace: Workspace) -> dict[str, np.ndarray]:
 # -- selectors on a workspace -----------------------------------------------------------------
 
 
-def selector_pool(workspace: Workspace, *, within: str | None = None) -> Any:
-    """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them, and
-    the rows of subset ``within`` as the only candidates."""
+# Per-row numbers every pool carries when the workspace has them (the quality selectors' scores).
+POOL_COLUMNS = ("loss", "grad_norm", "ifd", "loss_alone")
+
+
+def selector_pool(
+    workspace: Workspace, *, within: str | None = None, score: str | None = None
+) -> Any:
+    """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them,
+    the rows of subset ``within`` as the only candidates, and its numeric quality columns
+    (``POOL_COLUMNS`` and the column a selector's ``score`` option names, when present)."""
     from core.select.selectors import Pool
 
-    has_labels = "cluster" in workspace.sample_columns()
+    present = workspace.sample_columns()
+    has_labels = "cluster" in present
     labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None
     candidates = rows_of(workspace, within) if within else None
-    return Pool(workspace.features(), labels=labels, candidates=candidates)
+    wanted = [*POOL_COLUMNS, *([score.lstrip("-")] if isinstance(score, str) else [])]
+    names = [c for c in dict.fromkeys(wanted) if c in present]
+    frame = workspace.samples(columns=names) if names else None
+    columns = {}
+    for name in names:
+        values = pd.to_numeric(frame[name], errors="coerce") if frame is not None else None
+        if values is not None and values.notna().any():
+            columns[name] = values.to_numpy(dtype=np.float64)
+    return Pool(workspace.features(), labels=labels, candidates=candidates, columns=columns)
 
 
 def run_selector(
@@ -339,6 +355,7 @@ def run_selector(
     options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     reuse: bool = True,
+    explain: list[Any] | None = None,
 ) -> tuple[str, np.ndarray]:
     """Run a selector on the workspace and store its result as subset ``name``; returns (the name
     stored, rows). With ``reuse``, when the same run (method, budget, seed, options, ``within``,
@@ -346,9 +363,12 @@ def run_selector(
     name is returned.
 
     The subset's ``how`` records method, budget, seed, options, ``within`` and ``start`` and the
-    clustering it used, which is everything ``reproduce_subset`` needs.
+    clustering it used, which is everything ``reproduce_subset`` needs. Given a list
+    ``explain``, the selector's ``LeftOut`` (why each candidate row was left out,
+    ``core.select.quality``) is appended to it.
     """
     from core.select.selectors import SELECTORS, parse_options, select
+    from core.select.selectors import explain as explain_rows
 
     text = check_name(name)
     if text in workspace.subsets() and not overwrite:
@@ -356,9 +376,13 @@ def run_selector(
             f"A subset named “{text}” already exists; choose another name.", param="name"
         )
     typed = parse_options(method, dict(options or {}))
-    pool = selector_pool(workspace, within=within)
+    pool = selector_pool(workspace, within=within, score=typed.get("score"))
     start_rows = rows_of(workspace, start) if start else None
-    rows = select(method, pool, budget=k, seed=seed, start=start_rows, **typed)
+    if explain is not None:
+        rows, left_out = explain_rows(method, pool, budget=k, seed=seed, start=start_rows, **typed)
+        explain.append(left_out)
+    else:
+        rows = select(method, pool, budget=k, seed=seed, start=start_rows, **typed)
     if len(rows) == 0:
         raise PrismError(f"{method} kept no rows; nothing to save.")
     ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()[rows]

@@ -49,7 +49,12 @@ class CurveSettings:
 
 def available_methods(ws: Workspace) -> list[str]:
     clustered = "cluster" in cache.samples(ws).columns
-    return [m for m, spec in SELECTORS.items() if clustered or not spec.needs_clusters]
+    # The quality selectors optimise another axis: their curve is `prism quality --blend-curve`.
+    return [
+        m
+        for m, spec in SELECTORS.items()
+        if spec.curves and (clustered or not spec.needs_clusters)
+    ]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
