@@ -8,9 +8,11 @@
     prism select ws/gsm8k --method vendi_greedy --k 200 --seed 0 --name diverse-200
     prism compare ws/gsm8k diverse-200 --curves
     prism export ws/gsm8k --subset diverse-200 --format jsonl --out diverse.jsonl
+    prism quality ws/gsm8k --ifd
 
 The commands live by job: ``features`` (features, resume, demo, info), ``analyses`` (score,
-cluster, map, embed), ``curation`` (select, subset, compare, export); ``render`` prints for people.
+cluster, map, embed), ``curation`` (select, subset, compare, export), ``quality`` (outlier flags,
+IFD, the blend curve); ``render`` prints for people.
 Every command prints one clear message and exits with status 2 on bad input, never a traceback.
 Engine errors name the parameter (``PrismError.param``); ``flag_for`` maps it to the flag the
 user typed, so the message says which option to change.
@@ -25,7 +27,7 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, flags, imported, synthesis
+from core.cli import analyses, curation, features, flags, imported, quality, synthesis
 from core.cli.flags import describe_error, flag_for, name_flags
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
@@ -49,6 +51,7 @@ app.command()(analyses.embed)
 app.command()(features.info)
 app.command()(features.demo)
 app.command()(curation.select)
+app.command()(quality.quality)
 app.add_typer(curation.subset_app, name="subset")
 app.command()(curation.compare)
 app.command()(curation.export)
