@@ -187,7 +187,9 @@ def explain_quality_diverse(
     rows = np.flatnonzero(ok)
     order = rows[np.argsort(-quality[rows], kind="stable")]  # best first, ties by row
     kept = list(chosen.tolist())
-    kept_features = np.asarray(pool.features[chosen], dtype=np.float32).reshape(len(chosen), -1)
+    kept_features = np.asarray(pool.features[chosen], dtype=np.float32).reshape(
+        len(chosen), pool.features.shape[1]
+    )
     decided: dict[int, tuple[str, int, float]] = {}
     cut = budget if budget is not None else len(chosen) + len(order)
     for lo in range(0, len(order), BLOCK_ROWS):
