@@ -69,6 +69,7 @@ def select(
 
     ws = open_workspace(workspace)
     identical = None
+    left_out: list[Any] = []  # run_selector puts the selector's reasons here (--explain)
     if from_manifest is not None:
         manifest = read_manifest(from_manifest)
         stored = manifest["subset"].get("name") or "reproduced"
@@ -79,7 +80,6 @@ def select(
     else:
         if method is None or name is None:
             raise PrismError("Pass --method and --name (or --from-manifest PATH).")
-        left_out: list[Any] | None = [] if explain else None
         text, rows = run_selector(
             ws,
             method,
@@ -90,7 +90,7 @@ def select(
             start=start,
             options=parse_options(option),
             overwrite=force,
-            explain=left_out,
+            explain=left_out if explain else None,
         )
     report = subset_report(ws.features(), rows)
     reused = from_manifest is None and name is not None and text != " ".join(name.split())
@@ -99,7 +99,7 @@ def select(
         record["identical_to_manifest"] = identical
     if reused:
         record["reused"] = True
-    reasons = left_out_records(ws, left_out[0]) if explain and from_manifest is None else None
+    reasons = left_out_records(ws, left_out[0]) if left_out else None
     if reasons is not None:
         record["left_out"] = reasons
     if as_json:

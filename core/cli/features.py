@@ -7,7 +7,6 @@ extraction job with a progress bar; ``resume`` finishes an interrupted one.
 from __future__ import annotations
 
 import dataclasses
-
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -361,7 +360,6 @@ def demo(
 def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """What a workspace holds: dataset, settings, scores, analyses and columns."""
     from core.workspace.jobs.record import read_progress
-
     from core.workspace.quality import quality_signals
 
     ws = open_workspace(workspace)

@@ -334,12 +334,8 @@ def selector_pool(
     candidates = rows_of(workspace, within) if within else None
     wanted = [*POOL_COLUMNS, *([score.lstrip("-")] if isinstance(score, str) else [])]
     names = [c for c in dict.fromkeys(wanted) if c in present]
-    frame = workspace.samples(columns=names) if names else None
-    columns = {}
-    for name in names:
-        values = pd.to_numeric(frame[name], errors="coerce") if frame is not None else None
-        if values is not None and values.notna().any():
-            columns[name] = values.to_numpy(dtype=np.float64)
+    frame = workspace.samples(columns=names).apply(pd.to_numeric, errors="coerce")
+    columns = {c: frame[c].to_numpy(dtype=np.float64) for c in names if frame[c].notna().any()}
     return Pool(workspace.features(), labels=labels, candidates=candidates, columns=columns)
 
 

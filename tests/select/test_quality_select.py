@@ -67,7 +67,9 @@ def test_quality_diverse_budget_is_a_prefix_and_the_rest_is_below_the_cut(pool: 
     np.testing.assert_array_equal(rows, everything[:20])
     _covers_every_left_out_row(pool, rows, left_out)
     cut = (-pool.columns["loss"])[rows].min()
-    below = [r for r, why in zip(left_out.rows, left_out.reasons, strict=True) if why == "below_cut"]
+    below = [
+        r for r, why in zip(left_out.rows, left_out.reasons, strict=True) if why == "below_cut"
+    ]
     assert below and (-pool.columns["loss"][below] <= cut).all()
     by_ifd = select("quality_diverse", pool, budget=20, seed=0, threshold=0.7, score="ifd")
     assert not np.array_equal(by_ifd, rows)

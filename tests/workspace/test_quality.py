@@ -25,8 +25,8 @@ from core.features.proxy import load_proxy
 from core.features.tokenize import encode
 from core.measures.quality import HIGH_FENCE_IQR, OUTLIER_RULE, loss_outliers
 from core.workspace.jobs.ifd import finished_rows, run_ifd
-from core.workspace.store import IFD_SHARDS, Workspace
 from core.workspace.quality import flag_outliers, quality_signals
+from core.workspace.store import IFD_SHARDS, Workspace
 
 # Float32 agreement of one loss computed in other batch shapes and by another code path
 # (the features' gradient pass for the prompted loss, a plain forward here): observed ~1e-7.

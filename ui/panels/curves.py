@@ -51,9 +51,7 @@ def available_methods(ws: Workspace) -> list[str]:
     clustered = "cluster" in cache.samples(ws).columns
     # The quality selectors optimise another axis: their curve is `prism quality --blend-curve`.
     return [
-        m
-        for m, spec in SELECTORS.items()
-        if spec.curves and (clustered or not spec.needs_clusters)
+        m for m, spec in SELECTORS.items() if spec.curves and (clustered or not spec.needs_clusters)
     ]
 
 
