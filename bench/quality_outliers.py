@@ -15,7 +15,10 @@ the same proxy and chat template (one forward pass each, ``core.features.ifd.res
 - ``counting``: the answer is "1 2 3 … 60" (trivial).
 
 The first three should be high-loss outliers, the last two low-loss ones. As a check that the
-forward pass gives the stored loss, 16 demo rows are recomputed the same way. Prints the counts,
+forward pass gives the stored loss, 16 demo rows are recomputed the same way. IFD (the loss given
+the prompt over the loss of the response alone) of the planted rows and of 40 original rows
+drawn with the seed shows what loss alone misses: how many have IFD ≥ 1 (the prompt does not
+help, Cherry LLM's cut). Prints the counts,
 the recall per planted kind, the share of flagged rows that were planted, and 20 flagged rows
 with their text (most extreme first; when fewer than 20 are flagged, the most extreme unflagged
 rows fill the list, marked so); writes ``bench/results/quality_outliers.json``.
@@ -87,7 +90,7 @@ def planted_rows(questions: list[str], answers: list[str]) -> list[tuple[str, st
 
 
 def main() -> None:
-    from core.features.ifd import losses_of
+    from core.features.ifd import losses_of, response_alone
     from core.features.proxy import load_proxy
     from core.features.tokenize import encode_many
 
@@ -113,6 +116,29 @@ def main() -> None:
     losses = losses_of(proxy, encoded, batch_size=4, batch_tokens=2048)
     planted_loss, check_loss = losses[: len(chats)], losses[len(chats) :]
     agreement = float(np.max(np.abs(check_loss / stored[check_rows] - 1)))
+    originals = np.sort(np.random.default_rng(SEED + 1).choice(len(frame), 40, replace=False))
+    original_chats = conversations(frame.iloc[originals], columns)
+    alone = losses_of(
+        proxy,
+        encode_many(
+            proxy.tokenizer,
+            [response_alone(c) for c in [*chats, *original_chats]],  # type: ignore[arg-type]
+            max_length=settings["max_length"],
+        ),
+        batch_size=4,
+        batch_tokens=2048,
+    )
+    ifd = np.concatenate([planted_loss, stored[originals]]) / alone
+    groups = {kind: ifd[i * PER_KIND : (i + 1) * PER_KIND] for i, kind in enumerate(EXPECTED)}
+    groups["GSM8K original (40 drawn)"] = ifd[len(chats) :]
+    ifd_table = {
+        kind: {
+            "median_ifd": round(float(np.median(v)), 3),
+            "at_least_one": int((v >= 1).sum()),
+            "of": len(v),
+        }
+        for kind, v in groups.items()
+    }
 
     loss = np.concatenate([stored, planted_loss])
     kinds = ["GSM8K original"] * len(stored) + [f"planted: {k}" for k, _, _ in planted]
@@ -163,6 +189,7 @@ def main() -> None:
         },
         "recall": recall,
         "forward_vs_stored_loss_max_rel": agreement,
+        "ifd": ifd_table,
         "shown": shown,
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": f"{platform.machine()}, {platform.system()}, CPU",
@@ -183,6 +210,9 @@ def main() -> None:
     print("\n| planted kind | expected | flagged |\n| --- | --- | ---: |")
     for kind, r in recall.items():
         print(f"| {kind} | {r['expected']} | {r['flagged']} / {r['of']} |")
+    print("\n| rows | median IFD | IFD ≥ 1 |\n| --- | ---: | ---: |")
+    for kind, r in ifd_table.items():
+        print(f"| {kind} | {r['median_ifd']:.3f} | {r['at_least_one']} / {r['of']} |")
     print(
         f"\nforward pass against the stored loss (16 demo rows): max relative diff {agreement:.1e}"
     )
