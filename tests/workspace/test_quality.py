@@ -21,7 +21,7 @@ from core.data.text import conversations
 from core.errors import PrismError
 from core.features.ifd import response_alone
 from core.features.loss import response_loss
-from core.features.proxy import load_proxy
+from core.features.proxy import load_proxy, reused_models
 from core.features.tokenize import encode
 from core.measures.quality import HIGH_FENCE_IQR, OUTLIER_RULE, loss_outliers
 from core.workspace.jobs.ifd import finished_rows, run_ifd
@@ -45,11 +45,12 @@ def _direct_loss(proxy: Any, chat: list[dict[str, str]], max_length: int | None)
 
 def test_ifd_equals_a_direct_two_pass_computation(copy_built: Path) -> None:
     ws = Workspace.open(copy_built)
-    section = run_ifd(ws, batch_size=3)
+    settings = dict(ws.feature_section.settings)  # type: ignore[union-attr]
+    with reused_models():  # one model load for the job and the direct computation
+        section = run_ifd(ws, batch_size=3, device="cpu")
+        proxy = load_proxy(settings["model"], dtype=settings["dtype"], device="cpu")
     assert section.complete and section.n == ws.n_samples and section.alone
     frame = ws.samples()
-    settings = dict(ws.feature_section.settings)  # type: ignore[union-attr]
-    proxy = load_proxy(settings["model"], dtype=settings["dtype"], device="cpu")
     chats = conversations(frame, ColumnMap.from_dict(dict(ws.dataset.columns)))
     with_prompt = np.array([_direct_loss(proxy, c, settings["max_length"]) for c in chats])
     alone = np.array(
