@@ -120,7 +120,7 @@ def timing(n: int, dim: int, k: int) -> list[dict]:
 
 def demo_subsets(size: int, seeds: int) -> tuple[list[dict], dict]:
     from core.workspace.demo import ensure_demo_workspace
-    from core.workspace.subsets import selector_pool
+    from core.workspace.selector_runs import selector_pool
 
     workspace = ensure_demo_workspace()
     pool = selector_pool(workspace)

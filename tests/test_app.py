@@ -766,7 +766,7 @@ def test_lasso_badge_is_neutral_when_the_selection_is_level_with_random(ready: W
     from streamlit.proto.Metric_pb2 import Metric
 
     from core.select.selectors import select as run_selector
-    from core.workspace.subsets import selector_pool
+    from core.workspace.selector_runs import selector_pool
 
     at = app()
     select(at, ready, list(range(N)))

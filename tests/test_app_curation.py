@@ -31,8 +31,9 @@ from core.workspace.compare import (
     curve_settings,
 )
 from core.workspace.export import read_export
+from core.workspace.selector_runs import selector_pool
 from core.workspace.store import Workspace
-from core.workspace.subsets import save_subset, selector_pool, subset_record
+from core.workspace.subsets import save_subset, subset_record
 from ui import state
 from ui.panels import curves, export, textspace
 
@@ -157,6 +158,25 @@ def test_filter_selector_keeps_everything_that_passes(ready: Workspace) -> None:
     (name,) = subsets_of(ready)
     expected = select("sparse_clusters", selector_pool(ready), budget=None, seed=0)
     assert sorted(subsets_of(ready)[name].ids) == sorted(str(i) for i in expected)
+
+
+def test_quality_selector_runs_from_the_form_with_its_defaults(ready: Workspace) -> None:
+    at = app("subsets")
+    at.selectbox(key="selector_method").select("quality_diverse")
+    at.run()
+    assert at.number_input(key="selector_threshold_quality_diverse").value == 0.5
+    button(at, "Run selector").click()
+    at.run()
+    assert_clean(at)
+    (name,) = subsets_of(ready)
+    expected = select("quality_diverse", selector_pool(ready), budget=None, seed=0)
+    assert subsets_of(ready)[name]["ids"] == [str(i) for i in expected]
+    at.selectbox(key="selector_method").select("quality_blend")
+    at.run()
+    at.text_input(key="selector_beta").input("lots")
+    button(at, "Run selector").click()
+    at.run()
+    assert any("beta must be float" in e for e in errors(at)), errors(at)
 
 
 def test_selector_bad_input_is_a_clear_message(ready: Workspace) -> None:

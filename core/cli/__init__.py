@@ -11,10 +11,12 @@
     prism find ws/gsm8k --where "loss > 2 AND cluster = 3" --name hard
     prism similar ws/gsm8k --row 12 --k 20
     prism tag ws/gsm8k --subset hard --as drop --note "garbled"
+    prism quality ws/gsm8k --ifd
 
 The commands live by job: ``features`` (features, resume, demo, info), ``analyses`` (score,
 cluster, map, embed), ``curation`` (select, subset, compare, export), ``find`` (find, similar,
-tag); ``render`` prints for people.
+tag), ``targets`` (target sets, relevance), ``quality`` (outlier flags, IFD, the blend curve);
+``render`` prints for people.
 Every command prints one clear message and exits with status 2 on bad input, never a traceback.
 Engine errors name the parameter (``PrismError.param``); ``flag_for`` maps it to the flag the
 user typed, so the message says which option to change.
@@ -29,7 +31,17 @@ import click
 import typer
 from rich.markup import escape
 
-from core.cli import analyses, curation, features, find, flags, imported, synthesis, targets
+from core.cli import (
+    analyses,
+    curation,
+    features,
+    find,
+    flags,
+    imported,
+    quality,
+    synthesis,
+    targets,
+)
 from core.cli.flags import describe_error, flag_for, name_flags
 from core.cli.render import console, err
 from core.errors import JobStopped, PrismError
@@ -53,6 +65,7 @@ app.command()(analyses.embed)
 app.command()(features.info)
 app.command()(features.demo)
 app.command()(curation.select)
+app.command()(quality.quality)
 app.add_typer(curation.subset_app, name="subset")
 app.command()(curation.compare)
 app.command()(curation.export)

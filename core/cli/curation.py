@@ -26,7 +26,7 @@ def select(
         str | None,
         typer.Option(
             help="random, cluster_balanced, k_center, vendi_greedy, sparse_clusters, dedupe, "
-            "targeted or targeted_diverse."
+            "targeted, targeted_diverse, quality_diverse or quality_blend."
         ),
     ] = None,
     k: Annotated[
@@ -50,7 +50,10 @@ def select(
     ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option(help="Selector option name=value (threshold=0.9 for dedupe, rescore=8 …)."),
+        typer.Option(
+            help="Selector option name=value (threshold=0.9 for dedupe, rescore=8, score=ifd, "
+            "beta=2 …)."
+        ),
     ] = None,
     target: Annotated[
         str | None,
@@ -61,16 +64,26 @@ def select(
         typer.Option(help="Rebuild the subset recorded in an export's .manifest.json."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace a subset of the same name.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Say why each row left out was left out (quality_diverse, quality_blend); "
+            "with --json every such row is listed.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Choose a subset with a selector and store it under --name."""
     # heavy: pandas, pyarrow and scipy, kept off `prism --help`
     from core.workspace.compare import subset_report
     from core.workspace.export import read_manifest
-    from core.workspace.subsets import reproduce_subset, rows_of, run_selector
+    from core.workspace.selector_runs import reproduce_subset, run_selector
+    from core.workspace.subsets import rows_of
 
     ws = open_workspace(workspace)
     identical = None
+    left_out: list[Any] = []  # run_selector puts the selector's reasons here (--explain)
     if from_manifest is not None:
         manifest = read_manifest(from_manifest)
         stored = manifest["subset"].get("name") or "reproduced"
@@ -92,6 +105,7 @@ def select(
             start=start,
             options={**parse_options(option), **({"target": target} if target else {})},
             overwrite=force,
+            explain=left_out if explain else None,
         )
     report = subset_report(ws.features(), rows)
     reused = from_manifest is None and name is not None and text != " ".join(name.split())
@@ -100,9 +114,14 @@ def select(
         record["identical_to_manifest"] = identical
     if reused:
         record["reused"] = True
+    reasons = left_out_records(ws, left_out[0]) if left_out else None
+    if reasons is not None:
+        record["left_out"] = reasons
     if as_json:
         print_json(record)
         return
+    if reasons is not None:
+        print_left_out(reasons)
     if reused:
         console.print(
             f"same as stored subset “{escape(text)}” (the same selector, settings and rows): "
@@ -117,6 +136,39 @@ def select(
             else f"; same ids as the manifest: {'yes' if identical else 'NO'}"
         )
     )
+
+
+def left_out_records(ws: Any, left_out: Any) -> list[dict[str, Any]]:
+    """One record per row a selector left out: id, reason (key and words), the other row, cosine."""
+    ids = ws.samples(columns=["id"])["id"].astype(str).to_numpy()
+    return [
+        {
+            "id": str(ids[row]),
+            "reason": reason,
+            "why": left_out.describe(i, ids),
+            "other": None if left_out.other[i] < 0 else str(ids[left_out.other[i]]),
+            "cosine": None
+            if math.isnan(left_out.cosine[i])
+            else round(float(left_out.cosine[i]), 4),
+            "score": None if math.isnan(left_out.score[i]) else float(left_out.score[i]),
+        }
+        for i, (row, reason) in enumerate(zip(left_out.rows, left_out.reasons, strict=True))
+    ]
+
+
+def print_left_out(records: list[dict[str, Any]], limit: int = 20) -> None:
+    """How many rows were left out for each reason, then the first ``limit`` of them."""
+    from collections import Counter
+
+    counts = Counter(r["reason"] for r in records)
+    console.print(
+        f"left out {len(records):,} rows: "
+        + (", ".join(f"{n:,} {escape(reason)}" for reason, n in counts.most_common()) or "none")
+    )
+    for r in records[:limit]:
+        console.print(f"  {escape(r['id'])}: {escape(r['why'])}", highlight=False)
+    if len(records) > limit:
+        console.print(f"  … {len(records) - limit:,} more (--json lists them all)")
 
 
 subset_app = typer.Typer(

@@ -6,6 +6,7 @@ extraction job with a progress bar; ``resume`` finishes an interrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -366,10 +367,12 @@ def info(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """What a workspace holds: dataset, settings, scores, analyses and columns."""
     # heavy: pandas and pyarrow, kept off `prism --help`
     from core.workspace.jobs.record import read_progress
+    from core.workspace.quality import quality_signals
 
     ws = open_workspace(workspace)
     record = ws.record()
     record["columns"] = list(ws.samples().columns)
+    record["quality_signals"] = [dataclasses.asdict(s) for s in quality_signals(ws)]
     record["subsets"] = {name: s.size for name, s in ws.subsets().items()}
     progress = read_progress(ws.path)
     if progress is not None:

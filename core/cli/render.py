@@ -325,7 +325,15 @@ INFO_SECTIONS = list(
     dict.fromkeys(["dataset", "features", "job", "scores"] + [a.section for a in ANALYSES.values()])
 )
 INFO_HEADINGS = {"layout": "Map"}  # the rest: the section's name, capitalised
-INFO_SKIP = {"schema_version", "prism_version", "created", "updated", "columns", "subsets"}
+INFO_SKIP = {
+    "schema_version",
+    "prism_version",
+    "created",
+    "updated",
+    "columns",
+    "subsets",
+    "quality_signals",
+}
 
 
 def info_heading(section: str) -> str:
@@ -419,6 +427,15 @@ def print_info_summary(record: dict[str, Any]) -> None:
             f"{number(clusters.get('n_sparse'))} sparse",
         )
     result.add_row("columns", escape(", ".join(map(str, record.get("columns", [])))))
+    signals = record.get("quality_signals") or []
+    if signals:
+        result.add_row(
+            "quality",
+            ", ".join(f"{escape(s['column'])} {'✓' if s['present'] else '–'}" for s in signals),
+        )
+        for s in signals:
+            if not s["present"]:
+                result.add_row(f"  {escape(s['column'])}", escape(s["note"]))
     subsets = record.get("subsets", {})
     result.add_row(
         "subsets",

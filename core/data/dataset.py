@@ -57,6 +57,11 @@ RESERVED_COLUMNS = (
     "emb_umap_x",
     "emb_umap_y",
     "nbr_agreement",
+    # quality beside diversity (core.measures.quality)
+    "ifd",
+    "loss_alone",
+    "is_high_loss_outlier",
+    "is_low_loss_outlier",
 )
 
 

@@ -2,7 +2,8 @@
 
 - ``Pool``: unit ``features`` (n × d), optional cluster ``labels`` (n,), optional ``candidates``
   (the rows a selector may add), optional ``relevance`` (n × G: each row's relevance to each group
-  of a target set, ``core.measures.relevance``) for the targeted selectors.
+  of a target set, ``core.measures.relevance``) for the targeted selectors, optional per-row
+  numeric ``columns`` (``loss``, ``ifd``…: what the quality selectors read, ``core.select.quality``).
 - the budget (a count or a fraction of the rows) is read by ``core.validate.check_budget``.
 - ``start_rows`` / ``available`` / ``check_fit``: the rows already chosen, the rows still free,
   and whether the budget fits in them — shared by every selector.
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +31,14 @@ class Pool:
     """What a selector chooses from: unit ``features`` (n × d), optional ``labels`` (n,).
 
     ``candidates`` (row positions) limits the rows a selector may add; None means all rows.
+    ``columns``: per-row numeric columns by name (n values each), for selectors that read them.
     """
 
     features: np.ndarray
     labels: np.ndarray | None = None
     candidates: np.ndarray | None = field(default=None)
     relevance: np.ndarray | None = None
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", check_features(self.features, min_rows=1))
@@ -57,6 +61,12 @@ class Pool:
                     param="relevance",
                 )
             object.__setattr__(self, "relevance", scores)
+        for name, values in self.columns.items():
+            if len(values) != len(self.features):
+                raise PrismError(
+                    f"Column {name!r} has {len(values):,} values for {len(self.features):,} rows.",
+                    param="columns",
+                )
 
     @property
     def n(self) -> int:
@@ -87,6 +97,24 @@ class Pool:
                 param="target",
             )
         return np.asarray(self.relevance)
+
+
+def pool_column(pool: Pool, name: str, method: str) -> np.ndarray:
+    """The pool's numeric column ``name`` as float64, or a PrismError saying how to get it."""
+    if name not in pool.columns:
+        have = ", ".join(sorted(pool.columns)) or "none"
+        raise PrismError(
+            f"{method} reads the column {name!r}, which this workspace does not have (numeric "
+            f"columns it has: {have}). Compute it first (`loss` comes with the features, `ifd` "
+            "from `prism quality WS --ifd`), or choose another `score`.",
+            param="options",
+        )
+    try:
+        return np.asarray(pool.columns[name], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PrismError(
+            f"{method} needs a numeric column; {name!r} is not numeric.", param="options"
+        ) from None
 
 
 def start_rows(pool: Pool, start: object, budget: int | None) -> np.ndarray:

@@ -1,11 +1,14 @@
 """Subset selectors: budget in, row positions out, deterministically for a seed.
 
     SELECTORS = {"random", "cluster_balanced", "k_center", "vendi_greedy", "sparse_clusters", "dedupe",
-                 "targeted", "targeted_diverse"}
+                 "targeted", "targeted_diverse", "quality_diverse", "quality_blend"}
 
 ``SELECTORS`` maps each name to a ``SelectorSpec``: its function, a one-line description, its typed
 options, and whether it is a filter, prefix-stable, or needs clusters. The CLI, the app and the
 budget curves read these specs; nothing else lists selectors.
+
+The quality selectors (``core.select.quality``) read a per-row score from ``Pool.columns`` and can
+say why each row was left out (``SelectorSpec.explain``).
 
 Every selector function has the signature ``fn(pool, *, budget, seed, start, **options) -> rows``:
 
@@ -21,7 +24,7 @@ Every selector function has the signature ``fn(pool, *, budget, seed, start, **o
 
 The targeted selectors (``needs_target``, ``core.select.targeted``) rank by ``pool.relevance``, each row's relevance to the
 groups of a target set; ``TARGET_OPTIONS`` (target, agg, whiten) say which relevance, and whoever
-builds the pool computes it from them (``core.workspace.subsets.selector_pool``), so ``select``
+builds the pool computes it from them (``core.workspace.selector_runs.selector_pool``), so ``select``
 records them but does not pass them on.
 
 Cosine is the inner product of unit rows, so the greedy selectors' distances are matrix products
@@ -43,10 +46,16 @@ from core.measures.vendi import vendi_from_covariance
 from core.select.dedupe_index import indexed_near_duplicates
 from core.select.greedy import BLOCK_ROWS, block_dot, greedy, row_of
 from core.select.pool import Pool, available, check_fit, start_rows
+from core.select.quality import (
+    explain_quality_blend,
+    explain_quality_diverse,
+    quality_blend,
+    quality_diverse,
+)
 from core.select.targeted import boolean, relevance_agg, targeted, targeted_diverse
 from core.validate import check_budget, check_seed
 
-__all__ = ["SELECTORS", "Pool", "SelectorSpec", "parse_options", "select"]
+__all__ = ["SELECTORS", "Pool", "SelectorSpec", "explain", "parse_options", "select"]
 
 DEDUPE_THRESHOLD = 0.95
 # From this many rows dedupe compares rows in matrix products over all pairs (from 50,000 rows:
@@ -311,7 +320,11 @@ class SelectorSpec:
     ``is_filter``: keeps every row that passes a test, so its budget may be omitted;
     ``prefix_stable``: every prefix of its answer is its answer for a smaller budget;
     ``needs_clusters``: runs only on a clustered pool;
-    ``needs_target``: ranks by relevance to a target set (``TARGET_OPTIONS`` are its options too).
+    ``needs_target``: ranks by relevance to a target set (``TARGET_OPTIONS`` are its options too);
+    ``seeded``: its result depends on the seed (False: ties go by row order);
+    ``curves``: drawn on the default budget curves (G-Vendi against budget);
+    ``explain``: the same call returning (rows, ``core.select.quality.LeftOut``), where the
+    selector can say why each row it left out was left out.
     """
 
     function: Selector
@@ -321,6 +334,9 @@ class SelectorSpec:
     prefix_stable: bool = False
     needs_clusters: bool = False
     needs_target: bool = False
+    seeded: bool = True
+    curves: bool = True
+    explain: Callable[..., tuple[np.ndarray, Any]] | None = None
 
     @property
     def all_options(self) -> Mapping[str, Callable[[Any], Any]]:
@@ -355,12 +371,35 @@ SELECTORS: dict[str, SelectorSpec] = {
         options={"round_robin": boolean},
         prefix_stable=True,
         needs_target=True,
+        seeded=False,
+        curves=False,
     ),
     "targeted_diverse": SelectorSpec(
         targeted_diverse,
         "greedy Vendi within the most relevant rows to a target set",
         options={"shortlist": int},
         needs_target=True,
+        seeded=False,
+        curves=False,
+    ),
+    "quality_diverse": SelectorSpec(
+        quality_diverse,
+        "best quality first, each below a cosine threshold to every kept row",
+        options={"score": str, "threshold": float, "outliers": str},
+        is_filter=True,
+        prefix_stable=True,
+        seeded=False,
+        curves=False,
+        explain=explain_quality_diverse,
+    ),
+    "quality_blend": SelectorSpec(
+        quality_blend,
+        "greedy log Vendi + beta × mean quality",
+        options={"score": str, "beta": float, "outliers": str},
+        prefix_stable=True,
+        seeded=False,  # the seed draws the first row at beta = 0 only
+        curves=False,
+        explain=explain_quality_blend,
     ),
 }
 
@@ -402,16 +441,9 @@ def _kind(parse: Callable[[Any], Any]) -> str:
     return getattr(parse, "__name__", "valid")
 
 
-def select(
-    method: str,
-    pool: Pool,
-    *,
-    budget: float | int | None,
-    seed: int = 0,
-    start: object = None,
-    **options: Any,
-) -> np.ndarray:
-    """Run selector ``method`` with a budget (count or fraction); checks every argument first."""
+def _checked(
+    method: str, pool: Pool, budget: float | int | None, seed: int, options: Mapping[str, Any]
+) -> tuple[SelectorSpec, int | None, int, dict[str, Any]]:
     spec = selector_spec(method)
     seed = check_seed(seed)
     rows = check_budget(budget, pool.n, allow_none=spec.is_filter)
@@ -424,4 +456,39 @@ def select(
     typed = parse_options(method, options)
     if spec.needs_target:  # they chose pool.relevance; the function ranks by it
         typed = {k: v for k, v in typed.items() if k not in TARGET_OPTIONS}
+    return spec, rows, seed, typed
+
+
+def select(
+    method: str,
+    pool: Pool,
+    *,
+    budget: float | int | None,
+    seed: int = 0,
+    start: object = None,
+    **options: Any,
+) -> np.ndarray:
+    """Run selector ``method`` with a budget (count or fraction); checks every argument first."""
+    spec, rows, seed, typed = _checked(method, pool, budget, seed, options)
     return spec.function(pool, budget=rows, seed=seed, start=start, **typed)
+
+
+def explain(
+    method: str,
+    pool: Pool,
+    *,
+    budget: float | int | None,
+    seed: int = 0,
+    start: object = None,
+    **options: Any,
+) -> tuple[np.ndarray, Any]:
+    """``select``, and why every candidate row left out was left out (``LeftOut``), for the
+    selectors that can say (``SelectorSpec.explain``)."""
+    spec, rows, seed, typed = _checked(method, pool, budget, seed, options)
+    if spec.explain is None:
+        able = ", ".join(m for m, s in SELECTORS.items() if s.explain is not None)
+        raise PrismError(
+            f"{method} cannot say why it left rows out; the selectors that can: {able}.",
+            param="explain",
+        )
+    return spec.explain(pool, budget=rows, seed=seed, start=start, **typed)

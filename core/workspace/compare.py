@@ -40,8 +40,9 @@ from core.validate import check_int
 from core.workspace.analyses import TextScores
 from core.workspace.files import now
 from core.workspace.manifest import CurvesSection
+from core.workspace.selector_runs import selector_pool
 from core.workspace.store import Workspace, write_parquet
-from core.workspace.subsets import rows_of, selector_pool, subset_record
+from core.workspace.subsets import rows_of, subset_record
 
 REPORT_QS = (1.0, 0.5, 2.0, math.inf)
 WHOLE_SET = "(whole set)"
@@ -229,7 +230,9 @@ def curve_settings(
         )
     seeds = check_int(seeds, param="seeds", minimum=1)
     largest = check_int(largest, param="largest", minimum=1)
-    wanted = set(SELECTORS if methods is None else methods)
+    wanted = set(
+        [m for m, spec in SELECTORS.items() if spec.curves] if methods is None else methods
+    )
     clustered = "cluster" in workspace.sample_columns()
     chosen = [
         m

@@ -51,6 +51,8 @@ def derived_files(root: Path) -> list[tuple[str, Path]]:
 
 
 def _recompute_hint(workspace: Workspace, analysis: str) -> str:
+    if analysis in ANALYSES and ANALYSES[analysis].recompute:
+        return f"Compute it again with {ANALYSES[analysis].recompute.format(path=workspace.path)}."
     if analysis in ANALYSES and analysis != "features":
         return f"Compute it again with `prism {ANALYSES[analysis].command} {workspace.path}`."
     return workspace.rebuild_hint()

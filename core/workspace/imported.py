@@ -41,6 +41,12 @@ _HASH_BLOCK = 2**20
 _SHOWN_IDS = 10
 
 
+def is_imported(workspace: Workspace) -> bool:
+    """Whether the workspace's features were imported (no proxy model computed them)."""
+    section = workspace.feature_section
+    return section is not None and section.settings.get("model") == IMPORTED
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

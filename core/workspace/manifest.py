@@ -1,7 +1,8 @@
 """Typed sections of a workspace's ``manifest.json``: one frozen dataclass per section.
 
 ``manifest.json`` is a JSON object of sections (``dataset``, ``features``, ``scores``,
-``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``, ``synthesis``, ``targets``) beside a few top-level stamps
+``clusters``, ``layout``, ``embedding``, ``lexical``, ``curves``, ``synthesis``, ``targets``,
+``ifd``, ``outliers``) beside a few top-level stamps
 (``schema_version``, ``prism_version``, ``created``, ``updated``). Each section class reads its
 dict with ``from_dict`` — tolerant of older workspaces: a missing key takes its default, an
 unknown key is kept in ``extra`` — and writes it back with ``to_dict`` (``None`` values and empty
@@ -271,6 +272,43 @@ class TargetsSection(Section):
         return self.replace(targets={k: v for k, v in self.targets.items() if k != name})
 
 
+@dataclass(frozen=True)
+class IfdSection(Section):
+    """IFD (``core.workspace.jobs.ifd``): how the response alone was read, its state and summary."""
+
+    NAME: ClassVar[str] = "ifd"
+    status: str = "pending"  # pending | running | cancelled | failed | complete
+    alone: str | None = None  # what "the response alone" is, in words
+    fingerprint: str | None = None  # the dataset it was computed for
+    features_completed: str | None = None  # the features whose loss it divides
+    shard_size: int | None = None
+    n: int | None = None
+    median_ifd: float | None = None
+    n_above_one: int | None = None  # rows whose prompt does not help (IFD ≥ 1)
+    device: str | None = None
+    seconds: float | None = None
+    completed: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass(frozen=True)
+class OutliersSection(Section):
+    """The loss-outlier flags (``core.measures.quality``): the rule in words, its cuts, counts."""
+
+    NAME: ClassVar[str] = "outliers"
+    rule: str | None = None
+    high_cut: float | None = None
+    low_cut: float | None = None
+    n_rows: int | None = None
+    n_high: int | None = None
+    n_low: int | None = None
+    features_completed: str | None = None
+    computed: str | None = None
+
+
 def scores_record(scores: Mapping[float, float], *, n: int, dim: int) -> Scores:
     """The one schema for scores ({q: Vendi}, q = 1 included), in the manifest and in
     `prism score --json`."""
@@ -361,6 +399,14 @@ class TypedSections:
         return self.section(TargetsSection) or TargetsSection()
 
     @property
+    def ifd(self) -> IfdSection | None:
+        return self.section(IfdSection)
+
+    @property
+    def outliers(self) -> OutliersSection | None:
+        return self.section(OutliersSection)
+
+    @property
     def g_vendi(self) -> float | None:
         """The whole set's stored G-Vendi (None until scored)."""
         scores = self.scores
@@ -380,5 +426,7 @@ SECTIONS: dict[str, type[Section]] = {
         CurvesSection,
         SynthesisSection,
         TargetsSection,
+        IfdSection,
+        OutliersSection,
     )
 }

@@ -1,7 +1,7 @@
 """Relevance of a workspace's rows to its target sets, and the target's coverage by the pool.
 
 - ``target_relevance``: each row's relevance to each group of a target (n × G), what the
-  targeted selectors rank by (``core.workspace.subsets.selector_pool``).
+  targeted selectors rank by (``core.workspace.selector_runs.selector_pool``).
 - ``store_relevance``: the best group's relevance as the derived column ``relevance:<target>``,
   its settings (agg, whiten, ridge) in the target's record.
 - ``coverage``: per target group, close pool rows, best matches (ids, previews), under-served.

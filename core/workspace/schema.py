@@ -40,6 +40,9 @@ class Analysis:
     columns: tuple[Column, ...]
     command: str  # the CLI command that (re)computes it
     description: str
+    # The whole command that recomputes it, in backquotes, ``{path}`` for the workspace, where
+    # `prism <command> <path>` alone would not.
+    recompute: str = ""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -95,6 +98,27 @@ ANALYSES: dict[str, Analysis] = {
             "relevance",
             "relevance of each row to a target set (cosine of unit features, LESS aggregation)",
         ),
+        Analysis(
+            "ifd",
+            "ifd",
+            (
+                Column("ifd", "IFD (loss with prompt / alone)"),
+                Column("loss_alone", "Loss of the response alone"),
+            ),
+            "quality",
+            "instruction-following difficulty: the response's loss with its prompt over alone",
+            recompute="`prism quality {path} --ifd`",
+        ),
+        Analysis(
+            "outliers",
+            "outliers",
+            (
+                Column("is_high_loss_outlier", "High-loss outlier", categorical=True),
+                Column("is_low_loss_outlier", "Low-loss outlier", categorical=True),
+            ),
+            "quality",
+            "rows of extreme response loss, by a stated rule",
+        ),
     )
 }
 RELEVANCE_PREFIX = "relevance:"
@@ -113,6 +137,10 @@ COLOUR_ORDER = (
     "emb_cluster",
     "loss",
     "grad_norm",
+    "ifd",
+    "loss_alone",
+    "is_high_loss_outlier",
+    "is_low_loss_outlier",
     "n_tokens",
     "n_response_tokens",
     "truncated",

@@ -59,7 +59,9 @@ from core.workspace.manifest import (
     ClustersSection,
     CurvesSection,
     FeatureSection,
+    IfdSection,
     LayoutSection,
+    OutliersSection,
     Scores,
     Section,
     SynthesisSection,
@@ -74,6 +76,7 @@ SUBSETS = "subsets.json"
 TAGS = "tags.json"  # keep / drop / flag marks and their undo history (core.workspace.tags)
 INDEX = "index"  # the nearest-neighbour index of the features (core.workspace.similar)
 SHARDS = "shards"
+IFD_SHARDS = "ifd-shards"  # finished rows of an IFD pass (core.workspace.jobs.ifd)
 JOBS = "jobs"  # background jobs' records (core.workspace.jobs.record)
 JOB = f"{JOBS}/features.json"  # the feature job's record (schema 1: ``job.json``)
 LOCK = ".lock"
@@ -319,6 +322,7 @@ class Workspace(TypedSections):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
         shutil.rmtree(self.index_dir, ignore_errors=True)
+        shutil.rmtree(self.path / IFD_SHARDS, ignore_errors=True)
         (self.path / "curves.parquet").unlink(missing_ok=True)
         self.drop_sections(
             FeatureSection,
@@ -327,6 +331,8 @@ class Workspace(TypedSections):
             LayoutSection,
             CurvesSection,
             SynthesisSection,
+            IfdSection,
+            OutliersSection,
             save=False,
         )
         # Synthetic rows go with the samples being replaced; their candidates are set aside, not

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,7 @@ import pandas as pd
 from core.data.columns import ColumnMap
 from core.data.text import conversations
 from core.errors import PrismError
-from core.select.selectors import SELECTORS, Pool, parse_options, select
-from core.workspace.records import SubsetRebuilt, SubsetRecord, SubsetStale
+from core.workspace.records import SubsetRecord, SubsetStale
 from core.workspace.store import Workspace, now
 from core.workspace.tags import TAG_PREFIX, tagged_rows
 
@@ -319,179 +317,6 @@ def rows_of_all(workspace: Workspace) -> dict[str, np.ndarray]:
     return {
         name: rows_of(workspace, name, lenient=True, index=index) for name in workspace.subsets()
     }
-
-
-# -- selectors on a workspace -----------------------------------------------------------------
-
-
-def selector_pool(
-    workspace: Workspace,
-    *,
-    within: str | None = None,
-    exclude: str | None = None,
-    target: Mapping[str, Any] | None = None,
-) -> Any:
-    """The ``core.select.selectors.Pool`` of a workspace: its features, its clusters if it has them,
-    the rows of subset ``within`` less those of subset ``exclude`` as the only candidates, and with
-    ``target`` (the selector's ``TARGET_OPTIONS``: target, agg, whiten) each row's relevance to that
-    target's groups."""
-
-    has_labels = "cluster" in workspace.sample_columns()
-    labels = workspace.samples(columns=["cluster"])["cluster"].to_numpy() if has_labels else None
-    candidates = rows_of(workspace, within) if within else None
-    if exclude:
-        pool = np.arange(workspace.n_samples) if candidates is None else candidates
-        candidates = pool[~np.isin(pool, rows_of(workspace, exclude))]
-        if candidates.size == 0:
-            raise PrismError(
-                f"Excluding “{exclude}” leaves no rows to choose from.", param="exclude"
-            )
-    relevance = None
-    if target and target.get("target"):
-        from core.workspace.relevance import target_relevance
-
-        relevance = target_relevance(
-            workspace,
-            str(target["target"]),
-            agg=str(target.get("agg", "mean-max")),
-            whiten=bool(target.get("whiten", False)),
-        )
-    return Pool(workspace.features(), labels=labels, candidates=candidates, relevance=relevance)
-
-
-def run_selector(
-    workspace: Workspace,
-    method: str,
-    *,
-    name: str,
-    k: float | int | None,
-    seed: int = 0,
-    within: str | None = None,
-    exclude: str | None = None,
-    start: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    reuse: bool = True,
-) -> tuple[str, np.ndarray]:
-    """Run a selector on the workspace and store its result as subset ``name``; returns (the name
-    stored, rows). With ``reuse``, when the same run (method, budget, seed, options, ``within``,
-    ``start``) with the same result is stored already, nothing new is stored and that subset's
-    name is returned.
-
-    The subset's ``how`` records method, budget, seed, options, ``within``, ``exclude`` and
-    ``start`` and the clustering it used, which is everything ``reproduce_subset`` needs.
-    """
-    text = check_name(name)
-    if text in workspace.subsets() and not overwrite:
-        raise PrismError(
-            f"A subset named “{text}” already exists; choose another name.", param="name"
-        )
-    typed = parse_options(method, dict(options or {}))
-    pool = selector_pool(workspace, within=within, exclude=exclude, target=typed)
-    start_rows = rows_of(workspace, start) if start else None
-    rows = select(method, pool, budget=k, seed=seed, start=start_rows, **typed)
-    if len(rows) == 0:
-        raise PrismError(f"{method} kept no rows; nothing to save.")
-    ids = workspace.samples(columns=["id"])["id"].astype(str).to_numpy()[rows]
-    how: dict[str, Any] = {"method": method, "k": k, "seed": int(seed), "options": typed}
-    how.update({k: v for k, v in (("within", within), ("exclude", exclude)) if v})
-    if start:
-        how["start"] = start
-    if SELECTORS[method].needs_target and typed.get("target"):
-        from core.workspace.targets import target_record
-
-        record = target_record(workspace, str(typed["target"]))
-        how["target"] = {"name": record.name, "kind": record.kind, "source": record.source}
-    if SELECTORS[method].needs_clusters:
-        clusters = workspace.clusters
-        how["clusters"] = {
-            "n_clusters": clusters.n_clusters if clusters else None,
-            "seed": clusters.seed if clusters else None,
-        }
-    same = identical_subset(workspace, ids.tolist(), how=how) if reuse and not overwrite else None
-    if same is not None:  # this run is stored already: reuse it rather than store a copy
-        return same, rows
-    save_subset(workspace, text, ids.tolist(), how=how, overwrite=overwrite)
-    return text, rows
-
-
-def identical_subset(
-    workspace: Workspace, ids: Iterable[object], *, how: Mapping[str, Any]
-) -> str | None:
-    """The name of a stored subset made the same way (``how``) with the same ids in the same
-    order, or None; ``run_selector`` returns it instead of storing a second copy."""
-    wanted = [str(i) for i in ids]
-    for name, record in workspace.subsets().items():
-        if stale_reason(record):
-            continue
-        if record.how == dict(how) and list(record.ids) == wanted:
-            return name
-    return None
-
-
-def reproduce_subset(
-    workspace: Workspace,
-    manifest: Mapping[str, Any],
-    *,
-    name: str,
-    overwrite: bool = False,
-    source: str | os.PathLike[str] | None = None,
-) -> tuple[str, bool]:
-    """Rebuild an exported subset from its manifest; returns (name, ids identical to the export).
-
-    A selector subset is re-run with its recorded method, budget, seed and options (its
-    ``within``/``start`` subsets must exist here too); any other subset is restored from its ids.
-    The subset's record says it was rebuilt, from which manifest file (``source``), of which
-    subset and export date, when, and whether its ids matched (``rebuilt_note``).
-    """
-    fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
-    mine = workspace.dataset.fingerprint
-    if fingerprint and mine and fingerprint != mine:
-        raise PrismError(
-            f"The manifest was exported from other data (fingerprint {fingerprint}, this "
-            f"workspace {mine}); open the workspace it came from.",
-            param="manifest",
-        )
-    subset = manifest["subset"]
-    how = dict(subset.get("how") or {})
-    wanted = sorted(str(i) for i in subset["ids"])
-    if how.get("method") in SELECTORS:
-        text, _ = run_selector(
-            workspace,
-            how["method"],
-            name=name,
-            k=how.get("k"),
-            seed=int(how.get("seed", 0)),
-            within=how.get("within"),
-            exclude=how.get("exclude"),
-            start=how.get("start"),
-            options=how.get("options"),
-            overwrite=overwrite,
-            reuse=False,
-        )
-        got = sorted(subset_record(workspace, text).ids)
-        identical = got == wanted
-    else:
-        text = save_subset(
-            workspace,
-            name,
-            subset["ids"],
-            how={**how, "restored_from": "manifest"},
-            overwrite=overwrite,
-        )
-        identical = True
-    rebuilt = SubsetRebuilt(
-        source=str(Path(source).absolute()) if source is not None else None,
-        exported=manifest.get("exported"),
-        subset=subset.get("name"),
-        identical=identical,
-        when=now(),
-    )
-    with workspace.lock():
-        subsets = workspace.subsets()
-        subsets[text] = subsets[text].replace(rebuilt=rebuilt)
-        workspace.write_subsets(subsets)
-    return text, identical
 
 
 def rebuilt_note(record: SubsetRecord, *, full: bool = True) -> str | None:

@@ -22,6 +22,7 @@ from core.measures.vendi import subset_vendi, vendi_score
 from core.select.selectors import Pool, select
 from core.workspace.compare import WHOLE_SET, budget_curves, compare_subsets, subset_report
 from core.workspace.export import FORMATS, export_bytes, export_rows, read_export
+from core.workspace.selector_runs import run_selector
 from core.workspace.store import Workspace
 from core.workspace.subsets import (
     combine_subsets,
@@ -30,7 +31,6 @@ from core.workspace.subsets import (
     rename_subset,
     restore_subset,
     rows_of,
-    run_selector,
     save_subset,
     subset_record,
 )

@@ -49,10 +49,12 @@ class CurveSettings:
 
 def available_methods(ws: Workspace) -> list[str]:
     clustered = "cluster" in cache.samples(ws).columns
+    # The quality selectors optimise another axis: their curve is `prism quality --blend-curve`;
+    # the targeted ones need a target.
     return [
         m
         for m, spec in SELECTORS.items()
-        if (clustered or not spec.needs_clusters) and not spec.needs_target
+        if spec.curves and not spec.needs_target and (clustered or not spec.needs_clusters)
     ]
 
 

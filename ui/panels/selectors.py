@@ -8,9 +8,11 @@ from typing import Any
 import streamlit as st
 
 from core.errors import PrismError
+from core.select.quality import QUALITY_THRESHOLD
 from core.select.selectors import DEDUPE_THRESHOLD, SELECTORS
+from core.workspace.selector_runs import run_selector
 from core.workspace.store import Workspace
-from core.workspace.subsets import MAX_NAME, run_selector
+from core.workspace.subsets import MAX_NAME
 from ui import cache, state
 from ui import format as fmt
 from ui.errors import Slots
@@ -104,7 +106,7 @@ def selector_form(ws: Workspace) -> None:
     slots.under("within", where=b)
     slots.under("start", where=c)
     options: dict[str, Any] = {}
-    for option, kind in SELECTORS[method].options.items():
+    for option in SELECTORS[method].options:
         if option == "rescore":
             options[option] = int(
                 st.number_input(
@@ -119,19 +121,25 @@ def selector_form(ws: Workspace) -> None:
                 )
             )
         elif option == "threshold":
+            quality = method == "quality_diverse"
             options[option] = float(
                 st.number_input(
-                    "Duplicate when cosine ≥ (threshold)",
-                    min_value=0.5,
+                    "Too similar when cosine ≥ (threshold)"
+                    if quality
+                    else "Duplicate when cosine ≥ (threshold)",
+                    min_value=0.05 if quality else 0.5,
                     max_value=1.0,
-                    value=DEDUPE_THRESHOLD,
+                    value=QUALITY_THRESHOLD if quality else DEDUPE_THRESHOLD,
                     step=0.01,
                     format="%.2f",
-                    key="selector_threshold",
+                    key=f"selector_threshold_{method}",
                 )
             )
         else:
-            options[option] = kind(st.text_input(option, key=f"selector_{option}"))
+            # Left empty: the selector's own default (score -loss, beta 1, outliers skip).
+            text = st.text_input(option, key=f"selector_{option}", placeholder="default")
+            if text.strip():
+                options[option] = text.strip()  # typed (and refused) by run_selector
         slots.under(option)
     budget_word = (
         "all"

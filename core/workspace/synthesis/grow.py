@@ -35,7 +35,9 @@ from core.workspace.manifest import (
     CurvesSection,
     EmbeddingSection,
     FeatureSection,
+    IfdSection,
     LexicalSection,
+    OutliersSection,
 )
 from core.workspace.schema import ANALYSES, is_derived
 from core.workspace.store import EMBEDDINGS, MANIFEST, Workspace
@@ -148,7 +150,14 @@ def join_round(workspace: Workspace, round_no: int) -> int:
             write_npy(workspace.features_path, np.concatenate([old, added]))
             (workspace.path / EMBEDDINGS).unlink(missing_ok=True)
             (workspace.path / "curves.parquet").unlink(missing_ok=True)
-            workspace.drop_sections(EmbeddingSection, LexicalSection, CurvesSection, save=False)
+            workspace.drop_sections(
+                EmbeddingSection,
+                LexicalSection,
+                CurvesSection,
+                IfdSection,
+                OutliersSection,
+                save=False,
+            )
             workspace.set_section(workspace.dataset.replace(n_samples=n), save=False)
             section = workspace.feature_section or FeatureSection()
             workspace.set_section(section.replace(n_samples=n), save=False)
