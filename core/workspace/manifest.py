@@ -235,6 +235,7 @@ class SynthesisSection(Section):
     generator: str | None = None
     rounds: tuple[Mapping[str, Any], ...] = ()
     n_joined: int = 0
+    origin_added: bool = False  # the ``origin`` column is Prism's: the dataset brought none
 
 
 @dataclass(frozen=True)
