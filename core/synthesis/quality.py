@@ -96,7 +96,7 @@ def arithmetic(expression: str) -> float:
     ÷, parentheses and signs. Anything else raises ``ValueError``; nothing is executed."""
     text = expression.replace(",", "").replace("$", "").replace("×", "*").replace("÷", "/")
     text = re.sub(r"\s+x\s+", "*", text.replace("–", "-"))
-    text = re.sub(r"(\d(?:\.\d*)?|\.\d+)\s*%", r"(\1/100)", text)
+    text = re.sub(r"(\d+(?:\.\d*)?|\.\d+)\s*%", r"(\1/100)", text)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:

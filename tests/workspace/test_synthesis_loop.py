@@ -19,6 +19,7 @@ from cli_support import REPO, invoke
 from endpoint_stub import Behaviour, serving
 
 from core.errors import PrismError
+from core.synthesis.filter import count_key
 from core.synthesis.generators import make_generator
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import (
@@ -31,7 +32,9 @@ from core.workspace.synthesis.candidates import (
 from core.workspace.synthesis.loop import SynthesisConfig, pending_rounds, run_synthesis
 from core.workspace.synthesis.loop import join as join_round
 
-FAST = {"generator": "tiny", "max_new_tokens": 16}
+# The tiny model is random: its candidates' losses lie outside the source band, so the quality
+# gate is off where a test needs rows to join (the gate's own tests turn it on).
+FAST = {"generator": "tiny", "max_new_tokens": 16, "quality_gate": False}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def test_a_round_stores_every_candidate_and_joins_exactly_the_kept_ones(
     assert list(frame.columns) == list(COLUMNS) and len(frame) == len(features) == 6
     counts = frame["reason"].value_counts().to_dict()
     assert sum(counts.values()) == record["generated"] == 6
-    assert {k: record[k] for k in counts} == counts
+    assert {k: record[count_key(k)] for k in counts} == counts
     # The filter: kept ⇔ well formed, no duplicate, nearest centroid in a sparse cluster.
     formed = frame["reason"] != "malformed"
     assert (frame.loc[frame["reason"] == "kept", "nearest_sparse"]).all()
@@ -197,7 +200,7 @@ def _synthesize(
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "core", "synthesize", str(path), *generator,
-         "--max-new-tokens", "16", "--quiet", *args],
+         "--max-new-tokens", "16", "--no-quality-gate", "--quiet", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
