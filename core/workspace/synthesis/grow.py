@@ -232,8 +232,8 @@ def unjoin_round(workspace: Workspace, round_no: int) -> tuple[int, list[str]]:
                     note = ""  # the source rows' labels never changed: the clustering before
             _replace_rows(workspace, table, old[~leave], note)
             shutil.rmtree(workspace.path / JOURNAL)
-        frame.loc[joined, "joined"] = False
         frame.loc[joined, "decision"] = UNJOINED
+        frame["joined"] = False  # ``joined`` may be a view of this column: changed last
         write_round(workspace, round_no, frame, features)
         stale = mark_stale(workspace, before=samples, before_columns=columns) if leave.any() else []
     return int(leave.sum()), stale
