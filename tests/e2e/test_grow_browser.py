@@ -108,7 +108,7 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         page.get_by_label("Longest reply (tokens)", exact=True).fill("8")
         page.get_by_label("Longest reply (tokens)", exact=True).press("Tab")
         settle(page)
-        assert page.get_by_label("Review each round by hand before it joins").is_checked()
+        assert page.get_by_role("switch", name="Review each round by hand").is_checked()
         page.get_by_role("button", name="Start").click()
         page.get_by_text("Growing", exact=True).wait_for()
         shot(page, shots, "grow-2-running")
