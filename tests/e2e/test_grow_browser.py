@@ -131,14 +131,23 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         shot(page, shots, "grow-3-finished")
         # Join the reviewed round, then undo it from the round table.
         n_before = Workspace.open(path).n_samples
+
+        def statuses() -> list[str]:
+            rounds = Workspace.open(path).section(SynthesisSection).rounds
+            return [str(r["status"]) for r in rounds]
+
         page.get_by_role("button", name="Join", exact=True).click()
-        rounds = until(lambda: table_cells(page, "Generated"), lambda r: r[1][-1] == "joined")
-        assert rounds[1][-1] == "joined"
+        assert until(statuses, lambda s: s == ["joined", "joined"]) == ["joined", "joined"]
+        page.get_by_role("button", name="Undo this join").wait_for()
+        settle(page)
         page.get_by_role("button", name="Undo this join").click()
-        rounds = until(lambda: table_cells(page, "Generated"), lambda r: r[1][-1] == "unjoined")
-        assert rounds[1][-1] == "unjoined" and rounds[0][-1] == "joined"
+        # The round shown in the box (the one read last) is undone; the other stays joined.
+        done = until(statuses, lambda s: "unjoined" in s)
+        assert sorted(done) == ["joined", "unjoined"]
+        undone = Workspace.open(path).section(SynthesisSection).rounds[done.index("unjoined")]
+        page.get_by_text("taken out").first.wait_for()
         no_traceback(page)
-        assert Workspace.open(path).n_samples == n_before
+        assert Workspace.open(path).n_samples == n_before - int(undone["unjoined"])
         shot(page, shots, "grow-4-undone")
     finally:
         context.close()
