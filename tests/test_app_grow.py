@@ -59,6 +59,7 @@ def grow_workspace(source: Path, target: Path, *, review: bool, seed: int = 0) -
         per_round=PER_ROUND,
         max_new_tokens=16,
         sparse_only=False,  # every well-formed candidate is kept: a join that adds rows
+        quality_gate=False,  # the random tiny model's losses lie outside the source band
         review=review,
         seed=seed,
     )
@@ -271,3 +272,26 @@ def test_before_any_round_the_page_offers_the_published_defaults(home: Path) -> 
     assert at.segmented_control(key="grow_aim").value == "One cluster"
     assert at.selectbox(key="grow_cluster").value == 3
     assert any("7 samples picked in 2 clusters" in c.value for c in at.caption)
+
+
+def test_review_is_on_by_default_and_undo_this_join_takes_the_rows_out(ws: Workspace) -> None:
+    """Review each round by hand is on by default; after a join, "Undo this join" on the round
+    table takes the round's rows out and the table says "unjoined"."""
+    n0, g_vendi0 = ws.n_samples, float(ws.section(SynthesisSection).rounds[0].g_vendi_before or 0.0)
+    at = grow_app()
+    assert at.toggle(key="grow_review").value is True
+    assert not any(b.key == "grow_unjoin" for b in at.button)  # nothing joined yet
+    button(at, "grow_join").click().run()
+    joined = Workspace.open(ws.path).n_samples - n0
+    assert joined >= 1
+    assert at.selectbox(key="grow_unjoin_round").value == 1
+    button(at, "grow_unjoin").click().run()
+    assert_clean(at)
+    after = Workspace.open(ws.path)
+    assert after.n_samples == n0 and len(after.features()) == n0
+    assert after.scores.g_vendi == pytest.approx(g_vendi0, rel=1e-9)
+    rounds = table_with(at, "Generated")
+    assert rounds.iloc[0]["Status"] == "unjoined" and int(rounds.iloc[0]["Joined"]) == 0
+    assert not any(b.key == "grow_unjoin" for b in at.button)
+    frame, _ = read_round(after, 1)
+    assert (frame["decision"] == "unjoined").sum() == joined

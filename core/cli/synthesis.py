@@ -1,8 +1,9 @@
 """``prism synthesize``: grow the sparse regions of gradient space (the Prismatic Synthesis loop).
 
 Runs rounds (``core.workspace.synthesis.loop``), or with ``--list`` shows the candidates, with
-``--keep`` / ``--drop`` decides some by hand, with ``--join`` joins reviewed rounds and with
-``--resume`` finishes a stopped run. ``--json`` prints the round records for machines.
+``--keep`` / ``--drop`` decides some by hand, with ``--join`` joins reviewed rounds, with
+``--unjoin ROUND|all`` takes joined rows out again and with ``--resume`` finishes a stopped run.
+``--json`` prints the round records for machines.
 """
 
 from __future__ import annotations
@@ -80,9 +81,29 @@ def synthesize(
     budget: Annotated[
         int | None, typer.Option(help="Stop once this many candidates joined in this run.")
     ] = None,
+    quality_gate: Annotated[
+        bool,
+        typer.Option(
+            "--quality-gate/--no-quality-gate",
+            help="Reject low-quality candidates: response loss outside the source's 5th–95th "
+            "percentile band, or (GSM8K-style answers) an answer its own working does not give.",
+        ),
+    ] = True,
     review: Annotated[
-        bool, typer.Option(help="Stop after one round for keep/drop by hand, then --join.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--review/--no-review",
+            help="Stop after one round for keep/drop by hand, then --join. Default: on for the "
+            "embedded generator, off otherwise.",
+        ),
+    ] = None,
+    unjoin: Annotated[
+        str | None,
+        typer.Option(
+            help="Take a joined round's rows out again (a round number, or 'all'); its "
+            "candidates stay, marked unjoined."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Finish the rounds a stopped run left.")] = False,
     join: Annotated[bool, typer.Option(help="Join the reviewed rounds' kept candidates.")] = False,
     keep: Annotated[
@@ -101,6 +122,20 @@ def synthesize(
     from core.workspace.synthesis.candidates import decide, read_candidates
 
     ws = open_workspace(workspace)
+    if unjoin is not None:
+        records = [synthesis.unjoin(ws, r) for r in _unjoin_rounds(ws, unjoin)]
+        if as_json:
+            print_json({"rounds": [r.to_dict() for r in records]})
+            return
+        for r in records:
+            stale = r.stale_subsets or ()
+            console.print(
+                f"Round {r.round}: {r.unjoined} row(s) taken out; G-Vendi now "
+                f"{fmt(r.g_vendi_unjoined)}"
+                + (f"; subsets marked stale: {escape(', '.join(stale))}" if stale else "")
+                + "."
+            )
+        return
     if keep or drop:
         changed = decide(ws, keep or [], "keep") if keep else 0
         changed += decide(ws, drop or [], "drop") if drop else 0
@@ -134,8 +169,16 @@ def synthesize(
             "duplicate_cosine": duplicate_cosine,
             "sparse_only": sparse_filter,
             "budget": budget,
+            "quality_gate": quality_gate,
             "review": review,
         }
+        if review is None:
+            options["review"] = generator == "default" and endpoint is None
+            if options["review"] and not resume and not quiet and not as_json:
+                err.print(
+                    "Review is on: the embedded 135M generator often writes wrong or incoherent "
+                    "samples, so read them before they join (--no-review joins them at once)."
+                )
         try:
             synthesis.check_synthesizable(ws)  # before any model loads
             # A resumed run may read its key from another variable or file.
@@ -165,21 +208,34 @@ def synthesize(
         console.print("Review the candidates (`--list`, `--keep ID`, `--drop ID`), then `--join`.")
 
 
+def _unjoin_rounds(ws: Any, which: str) -> list[int]:
+    """The rounds ``--unjoin`` names: one number, or every joined round (newest first)."""
+    from core.workspace.synthesis.loop import joined_rounds
+
+    if which.strip().lower() == "all":
+        return sorted(joined_rounds(ws), reverse=True)
+    if not which.strip().isdigit():
+        raise PrismError(f"unjoin must be a round number or 'all'; got {which!r}.", param="unjoin")
+    return [int(which)]
+
+
 def print_rounds(records: list[RoundRecord]) -> None:
     """The round table: counts, G-Vendi and rows in sparse clusters before → after."""
-    names = ["round", "made", "bad", "dup", "dense", "kept", "joined", "G-Vendi", "sparse", "s"]
-    columns = [(name, True) for name in names]
+    from core.synthesis.quality import RULE
+
+    names = ["round", "made", "bad", "dup", "low q", "dense", "kept", "joined", "G-Vendi"]
+    columns = [(name, True) for name in [*names, "sparse", "s"]]
     out = table("Synthesis rounds", columns)
+    counts = ("generated", "malformed", "duplicate", "low_quality", "dense", "kept")
 
     def text(value: object, missing: str = "—") -> str:
         return missing if value is None else str(value)
 
     for r in records:
         after = r.g_vendi_after
-        counts = (r.generated, r.malformed, r.duplicate, r.dense, r.kept)
         out.add_row(
             str(r.round),
-            *(text(count, "") for count in counts),
+            *(text(getattr(r, count), "") for count in counts),
             text(r.joined),
             f"{fmt(r.g_vendi_before)}→{fmt(after) if after is not None else '—'}",
             f"{text(r.sparse_rows_before)}→{text(r.sparse_rows_after)}",
@@ -187,7 +243,7 @@ def print_rounds(records: list[RoundRecord]) -> None:
         )
     console.print(out)
     console.print("G-Vendi and rows in sparse clusters: before → after joining.")
-    # heavy: pandas, pyarrow and scipy, kept off `prism --help`
+    console.print(f"Low quality (low q): {escape(RULE)}.")
     from core.workspace.synthesis.loop import gain
 
     per_100 = gain(records)
@@ -203,9 +259,12 @@ def _print_candidates(frame: Any, limit: int = 200) -> None:
         sample = row["text"] if isinstance(row["text"], str) else row["prompt"]
         if row["reason"] == "malformed" and row.get("problem"):
             sample = f"({row['problem']})"
+        reason = str(row["reason"])
+        if reason == "low quality" and row.get("quality"):
+            reason = f"{reason}: {row['quality']}"
         out.add_row(
             escape(str(row["candidate_id"])),
-            escape(str(row["reason"])),
+            escape(reason),
             escape(str(row["decision"] or "—")),
             "yes" if row["joined"] else "no",
             escape(

@@ -6,10 +6,12 @@ A candidate is judged in this order (the first reason that applies is recorded):
 2. ``duplicate``: its text is already in the pool or earlier in the round (after whitespace and
    case folding), or its features' cosine to a pool row or to an earlier candidate of the round
    reaches ``duplicate_cosine``;
-3. ``dense``: its nearest centroid (cosine) is not a sparse cluster, i.e. that cluster's size is
+3. ``low quality``: it fails the quality gate (``core.synthesis.quality``: response loss outside
+   the source band, or an answer that does not follow from its own working), its reason given;
+4. ``dense``: its nearest centroid (cosine) is not a sparse cluster, i.e. that cluster's size is
    not strictly below the median cluster size (skipped when ``sparse_only`` is off, the published
    ablation);
-4. ``kept``.
+5. ``kept``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from core.measures.clusters import nearest_cluster, sparse_clusters
 from core.measures.neighbours import nearest_in_pool
 from core.validate import check_number
 
-REASONS = ("malformed", "duplicate", "dense", "kept")
+REASONS = ("malformed", "duplicate", "low quality", "dense", "kept")
 DUPLICATE_COSINE = 0.98
 
 
@@ -56,7 +58,13 @@ class Judgement:
     pool_cosine: np.ndarray
 
     def counts(self) -> dict[str, int]:
-        return {r: int((self.reason == r).sum()) for r in REASONS}
+        """Candidates per reason, keyed by ``count_key`` of the reason."""
+        return {count_key(r): int((self.reason == r).sum()) for r in REASONS}
+
+
+def count_key(reason: str) -> str:
+    """The key of a reason's count in a round record ("low quality" → "low_quality")."""
+    return reason.replace(" ", "_")
 
 
 def judge(
@@ -69,10 +77,12 @@ def judge(
     pool_keys: Iterable[str] = (),
     duplicate_cosine: float = DUPLICATE_COSINE,
     sparse_only: bool = True,
+    quality: Sequence[str] | None = None,
 ) -> Judgement:
     """Judge M candidates: ``features`` (M×d unit rows; rows of malformed candidates are ignored),
     ``texts`` (M; None = malformed) against the pool's clustering (``centroids`` k×d, ``sizes``
-    k) and the pool itself (``pool_features`` N×d, ``pool_keys`` = ``text_key`` of its texts)."""
+    k) and the pool itself (``pool_features`` N×d, ``pool_keys`` = ``text_key`` of its texts);
+    ``quality`` (M; "" = passes) is the quality gate's problem with each candidate."""
     m = len(texts)
     if features.shape[0] != m:
         raise PrismError(
@@ -83,6 +93,10 @@ def judge(
     if len(centroids) != len(sizes):
         raise PrismError(
             f"{len(centroids)} centroids but {len(sizes)} cluster sizes.", param="sizes"
+        )
+    if quality is not None and len(quality) != m:
+        raise PrismError(
+            f"quality has {len(quality)} verdicts for {m} candidates.", param="quality"
         )
     reason = np.array(["kept"] * m, dtype=object)
     nearest = np.full(m, -1, dtype=np.int64)
@@ -108,7 +122,9 @@ def judge(
                 continue
             seen.add(key)
             earlier.append(j)
-            if sparse_only and not sparse[nearest[i]]:
+            if quality is not None and quality[int(i)]:
+                reason[i] = "low quality"
+            elif sparse_only and not sparse[nearest[i]]:
                 reason[i] = "dense"
     return Judgement(
         reason=reason, nearest=nearest, nearest_cosine=nearest_cos, pool_cosine=pool_cos

@@ -187,7 +187,8 @@ class CurvesSection(Section):
 class RoundRecord(Record):
     """One round of the synthesis loop (``core.workspace.synthesis.loop``): what it aimed at, the
     pool it judged against, its candidates by verdict, G-Vendi and rows in sparse clusters before
-    → after joining, its status (``judged``, then ``joined``) and its seconds. A count is None
+    → after joining, its status (``judged``, then ``joined``, ``unjoined`` after an undo) and its
+    seconds. A count is None
     where the round's record does not hold it (a round joined after its run was stopped)."""
 
     round: int = 0
@@ -198,10 +199,13 @@ class RoundRecord(Record):
     n_sparse: int | None = None
     sparse_rows_before: int | None = None
     generated: int | None = None
-    malformed: int | None = None  # the four verdicts of core.synthesis.filter
+    malformed: int | None = None  # the verdicts of core.synthesis.filter
     duplicate: int | None = None
+    low_quality: int | None = None
     dense: int | None = None
     kept: int | None = None
+    loss_band: tuple[float, ...] | None = None  # the quality gate's source loss band
+    answers_checked: bool | None = None  # the gate checked final answers (GSM8K-style)
     g_vendi_before: float | None = None
     status: str | None = None
     seconds: float | None = None
@@ -209,10 +213,17 @@ class RoundRecord(Record):
     joined: int | None = None
     sparse_rows_after: int | None = None
     sparse_clusters_reached: int | None = None
+    unjoined: int | None = None  # rows an undo took out again (status ``unjoined``)
+    g_vendi_unjoined: float | None = None
+    stale_subsets: tuple[str, ...] | None = None
 
     @property
     def is_joined(self) -> bool:
         return self.status == "joined"
+
+    @property
+    def is_unjoined(self) -> bool:
+        return self.status == "unjoined"
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,7 @@ class SynthesisSection(Section):
     generator: str | None = None
     rounds: tuple[RoundRecord, ...] = ()
     n_joined: int = 0
+    origin_added: bool = False  # the ``origin`` column is Prism's: the dataset brought none
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> SynthesisSection:

@@ -1,7 +1,8 @@
 """The Grow page in a real browser, on a real tiny-model workspace with one joined round of
 tiny-model candidates: the round table and the candidate map are there, a lasso on the map aims
 the next run at a cluster, and a one-round job with the tiny generator (typed into the Hugging
-Face name field) starts in the background and is seen to finish, its round added to the table.
+Face name field) starts in the background with review on by default, is seen to finish, is
+joined by hand, and "Undo this join" takes its rows out again.
 Screenshots of each step go to artifacts/e2e/.
 """
 
@@ -87,7 +88,7 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         assert len(rounds) == 1
         assert rounds[0][:3] == ["1", "sparse", str(PER_ROUND)]
         assert metric_value(page, "Candidates") == str(PER_ROUND)
-        assert rounds[0][7] == str(record.joined)  # the Joined column
+        assert rounds[0][8] == str(record.joined)  # the Joined column
         legend = page.locator(".js-plotly-plot .legendtext").all_text_contents()
         assert "sample in a sparse cluster" in legend
         assert any(text.startswith(("kept and joined", "landed in a dense")) for text in legend)
@@ -107,6 +108,7 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         page.get_by_label("Longest reply (tokens)", exact=True).fill("8")
         page.get_by_label("Longest reply (tokens)", exact=True).press("Tab")
         settle(page)
+        assert page.get_by_role("switch", name="Review each round by hand").is_checked()
         page.get_by_role("button", name="Start").click()
         page.get_by_text("Growing", exact=True).wait_for()
         shot(page, shots, "grow-2-running")
@@ -121,11 +123,31 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         assert section.settings["target"].startswith("cluster:")
         assert section.settings["generator"] == "tiny"
         new = section.rounds[1]
-        assert new.generated == NEW_PER_ROUND and new.status == "joined"
+        assert new.generated == NEW_PER_ROUND and new.status == "judged"
         rounds = until(lambda: table_cells(page, "Generated"), lambda rows: len(rows) == 2)
         assert [r[0] for r in rounds] == ["1", "2"]
         assert rounds[1][1] == section.settings["target"]
         assert metric_value(page, "Candidates") == str(PER_ROUND + NEW_PER_ROUND)
         shot(page, shots, "grow-3-finished")
+        # Join the reviewed round, then undo it from the round table.
+        n_before = Workspace.open(path).n_samples
+
+        def statuses() -> list[str]:
+            rounds = Workspace.open(path).section(SynthesisSection).rounds
+            return [str(r.status) for r in rounds]
+
+        page.get_by_role("button", name="Join", exact=True).click()
+        assert until(statuses, lambda s: s == ["joined", "joined"]) == ["joined", "joined"]
+        page.get_by_role("button", name="Undo this join").wait_for()
+        settle(page)
+        page.get_by_role("button", name="Undo this join").click()
+        # The round shown in the box (the one read last) is undone; the other stays joined.
+        done = until(statuses, lambda s: "unjoined" in s)
+        assert sorted(done) == ["joined", "unjoined"]
+        undone = Workspace.open(path).section(SynthesisSection).rounds[done.index("unjoined")]
+        page.get_by_text("taken out").first.wait_for()
+        no_traceback(page)
+        assert Workspace.open(path).n_samples == n_before - int(undone.unjoined or 0)
+        shot(page, shots, "grow-4-undone")
     finally:
         context.close()

@@ -127,7 +127,13 @@ def test_filter_keeps_exactly_the_candidates_whose_nearest_centroid_is_sparse() 
     kept = verdict.reason == "kept"
     assert kept.tolist() == (sizes[nearest] < np.median(sizes)).tolist()
     assert set(verdict.reason[~kept]) == {"dense"}
-    assert verdict.counts() == {"malformed": 0, "duplicate": 0, "dense": 6, "kept": 6}
+    assert verdict.counts() == {
+        "malformed": 0,
+        "duplicate": 0,
+        "low_quality": 0,
+        "dense": 6,
+        "kept": 6,
+    }
     # Without the filter (the published ablation) every candidate is kept.
     loose = judge(
         candidates,

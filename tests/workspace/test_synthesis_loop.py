@@ -19,8 +19,9 @@ from cli_support import REPO, invoke
 from endpoint_stub import Behaviour, serving
 
 from core.errors import PrismError
+from core.synthesis.filter import count_key
 from core.synthesis.generators import make_generator
-from core.workspace.manifest import RoundRecord
+from core.workspace.manifest import RoundRecord, SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import (
     COLUMNS,
@@ -32,7 +33,9 @@ from core.workspace.synthesis.candidates import (
 from core.workspace.synthesis.loop import SynthesisConfig, pending_rounds, run_synthesis
 from core.workspace.synthesis.loop import join as join_round
 
-FAST = {"generator": "tiny", "max_new_tokens": 16}
+# The tiny model is random: its candidates' losses lie outside the source band, so the quality
+# gate is off where a test needs rows to join (the gate's own tests turn it on).
+FAST = {"generator": "tiny", "max_new_tokens": 16, "quality_gate": False}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def test_a_round_stores_every_candidate_and_joins_exactly_the_kept_ones(
     assert list(frame.columns) == list(COLUMNS) and len(frame) == len(features) == 6
     counts = frame["reason"].value_counts().to_dict()
     assert sum(counts.values()) == record.generated == 6
-    assert {k: getattr(record, k) for k in counts} == counts
+    assert {k: getattr(record, count_key(k)) for k in counts} == counts
     # The filter: kept ⇔ well formed, no duplicate, nearest centroid in a sparse cluster.
     formed = frame["reason"] != "malformed"
     assert (frame.loc[frame["reason"] == "kept", "nearest_sparse"]).all()
@@ -198,7 +201,7 @@ def _synthesize(
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "core", "synthesize", str(path), *generator,
-         "--max-new-tokens", "16", "--quiet", *args],
+         "--max-new-tokens", "16", "--no-quality-gate", "--quiet", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
@@ -356,3 +359,106 @@ def test_sigterm_while_the_endpoint_hangs_stops_at_once_and_resume_reads_the_key
     assert [r["round"] for r in json.loads(out)["rounds"]] == [2]
     assert round_numbers(Workspace.open(copy_built)) == [1, 2]
     assert set(behaviour.seen_keys) == {SECRET}  # every request carried the key
+
+
+def test_the_quality_gate_rejects_candidates_outside_the_source_loss_band(
+    copy_built: Path, tiny_generator: Any
+) -> None:
+    """With the gate on, a formed, new candidate is "low quality" exactly when its response loss
+    (from its own extraction) lies outside the source rows' 5th–95th percentile band; the reason
+    is stored and counted."""
+    from core.synthesis.quality import loss_band
+
+    source = Workspace.open(copy_built).samples(["loss"])["loss"].to_numpy()
+    low, high = loss_band(source)
+    [record] = _run(copy_built, tiny_generator, per_round=6, seed=3, quality_gate=True,
+                    sparse_only=False)  # fmt: skip
+    frame, _ = read_round(Workspace.open(copy_built), 1)
+    judged = frame[~frame["reason"].isin(["malformed", "duplicate"])]
+    assert len(judged) >= 2
+    outside = (judged["loss"] < low) | (judged["loss"] > high)
+    assert ((judged["reason"] == "low quality") == outside).all()
+    assert judged.loc[outside, "quality"].str.contains("the source band").all()
+    assert (judged.loc[~outside, "quality"] == "").all()
+    assert record.low_quality == int(outside.sum())
+    assert list(record.loss_band) == pytest.approx([low, high]) and not record.answers_checked
+    assert not frame.loc[frame["reason"] == "low quality", "joined"].any()
+
+
+def test_unjoin_restores_samples_features_derived_columns_and_scores(
+    copy_built: Path, tiny_generator: Any
+) -> None:
+    """Join a round, then undo it: every file and score is what it was before the join (to float
+    tolerance), subsets holding its rows are stale, and its candidates stay as "unjoined"."""
+    from core.workspace.analyses import workspace_scores
+    from core.workspace.subsets import save_subset
+
+    _run(copy_built, tiny_generator, per_round=4, sparse_only=False, review=True, seed=6)
+    ws = Workspace.open(copy_built)
+    samples0, features0 = ws.samples(), np.array(ws.features())
+    clusters0, scores0 = ws.clusters, workspace_scores(ws)
+    columns0 = ws.sample_columns()
+    record = join_round(ws, 1)
+    assert record.joined >= 1
+    ws = Workspace.open(copy_built)
+    joined_id = str(ws.samples().query("origin == 'synthetic'")["id"].iloc[0])
+    save_subset(ws, "with-new", ids=[joined_id, "s001"])
+    save_subset(ws, "source-only", ids=["s001", "s002"])
+    code, out, err = invoke("synthesize", copy_built, "--unjoin", "1")
+    assert code == 0, err
+    assert f"{record.joined} row(s) taken out" in out and "with-new" in out
+    ws = Workspace.open(copy_built)
+    pd.testing.assert_frame_equal(ws.samples(), samples0)
+    assert ws.sample_columns() == columns0
+    np.testing.assert_allclose(ws.features(), features0, rtol=0, atol=1e-7)
+    assert ws.clusters == clusters0
+    assert ws.scores.g_vendi == pytest.approx(scores0.g_vendi, rel=1e-9)
+    shared = set(ws.scores.vendi) & set(scores0.vendi)
+    assert len(shared) >= 3
+    for q in shared:
+        assert ws.scores.vendi[q] == pytest.approx(scores0.vendi[q], rel=1e-9), q
+    assert ws.n_samples == len(samples0) and ws.feature_section.n_samples == len(samples0)
+    subsets = ws.subsets()
+    assert subsets["with-new"].stale and not subsets["source-only"].stale
+    frame, _ = read_round(ws, 1)
+    joined = frame["decision"] == "unjoined"
+    assert joined.sum() == record.joined and not frame["joined"].any()
+    [stored] = ws.section(SynthesisSection).rounds
+    assert stored.status == "unjoined" and stored.unjoined == record.joined
+    assert stored.g_vendi_unjoined == pytest.approx(record.g_vendi_before, rel=1e-9)
+    assert pending_rounds(ws) == []  # an undone round does not join again by itself
+    code, _, err = invoke("synthesize", copy_built, "--unjoin", "1")
+    assert code == 2 and "no join to undo" in err
+    code, _, err = invoke("synthesize", copy_built, "--unjoin", "last")
+    assert code == 2 and "--unjoin" in err and "'all'" in err
+
+
+def test_unjoin_all_takes_out_every_joined_round(copy_built: Path, tiny_generator: Any) -> None:
+    samples0 = Workspace.open(copy_built).samples(["id"])
+    _run(copy_built, tiny_generator, rounds=2, per_round=2, sparse_only=False, seed=7)
+    ws = Workspace.open(copy_built)
+    assert ws.n_samples > len(samples0)
+    code, out, err = invoke("synthesize", copy_built, "--unjoin", "all", "--json")
+    assert code == 0, err
+    assert [r["round"] for r in json.loads(out)["rounds"]] == [2, 1]
+    ws = Workspace.open(copy_built)
+    assert ws.samples(["id"])["id"].tolist() == samples0["id"].tolist()
+    assert "origin" not in ws.sample_columns() and len(ws.features()) == len(samples0)
+
+
+def test_review_is_on_by_default_for_the_embedded_generator_only(
+    copy_built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.workspace.synthesis.loop as loop
+
+    seen: list[SynthesisConfig] = []
+    monkeypatch.setattr(loop, "run_synthesis", lambda ws, config, **_: seen.append(config) or [])
+    code, _, err = invoke("synthesize", copy_built)
+    assert code == 0 and seen[-1].review and seen[-1].generator == "default"
+    assert "Review is on" in err and "--no-review" in err
+    code, _, err = invoke("synthesize", copy_built, "--no-review")
+    assert code == 0 and not seen[-1].review and "Review is on" not in err
+    code, _, err = invoke("synthesize", copy_built, "--generator", "tiny")
+    assert code == 0 and not seen[-1].review and "Review is on" not in err
+    code, _, _ = invoke("synthesize", copy_built, "--generator", "tiny", "--review")
+    assert code == 0 and seen[-1].review and seen[-1].quality_gate

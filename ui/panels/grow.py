@@ -75,7 +75,7 @@ def grow_page(ws: Workspace) -> None:
         grow_map(ws, frame, candidates)
         target_table(ws)
     st.divider()
-    round_table(records)
+    round_table(ws, records)
     candidates_panel(ws, candidates)
 
 
@@ -324,9 +324,11 @@ def settings_form(ws: Workspace) -> None:
         )
         review = st.toggle(
             "Review each round by hand before it joins",
-            value=False,
+            value=True,
             key=f"{KEY}review",
-            help="Stops after one round; keep or drop candidates below, then Join.",
+            help="Stops after one round; keep or drop candidates below, then Join. On by "
+            "default: a small generator often writes wrong or incoherent samples, and a joined "
+            "sample counts in every score.",
         )
         slots.under("review")
         with st.expander("Sampling and limits"):

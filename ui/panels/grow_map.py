@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.workspace.store import Workspace
+from core.workspace.synthesis.candidates import UNJOINED
 from core.workspace.synthesis.grow import SYNTHETIC, origin_rows
 from ui import cache, state
 from ui import format as fmt
@@ -27,6 +28,8 @@ from ui.panels.map import GRADIENT, drawn_rows, point_index
 
 # verdict → (legend label, marker symbol, colour, size); drawn in this order (last on top)
 VERDICTS: dict[str, tuple[str, str, str, int]] = {
+    "unjoined": ("joined, then taken out", "circle-x-open", "#868E96", 10),
+    "low quality": ("low quality", "triangle-down-open", "#E8590C", 10),
     "dense": ("landed in a dense cluster", "x-thin-open", "#495057", 9),
     "duplicate": ("duplicate of a sample", "diamond-open", "#862E9C", 10),
     "dropped": ("dropped by hand", "x", "#C92A2A", 10),
@@ -37,14 +40,15 @@ MALFORMED = "malformed"
 
 
 def verdicts(candidates: pd.DataFrame) -> pd.Series:
-    """Each candidate's verdict as drawn: joined, kept (waiting), dropped (by hand), dense,
-    duplicate or malformed."""
+    """Each candidate's verdict as drawn: joined, kept (waiting), dropped (by hand), unjoined,
+    low quality, dense, duplicate or malformed."""
     reason = candidates["reason"].astype(str)
     decision = candidates["decision"].fillna("").astype(str)
     joined = candidates["joined"].astype(bool)
     out = reason.where(reason != "kept", "kept")
     out = out.where(decision != "keep", "kept")
     out = out.where(~((decision == "drop") & (reason != MALFORMED)), "dropped")
+    out = out.where(decision != UNJOINED, "unjoined")
     return out.where(~joined, "joined")
 
 

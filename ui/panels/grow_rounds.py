@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PrismError
+from core.synthesis.quality import RULE
 from core.workspace.manifest import RoundRecord
 from core.workspace.store import Workspace
 from core.workspace.synthesis import loop as synthesis
@@ -25,12 +26,15 @@ from ui.widgets import code, plain
 
 KEY = "grow_"
 MAX_CANDIDATES = 2_000  # rows listed in the candidate table (the newest rounds first)
+COUNTS = ("generated", "malformed", "duplicate", "low_quality", "dense", "kept", "joined")
+STATUS = {"joined": "joined", "unjoined": "unjoined"}  # any other: judged, to review
 ROUND_COLUMNS = {
     "round": "Round",
     "target": "Target",
     "generated": "Generated",
     "malformed": "Malformed",
     "duplicate": "Duplicate",
+    "low_quality": "Low quality",
     "dense": "Dense",
     "kept": "Kept",
     "joined": "Joined",
@@ -39,7 +43,6 @@ ROUND_COLUMNS = {
     "seconds": "Seconds",
     "status": "Status",
 }
-COUNT_COLUMNS = ("generated", "malformed", "duplicate", "dense", "kept", "joined")
 
 
 def _arrow(before: Any, after: Any, *, score: bool) -> str:
@@ -55,22 +58,22 @@ def round_rows(records: Sequence[RoundRecord]) -> pd.DataFrame:
     """One row per round record, as the round table shows it."""
     rows = []
     for r in records:
-        counts = (r.generated, r.malformed, r.duplicate, r.dense, r.kept, r.joined)
         rows.append(
             {
                 "round": r.round,
                 "target": r.target or "",
-                **{k: count or 0 for k, count in zip(COUNT_COLUMNS, counts, strict=True)},
+                **{k: getattr(r, k) or 0 for k in COUNTS},
                 "g_vendi": _arrow(r.g_vendi_before, r.g_vendi_after, score=True),
                 "sparse_rows": _arrow(r.sparse_rows_before, r.sparse_rows_after, score=False),
                 "seconds": float("nan") if r.seconds is None else r.seconds,
-                "status": "joined" if r.is_joined else "to review",
+                "status": STATUS.get(str(r.status), "to review"),
             }
         )
     return pd.DataFrame(rows, columns=list(ROUND_COLUMNS))
 
 
-def round_table(records: Sequence[RoundRecord]) -> None:
+def round_table(ws: Workspace, records: Sequence[RoundRecord]) -> None:
+    """The rounds' counts and scores, the quality rule, and an undo for a joined round."""
     st.markdown("#### Rounds")
     if not records:
         st.caption(
@@ -86,7 +89,7 @@ def round_table(records: Sequence[RoundRecord]) -> None:
         column_config={
             **{
                 ROUND_COLUMNS[k]: st.column_config.NumberColumn(width="small")
-                for k in ("round", "generated", "malformed", "duplicate", "dense", "kept", "joined")
+                for k in ("round", *COUNTS)
             },
             "Seconds": st.column_config.NumberColumn("Seconds", format="%.1f", width="small"),
             "Status": st.column_config.TextColumn("Status", width="medium"),
@@ -108,8 +111,36 @@ def round_table(records: Sequence[RoundRecord]) -> None:
     st.caption(
         "Dense: the candidate's nearest cluster is at or above the median size, so it adds "
         "little the data does not already teach. G-Vendi and rows in sparse clusters are "
-        "measured before and after each round joins."
+        f"measured before and after each round joins. Low quality: {RULE}."
     )
+    _undo_bar(ws)
+
+
+def _undo_bar(ws: Workspace) -> None:
+    """Take a joined round's rows out again (``core.workspace.synthesis.loop.unjoin``)."""
+    joined = synthesis.joined_rounds(ws)
+    if not joined:
+        return
+    pick, action = st.columns([1, 2], vertical_alignment="bottom")
+    round_no = pick.selectbox("Joined round", joined[::-1], key=f"{KEY}unjoin_round")
+    undo = action.button("Undo this join", icon=":material/undo:", key=f"{KEY}unjoin")
+    action.caption(
+        "Its rows leave the samples, features and every derived column; the scores return to "
+        "their values before the join; subsets holding those rows are marked stale."
+    )
+    if not undo:
+        return
+    try:
+        record = synthesis.unjoin(ws, int(round_no))
+    except PrismError as error:
+        st.error(plain(str(error)), icon=":material/error:")
+        return
+    stale = record.stale_subsets or ()
+    state.flash(
+        f"Round {record.round}: {fmt.count(int(record.unjoined or 0), 'row')} taken out."
+        + (f" Subsets marked stale: {', '.join(stale)}." if stale else "")
+    )
+    st.rerun()
 
 
 # -- candidates ------------------------------------------------------------------------------
@@ -217,6 +248,8 @@ def _facts(record: pd.Series) -> str:
     if record["reason"] != "malformed":
         facts.append(f"cosine to the closest sample {float(record['pool_cosine']):.3f}")
         facts.append(f"loss {float(record['loss']):.3f}")
+    if record.get("quality"):
+        facts.append(f"low quality: {plain(str(record['quality']))}")
     return " · ".join(facts)
 
 

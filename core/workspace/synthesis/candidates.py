@@ -3,8 +3,9 @@
 Per round ``r``: ``synthesis/round-<r>.parquet`` holds one row per candidate (``COLUMNS``: id,
 round, target, few-shot example ids, generator and settings, seed, raw replies, the cleaned
 sample, its features' loss and nearest cluster, the reason it was kept or rejected, for a
-malformed one the problem (such as a reply over the length cap), a decision by hand and whether it
-joined the samples) and ``synthesis/round-<r>.npy`` its features
+malformed one the problem (such as a reply over the length cap), for a low-quality one why
+(``quality``), a decision by hand ("unjoined" once its join was undone) and whether it joined the
+samples) and ``synthesis/round-<r>.npy`` its features
 (M × dim float32, zero rows for malformed candidates). Both are written atomically, the features
 first, so a round file on disk always has its features.
 """
@@ -24,6 +25,7 @@ from core.workspace.store import Workspace
 
 DIRECTORY = "synthesis"
 DECISIONS = ("", "keep", "drop")  # "" = as the filter said
+UNJOINED = "unjoined"  # the decision recorded when a join is undone (never set by hand)
 COLUMNS = (
     "candidate_id",
     "round",
@@ -40,6 +42,7 @@ COLUMNS = (
     "text",
     "reason",
     "problem",
+    "quality",
     "nearest_cluster",
     "nearest_cosine",
     "nearest_sparse",
@@ -103,8 +106,9 @@ def read_round(workspace: Workspace, round_no: int) -> tuple[pd.DataFrame, np.nd
             f"The candidates of round {round_no} in {base.parent} cannot be read "
             f"({short(error)}). Move {base}.parquet and .npy away to generate that round again."
         ) from None
-    if "problem" not in frame.columns:  # rounds written before the column existed
-        frame.insert(list(COLUMNS).index("problem"), "problem", "")
+    for name in ("problem", "quality"):  # rounds written before the column existed
+        if name not in frame.columns:
+            frame.insert(list(COLUMNS).index(name), name, "")
     if len(frame) != len(features):
         raise WorkspaceError(
             f"{base}.parquet has {len(frame)} candidates but {base}.npy {len(features)} rows. "
@@ -171,8 +175,8 @@ def decide(workspace: Workspace, candidate_ids: Iterable[str], decision: str) ->
 
 def joining(frame: pd.DataFrame) -> np.ndarray:
     """Which candidates of a round join the samples: kept by the filter and not dropped by hand,
-    or kept by hand; never one already joined."""
-    keep = ((frame["reason"] == "kept") & (frame["decision"] != "drop")) | (
+    or kept by hand; never one already joined, nor one whose join was undone."""
+    keep = ((frame["reason"] == "kept") & ~frame["decision"].isin(["drop", UNJOINED])) | (
         frame["decision"] == "keep"
     )
     return (keep & ~frame["joined"].astype(bool)).to_numpy()

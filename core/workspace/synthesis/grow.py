@@ -29,7 +29,9 @@ from core.errors import PrismError, WorkspaceError
 from core.measures.clusters import sparse_clusters
 from core.measures.layout import PLACE_NEIGHBOURS, placed
 from core.measures.neighbours import nearest_in_pool
+from core.measures.vendi import gram_from_npy, vendi_from_covariance
 from core.workspace.derived import SAMPLES, derived_files
+from core.workspace.files import write_npy
 from core.workspace.manifest import (
     ClustersSection,
     CurvesSection,
@@ -38,10 +40,11 @@ from core.workspace.manifest import (
     IfdSection,
     LexicalSection,
     OutliersSection,
+    scores_record,
 )
 from core.workspace.schema import ANALYSES, is_derived
 from core.workspace.store import EMBEDDINGS, MANIFEST, Workspace
-from core.workspace.synthesis.candidates import joining, read_round, write_round
+from core.workspace.synthesis.candidates import UNJOINED, joining, read_round, write_round
 
 ORIGIN = "origin"
 SOURCE, SYNTHETIC = "source", "synthetic"
@@ -49,6 +52,7 @@ ORIGINS = (SOURCE, SYNTHETIC)
 PROVENANCE = ("synthesis_round", "synthesis_cluster", "synthesis_examples", "synthesis_generator")
 JOURNAL = "synthesis/joining"  # backup of the files a join in progress replaces
 EXTENDED = ("features", "clusters", "layout")  # analyses whose columns join_round extends
+_NOTE = "; synthesis: "  # what a join or an undone join adds to the clustering's method
 
 
 def place(pool: np.ndarray, coords: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -116,10 +120,6 @@ def _unextendable(samples: pd.DataFrame) -> list[str]:
 def join_round(workspace: Workspace, round_no: int) -> int:
     """Join a round's kept candidates to the workspace; returns how many joined (0 again on a
     second call: joining is by candidate id, so a repeated or resumed join adds nothing)."""
-    from core.measures.vendi import gram_from_npy, vendi_from_covariance
-    from core.workspace.files import write_npy
-    from core.workspace.manifest import scores_record
-
     with workspace.lock():
         recover_join(workspace)
         frame, features = read_round(workspace, round_no)
@@ -140,46 +140,110 @@ def join_round(workspace: Workspace, round_no: int) -> int:
             _back_up(workspace)
             if ORIGIN not in samples.columns:
                 samples[ORIGIN] = SOURCE
+                _note_origin_added(workspace)
             else:
                 samples[ORIGIN] = samples[ORIGIN].fillna(SOURCE)
             table = pd.concat(
                 [samples.drop(columns=_unextendable(samples)), new], ignore_index=True
             )
-            n = len(table)
-            workspace.write_samples(table)
-            write_npy(workspace.features_path, np.concatenate([old, added]))
-            (workspace.path / EMBEDDINGS).unlink(missing_ok=True)
-            (workspace.path / "curves.parquet").unlink(missing_ok=True)
-            workspace.drop_sections(
-                EmbeddingSection,
-                LexicalSection,
-                CurvesSection,
-                IfdSection,
-                OutliersSection,
-                save=False,
-            )
-            workspace.set_section(workspace.dataset.replace(n_samples=n), save=False)
-            section = workspace.feature_section or FeatureSection()
-            workspace.set_section(section.replace(n_samples=n), save=False)
-            clusters = workspace.clusters
-            if clusters is not None and "cluster" in table.columns:
-                workspace.set_section(
-                    _extended(clusters, table["cluster"].to_numpy(), len(joined)), save=False
-                )
-            gram, rows = gram_from_npy(workspace.features_path)
-            scores = scores_record(
-                vendi_from_covariance(gram, qs=(0.5, 1.0, 2.0, float("inf"))),
-                n=rows,
-                dim=int(added.shape[1]),
-            )
-            workspace.set_section(scores, save=False)
-            workspace.save_manifest()
+            note = "extended by nearest centroid with synthetic rows"
+            _replace_rows(workspace, table, np.concatenate([old, added]), note)
             # Done: the rows are in. A kill before the next line leaves the round unmarked, and
             # joining it again only marks it (its ids are present).
             shutil.rmtree(workspace.path / JOURNAL)
         frame.loc[mask | already, "joined"] = True
         write_round(workspace, round_no, frame, features)
     return int(len(joined))
+
+
+def _replace_rows(
+    workspace: Workspace, table: pd.DataFrame, features: np.ndarray, note: str
+) -> None:
+    """Write the samples and features a join or an undone join leaves, with the sections that
+    follow from them: counts, cluster sizes (the clustering's method gets ``note``) and the
+    whole-set scores. Text-space results and budget curves, which cannot follow, are removed."""
+    n = len(table)
+    workspace.write_samples(table)
+    write_npy(workspace.features_path, np.ascontiguousarray(features, dtype=np.float32))
+    (workspace.path / EMBEDDINGS).unlink(missing_ok=True)
+    (workspace.path / "curves.parquet").unlink(missing_ok=True)
+    workspace.drop_sections(
+        EmbeddingSection,
+        LexicalSection,
+        CurvesSection,
+        IfdSection,
+        OutliersSection,
+        save=False,
+    )
+    workspace.set_section(workspace.dataset.replace(n_samples=n), save=False)
+    section = workspace.feature_section or FeatureSection()
+    workspace.set_section(section.replace(n_samples=n), save=False)
+    clusters = workspace.clusters
+    if clusters is not None and "cluster" in table.columns:
+        workspace.set_section(_resized(clusters, table["cluster"].to_numpy(), note), save=False)
+    gram, rows = gram_from_npy(workspace.features_path)
+    scores = scores_record(
+        vendi_from_covariance(gram, qs=(0.5, 1.0, 2.0, float("inf"))),
+        n=rows,
+        dim=int(features.shape[1]),
+    )
+    workspace.set_section(scores, save=False)
+    workspace.save_manifest()
+
+
+def _note_origin_added(workspace: Workspace, added: bool = True) -> None:
+    """Remember that the ``origin`` column is Prism's (the dataset brought none), so that
+    undoing every join removes it again."""
+    from core.workspace.manifest import SynthesisSection
+
+    section = workspace.section(SynthesisSection) or SynthesisSection()
+    workspace.set_section(section.replace(origin_added=added), save=False)
+
+
+def unjoin_round(workspace: Workspace, round_no: int) -> tuple[int, list[str]]:
+    """Take a round's joined rows out again: they leave the samples, every derived column and
+    the features; the cluster sizes and the scores follow (a clustering extended by the join is
+    the one before it again once no synthetic row is left, and then the ``origin`` and provenance
+    columns a join added go too). The candidates stay, with ``joined`` false and the decision
+    "unjoined". Subsets that held those rows are marked stale. Returns (rows removed, subsets
+    marked stale); (0, []) again on a second call."""
+    from core.data.columns import ColumnMap
+    from core.workspace.manifest import SynthesisSection
+    from core.workspace.subsets import mark_stale
+
+    with workspace.lock():
+        recover_join(workspace)
+        frame, features = read_round(workspace, round_no)
+        joined = frame["joined"].to_numpy(dtype=bool)
+        samples = workspace.samples()
+        ids = set(frame.loc[joined, "candidate_id"].astype(str))
+        leave = samples["id"].astype(str).isin(ids).to_numpy()
+        columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
+        if leave.any():
+            old = workspace.features(mmap=False)
+            if old.shape[0] != len(samples):
+                raise WorkspaceError(
+                    f"{workspace.features_path} has {old.shape[0]:,} rows for {len(samples):,} "
+                    f"samples. {workspace.rebuild_hint()}"
+                )
+            _back_up(workspace)
+            table = samples.loc[~leave].reset_index(drop=True)
+            table = table.drop(columns=_unextendable(table))
+            note = "rows removed by undoing a join"
+            if not len(origin_rows(table, SYNTHETIC)):
+                added = (workspace.section(SynthesisSection) or SynthesisSection()).origin_added
+                gone = [*PROVENANCE, *([ORIGIN] if added else [])]
+                table = table.drop(columns=[c for c in gone if c in table.columns])
+                _note_origin_added(workspace, False)
+                if is_extended(workspace.clusters):
+                    note = ""  # the source rows' labels never changed: the clustering before
+            _replace_rows(workspace, table, old[~leave], note)
+            shutil.rmtree(workspace.path / JOURNAL)
+        frame.loc[joined, "decision"] = UNJOINED
+        frame["joined"] = False  # ``joined`` may be a view of this column: changed last
+        write_round(workspace, round_no, frame, features)
+        stale = mark_stale(workspace, before=samples, before_columns=columns) if leave.any() else []
+    return int(leave.sum()), stale
 
 
 def _journal_files(workspace: Workspace) -> list[Path]:
@@ -222,23 +286,27 @@ def recover_join(workspace: Workspace) -> bool:
     return True
 
 
-def _extended(section: ClustersSection, labels: np.ndarray, n_new: int) -> ClustersSection:
+def _resized(section: ClustersSection, labels: np.ndarray, note: str) -> ClustersSection:
+    """The clustering's sizes and sparse clusters for ``labels``; its method says ``note`` (""
+    restores the method before any join)."""
     sizes = np.bincount(labels.astype(np.int64), minlength=section.n_clusters)
     sparse = sparse_clusters(sizes)
-    method = (section.method or "").split("; extended")[0]
+    method = (section.method or "").split(_NOTE)[0].split("; extended by nearest centroid")[0]
     return section.replace(
         sizes=tuple(int(s) for s in sizes),
         median_size=float(np.median(sizes)),
         sparse=tuple(int(c) for c in np.flatnonzero(sparse)),
         n_sparse=int(sparse.sum()),
         n_in_sparse=int(sizes[sparse].sum()),
-        method=f"{method}; extended by nearest centroid with synthetic rows",
+        method=f"{method}{_NOTE}{note}" if note else method,
     )
 
 
 def is_extended(section: ClustersSection | None) -> bool:
-    """Whether a clustering was extended by ``join_round`` (the next round clusters afresh)."""
-    return section is not None and "extended by nearest centroid" in (section.method or "")
+    """Whether a clustering was extended by ``join_round`` or shrunk by ``unjoin_round`` (the
+    next round clusters afresh)."""
+    method = "" if section is None else section.method or ""
+    return _NOTE in method or "; extended by nearest centroid" in method  # or before _NOTE
 
 
 def of_origin(workspace: Workspace, rows: np.ndarray, origin: str) -> np.ndarray:

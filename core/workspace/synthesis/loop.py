@@ -15,6 +15,9 @@ One round (as published; every step is a setting of ``SynthesisConfig``):
 5. join the kept ones (``core.workspace.synthesis.grow``) unless ``review`` is on, in which case the
    round waits for keep/drop by hand and ``prism synthesize WS --join``.
 
+A joined round can be taken out again (``unjoin``): its rows leave, the scores return to their
+values before the join, and its record says "unjoined".
+
 The job is ``synthesis`` in ``jobs/`` (``core.workspace.jobs.record``): progress per candidate, a
 Cancel (SIGTERM) or Ctrl-C keeps every finished round and stops within a step even while an
 endpoint hangs, and a resumed run starts at the first round not yet joined (a round whose
@@ -52,7 +55,7 @@ from core.workspace.jobs.record import (
 from core.workspace.manifest import RoundRecord, SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import read_round, round_numbers
-from core.workspace.synthesis.grow import join_round, place, recover_join
+from core.workspace.synthesis.grow import join_round, place, recover_join, unjoin_round
 from core.workspace.synthesis.rounds import SynthesisConfig, SynthesisRound
 
 KIND = "synthesis"  # the job's kind in jobs/
@@ -112,9 +115,42 @@ def join(workspace: Workspace, round_no: int) -> RoundRecord:
     return record
 
 
+def unjoin(workspace: Workspace, round_no: int) -> RoundRecord:
+    """Undo a round's join (``core.workspace.synthesis.grow.unjoin_round``) and record it: the
+    rows taken out, G-Vendi after, and the subsets marked stale."""
+    record = round_record(workspace, round_no)
+    if round_no not in round_numbers(workspace) or not record.is_joined:
+        joined = joined_rounds(workspace)
+        raise PrismError(
+            f"round {round_no} has no join to undo; joined rounds: "
+            f"{', '.join(map(str, joined)) or 'none'}.",
+            param="unjoin",
+        )
+    removed, stale = unjoin_round(workspace, round_no)
+    workspace.reload()
+    record = record.replace(
+        status="unjoined",
+        joined=0,
+        unjoined=removed,
+        g_vendi_unjoined=_g_vendi(workspace),
+        stale_subsets=tuple(stale),
+    )
+    _save_record(workspace, record)
+    return record
+
+
+def joined_rounds(workspace: Workspace) -> list[int]:
+    """Rounds whose join stands (can be undone), in order."""
+    return [r for r in round_numbers(workspace) if round_record(workspace, r).is_joined]
+
+
 def pending_rounds(workspace: Workspace) -> list[int]:
-    """Rounds whose candidates are judged but not yet joined."""
-    return [r for r in round_numbers(workspace) if not round_record(workspace, r).is_joined]
+    """Rounds whose candidates are judged but not yet joined (nor unjoined)."""
+    return [
+        r
+        for r in round_numbers(workspace)
+        if not (round_record(workspace, r).is_joined or round_record(workspace, r).is_unjoined)
+    ]
 
 
 def check_synthesizable(workspace: Workspace) -> None:
@@ -315,11 +351,14 @@ def start(path: str | os.PathLike[str], config: SynthesisConfig) -> int:
     argv = ["core", "synthesize", str(path), "--quiet"]
     defaults = SynthesisConfig()
     for name, value in config.settings().items():
+        if name == "review":  # always said: the command's default depends on the generator
+            argv.append("--review" if value else "--no-review")
+            continue
         if value == getattr(defaults, name) or value is None:
             continue
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
-            flag = {"sparse_only": "--no-filter", "review": "--review"}[name]
+            flag = {"sparse_only": "--no-filter", "quality_gate": "--no-quality-gate"}[name]
             argv.append(flag)
         else:
             argv += [flag, str(value)]

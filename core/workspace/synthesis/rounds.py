@@ -27,6 +27,7 @@ from core.synthesis.generation import (
     Generator,
 )
 from core.synthesis.prompts import Example, clean_reply, prompt_chat, response_chat, text_chat
+from core.synthesis.quality import Quality, assess
 from core.synthesis.targets import parse_target, plan_requests
 from core.validate import check_int, check_number, check_seed, check_url
 from core.workspace.analyses import cluster_workspace
@@ -34,7 +35,7 @@ from core.workspace.manifest import RoundRecord
 from core.workspace.store import Workspace
 from core.workspace.subsets import rows_of
 from core.workspace.synthesis.candidates import write_round
-from core.workspace.synthesis.grow import is_extended
+from core.workspace.synthesis.grow import SOURCE, is_extended, origin_rows
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class SynthesisConfig:
     seed: int = 0
     duplicate_cosine: float = DUPLICATE_COSINE
     sparse_only: bool = True
+    quality_gate: bool = True  # reject low-quality candidates (core.synthesis.quality)
     review: bool = False
     budget: int | None = None  # stop once this many candidates joined in this run
 
@@ -139,6 +141,9 @@ def _examples(samples: pd.DataFrame, columns: ColumnMap) -> list[Example]:
     return out
 
 
+QUALITY_SAMPLE = 2_000  # source responses read to tell whether answers are checkable
+
+
 def _seeds(seed: int, round_no: int, n: int) -> list[int]:
     state = np.random.SeedSequence([seed, round_no]).generate_state(n, dtype=np.uint32)
     return [int(s) for s in state]
@@ -209,6 +214,8 @@ class SynthesisRound:
             else [e.prompt or "" for e in _examples(samples, self.columns)]
         )
         formed = [t if ok else None for t, ok in zip(texts, frame["formed"], strict=True)]
+        quality = self._quality(frame, samples) if config.quality_gate else None
+        frame["quality"] = "" if quality is None else quality.problem
         verdict = judge(
             features,
             formed,
@@ -218,6 +225,7 @@ class SynthesisRound:
             pool_keys=(text_key(str(t)) for t in pool_texts),
             duplicate_cosine=config.duplicate_cosine,
             sparse_only=config.sparse_only,
+            quality=None if quality is None else list(quality.problem),
         )
         frame["reason"] = verdict.reason.astype(str)
         frame["nearest_cluster"] = verdict.nearest
@@ -237,12 +245,42 @@ class SynthesisRound:
             generated=len(frame),
             malformed=counts["malformed"],
             duplicate=counts["duplicate"],
+            low_quality=counts["low_quality"],
             dense=counts["dense"],
             kept=counts["kept"],
+            loss_band=None if quality is None or quality.band is None else tuple(quality.band),
+            answers_checked=bool(quality is not None and quality.checked),
         )
         frame["decision"] = ""
         frame["joined"] = False
         write_round(ws, round_no, frame, features)
+
+    def _quality(self, frame: pd.DataFrame, samples: pd.DataFrame) -> Quality:
+        """The quality gate of the round's candidates against the source rows (their losses and,
+        for checkable answers, a spread sample of up to ``QUALITY_SAMPLE`` of their responses)."""
+        ws, columns = self.workspace, self.columns
+        wanted = [c for c in ("loss", "origin") if c in ws.sample_columns()]
+        extra = ws.samples(wanted) if wanted else pd.DataFrame(index=samples.index)
+        source = origin_rows(extra, SOURCE)
+        losses = (
+            extra["loss"].to_numpy(dtype=np.float64)[source]
+            if "loss" in extra.columns
+            else np.array([])
+        )
+        spread = np.unique(np.linspace(0, len(source) - 1, QUALITY_SAMPLE).astype(int))
+        picked = samples.iloc[source[spread]] if len(source) else samples.iloc[:0]
+        if columns.kind == "messages":
+            responses = [e.response or "" for e in _examples(picked, columns)]
+        else:
+            responses = [str(t) for t in picked[columns.text or columns.response]]
+        kind = "text" if columns.kind == "text" else "response"
+        candidates = [t if ok else None for t, ok in zip(frame[kind], frame["formed"], strict=True)]
+        return assess(
+            candidates,
+            frame["loss"].to_numpy(dtype=np.float64),
+            source_losses=losses,
+            source_responses=responses,
+        )
 
     def _generate(self, shots: list[list[Example]], seeds: list[int]) -> pd.DataFrame:
         """The raw replies, the samples cleaned from them (None when malformed) and, per
