@@ -97,10 +97,11 @@ def export_panel(ws: Workspace, name: str) -> None:
     derived = st.checkbox(
         "Include Prism's columns",
         key="export_derived",
-        help="Adds cluster, umap_x/umap_y, loss, gradient norm and token counts (and Prism's "
-        "id as prism_id) to the original columns.",
+        help="Adds cluster, umap_x/umap_y, loss, gradient norm, token counts and a grown "
+        "set's provenance (and Prism's id as prism_id) to the original columns. Synthetic rows "
+        "carry their provenance either way.",
     )
-    columns, names = export_columns(ws, derived=derived)
+    columns, names = export_columns(ws, derived=derived, rows=rows)
     shown = [names[c] for c in columns]
     st.caption(
         f"{fmt.count(int(rows.size), 'row')} in the original order · columns: "

@@ -141,7 +141,7 @@ def record_view(ws: Workspace, row: int) -> None:
             for label, text in parts:
                 st.markdown(label)
                 st.markdown(plain(text))
-        others = other_columns(ws, values)
+        others = other_columns(ws, values, row)
         if not others.empty:
             st.dataframe(
                 others,
@@ -206,12 +206,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def other_columns(ws: Workspace, values: pd.Series) -> pd.DataFrame:
-    """The sample's columns besides the text the model read (label, model, category…).
+def other_columns(ws: Workspace, values: pd.Series, row: int) -> pd.DataFrame:
+    """The sample's columns besides the text the model read (label, model, category…; a
+    synthetic row's provenance).
 
     Names are the dataset's own (a column renamed on the way in is shown as it was called).
     """
-    stored, names = export_columns(ws, derived=False)
+    stored, names = export_columns(ws, derived=False, rows=np.array([row]))
     shown = set(cache.column_map(ws).content_columns) | {"id"}
     kept = [c for c in stored if c not in shown and c in values.index]
     return pd.DataFrame(
