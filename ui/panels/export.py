@@ -25,7 +25,7 @@ from ui import format as fmt
 from ui import paths, state
 from ui.errors import Slots
 from ui.panels.subsets import positions
-from ui.widgets import code
+from ui.widgets import code, plain
 
 FORMAT_LABELS = {
     "jsonl": "JSON Lines",
@@ -154,7 +154,7 @@ def write_form(ws: Workspace, name: str, fmt_name: str, derived: bool) -> None:
             slots.under("out", "force")
             write = st.form_submit_button("Write", icon=":material/save:")
         if not allowed:
-            st.caption(note)
+            st.caption(plain(note))
         written = st.session_state.pop(WRITTEN, None)
         if written:
             st.success(written, icon=":material/task_alt:")
