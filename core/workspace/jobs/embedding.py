@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from core.workspace.jobs.record import (
     CANCELLED,
@@ -71,7 +72,7 @@ def run(path: str | os.PathLike[str]) -> None:
 
     root = Path(path)
     total = Workspace.open(root).n_samples
-    state = {"done": 0, "step": "loading"}
+    state: dict[str, Any] = {"done": 0, "step": "loading"}
 
     def report(status: str, message: str) -> None:
         step = state["step"]
