@@ -23,15 +23,37 @@ else:
         initial_sidebar_state="expanded",
     )
     st.logo(str(LOGO), size="large")
+
+    def start() -> None:
+        """The app's root URL opens the Map at its own URL, /map."""
+        st.switch_page(PAGES["map"])
+
+    # Every page has its own URL (/data, /map, …) that can be shared; Streamlit serves the
+    # default page at / only, so the default is a hidden page that moves on to /map.
     navigation = st.navigation(
         [
-            st.Page(PAGES["data"], title="Data", icon=":material/table_view:"),
-            st.Page(PAGES["features"], title="Features", icon=":material/memory:"),
-            st.Page(PAGES["map"], title="Map", icon=":material/scatter_plot:", default=True),
-            st.Page(PAGES["diversity"], title="Diversity", icon=":material/insights:"),
-            st.Page(PAGES["subsets"], title="Subsets", icon=":material/bookmarks:"),
-            st.Page(PAGES["compare"], title="Compare", icon=":material/compare_arrows:"),
-            st.Page(PAGES["grow"], title="Grow", icon=":material/add_circle:"),
+            st.Page(start, title="Prism", url_path="start", default=True, visibility="hidden"),
+            st.Page(PAGES["data"], title="Data", icon=":material/table_view:", url_path="data"),
+            st.Page(
+                PAGES["features"], title="Features", icon=":material/memory:", url_path="features"
+            ),
+            st.Page(PAGES["map"], title="Map", icon=":material/scatter_plot:", url_path="map"),
+            st.Page(
+                PAGES["diversity"],
+                title="Diversity",
+                icon=":material/insights:",
+                url_path="diversity",
+            ),
+            st.Page(
+                PAGES["subsets"], title="Subsets", icon=":material/bookmarks:", url_path="subsets"
+            ),
+            st.Page(
+                PAGES["compare"],
+                title="Compare",
+                icon=":material/compare_arrows:",
+                url_path="compare",
+            ),
+            st.Page(PAGES["grow"], title="Grow", icon=":material/add_circle:", url_path="grow"),
         ]
     )
     sidebar()

@@ -543,6 +543,10 @@ def test_features_page_offers_to_resume(home: Path, tmp_path: Path, status: str)
     assert "stopped" in texts(at)
     if status == "failed":
         assert any("disk full" in e for e in errors(at))
+    if status == "cancelled":  # progress is not shown lost: the rows in progress are redone
+        assert any(
+            "computes again only the rows that were in progress" in c.value for c in at.caption
+        )
 
 
 def test_features_page_for_a_new_dataset(home: Path, tmp_path: Path) -> None:

@@ -211,12 +211,33 @@ def test_a_running_job_is_followed_and_cancelled(ws: Workspace) -> None:
     assert any("was stopped" in m.value for m in at.markdown)
 
 
+def test_the_stop_card_names_the_round_the_progress_showed(ws: Workspace) -> None:
+    """Cancelled while the models loaded, the job's own note said "round 0" while the progress
+    showed rounds 2–3: the card says the round of those it stopped in."""
+    at = grow_app()
+    button(at, "grow_join").click().run()  # round 1 finished
+    with ws.lock():
+        ws.reload()
+        section = ws.section(SynthesisSection)
+        assert section is not None
+        planned = {**section.settings, "first_round": 2, "last_round": 3}
+        ws.set_section(section.replace(settings=planned))
+    report_job(ws, KIND, status=CANCELLED, message="stopped in round 0; finished rounds are kept")
+    at.run()
+    assert_clean(at)
+    notes = [c.value.replace("\\", "") for c in at.caption]
+    assert "Stopped in round 2 (of rounds 2–3); finished rounds are kept." in notes
+    assert not any("round 0" in n for n in notes)
+
+
 def test_errors_are_shown_beside_their_control(ws: Workspace) -> None:
     # Join the waiting round first: Start is disabled while a round waits for review.
     at = grow_app()
     button(at, "grow_join").click().run()
     before = read_job(ws.path, KIND)  # the fixture's own run
     at.segmented_control(key="grow_generator_kind").set_value("Hugging Face model").run()
+    field = at.text_input(key="grow_hf_name")
+    assert field.value == "" and field.placeholder.startswith("e.g. ")  # an example, not a value
     button(at, "grow_start").click().run()
     assert_clean(at)
     order = flat(at.main)

@@ -359,9 +359,15 @@ def test_data_page_does_not_read_outside_the_roots(roots: dict[str, Path]) -> No
     at.text_input(key="server_path").input(str(roots["outside"] / "secret.jsonl"))
     at.run()
     assert_clean(at)
-    assert any("outside the folders" in e and "PRISM_DATA_ROOTS" in e for e in errors(at))
+    [refusal] = [e for e in errors(at) if "outside the folders" in e]
+    assert "PRISM_DATA_ROOTS" in refusal and str(roots["work"]) in refusal.replace("\\", "")
+    assert "`" not in refusal  # shown as plain text: no raw Markdown
     assert not [s for s in at.selectbox if s.label == "Prompt column"]  # nothing was read
-    # the page says which folders are open
+    # said once: the refusal names the open folders, so the caption that lists them steps aside
+    assert not any(str(roots["work"]) in c.value.replace("\\", "") for c in at.caption)
+    at.text_input(key="server_path").input(str(roots["work"] / "data.jsonl"))
+    at.run()
+    assert not errors(at)  # the page says which folders are open
     assert any(str(roots["work"]) in c.value.replace("\\", "") for c in at.caption)
 
 

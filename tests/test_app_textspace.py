@@ -98,4 +98,38 @@ def test_without_embeddings_the_map_says_how_to_get_them(home: Path) -> None:
     at = app()
     assert_clean(at)
     assert not at.segmented_control
-    assert "prism embed" in texts(at)
+    assert any(b.key == "embed_start_map" and "prism embed" in (b.help or "") for b in at.button)
+
+
+def test_without_embeddings_a_button_computes_them_in_the_background(home: Path) -> None:
+    """The button starts the real job (its own process), the page follows it, Cancel stops it."""
+    import time
+
+    from core.workspace.jobs import embedding
+    from core.workspace.jobs.record import CANCELLED, process_alive
+
+    ws = make_workspace(home / "workspaces" / "demo-gsm8k", n=60, dim=16, seed=1)
+    at = app()
+    next(b for b in at.button if b.key == "embed_start_map").click().run()
+    assert_clean(at)
+    job = embedding.read_status(ws.path)
+    assert job is not None and job.running and job.total == 60 and process_alive(job.pid)
+    assert "Computing text space" in texts(at)
+    [bar] = at.get("progress")
+    assert "of 60 texts embedded" in bar.proto.text
+    # Cancel once the job is inside its run (it says so), not while Python still starts.
+    deadline = time.monotonic() + 120
+    while embedding.read_status(ws.path).message == "starting":  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the job did not start within 120 s"
+        time.sleep(0.1)
+    next(b for b in at.button if b.key == "embed_cancel").click().run()
+    while process_alive(job.pid):
+        assert time.monotonic() < deadline, "the job did not stop"
+        time.sleep(0.1)
+    stopped = embedding.read_status(ws.path)
+    assert stopped is not None and stopped.status == CANCELLED, stopped
+    assert not Workspace.open(ws.path).has_embeddings
+    at.run()
+    assert_clean(at)
+    assert any(b.key == "embed_start_map" for b in at.button)  # it can be started again
+    assert "stopped before the text space was stored" in texts(at)

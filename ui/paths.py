@@ -141,11 +141,12 @@ def within(path: Path, roots: list[Path]) -> bool:
 
 def roots_note(roots: list[Path]) -> str:
     """Which folders are open and how to open another, for the page and its messages."""
+    # Plain text: it is shown in captions and in error messages, which show text as it is.
     return (
         "This app may use only files under "
-        + ", ".join(f"`{r}`" for r in roots)
+        + ", ".join(str(r) for r in roots)
         + f". To add a folder, list it in {DATA_ROOTS_ENV} (separate several with "
-        f"`{os.pathsep}`) and restart the app."
+        f"“{os.pathsep}”) and restart the app."
     )
 
 

@@ -45,6 +45,7 @@ GROW_TARGET = "prism_grow_target"  # cluster picked on Grow: {"workspace", "clus
 GROW_MAP_EVENT = "prism_grow_map_event"  # signature of the last Grow-map selection acted on
 GROW_CLUSTER_PICK = "prism_grow_cluster_pick"  # … and of the last Grow cluster-table pick
 GROW_READ = "prism_grow_read"  # the candidate read on the Grow page (its id)
+RECORD_DISMISSED = "prism_record_dismissed"  # record dialogs closed (a fresh record table each)
 MAP_CHART = "map_chart"  # widget keys
 CLUSTER_TABLE = "cluster_table"
 RECORD_TABLE = "record_table"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 from collections.abc import Iterator
@@ -106,15 +107,19 @@ def sidebar() -> None:
             )
 
         index = paths.index(current) if current in paths else 0
+        labels = {path: label(path) for path in paths}
+        # The browser keeps a keyed selectbox's shown label across reruns: a key that changes
+        # with the labels (a join's new row count, a rebuild) draws the box afresh.
+        version = hashlib.sha256("\n".join(labels.values()).encode()).hexdigest()[:12]
         choice = st.selectbox(
             "Workspace",
             paths,
             index=index,
-            format_func=label,
+            format_func=labels.__getitem__,
             help="The workspaces under $PRISM_HOME/workspaces and ./ws, and those opened on the "
             "Data page (open any other workspace folder there). The pages show the one chosen "
             "here.",
-            key=f"sidebar_ws_{current}",
+            key=f"sidebar_ws_{current}_{version}",
         )
         if choice != current:
             state.set_workspace(choice)

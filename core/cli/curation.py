@@ -323,7 +323,10 @@ def export(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet or hf.")] = "jsonl",
     derived: Annotated[
-        bool, typer.Option(help="Add Prism's columns (cluster, umap_x/umap_y, loss, grad_norm…).")
+        bool,
+        typer.Option(
+            help="Add Prism's columns (cluster, umap_x/umap_y, loss, grad_norm, provenance…)."
+        ),
     ] = False,
     force: Annotated[
         bool,

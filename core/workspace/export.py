@@ -57,7 +57,7 @@ from core.workspace.publish import (
 from core.workspace.schema import RESERVED_COLUMNS
 from core.workspace.store import Workspace
 from core.workspace.subsets import named_subset
-from core.workspace.synthesis.grow import PROVENANCE, of_origin
+from core.workspace.synthesis.grow import ORIGIN, PROVENANCE, SYNTHETIC, of_origin
 from core.workspace.tags import without_tagged
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -89,13 +89,15 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def export_columns(workspace: Workspace, *, derived: bool) -> tuple[list[str], dict[str, str]]:
+def export_columns(
+    workspace: Workspace, *, derived: bool, rows: np.ndarray | None = None
+) -> tuple[list[str], dict[str, str]]:
     """(stored columns to write, stored name → name in the export).
 
-    Original columns are those the dataset brought (``dataset.original_columns`` in the manifest;
-    older workspaces: every column that is not one of Prism's). Prism's string ``id`` is written
-    only when the dataset's own id column was called ``id``, or with ``derived``.
-    """
+    Original columns are those the dataset brought (``dataset.original_columns``; older
+    workspaces: every column not Prism's). Prism's ``id`` is written when the dataset's own id
+    column was called ``id``, or with ``derived``; the synthesis provenance (``origin``,
+    ``synthesis_*``) with ``derived`` or when ``rows`` (positions) hold synthetic rows."""
     dataset = workspace.dataset
     stored = workspace.sample_columns()
     back = {new: old for old, new in dataset.renamed.items()}
@@ -103,7 +105,9 @@ def export_columns(workspace: Workspace, *, derived: bool) -> tuple[list[str], d
     if original is None:
         original = tuple(c for c in stored if c not in set(RESERVED_COLUMNS) or c in back)
     keep = [c for c in stored if c in set(original) and c != "id"]
-    provenance = [c for c in ("origin", *PROVENANCE) if c in stored and c not in keep]  # synthesize
+    provenance: list[str] = []
+    if derived or (rows is not None and of_origin(workspace, rows, SYNTHETIC).size):
+        provenance = [c for c in (ORIGIN, *PROVENANCE) if c in stored and c not in keep]
     keep += provenance
     own_id = dataset.columns.get("id") == "id"
     if own_id or derived or provenance:
@@ -317,7 +321,7 @@ def export_rows(
         )
     # Before making a lock file beside it; the full check runs under the lock, after the repair.
     refuse_workspace([p for p in (target, manifest_target) if p.exists() or p.is_symlink()])
-    columns, names = export_columns(workspace, derived=derived)
+    columns, names = export_columns(workspace, derived=derived, rows=rows)
     new_names = [names[c] for c in columns]
     with export_lock(target):
         repair(target, manifest_target)
@@ -426,8 +430,8 @@ def export_manifest(
     how: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest an export of ``rows`` would carry (for a download beside the file)."""
-    columns, names = export_columns(workspace, derived=derived)
     rows = np.unique(np.asarray(rows, dtype=np.int64))
+    columns, names = export_columns(workspace, derived=derived, rows=rows)
     return _subset_manifest(
         workspace,
         rows,

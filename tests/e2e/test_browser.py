@@ -184,15 +184,24 @@ def test_demo_map_lasso_and_save_subset(
     assert page.get_by_role("combobox", name="Subset", exact=True).input_value() == "lasso picks"
     shot(page, shots, "03-subset-saved")
 
-    # A click on a record shows it in full, its text escaped.
+    # A click on a record shows it in full, its text escaped, in a dialog where the user looks
+    # (not below the fold of the narrow column); Escape closes it and it stays closed.
     records = page.locator('[data-testid="stDataFrame"]').filter(has_text="Prompt").first
     records.scroll_into_view_if_needed()  # a mouse click only lands inside the viewport
     first_row = records.bounding_box()
     page.mouse.click(first_row["x"] + 14, first_row["y"] + 35 + 17)
-    page.get_by_text("Response", exact=True).wait_for()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Response", exact=True).wait_for()
     settle(page)
     no_traceback(page)
+    box, view = dialog.bounding_box(), page.viewport_size
+    assert box is not None and 0 <= box["y"] < view["height"] / 2  # its top is in view
+    assert "cluster" in dialog.inner_text() and "loss" in dialog.inner_text()
     shot(page, shots, "04-record")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    settle(page)
+    assert not page.get_by_role("dialog").count()
 
     # A click on a cluster in the table selects that cluster.
     clusters = page.locator('[data-testid="stDataFrame"]').filter(has_text="Top words").first

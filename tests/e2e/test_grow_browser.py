@@ -126,6 +126,10 @@ def test_grow_page_shows_rounds_and_map_and_runs_a_round(
         assert new.generated == NEW_PER_ROUND and new.status == "judged"
         rounds = until(lambda: table_cells(page, "Generated"), lambda rows: len(rows) == 2)
         assert [r[0] for r in rounds] == ["1", "2"]
+        # The sidebar's count follows the join (the browser kept a stale label once).
+        grown = f"{path.name} · {Workspace.open(path).n_samples:,} rows"
+        sidebar = page.get_by_role("combobox", name="Workspace")
+        assert until(sidebar.input_value, lambda shown: shown == grown) == grown
         assert rounds[1][1] == section.settings["target"]
         assert metric_value(page, "Candidates") == str(PER_ROUND + NEW_PER_ROUND)
         shot(page, shots, "grow-3-finished")

@@ -11,18 +11,21 @@ from test_browser import no_traceback, settle, shot
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ["data", "features", "map", "diversity", "subsets", "compare"]
+PAGES = ["data", "features", "map", "diversity", "subsets", "compare", "grow"]
 
 
 def test_every_page_loads_only_from_the_app(page: Any, server: str, shots: Path) -> None:
+    """...at its own URL, which can be shared: /map is the Map, and / moves on to it."""
     own = urlsplit(server).netloc
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
-    for name in PAGES:
+    for name in ["", *PAGES]:
         page.goto(f"{server}/{name}")
-        page.get_by_role("heading", name=name.title()).first.wait_for()
+        page.get_by_role("heading", name=(name or "map").title()).first.wait_for()
+        page.wait_for_url(f"{server}/{name or 'map'}")
         settle(page)
         no_traceback(page)
+        assert not page.get_by_text("Page not found").count(), name
         # every icon of the page is drawn: the icon font is there, not its ligature's name
         page.wait_for_function("document.fonts.status === 'loaded'")
     shot(page, shots, "10-no-outside-requests")

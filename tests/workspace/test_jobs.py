@@ -280,3 +280,33 @@ def test_progress_of_a_dead_job_reads_as_failed(tmp_path: Path) -> None:
     assert read_progress(ws.path).fraction == pytest.approx(0.3)  # type: ignore[union-attr]
     (ws.path / JOB).write_text("{broken")
     assert read_progress(ws.path) is None
+
+
+def test_the_text_space_job_embeds_and_records_each_step(
+    copy_built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``core.workspace.jobs.embedding.run`` (what the app's button starts in a process)."""
+    from core.workspace.jobs import embedding
+    from core.workspace.jobs import record as records
+
+    seen: list[tuple[str, str, int]] = []
+    write = records.write_job
+
+    def spy(where: Any, job: Any) -> None:
+        seen.append((job.status, job.step, job.done))
+        write(where, job)
+
+    monkeypatch.setattr(records, "write_job", spy)
+    embedding.run(copy_built)
+    ws = Workspace.open(copy_built)
+    job = embedding.read_status(copy_built)
+    assert ws.has_embeddings and ws.embeddings().shape[0] == ws.n_samples
+    assert job is not None and job.status == "done" and job.done == job.total == ws.n_samples
+    # The steps in order (16 texts fill one batch: no partial "embedding" report), every
+    # record after the embedding counting all texts, and the count never going back.
+    steps = [step for _, step, _ in seen if step != "embedding"]
+    order = [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s]
+    assert order == ["loading", "clusters", "map", "neighbours", "lexical"]
+    counts = [d for _, _, d in seen]
+    assert counts == sorted(counts) and counts[-1] == ws.n_samples
+    assert all(d == ws.n_samples for _, step, d in seen if step in ("clusters", "map"))

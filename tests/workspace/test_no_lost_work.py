@@ -151,6 +151,29 @@ def test_cancel_of_a_background_job_keeps_its_finished_rows(tmp_path: Path) -> N
     assert f"{progress.done:,} finished samples are kept" in progress.message
 
 
+def test_a_stop_says_the_rows_in_progress_are_redone(tmp_path: Path) -> None:
+    """The progress counts rows before their shard is written: a stop then keeps fewer than it
+    showed, and says that those in progress are computed again (not lost work)."""
+    from core.errors import JobStopped
+
+    dataset = load_dataset(write_jsonl(tmp_path / "few.jsonl", sample_records(12)))
+    ws = prepare_workspace(tmp_path / "ws", dataset, FeatureConfig(model="tiny", dim=DIM))
+    shown: list[int] = []
+
+    def stop_after_two(progress: Any) -> None:
+        if progress.status == "running" and progress.done >= 2 and not shown:
+            shown.append(progress.done)
+            raise KeyboardInterrupt
+
+    with pytest.raises(JobStopped):
+        run_features(ws, batch_size=1, shard_seconds=600, on_progress=stop_after_two)
+    progress = read_progress(ws.path)
+    assert progress is not None and progress.status == "cancelled" and progress.done == 0
+    assert shown == [2]
+    assert progress.message.startswith("stopped; 0 finished samples are kept; the 2 in progress")
+    assert "redone on resume" in progress.message and "128 samples or 600 s" in progress.message
+
+
 def _alive(pid: int) -> bool:
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)

@@ -21,6 +21,7 @@ from endpoint_stub import Behaviour, serving
 from core.errors import PrismError
 from core.synthesis.filter import count_key
 from core.synthesis.generators import make_generator
+from core.workspace.export import FORMATS, export_subset, read_export
 from core.workspace.manifest import RoundRecord, SynthesisSection
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import (
@@ -30,6 +31,7 @@ from core.workspace.synthesis.candidates import (
     read_round,
     round_numbers,
 )
+from core.workspace.synthesis.grow import PROVENANCE
 from core.workspace.synthesis.loop import SynthesisConfig, pending_rounds, run_synthesis
 from core.workspace.synthesis.loop import join as join_round
 
@@ -101,15 +103,32 @@ def test_candidate_features_are_the_workspace_features_of_those_samples(
     np.testing.assert_allclose(again, ws.features()[rows], atol=1e-5)
 
 
+def _export_columns(path: Path, tmp: Path, fmt: str, **options: Any) -> list[str]:
+    """The columns of an export of the whole set (``options``: origin, derived), as read back."""
+    out = tmp / f"columns-{len(list(tmp.iterdir()))}"
+    result = export_subset(Workspace.open(path), None, fmt=fmt, out=out, **options)
+    assert list(read_export(result.path, fmt).columns) == list(result.columns)
+    return list(result.columns)
+
+
 def test_provenance_survives_export_and_reload(
     copy_built: Path, tiny_generator: Any, tmp_path: Path
 ) -> None:
     from core.data.dataset import load_dataset
 
+    before = {fmt: _export_columns(copy_built, tmp_path, fmt) for fmt in FORMATS}
     _run(copy_built, tiny_generator, per_round=3, sparse_only=False, seed=1)
     ws = Workspace.open(copy_built)
     synthetic = read_candidates(ws).query("joined")
     assert len(synthetic) >= 1
+    # The user's schema: an export of the source rows gains no column from the join (every
+    # format); the provenance is Prism's and comes with synthetic rows or `derived`.
+    provenance = {"origin", *PROVENANCE}
+    for fmt in FORMATS:
+        assert _export_columns(copy_built, tmp_path, fmt, origin="source") == before[fmt], fmt
+    assert not provenance & set(before["jsonl"])
+    for options in ({"origin": "synthetic"}, {"origin": "all"}, {"derived": True}):
+        assert provenance <= set(_export_columns(copy_built, tmp_path, "parquet", **options))
     for origin, expected in (("all", ws.n_samples), ("source", 16), ("synthetic", len(synthetic))):
         out = tmp_path / f"{origin}.jsonl"
         code, _, err = invoke("export", copy_built, "--out", out, "--origin", origin)

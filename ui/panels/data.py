@@ -20,7 +20,7 @@ from core.errors import DataError, PrismError
 from ui import format as fmt
 from ui import paths, state
 from ui.errors import Slots
-from ui.widgets import PAGES
+from ui.widgets import PAGES, plain
 
 KINDS = {
     "prompt_response": "Prompt and response",
@@ -194,14 +194,13 @@ def choose_source(slots: Slots) -> tuple[str | None, str | None]:
             help="A file, or a folder written by datasets' save_to_disk.",
         )
         slots.under("source")
-        st.caption(note)
-        if not (allowed and text.strip()):
-            return None, None
         try:
-            return str(paths.check_server_path(text)), text.strip()
+            path = paths.check_server_path(text) if allowed and text.strip() else None
         except DataError as error:
-            slots.show(error)
+            slots.show(error)  # a refusal names the open folders itself: no caption repeats it
             return None, None
+        st.caption(plain(note))
+        return (str(path), text.strip()) if path is not None else (None, None)
     choices = demo_choices()
     source = st.radio("Demo dataset", list(choices), format_func=lambda s: f"{s} — {choices[s]}")
     slots.under("source")

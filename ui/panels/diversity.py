@@ -15,7 +15,7 @@ from ui import format as fmt
 from ui.panels import clusters
 from ui.panels.jobs import refresh_when_ready
 from ui.panels.subsets import positions
-from ui.panels.textspace import text_space_summary
+from ui.panels.textspace import text_space_job, text_space_summary
 from ui.widgets import empty_state
 
 # What each order of the Vendi score weighs, in one line for a curator.
@@ -64,9 +64,10 @@ def text_space(ws: Workspace) -> None:
         explain.measures_help()
     else:
         st.caption(
-            "Run `prism embed` on this workspace to see the same data measured as text "
-            "(embedding Vendi, n-gram Vendi, distinct-2) beside G-Vendi."
+            "Compute the text space to see the same data measured as text (embedding Vendi, "
+            "n-gram Vendi, distinct-2) beside G-Vendi (`prism embed` on the command line)."
         )
+        text_space_job(ws, key="diversity")
 
 
 def saturation(ws: Workspace, curve: pd.DataFrame | None) -> None:

@@ -25,7 +25,7 @@ from ui import format as fmt
 from ui import paths, state
 from ui.errors import Slots
 from ui.panels.subsets import positions
-from ui.widgets import code
+from ui.widgets import code, plain
 
 FORMAT_LABELS = {
     "jsonl": "JSON Lines",
@@ -97,10 +97,11 @@ def export_panel(ws: Workspace, name: str) -> None:
     derived = st.checkbox(
         "Include Prism's columns",
         key="export_derived",
-        help="Adds cluster, umap_x/umap_y, loss, gradient norm and token counts (and Prism's "
-        "id as prism_id) to the original columns.",
+        help="Adds cluster, umap_x/umap_y, loss, gradient norm, token counts and a grown "
+        "set's provenance (and Prism's id as prism_id) to the original columns. Synthetic rows "
+        "carry their provenance either way.",
     )
-    columns, names = export_columns(ws, derived=derived)
+    columns, names = export_columns(ws, derived=derived, rows=rows)
     shown = [names[c] for c in columns]
     st.caption(
         f"{fmt.count(int(rows.size), 'row')} in the original order · columns: "
@@ -153,7 +154,7 @@ def write_form(ws: Workspace, name: str, fmt_name: str, derived: bool) -> None:
             slots.under("out", "force")
             write = st.form_submit_button("Write", icon=":material/save:")
         if not allowed:
-            st.caption(note)
+            st.caption(plain(note))
         written = st.session_state.pop(WRITTEN, None)
         if written:
             st.success(written, icon=":material/task_alt:")

@@ -43,7 +43,7 @@ def settings_form(pending: dict[str, Any]) -> None:
         )
         model_name = st.text_input(
             "Model name or path",
-            placeholder="Qwen/Qwen2.5-0.5B-Instruct  or  /models/my-lm",
+            placeholder="e.g. Qwen/Qwen2.5-0.5B-Instruct or /models/my-lm",
             help="Any causal language model. The published reference uses Qwen2.5-0.5B-Instruct. "
             "Without a network it must already be on this machine.",
         )

@@ -240,7 +240,7 @@ def _generator(slots: Slots) -> dict[str, Any]:
         name = st.text_input(
             "Model name or local path",
             key=f"{KEY}hf_name",
-            placeholder="Qwen/Qwen2.5-0.5B-Instruct",
+            placeholder="e.g. Qwen/Qwen2.5-0.5B-Instruct",
             help="Any Hugging Face causal LM with a chat template, run on this machine.",
         )
         slots.under("generator")
@@ -419,7 +419,7 @@ def _stopped(ws: Workspace, status: str, message: str) -> None:
                     st.code("\n".join(lines), language=None, wrap_lines=True)
         else:
             st.markdown("#### The last run was stopped")
-            st.caption(plain(message or "Finished rounds are kept."))
+            st.caption(plain(_stop_note(ws) or message or "Finished rounds are kept."))
         section = ws.section(SynthesisSection)
         if section is None or not section.settings:
             return
@@ -430,6 +430,21 @@ def _stopped(ws: Workspace, status: str, message: str) -> None:
                 error_message(str(error))
                 return
             st.rerun()
+
+
+def _stop_note(ws: Workspace) -> str | None:
+    """Where a cancelled run stopped, in the rounds its progress showed (``first_round``–
+    ``last_round`` of its settings): the first of them not joined. None without settings."""
+    settings = (ws.section(SynthesisSection) or SynthesisSection()).settings
+    first, last = settings.get("first_round"), settings.get("last_round")
+    if not isinstance(first, int) or not isinstance(last, int):
+        return None
+    made, pending = set(round_numbers(ws)), set(synthesis.pending_rounds(ws))
+    left = [r for r in range(first, last + 1) if r not in made or r in pending]
+    if not left:
+        return f"Stopped after round {last}; finished rounds are kept."
+    planned = f"round {first}" if first == last else f"rounds {first}–{last}"
+    return f"Stopped in round {left[0]} (of {planned}); finished rounds are kept."
 
 
 @st.fragment(run_every=1.0)

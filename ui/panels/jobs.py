@@ -51,7 +51,10 @@ def job_view(ws: Workspace) -> None:
         st.progress(progress.fraction, text=_progress_text(progress))
         if progress.status == "failed":
             error_message(progress.message or "The job ended without finishing.")
-        st.caption("Finished shards are kept: resuming continues from the last one.")
+        st.caption(
+            "Finished shards are kept: Resume continues from them, and computes again only the "
+            "rows that were in progress (at most one shard)."
+        )
         if st.button("Resume", type="primary", icon=":material/play_arrow:"):
             start_background(ws.path)
             st.session_state[GOTO_MAP] = str(ws.path)

@@ -154,7 +154,7 @@ _VIEWS = {"Gradient space": (GRADIENT,), "Text space": (TEXT,), "Side by side": 
 
 
 def map_views(frame: pd.DataFrame) -> list[str]:
-    """The views this workspace can show: text space needs `prism embed`."""
+    """The views this workspace can show: text space needs its embeddings (``prism embed``)."""
     if TEXT.x in frame.columns and TEXT.y in frame.columns:
         return list(_VIEWS)
     return ["Gradient space"]
@@ -389,7 +389,7 @@ def map_page(ws: Workspace) -> None:
             or views[0]
         )
     else:
-        space_pick.caption("Text space: run `prism embed` on this workspace to compare.")
+        textspace.text_space_job(ws, key="map", place=space_pick)
     note.caption(
         f"**{ws.name}** · {fmt.count(len(frame), 'sample')} · "
         f"G-Vendi {fmt.score(ws.g_vendi)} · "

@@ -22,27 +22,33 @@ MAX_RECORDS = 500  # rows listed in a record table
 RECORD_HEIGHT = 460  # px: a long sample scrolls inside a box of this height, not the whole page
 LONG_CHARS = 1_500  # a sample longer than this (or of more lines than LONG_LINES) gets that box
 LONG_LINES = 24
+PREVIEW_CHARS = 60  # of the prompt in a record table: the row stays one line in a narrow column
 
 
 def records(
-    ws: Workspace, frame: pd.DataFrame, rows: np.ndarray, *, title: str = "Selected records"
+    ws: Workspace,
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    *,
+    title: str = "Selected records",
+    in_dialog: bool = False,
 ) -> None:
-    """The first MAX_RECORDS of ``rows``; a click on one shows it in full, with its subsets."""
+    """The first MAX_RECORDS of ``rows``; a click on one shows it in full, with its subsets:
+    below the table, or (``in_dialog``, for a narrow column) in a dialog over the page."""
     shown = rows[:MAX_RECORDS]
-    previews = cache.previews(ws)
-    table = pd.DataFrame(
-        {
-            "id": frame["id"].iloc[shown].astype(str).to_numpy(),
-            "prompt": [previews[r] for r in shown],
-        }
-    )
+    # id, cluster and loss first: a narrow column still shows them, and the prompt is cut.
+    table = pd.DataFrame({"id": frame["id"].iloc[shown].astype(str).to_numpy()})
     if "cluster" in frame.columns:
         table["cluster"] = frame["cluster"].iloc[shown].to_numpy()
     if "loss" in frame.columns:
         table["loss"] = frame["loss"].iloc[shown].to_numpy()
+    previews = cache.previews(ws)
+    table["prompt"] = [fmt.shorten(previews[r], PREVIEW_CHARS) for r in shown]
     more = f" (the first {MAX_RECORDS:,})" if len(rows) > MAX_RECORDS else ""
     st.markdown(f"**{title}**{more} — click one to read it in full")
-    signature = f"{len(rows)}-{int(rows[0])}-{int(rows[-1])}"
+    # A dismissed dialog clears the pick (a new key), so a rerun does not open it again.
+    dismissed = st.session_state.get(state.RECORD_DISMISSED, 0)
+    signature = f"{len(rows)}-{int(rows[0])}-{int(rows[-1])}-{dismissed}"
     event = st.dataframe(
         table,
         key=f"{state.RECORD_TABLE}_{signature}",
@@ -52,17 +58,31 @@ def records(
         height=250,
         width="stretch",
         column_config={
+            "id": st.column_config.TextColumn("id", width="small"),
+            "cluster": st.column_config.NumberColumn("Cluster", format="%d", width="small"),
+            "loss": st.column_config.NumberColumn("Loss", format="%.3f", width="small"),
             "prompt": st.column_config.TextColumn("Prompt", width="large"),
-            "loss": st.column_config.NumberColumn("Loss", format="%.3f"),
-            "cluster": st.column_config.NumberColumn("Cluster", format="%d"),
         },
     )
     selected: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
     picked = (selected.get("selection") or {}).get("rows") or []
-    if picked:
-        row = int(shown[picked[0]])
-        record_view(ws, row)
-        membership(ws, frame, row)
+    if not picked:
+        return
+    row = int(shown[picked[0]])
+    if in_dialog:
+        name = str(frame["id"].iloc[row])
+        st.dialog(f"Record {name}", width="large", on_dismiss=_dismiss)(_record)(ws, frame, row)
+    else:
+        _record(ws, frame, row)
+
+
+def _record(ws: Workspace, frame: pd.DataFrame, row: int) -> None:
+    record_view(ws, row)
+    membership(ws, frame, row)
+
+
+def _dismiss() -> None:
+    st.session_state[state.RECORD_DISMISSED] = st.session_state.get(state.RECORD_DISMISSED, 0) + 1
 
 
 def membership(ws: Workspace, frame: pd.DataFrame, row: int) -> None:
@@ -141,7 +161,7 @@ def record_view(ws: Workspace, row: int) -> None:
             for label, text in parts:
                 st.markdown(label)
                 st.markdown(plain(text))
-        others = other_columns(ws, values)
+        others = other_columns(ws, values, row)
         if not others.empty:
             st.dataframe(
                 others,
@@ -206,12 +226,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def other_columns(ws: Workspace, values: pd.Series) -> pd.DataFrame:
-    """The sample's columns besides the text the model read (label, model, category…).
+def other_columns(ws: Workspace, values: pd.Series, row: int) -> pd.DataFrame:
+    """The sample's columns besides the text the model read (label, model, category…; a
+    synthetic row's provenance).
 
     Names are the dataset's own (a column renamed on the way in is shown as it was called).
     """
-    stored, names = export_columns(ws, derived=False)
+    stored, names = export_columns(ws, derived=False, rows=np.array([row]))
     shown = set(cache.column_map(ws).content_columns) | {"id"}
     kept = [c for c in stored if c not in shown and c in values.index]
     return pd.DataFrame(

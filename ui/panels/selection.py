@@ -136,4 +136,4 @@ def selection_panel(ws: Workspace, frame: pd.DataFrame, rows: np.ndarray) -> Non
     if ws.has_embeddings:
         selection_text_scores(ws, rows)
     save_rows_form(ws, rows, how, key="save_subset")
-    records(ws, frame, rows)
+    records(ws, frame, rows, in_dialog=True)

@@ -1,6 +1,7 @@
 """Text space beside gradient space: the text-space measures (embedding Vendi, n-gram Vendi,
-distinct-2) of the whole set and of a selection, and how far the two spaces' neighbourhoods
-agree."""
+distinct-2) of the whole set and of a selection, how far the two spaces' neighbourhoods agree,
+and, where a workspace has no text space yet, the button that computes it in the background
+(``core.workspace.jobs.embedding``), followed live with a Cancel."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.workspace.analyses import TextScores, text_scores
+from core.workspace.jobs import embedding
+from core.workspace.jobs.record import CANCELLED, FAILED
 from core.workspace.manifest import EmbeddingSection, LexicalSection
 from core.workspace.store import EMBEDDINGS, Workspace
 from ui import cache, explain
 from ui import format as fmt
+from ui.widgets import error_message, plain
 
 TEXT_SCORE_LIMIT = 5_000  # selections scored in text space live (n-gram Vendi is exact below 2,048)
 
@@ -89,4 +94,52 @@ def text_space_summary(ws: Workspace, frame: pd.DataFrame) -> None:
             f"correlation of pairwise similarities is ρ = {near['rank_correlation']:.2f}. "
             "Colour by *Neighbourhood agreement* to find samples that read alike but teach the "
             "model different things."
+        )
+
+
+def text_space_job(ws: Workspace, *, key: str, place: DeltaGenerator | None = None) -> None:
+    """No text space yet: a button that computes it (``place``: where the button goes; the
+    running job's progress and Cancel are drawn here, full width)."""
+    job = embedding.read_status(ws.path)
+    if job is not None and job.running:
+        _running(str(ws.path))
+        return
+    where = place or st.container()
+    if job is not None and job.status == FAILED:
+        with where:
+            error_message(f"Computing the text space failed: {job.message}")
+    clicked = where.button(
+        "Compute text space",
+        icon=":material/text_fields:",
+        key=f"embed_start_{key}",
+        help="Embeds every sample with the packaged sentence encoder (all-MiniLM-L6-v2, offline) "
+        "and measures the same data as text: embedding Vendi, n-gram Vendi, distinct-2, a text "
+        "map beside the gradient map. Runs in the background, as `prism embed` does.",
+    )
+    if job is not None and job.status == CANCELLED:
+        where.caption(plain(job.message))
+    if clicked:
+        embedding.start(ws.path)
+        st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def _running(path: str) -> None:
+    job = embedding.read_status(path)
+    if job is None or not job.running:
+        st.rerun(scope="app")
+        return
+    with st.container(border=True):
+        head, stop = st.columns([4, 1], vertical_alignment="center")
+        head.markdown("#### Computing text space")
+        if stop.button("Cancel", icon=":material/stop:", width="stretch", key="embed_cancel"):
+            embedding.cancel(path)
+            st.rerun(scope="app")
+        st.progress(
+            job.fraction,
+            text=f"{job.done:,} of {fmt.count(job.total, 'text')} embedded · {plain(job.message)}",
+        )
+        st.caption(
+            "The job runs in its own process: refresh or close this tab and it keeps going. "
+            "The text map and its measures appear here when it finishes."
         )

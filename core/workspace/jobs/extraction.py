@@ -5,9 +5,8 @@ mix settings unless forced). ``run_features`` then computes features shard by sh
 finished shard is written atomically to ``shards/``, and the job record (``jobs/features.json``,
 ``core.workspace.jobs.record``) holds progress (samples/s, ETA), so a killed run picks up at the first
 missing shard and ends with exactly the features an uninterrupted run gives. Memory stays
-bounded by one shard plus the model. ``start_background`` runs the same job
-in its own process (for the app) — it survives a closed browser tab — and ``cancel`` stops it;
-its finished shards are kept for a later resume.
+bounded by one shard plus the model. ``start_background`` runs the same job in its own process
+(for the app; it survives a closed tab) and ``cancel`` stops it, keeping its finished shards.
 """
 
 from __future__ import annotations
@@ -88,11 +87,8 @@ def outermost_missing(path: str | os.PathLike[str]) -> Path | None:
 
 
 def remove_created(path: str | os.PathLike[str], created: Path | None) -> None:
-    """Undo a workspace this run created, and nothing else.
-
-    ``created`` (from ``outermost_missing`` before the run) is removed with everything in it; when
-    it is None the folder existed, empty, before the run, so only what was written into it goes.
-    """
+    """Undo a workspace this run created (``created``, from ``outermost_missing``, with all in
+    it; None: the folder existed, empty, so only what was written into it goes), nothing else."""
     if created is not None:
         shutil.rmtree(created, ignore_errors=True)
         return
@@ -371,13 +367,14 @@ def run_features(
             state["done"] = total
             report("done", "features complete")
         except (Stop, KeyboardInterrupt) as error:
+            shown = state["done"]  # what the progress said, rows not yet in a shard included
             if group.is_main:
                 kept, _ = finished_shards(workspace, total, config.dim)
                 state["done"] = int(kept.sum())
                 _update_features(workspace, status="cancelled")
             report(
                 "cancelled",
-                f"stopped; {state['done']:,} finished samples are kept — resume to continue",
+                _stop_note(state["done"], shown - state["done"], shard_size, shard_seconds),
             )
             interrupted = isinstance(error, KeyboardInterrupt)
             if not group.is_main:  # rank 0 says what was kept and how to resume
@@ -397,6 +394,16 @@ def run_features(
             report("failed", str(error) or type(error).__name__)
             raise
     return workspace
+
+
+def _stop_note(kept: int, redone: int, shard_size: int, shard_seconds: float) -> str:
+    """What a stop keeps; the rows in progress (not yet in a shard) are computed again."""
+    redo = (
+        f"; the {redone:,} in progress are redone on resume (a shard holds at most "
+        f"{shard_size:,} samples or {shard_seconds:g} s of work)"
+    )
+    kept_note = f"stopped; {kept:,} finished samples are kept"
+    return f"{kept_note}{redo if redone > 0 else ''} — resume to continue"
 
 
 def _write_shard(

@@ -1,7 +1,8 @@
 """Background jobs of a workspace: one ``Job`` record for every kind, one start/read/cancel API.
 
 Every long piece of work — feature extraction (``core.workspace.jobs.extraction``, a ``prism resume``
-process), clusters and map (``core.workspace.jobs.analysis``, a process), and the app's own
+process), clusters and map (``core.workspace.jobs.analysis``, a process), text space
+(``core.workspace.jobs.embedding``, a process), and the app's own
 threads (budget curves, cluster tables) — records its progress as a ``Job`` in
 ``jobs/<kind>.json`` inside the workspace: kind, status, done/total, message, pid, started and
 updated (plus a step, a rate and an ETA where they mean something). So a page, the CLI and a
@@ -44,7 +45,7 @@ from core.workspace.store import JOBS, Workspace
 
 T = TypeVar("T")
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
-FEATURES, ANALYSIS = "features", "analysis"
+FEATURES, ANALYSIS, EMBEDDING = "features", "analysis", "embedding"
 # Where schema 1 workspaces kept a job's progress.
 LEGACY_FILES = {FEATURES: "job.json", ANALYSIS: "analysis.json"}
 # What a job whose process vanished reads as, per kind.
@@ -52,6 +53,7 @@ VANISHED = {
     FEATURES: "the job's process ended without finishing; resume it",
     ANALYSIS: "the map builder stopped; start it again",
     "synthesis": "the synthesis process ended without finishing; resume it",
+    EMBEDDING: "the text-space process ended without finishing; start it again",
 }
 
 
