@@ -132,6 +132,7 @@ def known_workspaces() -> list[str]:
 def _readable(path: str, *, registered: list[str] | None = None) -> str | None:
     """The resolved path when the app may read it (inside its data roots, or registered by Prism
     on this machine while the app is local), else None."""
+    # cycle: ui.paths imports this module
     from ui.paths import check_server_path, exposed, resolved
 
     try:
@@ -150,6 +151,7 @@ def _readable(path: str, *, registered: list[str] | None = None) -> str | None:
 def open_workspace_folder(text: str) -> str:
     """The workspace folder a user typed, checked: inside the readable folders (or registered),
     a workspace, undamaged. Raises a PrismError that says what to do otherwise."""
+    # cycle: ui.paths imports this module
     from ui.paths import check_server_path
 
     readable = _readable(text.strip()) if text.strip() else None

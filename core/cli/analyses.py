@@ -104,6 +104,7 @@ def cluster(
     as_json: JsonOpt = False,
 ) -> None:
     """Spherical k-means on the features: sizes, sparse clusters (below the median size)."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.measures.clusters import few_rows_note
     from core.workspace.analyses import cluster_workspace
 

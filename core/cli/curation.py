@@ -8,6 +8,7 @@ did; subset names are user text and are always printed escaped.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,7 +159,6 @@ def left_out_records(ws: Any, left_out: Any) -> list[dict[str, Any]]:
 
 def print_left_out(records: list[dict[str, Any]], limit: int = 20) -> None:
     """How many rows were left out for each reason, then the first ``limit`` of them."""
-    from collections import Counter
 
     counts = Counter(r["reason"] for r in records)
     console.print(
@@ -273,6 +273,7 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Subsets side by side: size, G-Vendi, Vendi q=2/∞, coverage, loss (--wide: more)."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.measures.clusters import few_rows_note
     from core.workspace.analyses import text_scores
     from core.workspace.compare import (

@@ -31,12 +31,14 @@ def _one_of(**given: Any) -> str:
 
 
 def _ids_of(ws: Any, rows: np.ndarray) -> list[str]:
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.find import rows_of_samples
 
     return [str(i) for i in rows_of_samples(ws, rows, ["id"]).column("id").to_pylist()]
 
 
 def _print_rows(ws: Any, rows: np.ndarray, extra: dict[str, list[str]] | None = None) -> None:
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.find import previews
 
     shown = rows[:SHOWN]
@@ -76,6 +78,7 @@ def find(
     as_json: JsonOpt = False,
 ) -> None:
     """Find rows by their text (--text, --regex) or by a condition over the columns (--where)."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.find import find_text, find_where
     from core.workspace.subsets import save_subset
 
@@ -126,6 +129,7 @@ def similar(
     as_json: JsonOpt = False,
 ) -> None:
     """The nearest rows in gradient space to a row, a subset's centroid or pasted text."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.similar import similar_to_rows, similar_to_text
     from core.workspace.subsets import rows_of
 
@@ -173,6 +177,7 @@ def tag(
     as_json: JsonOpt = False,
 ) -> None:
     """Tag rows keep, drop or flag (with a note); --list them; --undo the newest change."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.find import find_where
     from core.workspace.subsets import rows_of
     from core.workspace.tags import tag_counts, tag_rows, tag_table, undo_tags

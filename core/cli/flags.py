@@ -69,6 +69,7 @@ def _invoked(argv: Sequence[str]) -> tuple[str, Any]:
 
 def _selector_options() -> set[str]:
     """Every option name a selector takes (set through ``prism select --option name=value``)."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.select.selectors import SELECTORS
 
     return {option for spec in SELECTORS.values() for option in spec.all_options}

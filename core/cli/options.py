@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from core.cli.flags import name_flags
 from core.cli.render import err
 from core.errors import PrismError
 
@@ -130,7 +131,7 @@ def read_dataset(source: str, *, split: str | None, columns: ColumnOptions, **lo
     one path of `prism features` and `prism import-features`). Without ``--id-col`` the id column
     is detected, also when the content columns are given."""
 
-    from core.cli.flags import name_flags
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.data.dataset import load_dataset
 
     mapped = column_map(source, split=split, **dataclasses.asdict(columns))

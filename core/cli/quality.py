@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from core.cli.options import (
     BatchTokensHelp,
@@ -41,11 +42,11 @@ def _parse_betas(text: str) -> list[float]:
 
 
 def _run_ifd(ws: Any, *, force: bool, quiet: bool, **sizes: Any) -> Any:
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.jobs.ifd import run_ifd
 
     if quiet:
         return run_ifd(ws, force=force, **sizes)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
         TextColumn("IFD"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
@@ -96,6 +97,7 @@ def quality(
     as_json: JsonOpt = False,
 ) -> None:
     """Quality beside diversity: flag loss outliers, compute IFD, print the quality signals."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.measures.quality import OUTLIER_RULE
     from core.validate import check_budget
     from core.workspace.quality import blend_curve as curve
@@ -114,6 +116,7 @@ def quality(
     record["rule"] = OUTLIER_RULE
     record["signals"] = [dataclasses.asdict(s) for s in quality_signals(ws)]
     if blend_curve:
+        # heavy: pandas, pyarrow and the engine, kept off `prism --help`
         from core.workspace.selector_runs import selector_pool
 
         pool = selector_pool(ws, score=score)

@@ -210,6 +210,7 @@ def synthesize(
 
 def _unjoin_rounds(ws: Any, which: str) -> list[int]:
     """The rounds ``--unjoin`` names: one number, or every joined round (newest first)."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.synthesis.loop import joined_rounds
 
     if which.strip().lower() == "all":
@@ -221,6 +222,7 @@ def _unjoin_rounds(ws: Any, which: str) -> list[int]:
 
 def print_rounds(records: list[RoundRecord]) -> None:
     """The round table: counts, G-Vendi and rows in sparse clusters before → after."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.synthesis.quality import RULE
 
     names = ["round", "made", "bad", "dup", "low q", "dense", "kept", "joined", "G-Vendi"]
@@ -244,6 +246,7 @@ def print_rounds(records: list[RoundRecord]) -> None:
     console.print(out)
     console.print("G-Vendi and rows in sparse clusters: before → after joining.")
     console.print(f"Low quality (low q): {escape(RULE)}.")
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.synthesis.loop import gain
 
     per_100 = gain(records)

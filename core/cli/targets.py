@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.markup import escape
 
@@ -72,6 +73,7 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a target set from a FILE, a --subset or --text, computed with the workspace's proxy."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.targets import (
         add_target_from_dataset,
         add_target_from_subset,
@@ -119,6 +121,7 @@ def add(
 @target_app.command("list")
 def list_(workspace: WorkspaceArg, as_json: JsonOpt = False) -> None:
     """The workspace's target sets: source, examples, groups."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.targets import describe_target, list_targets
 
     ws = open_workspace(workspace)
@@ -152,6 +155,7 @@ def coverage(
     as_json: JsonOpt = False,
 ) -> None:
     """How well the pool covers each group of a target: close rows, best matches, gaps."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.relevance import coverage as target_coverage
 
     ws = open_workspace(workspace)
@@ -182,6 +186,7 @@ def delete(
     name: Annotated[str, typer.Argument(help="The target to delete.")],
 ) -> None:
     """Delete a target set (its features, examples and relevance column)."""
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.targets import delete_target
 
     ws = open_workspace(workspace)
@@ -208,8 +213,8 @@ def relevance(
     as_json: JsonOpt = False,
 ) -> None:
     """Store each row's relevance to a target set as the column relevance:T."""
-    import numpy as np
 
+    # heavy: pandas, pyarrow and the engine, kept off `prism --help`
     from core.workspace.relevance import store_relevance
     from core.workspace.schema import relevance_column
 

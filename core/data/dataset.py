@@ -32,9 +32,10 @@ from core.data.columns import (
     storable,
     unused_id_note,
 )
+from core.data.limits import MAX_CELL_CHARS
 from core.data.read import Stream, frame_of, open_stream
 from core.data.stream import BATCH_ROWS, combine
-from core.data.text import MAX_CELL_CHARS, check_cell_size, looks_like_chat, normalise_chat
+from core.data.text import check_cell_size, looks_like_chat, normalise_chat
 from core.errors import DataError
 
 logger = logging.getLogger(__name__)

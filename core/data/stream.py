@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+from charset_normalizer import from_bytes
 
 from core.data.cells import (
     frame_from_arrow,
@@ -159,7 +160,6 @@ def guess_encodings(name: str, sample: bytes, *, most: int = 3) -> list[str]:
     Judges the file's first 256 KiB (decompressed for `.gz`), or `sample` (bytes of the part that
     failed) when the file cannot be read.
     """
-    from charset_normalizer import from_bytes
 
     head = sample
     path = Path(name)

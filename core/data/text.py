@@ -17,15 +17,11 @@ import numpy as np
 import pandas as pd
 
 from core.data.cells import is_null, row_label, scalar_text, snippet, type_name
+from core.data.limits import MAX_CELL_CHARS, over_limit
 from core.errors import DataError
 
 if TYPE_CHECKING:
     from core.data.columns import ColumnMap
-
-
-# Longest content cell (prompt, response, text, or all messages of a chat together) a dataset may
-# hold: the tokenizer needs gigabytes for a cell of tens of megabytes, so it is refused up front.
-MAX_CELL_CHARS = 1_000_000
 
 
 # ShareGPT and friends name roles differently; the chat template only knows these four.
@@ -105,14 +101,6 @@ def normalise_chat(value: Any, *, where: str) -> list[dict[str, str]]:
             "assistant (the loss is measured on the assistant's reply). Drop or fix this row."
         )
     return chat
-
-
-def over_limit(size: int, limit: int, *, unit: str = "characters") -> str | None:
-    """ "holds 1,200 characters, more than the limit of 1,000" when ``size`` exceeds ``limit``,
-    else None: the one length cap of dataset cells and of generator replies."""
-    if size <= limit:
-        return None
-    return f"holds {size:,} {unit}, more than the limit of {limit:,}"
 
 
 def check_cell_size(n_chars: int, *, col: str, where: str) -> None:

@@ -216,6 +216,7 @@ def load_proxy(
 
 
 def _load_proxy(name: str, *, dtype: str, device: str, trust_remote_code: bool) -> Proxy:
+    # heavy: transformers, only when loading a model
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one the user reads

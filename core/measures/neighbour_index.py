@@ -42,6 +42,7 @@ def n_probe_for(n_lists: int) -> int:
 
 def build_index(features: np.ndarray, *, seed: int = 0, n_lists: int | None = None) -> Any:
     """A trained and filled ``faiss.IndexIVFFlat`` (inner product) over unit ``features``."""
+    # heavy: faiss, only when an index is built or searched
     import faiss
 
     n, dim = features.shape
@@ -71,6 +72,7 @@ def search_index(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows (m×k) int64, cosines (m×k) float32) of the ``k`` best rows per query, best first;
     fewer columns when the scanned lists hold fewer rows (missing ones are dropped)."""
+    # heavy: faiss, only when an index is built or searched
     import faiss
 
     probe = n_probe_for(index.nlist) if n_probe is None else n_probe
@@ -83,6 +85,7 @@ def search_index(
 
 
 def write_index(index: Any, path: Path) -> None:
+    # heavy: faiss, only when an index is built or searched
     import faiss
 
     faiss.write_index(index, str(path))
@@ -90,6 +93,7 @@ def write_index(index: Any, path: Path) -> None:
 
 def read_index(path: Path) -> Any:
     """The index stored at ``path``, its inverted lists memory-mapped (not read into memory)."""
+    # heavy: faiss, only when an index is built or searched
     import faiss
 
     return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)

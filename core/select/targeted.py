@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import PrismError
+from core.measures.relevance import check_agg
 from core.select.greedy import greedy
 from core.select.pool import Pool, available, check_fit, start_rows
 
@@ -120,7 +121,6 @@ def boolean(value: object) -> bool:
 
 def relevance_agg(value: object) -> str:
     """A relevance aggregation (``core.measures.relevance.AGGREGATIONS``)."""
-    from core.measures.relevance import check_agg
 
     try:
         return check_agg(value)

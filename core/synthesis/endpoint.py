@@ -153,6 +153,7 @@ class EndpointGenerator:
         concurrency: int = 8,
         max_retries: int = 2,
     ):
+        # heavy: openai, only for an endpoint
         from openai import OpenAI
 
         check_url(endpoint, param="endpoint")
@@ -200,6 +201,7 @@ class EndpointGenerator:
         return names[0]
 
     def _describe(self, error: BaseException) -> str:
+        # heavy: openai, only for an endpoint
         import openai
 
         if isinstance(error, openai.APITimeoutError):
@@ -252,6 +254,7 @@ class EndpointGenerator:
     ) -> tuple[str, str | None, int | None]:
         """(completion, failure reason or None, completion tokens if the server says) for one
         chat; ``_Fatal`` if no request can work."""
+        # heavy: openai, only for an endpoint
         import openai
 
         if stop.is_set():

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.data.text import MAX_CELL_CHARS, over_limit
+from core.data.limits import MAX_CELL_CHARS, over_limit
 from core.errors import PrismError
 from core.validate import check_int, check_number, check_seed
 

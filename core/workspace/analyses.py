@@ -38,7 +38,14 @@ from core.measures.embed import (
 from core.measures.layout import FIT_SAMPLE, SAMPLED_METHOD, fit_rows, umap_layout
 from core.measures.lexical import NGRAM_RANGE, lexical_summary
 from core.measures.textspace import lexical_scores, sample_texts
-from core.measures.vendi import QS_DEFAULT, cluster_vendi, q_label, subset_vendi
+from core.measures.vendi import (
+    QS_DEFAULT,
+    cluster_vendi,
+    gram_from_npy,
+    q_label,
+    subset_vendi,
+    vendi_from_covariance,
+)
 from core.validate import check_indices
 from core.workspace.manifest import (
     ClustersSection,
@@ -141,12 +148,6 @@ def workspace_scores(
     The record is the manifest's ``scores`` section; q = 1 is always included. Nothing is
     written.
     """
-    from core.measures.vendi import (
-        QS_DEFAULT,
-        gram_from_npy,
-        subset_vendi,
-        vendi_from_covariance,
-    )
 
     orders = QS_DEFAULT if qs is None else tuple(sorted({1.0, *qs}))
     section = workspace.feature_section
@@ -310,6 +311,7 @@ def embed_workspace(
     ``nbr_agreement``. Without gradient features ``nbr_agreement`` is not written (a stale one
     is dropped) and the section's ``neighbours`` is None.
     """
+    # heavy: sentence-transformers and torch, only when embedding texts
     from core.measures.embed import (
         EmbedConfig,
     )

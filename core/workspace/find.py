@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.data.columns import ColumnMap
+from core.data.text import preview_text
 from core.errors import PrismError, WorkspaceError
 from core.workspace.derived import derived_files
 from core.workspace.store import Workspace
@@ -176,6 +177,7 @@ def find_text(
 def _tokens(condition: str) -> list[tuple[str, str]]:
     """(kind, text) of each token of ``condition``: identifier, numeric_const, string_const,
     operator, keyword (DuckDB's own tokenizer, so quoting follows its rules)."""
+    # heavy: duckdb, only when a condition is run
     import duckdb
 
     found = duckdb.tokenize(condition)
@@ -285,6 +287,7 @@ def _literal(text: str) -> str:
 
 def find_where(workspace: Workspace, condition: str) -> Found:
     """Rows for which the SQL ``condition`` over the workspace's columns is true (NULL is not)."""
+    # heavy: duckdb, only when a condition is run
     import duckdb
 
     connection = duckdb.connect(":memory:")
@@ -332,7 +335,6 @@ def rows_of_samples(workspace: Workspace, rows: np.ndarray, columns: Sequence[st
 
 def previews(workspace: Workspace, rows: np.ndarray, *, max_chars: int = 120) -> list[str]:
     """Per row of ``rows``, the start of its content on one line (``preview_text``)."""
-    from core.data.text import preview_text
 
     columns = ColumnMap.from_dict(dict(workspace.dataset.columns))
     frame = rows_of_samples(workspace, rows, ["id", *columns.content_columns]).to_pandas()

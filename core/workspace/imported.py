@@ -27,8 +27,15 @@ import pyarrow.parquet as pq
 
 from core.data.dataset import Dataset
 from core.errors import PrismError, WorkspaceError
+from core.measures.vendi import gram_from_npy, vendi_from_covariance
 from core.validate import check_features
 from core.workspace.files import atomic_path, now, read_npy
+from core.workspace.jobs.extraction import (
+    check_workspace_target,
+    dataset_section,
+    outermost_missing,
+    remove_created,
+)
 from core.workspace.manifest import DatasetSection, FeatureSection, scores_record
 from core.workspace.origin import IMPORTED
 from core.workspace.store import Workspace
@@ -173,13 +180,6 @@ def import_features(
     column: str | None = None,
 ) -> Workspace:
     """A new, complete workspace at ``path`` from ``dataset`` and the features in ``features_path``."""
-    from core.measures.vendi import gram_from_npy, vendi_from_covariance
-    from core.workspace.jobs.extraction import (
-        check_workspace_target,
-        dataset_section,
-        outermost_missing,
-        remove_created,
-    )
 
     root = Path(path)
     check_workspace_target(root)

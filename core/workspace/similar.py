@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.data.columns import ColumnMap
 from core.errors import PrismError
 from core.measures.neighbour_index import (
     EXACT_MAX_ROWS,
@@ -163,7 +164,7 @@ def similar_to_rows(workspace: Workspace, rows: object, **options: Any) -> Simil
 def text_features(workspace: Workspace, text: str, *, prompt: str | None = None) -> np.ndarray:
     """The (d,) unit feature of pasted ``text`` with the workspace's own proxy and sketch: the
     response to ``prompt`` (empty when None) for a chat workspace, the whole text otherwise."""
-    from core.data.columns import ColumnMap
+    # heavy: torch (the proxy), only when features are computed
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
     from core.workspace.imported import IMPORTED

@@ -38,6 +38,7 @@ from core.workspace.files import now, read_npy, short, write_npy, write_parquet
 from core.workspace.manifest import FeatureSection, TargetRecord, TargetsSection
 from core.workspace.schema import relevance_column
 from core.workspace.store import Workspace
+from core.workspace.subsets import rows_of
 
 DIRECTORY = "targets"
 KINDS = ("file", "subset", "text")
@@ -180,6 +181,7 @@ def _compute(
 ) -> tuple[np.ndarray, int, str | None]:
     """(unit features, rows truncated, model fingerprint) of ``frame``'s rows, with the
     workspace's own proxy, scope, dim and seed."""
+    # heavy: torch (the proxy), only when features are computed
     from core.features.extract import FeatureExtractor
     from core.features.proxy import load_proxy
     from core.workspace.jobs.extraction import config_from_workspace
@@ -369,7 +371,6 @@ def add_target_from_subset(
     overwrite: bool = False,
 ) -> TargetRecord:
     """Target ``name`` from the rows of a named subset: their features as stored (no recompute)."""
-    from core.workspace.subsets import rows_of
 
     _check_free(workspace, name, overwrite)
     rows = rows_of(workspace, subset)

@@ -21,8 +21,8 @@ from cli_support import TINY, invoke, run_subprocess, sample_records, write_json
 
 from core.data.columns import ColumnMap, restore_json_columns
 from core.data.dataset import load_dataset
+from core.data.limits import MAX_CELL_CHARS
 from core.data.read import read_table
-from core.data.text import MAX_CELL_CHARS
 from core.errors import DataError, WorkspaceError
 from core.features.extract import FeatureConfig
 from core.workspace import derived as samples_writer

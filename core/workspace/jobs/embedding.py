@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from core.workspace.analyses import embed_workspace
 from core.workspace.jobs.record import (
     CANCELLED,
     DONE,
@@ -68,7 +69,6 @@ def cancel(path: str | os.PathLike[str]) -> bool:
 
 def run(path: str | os.PathLike[str]) -> None:
     """The job itself: embed, then the text-space analyses, reporting each step."""
-    from core.workspace.analyses import embed_workspace
 
     root = Path(path)
     total = Workspace.open(root).n_samples

@@ -27,7 +27,7 @@ from core.data.dataset import Dataset
 from core.data.text import conversations
 from core.errors import PrismError
 from core.features.extract import FeatureExtractor
-from core.features.proxy import load_proxy
+from core.features.proxy import conversion_note, default_model_dir, load_proxy
 from core.validate import check_int
 
 if TYPE_CHECKING:
@@ -112,8 +112,6 @@ def estimate_run(
 ) -> RunEstimate:
     """Time the features of ``probe_rows`` median-length rows with ``config``'s model, dtype and
     device, and scale it to all rows (see the module docstring); writes nothing."""
-
-    from core.features.proxy import conversion_note, default_model_dir
 
     check_int(probe_rows, param="probe_rows", minimum=1)
     sample, rows = _length_sample(dataset_or_samples, seed)

@@ -30,10 +30,13 @@ from core.data.text import conversations
 from core.errors import JobStopped, WorkspaceError
 from core.features.distributed import SOLO, Group
 from core.features.extract import FeatureConfig, FeatureExtractor
+from core.features.proxy import conversion_note, load_proxy
+from core.measures.vendi import gram_from_npy, vendi_from_covariance
 from core.validate import check_int, check_number
 from core.workspace.files import atomic_path, now
 from core.workspace.jobs.record import FEATURES, Job, Stop, sigterm_stops, start_job, write_progress
 from core.workspace.manifest import DatasetSection, FeatureSection, Section, scores_record
+from core.workspace.origin import imported_source
 from core.workspace.schema import ANALYSES
 from core.workspace.store import Workspace
 from core.workspace.subsets import mark_stale
@@ -185,7 +188,6 @@ def prepare_workspace(
 def config_from_workspace(workspace: Workspace, **overrides: Any) -> FeatureConfig:
     """The FeatureConfig a workspace was prepared with (batch size / device may be overridden).
     A workspace of imported features has none: Prism cannot compute features in their space."""
-    from core.workspace.origin import imported_source
 
     source = imported_source(workspace)
     if source is not None:
@@ -280,7 +282,6 @@ def run_features(
     alone writes the manifest and the progress (the other ranks' rows estimated from its own),
     waits for all ranks, and assembles; the others return when their windows are done.
     """
-    from core.features.proxy import conversion_note, load_proxy
 
     config = config_from_workspace(
         workspace, batch_size=batch_size, batch_tokens=batch_tokens, device=group.device or device
@@ -437,8 +438,6 @@ def _assemble(workspace: Workspace, total: int, dim: int, **changes: Any) -> Non
 
     ``changes`` go into the features section with the rest (``rank_rows`` of a distributed run).
     """
-
-    from core.measures.vendi import gram_from_npy, vendi_from_covariance
 
     covered, shards = finished_shards(workspace, total, dim)
     if not covered.all():

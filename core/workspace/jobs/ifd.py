@@ -133,6 +133,7 @@ def run_ifd(
     A current IFD is returned as it is unless ``force``. A stop (Ctrl-C, SIGTERM) keeps the
     finished shards and raises ``JobStopped`` saying how to continue.
     """
+    # heavy: torch (the proxy), only when features are computed
     from core.features.extract import default_batch_size, default_batch_tokens
     from core.features.ifd import response_alone, response_losses
     from core.features.proxy import load_proxy

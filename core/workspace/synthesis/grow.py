@@ -40,10 +40,12 @@ from core.workspace.manifest import (
     IfdSection,
     LexicalSection,
     OutliersSection,
+    SynthesisSection,
     scores_record,
 )
 from core.workspace.schema import ANALYSES, is_derived
 from core.workspace.store import EMBEDDINGS, MANIFEST, Workspace
+from core.workspace.subsets import mark_stale
 from core.workspace.synthesis.candidates import UNJOINED, joining, read_round, write_round
 
 ORIGIN = "origin"
@@ -194,7 +196,6 @@ def _replace_rows(
 def _note_origin_added(workspace: Workspace, added: bool = True) -> None:
     """Remember that the ``origin`` column is Prism's (the dataset brought none), so that
     undoing every join removes it again."""
-    from core.workspace.manifest import SynthesisSection
 
     section = workspace.section(SynthesisSection) or SynthesisSection()
     workspace.set_section(section.replace(origin_added=added), save=False)
@@ -207,9 +208,6 @@ def unjoin_round(workspace: Workspace, round_no: int) -> tuple[int, list[str]]:
     columns a join added go too). The candidates stay, with ``joined`` false and the decision
     "unjoined". Subsets that held those rows are marked stale. Returns (rows removed, subsets
     marked stale); (0, []) again on a second call."""
-    from core.data.columns import ColumnMap
-    from core.workspace.manifest import SynthesisSection
-    from core.workspace.subsets import mark_stale
 
     with workspace.lock():
         recover_join(workspace)

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import JobStopped, PrismError
+from core.synthesis.endpoint import endpoint_key
 from core.synthesis.generation import Generator
 from core.workspace.analyses import workspace_scores
 from core.workspace.jobs.record import (
@@ -53,6 +54,7 @@ from core.workspace.jobs.record import (
     start_job,
 )
 from core.workspace.manifest import RoundRecord, SynthesisSection
+from core.workspace.origin import imported_source
 from core.workspace.store import Workspace
 from core.workspace.synthesis.candidates import read_round, round_numbers
 from core.workspace.synthesis.grow import join_round, place, recover_join, unjoin_round
@@ -159,7 +161,6 @@ def check_synthesizable(workspace: Workspace) -> None:
     Candidates are judged against the pool's clusters, so their features must be in the
     workspace's own feature space; features imported from elsewhere name no model Prism can run.
     """
-    from core.workspace.origin import imported_source
 
     source = imported_source(workspace)
     if source is None:
@@ -177,7 +178,6 @@ def check_synthesizable(workspace: Workspace) -> None:
 
 def _check_key_again(workspace: Workspace, config: SynthesisConfig, sent_key: bool) -> None:
     """A resumed run whose first part sent a key must find one again (keys are never stored)."""
-    from core.synthesis.endpoint import endpoint_key
 
     if not (config.endpoint and sent_key) or endpoint_key(config.api_key_env, config.api_key_file):
         return
@@ -265,6 +265,7 @@ def run_synthesis(
             report("loading models", 0, message="loading the generator and the proxy")
             feature_config = config_from_workspace(workspace)
             if generator is None:  # first: an endpoint's problems show before the proxy loads
+                # heavy: torch and transformers, only when a generator is made
                 from core.synthesis.generators import make_generator
 
                 generator = make_generator(
