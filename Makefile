@@ -34,10 +34,10 @@ browser: ## install Debian's Chromium for the real-browser tests, if missing
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: install browser ## run the test suite (real embedded model on a few samples, real browser)
-	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile
 
 test-all: install browser ## also the slow tests
-	$(PY) -m pytest -q -m '' -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -q -m '' -n $(JOBS) --dist loadfile
 
 lint: install ## ruff lint + format check
 	$(PY) -m ruff check .

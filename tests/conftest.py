@@ -5,7 +5,7 @@ model's tokenizer, cached under ``$PRISM_HOME/models`` after its first use, so t
 user's ``PRISM_HOME`` and put their workspaces under ``tmp_path`` instead; the workspaces they
 make are registered in a registry file of the test run, not the user's.
 
-Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) each worker gets an equal share of
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadfile``) each worker gets an equal share of
 the cores for torch's threads (its own and those of the processes it starts), every test file runs
 whole on one worker (its module fixtures are built once) and the real-browser tests share one worker
 (one app server and one Chromium). The controller converts the embedded model once before the
@@ -49,16 +49,19 @@ def pytest_configure(config: pytest.Config) -> None:
             default_model_dir()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On an xdist worker: one group per test file, and one for all real-browser tests."""
-    if not hasattr(config, "workerinput"):
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            path = item.nodeid.split("::")[0]
-            e2e = item.get_closest_marker("e2e") or path.startswith("tests/e2e/")
-            item.add_marker(pytest.mark.xdist_group("e2e" if e2e else path))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that every real-browser test goes to one worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/e2e" if path.startswith("tests/e2e/") else path
+
+    return FileScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
