@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
+# pytest-xdist workers for `make test`: test files are spread over them whole (tests/conftest.py)
+JOBS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-all lint format typecheck bench bench-tables browser clean
@@ -32,10 +34,10 @@ browser: ## install Debian's Chromium for the real-browser tests, if missing
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: install browser ## run the test suite (real embedded model on a few samples, real browser)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile
 
 test-all: install browser ## also the slow tests
-	$(PY) -m pytest -q -m ''
+	$(PY) -m pytest -q -m '' -n $(JOBS) --dist loadfile
 
 lint: install ## ruff lint + format check
 	$(PY) -m ruff check .

@@ -4,6 +4,12 @@ Every model run uses ``--model tiny`` (a 2-layer random Llama). The tiny model r
 model's tokenizer, cached under ``$PRISM_HOME/models`` after its first use, so tests keep the
 user's ``PRISM_HOME`` and put their workspaces under ``tmp_path`` instead; the workspaces they
 make are registered in a registry file of the test run, not the user's.
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadfile``) each worker gets an equal share of
+the cores for torch's threads (its own and those of the processes it starts), every test file runs
+whole on one worker (its module fixtures are built once) and the real-browser tests share one worker
+(one app server and one Chromium). The controller converts the embedded model once before the
+workers start, so no two workers convert it at the same time.
 """
 
 from __future__ import annotations
@@ -25,6 +31,37 @@ from cli_support import (  # noqa: F401 — re-exported for the tests
     sample_records,
     write_jsonl,
 )
+
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+if _WORKERS > 1:
+    # Before torch is imported: worker threads (and the processes tests start) share the cores.
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, _THREADS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, the controller fills the embedded model's cache before any worker starts."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        from core.features.proxy import default_model_dir, embedded_model_cached
+
+        if not embedded_model_cached():
+            default_model_dir()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that every real-browser test goes to one worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/e2e" if path.startswith("tests/e2e/") else path
+
+    return FileScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

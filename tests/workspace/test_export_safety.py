@@ -262,10 +262,12 @@ def _kill(process: subprocess.Popen[str]) -> None:
 
 
 def _export(ws: Workspace, *args: Any) -> subprocess.CompletedProcess[str]:
-    """``python -m core export`` run to its end; stderr with rich's line wrapping undone."""
+    """``python -m core export`` run to its end; stderr with rich's line wrapping undone (and a
+    wide console, so that no path longer than a line is broken mid-word)."""
     done = subprocess.run(
         [sys.executable, "-m", "core", "export", str(ws.path), *map(str, args)],
         cwd=REPO,
+        env={**os.environ, "COLUMNS": "1000"},
         capture_output=True,
         text=True,
         timeout=120,

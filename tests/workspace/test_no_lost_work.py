@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cli_support import DIM, REPO, TINY, sample_records, write_jsonl
+from cli_support import DIM, REPO, TINY, invoke, sample_records, write_jsonl
 
 from core.data.dataset import load_dataset
 from core.errors import PrismError
@@ -53,10 +53,11 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def long_reference(tmp_path_factory: pytest.TempPathFactory, long_file: Path) -> np.ndarray:
-    """Features of an uninterrupted run over ``long_file``."""
+    """Features of an uninterrupted run over ``long_file`` (in this process: the runs that are
+    interrupted are the real processes)."""
     ws = tmp_path_factory.mktemp("long-ref") / "ws"
-    done = subprocess.run(_features_cmd(long_file, ws), cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    code, _, err = invoke("features", long_file, *TINY, "--workspace", ws, "--quiet")
+    assert code == 0, err
     return np.load(ws / "features.npy", allow_pickle=False)
 
 
@@ -84,11 +85,8 @@ def test_ctrl_c_exits_130_keeps_shards_and_says_how_to_resume(
     assert f"{int(kept.sum()):,} of {N_LONG:,} samples are finished and kept" in message
     assert read_progress(ws).status == "cancelled"  # type: ignore[union-attr]
 
-    done = subprocess.run(
-        [sys.executable, "-m", "core", "resume", str(ws), "--quiet"],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    code, _, err = invoke("resume", ws, "--quiet")
+    assert code == 0, err
     features = np.load(ws / "features.npy", allow_pickle=False)
     assert np.abs(features - long_reference).max() <= FEATURE_ATOL
 
@@ -223,14 +221,13 @@ def test_export_of_a_stale_subset_is_refused_by_the_cli(tmp_path: Path) -> None:
         (first, []),
         (write_jsonl(tmp_path / "b.jsonl", _numbered(10, 5)), ["--force"]),
     ):
-        done = subprocess.run(
-            _features_cmd(data, ws, *extra), cwd=REPO, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
+        # The builds run in this process; the export that must refuse is a real one.
+        code, _, err = invoke("features", data, *TINY, "--workspace", ws, "--quiet", *extra)
+        assert code == 0, err
         if not extra:
             save_subset(Workspace.open(ws), "head", ["0", "1"])
         else:
-            assert "marked stale" in " ".join(done.stderr.split())
+            assert "marked stale" in " ".join(err.split())
     out = tmp_path / "head.jsonl"
     done = subprocess.run(
         [sys.executable, "-m", "core", "export", str(ws), "--subset", "head", "--out", str(out)],
