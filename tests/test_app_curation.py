@@ -170,7 +170,7 @@ def test_quality_selector_runs_from_the_form_with_its_defaults(ready: Workspace)
     assert_clean(at)
     (name,) = subsets_of(ready)
     expected = select("quality_diverse", selector_pool(ready), budget=None, seed=0)
-    assert subsets_of(ready)[name]["ids"] == [str(i) for i in expected]
+    assert list(subsets_of(ready)[name].ids) == [str(i) for i in expected]
     at.selectbox(key="selector_method").select("quality_blend")
     at.run()
     at.text_input(key="selector_beta").input("lots")

@@ -253,7 +253,7 @@ def test_upload_with_a_non_default_column_mapping(
     source = _pairs_csv(tmp_path / "pairs.csv")
     page.goto(f"{server}/data")
     page.get_by_text("Add a dataset").wait_for()
-    assert page.get_by_text("Up to 1,024 MB per file").is_visible()  # the stated limit
+    page.get_by_text("Up to 1,024 MB per file").wait_for()  # the stated limit
     page.locator('input[type="file"]').set_input_files(str(source))
     page.get_by_text("12 usable rows").wait_for()  # detected: instruction → output
     settle(page)
@@ -283,7 +283,7 @@ def test_bad_upload_says_what_is_wrong(page: Any, server: str, tmp_path: Path, s
     page.locator('input[type="file"]').set_input_files(str(broken))
     message = page.locator('[data-testid="stAlertContentError"]').filter(has_text="not valid UTF-8")
     message.wait_for()
-    assert "Save the file as UTF-8" in message.inner_text()
+    assert "save the file as UTF-8" in message.inner_text()
     no_traceback(page)
     shot(page, shots, "08-bad-upload")
 

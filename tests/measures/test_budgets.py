@@ -36,7 +36,7 @@ def test_a_small_workspace_is_read_below_a_quarter_of_its_rows(tmp_path: Path) -
     settings = curve_settings(ws, methods=["k_center", "vendi_greedy"], seeds=2)
     budgets = curve_budgets(ws, settings)
     assert budgets[0] <= 3 and budgets[-1] == 24 and {6, 11} <= set(budgets)
-    summary = workspace_curves(ws, settings)
+    summary = workspace_curves(ws, settings, by="a test")
     for method in ("k_center", "vendi_greedy"):
         sizes = summary.loc[summary["method"] == method, "size"].tolist()
         assert sizes == budgets

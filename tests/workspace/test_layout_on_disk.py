@@ -94,7 +94,7 @@ def test_synthesis_rounds_read_as_round_records_and_write_back_unchanged() -> No
     assert isinstance(first, RoundRecord) and first.is_joined and first.joined == 2
     assert second.status == "judged" and second.g_vendi_after is None and not second.is_joined
     assert bare.generated is None and bare.extra == {"new": 1}
-    assert section.to_dict() == {**data, "n_joined": 0}
+    assert section.to_dict() == {**data, "n_joined": 0, "origin_added": False}
     assert [list(r.to_dict()) for r in section.rounds] == [
         list(joined),
         list(judged),
