@@ -87,7 +87,7 @@ def select(
     left_out: list[Any] = []  # run_selector puts the selector's reasons here (--explain)
     if from_manifest is not None:
         manifest = read_manifest(from_manifest)
-        stored = manifest["subset"].get("name") or "reproduced"
+        stored = manifest.subset.get("name") or "reproduced"
         text, identical = reproduce_subset(
             ws, manifest, name=name or stored, overwrite=force, source=from_manifest
         )

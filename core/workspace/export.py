@@ -54,6 +54,7 @@ from core.workspace.publish import (
     repair,
     temporary,
 )
+from core.workspace.records import ExportManifest
 from core.workspace.schema import RESERVED_COLUMNS
 from core.workspace.store import Workspace
 from core.workspace.subsets import named_subset
@@ -444,7 +445,7 @@ def export_manifest(
     )
 
 
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_manifest(path: str | os.PathLike[str]) -> ExportManifest:
     """An export manifest, checked enough to rebuild its subset.
 
     When the export it describes lies beside it (``<out>`` for ``<out>.manifest.json``), the
@@ -481,7 +482,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             "manifest that belongs to the data.",
             param="manifest",
         )
-    return manifest
+    return ExportManifest.from_dict(manifest)
 
 
 def read_export(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:

@@ -130,3 +130,22 @@ class SubsetRecord(Record):
     @property
     def size(self) -> int:
         return len(self.ids)
+
+
+@dataclass(frozen=True)
+class ExportManifest(Record):
+    """An export's ``<out>.manifest.json`` (``core.workspace.export``), as read back to rebuild
+    its subset: the workspace it came from (``fingerprint`` …), the subset (name, how, ids), when
+    it was exported, its rows and the sha256 of the data beside it; every other key in ``extra``."""
+
+    exported: str | None = None
+    n_rows: int | None = None
+    workspace: Mapping[str, Any] = field(default_factory=dict)
+    subset: Mapping[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The dataset fingerprint of the workspace it was exported from."""
+        value = self.workspace.get("fingerprint")
+        return str(value) if value else None

@@ -20,7 +20,7 @@ import pandas as pd
 from core.errors import PrismError
 from core.select.selectors import SELECTORS, Pool, parse_options, select
 from core.select.selectors import explain as explain_rows
-from core.workspace.records import SubsetRebuilt
+from core.workspace.records import ExportManifest, SubsetRebuilt
 from core.workspace.relevance import target_relevance
 from core.workspace.store import Workspace, now
 from core.workspace.subsets import (
@@ -161,7 +161,7 @@ def identical_subset(
 
 def reproduce_subset(
     workspace: Workspace,
-    manifest: Mapping[str, Any],
+    manifest: ExportManifest,
     *,
     name: str,
     overwrite: bool = False,
@@ -174,7 +174,7 @@ def reproduce_subset(
     The subset's record says it was rebuilt, from which manifest file (``source``), of which
     subset and export date, when, and whether its ids matched (``rebuilt_note``).
     """
-    fingerprint = (manifest.get("workspace") or {}).get("fingerprint")
+    fingerprint = manifest.fingerprint
     mine = workspace.dataset.fingerprint
     if fingerprint and mine and fingerprint != mine:
         raise PrismError(
@@ -182,7 +182,7 @@ def reproduce_subset(
             f"workspace {mine}); open the workspace it came from.",
             param="manifest",
         )
-    subset = manifest["subset"]
+    subset = manifest.subset
     how = dict(subset.get("how") or {})
     wanted = sorted(str(i) for i in subset["ids"])
     if how.get("method") in SELECTORS:
@@ -212,7 +212,7 @@ def reproduce_subset(
         identical = True
     rebuilt = SubsetRebuilt(
         source=str(Path(source).absolute()) if source is not None else None,
-        exported=manifest.get("exported"),
+        exported=manifest.exported,
         subset=subset.get("name"),
         identical=identical,
         when=now(),

@@ -145,10 +145,10 @@ def test_cli_exports_the_whole_set_without_subset(ws: Workspace, tmp_path: Path)
         r["id"] for r in _records()
     ]
     manifest = read_manifest(manifest_path_for(out))
-    assert manifest["subset"]["name"] == WHOLE_SET
-    assert manifest["subset"]["how"] == {"method": "whole_set"}
-    assert manifest["n_rows"] == N and len(manifest["subset"]["ids"]) == N
-    assert manifest["sha256"] == content_digest(out)
+    assert manifest.subset["name"] == WHOLE_SET
+    assert manifest.subset["how"] == {"method": "whole_set"}
+    assert manifest.n_rows == N and len(manifest.subset["ids"]) == N
+    assert manifest.sha256 == content_digest(out)
 
 
 # -- what --force may replace ------------------------------------------------------------------
@@ -204,14 +204,14 @@ def test_force_replaces_a_previous_export_of_the_same_format(ws: Workspace, tmp_
         "r10",
         "r11",
     ]
-    assert read_manifest(manifest_path_for(out))["subset"]["name"] == "last"
+    assert read_manifest(manifest_path_for(out)).subset["name"] == "last"
 
     folder = tmp_path / "rows-hf"
     export_subset(ws, "first", fmt="hf", out=folder)
     export_subset(ws, "last", fmt="hf", out=folder, force=True)
     assert read_export(folder, "hf")["id"].tolist() == ["r09", "r10", "r11"]
     manifest = read_manifest(manifest_path_for(folder))
-    assert manifest["subset"]["name"] == "last" and manifest["sha256"] == content_digest(folder)
+    assert manifest.subset["name"] == "last" and manifest.sha256 == content_digest(folder)
     (folder / "my-notes.txt").write_text("mine")  # no longer only an export: kept
     with pytest.raises(PrismError, match="holds more than an hf export"):
         export_subset(ws, "first", fmt="hf", out=folder, force=True)
@@ -311,11 +311,11 @@ def test_a_killed_export_leaves_the_old_pair_or_the_new_one(
     assert _temporaries(tmp_path) == []
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".lock")]  # the dead one's too
     recorded = read_manifest(manifest)  # the pair matches again
-    assert recorded["sha256"] == content_digest(out)
+    assert recorded.sha256 == content_digest(out)
     if after_next_run == "old":
         assert (_snapshot(out), manifest.read_bytes()) == old
     else:
-        assert recorded["subset"]["name"] == "last"
+        assert recorded.subset["name"] == "last"
         assert read_export(out, fmt)["id"].tolist() == ["r09", "r10", "r11"]
 
 
@@ -329,7 +329,7 @@ def test_two_exports_to_one_path_one_fails(ws: Workspace, tmp_path: Path) -> Non
     assert first.returncode == 0, stderr
     assert "wrote 3 rows" in stdout
     recorded = read_manifest(manifest_path_for(out))
-    assert recorded["subset"]["name"] == "first" and recorded["sha256"] == content_digest(out)
+    assert recorded.subset["name"] == "first" and recorded.sha256 == content_digest(out)
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
         "r00",
         "r01",
