@@ -6,7 +6,8 @@
 
 Rows: the packaged GSM8K test split (1,319 rows) repeated ``--copies`` times (8 on a GPU: 10,552
 short rows), and long rows, each four GSM8K pairs joined (questions as the prompt, answers as the
-response), likewise repeated (329 × 8 = 2,632). Model: the Qwen2.5-0.5B architecture with seeded
+response), likewise repeated (329 × 8 = 2,632). Bergson's commands repeat the same split more
+often: each is sized so that its work is at least 10× its start-up (which is subtracted). Model: the Qwen2.5-0.5B architecture with seeded
 random weights (no download; throughput does not depend on weight values), built once, saved, and
 loaded by every side; bf16, every Linear weight, response-only loss, the embedded proxy's tokenizer.
 
@@ -76,16 +77,18 @@ BERGSON_COMMON = [
     "--completion_column",
     "answer",
 ]
-# (flags, row set, copies of the split: None = --copies). Run in this order while time is left:
-# the fast configuration on the same rows as Prism first; the slow ones (about 35 rows/s on short
-# rows) on the split once, where their work is already several times their start-up.
+# (flags, row set, rows/s expected on that set). Each command's rows are the split repeated often
+# enough that its work is at least WORK_OVER_STARTUP times its start-up, measured just before (the
+# expected rates are Bergson 2.5.1's on one H200: a run that turns out faster than expected is
+# flagged in its row). Run in this order while the deadline allows.
 BERGSON_PLAN = (
-    ("bergson_p16_tb32k", "short", None),
-    ("bergson_p16_tb32k", "long", None),
-    ("bergson_p16", "short", 1),
-    ("bergson_global_p1024", "short", 1),
-    ("bergson_global_p1024", "long", 1),
+    ("bergson_p16_tb32k", "short", 345.0),
+    ("bergson_p16_tb32k", "long", 87.0),
+    ("bergson_global_p1024", "short", 35.0),
+    ("bergson_p16", "short", 42.0),
+    ("bergson_global_p1024", "long", 9.0),
 )
+WORK_OVER_STARTUP = 10.0
 STARTUP_ROWS = 32
 PRISM_VARIANTS = {  # key: packed, × token budget, fused SiLU·up and rotary
     "prism_packed": (True, 1, True),
@@ -517,18 +520,14 @@ def run_bergson_plan(
     after each; a command that could not run says why."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": os.environ.get("BENCH_GPU", "0")}
     startup: dict[str, dict] = {}
-    for key, name, copies in BERGSON_PLAN:
+    for key, name, expected in BERGSON_PLAN:
         if key not in args.bergson:
             continue
-        copies = copies or args.copies
-        rows = sets[name][: len(sets[name]) // args.copies * copies]
-        data = work / f"{name}-x{copies}.jsonl"
-        if not data.exists():
-            write_rows(data, rows)
+        split = sets[name][: len(sets[name]) // args.copies]
         try:
             if name not in startup:
                 small = work / f"{name}-{STARTUP_ROWS}.jsonl"
-                write_rows(small, rows[:STARTUP_ROWS])
+                write_rows(small, split[:STARTUP_ROWS])
                 first = timed_process(
                     bergson_command(model_dir, small, BERGSON[key], work),
                     deadline - time.monotonic(),
@@ -539,10 +538,15 @@ def run_bergson_plan(
                         f"start-up run exited {first['returncode']}: {first['stderr'][-1500:]}"
                     )
                 startup[name] = first
+            copies = bergson_copies(startup[name]["seconds"], expected, len(split), args)
+            rows = split * copies
+            data = work / f"{name}-x{copies}.jsonl"
+            if not data.exists():
+                write_rows(data, rows)
             left = deadline - time.monotonic()
-            if left < 20:
+            if left < (WORK_OVER_STARTUP + 1.5) * startup[name]["seconds"]:
                 out[name][key] = {
-                    "not_run": "the run's time limit came before it started",
+                    "not_run": "the run's time limit would come before it could finish",
                     "rows": len(rows),
                 }
                 print(f"  {name} {key}: not run (time limit)", flush=True)
@@ -568,10 +572,24 @@ def run_bergson_plan(
                 "peak_memory_gib": run["peak_memory_gib"],
                 "gpu_memory_before_gib": run["gpu_memory_before_gib"],
             }
+            if work_s < WORK_OVER_STARTUP * start_s:
+                out[name][key]["undersized"] = (
+                    f"faster than the {expected:g} rows/s its size was planned for: its work is "
+                    f"{work_s / start_s:.1f}× its start-up"
+                )
         except Exception as error:  # noqa: BLE001 - report why a peer did not run, keep going
-            out[name][key] = {"error": str(error)[-1500:], "rows": len(rows)}
+            out[name][key] = {"error": str(error)[-1500:], "rows": len(split)}
         print(f"  {name} {key}: {out[name][key]}", flush=True)
         keep()
+
+
+def bergson_copies(startup_s: float, expected_rows_per_s: float, split_rows: int, args) -> int:
+    """Copies of the split that give Bergson ``WORK_OVER_STARTUP`` times its start-up in work at
+    the rate expected (never fewer than Prism's own ``--copies``; 1 for the CPU smoke test)."""
+    if args.cpu:
+        return 1
+    rows = WORK_OVER_STARTUP * startup_s * expected_rows_per_s + STARTUP_ROWS
+    return max(args.copies, -(-int(rows) // split_rows))
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -755,9 +773,9 @@ def main() -> None:
 
             peers = {name: result["sets"][name]["peers"] for name in sets}
             run_bergson_plan(model_dir, sets, work, args, deadline, peers, keep)
-        for key, name, copies in BERGSON_PLAN:
+        for key, name, _ in BERGSON_PLAN:
             if key not in args.bergson:
-                rows = len(base[name]) * (copies or args.copies)
+                rows = len(base[name])
                 result["sets"][name]["peers"][key] = {"not_run": "not asked for", "rows": rows}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)

@@ -125,7 +125,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def prism(*args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     subprocess.run([sys.executable, "-m", "core", *args], check=True, env=env)
 
 
