@@ -646,6 +646,8 @@ def peers(results: Results) -> str:
             f" Bergson's work was {min(ratios):.1f}–{max(ratios):.1f}× its start-up{short}; its "
             "progress bar's loop time (whole seconds, start-up excluded) is the check."
         )
+    if r.get("conditions"):
+        caption += f" Conditions: {r['conditions']}."
     check = r.get("float32_packed_vs_padded")
     if check:
         caption += (
