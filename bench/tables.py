@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -755,11 +756,48 @@ def curation_loop(results: Results) -> str:
     )
 
 
+def targeted_training(results: Results) -> str:
+    r = results["targeted_training"]
+    sources = ", ".join(f"{s} {n}" for s, n in r["pool_sources"].items())
+    caption = (
+        f"{r['model']} on an {r['device']} (torch {r['torch']}); pool of {r['pool_rows']} rows "
+        f"({sources}); each subset {r['budget']} rows ({100 * r['fraction']:.0f} %), "
+        f"{r['steps']} AdamW steps of {r['batch']} rows at lr {r['lr']:g}, float32, at most "
+        f"{r['max_length']} tokens; mean ± standard deviation over the seeds run."
+    )
+    if r.get("partial"):
+        caption += f" Partial: {r['partial']}."
+    rows = []
+    for scenario in dict.fromkeys(row["scenario"] for row in r["rows"]):
+        for method in dict.fromkeys(row["method"] for row in r["rows"]):
+            runs = [x for x in r["rows"] if x["scenario"] == scenario and x["method"] == method]
+            if not runs:
+                continue
+            loss = [x["held_out_loss"] for x in runs]
+            em = [x["exact_match"] for x in runs if "exact_match" in x]
+            share = [x["target_share"] for x in runs if "target_share" in x]
+            vendi = [x["g_vendi"] for x in runs if "g_vendi" in x]
+            rows.append(
+                [
+                    scenario,
+                    method,
+                    str(len(runs)),
+                    f"{statistics.fmean(share):.2f}" if share else "",
+                    f"{statistics.fmean(vendi):.1f}" if vendi else "",
+                    f"{statistics.fmean(loss):.4f} ± {statistics.pstdev(loss):.4f}",
+                    f"{100 * statistics.fmean(em):.1f} %" if em else "",
+                ]
+            )
+    header = ["target", "selector", "seeds", "target's share", "G-Vendi", "held-out loss", "EM"]
+    return caption + "\n\n" + _table(header, "llrrrrr", rows)
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "summary": summary,
     "peers": peers,
     "distributed": distributed,
     "targeted": targeted,
+    "targeted-training": targeted_training,
     "features": features,
     "features-memory": features_memory,
     "load": load,

@@ -171,6 +171,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
@@ -218,7 +219,7 @@ def main() -> int:
         source_of = np.array([by_id[i]["source"] for i in ids])
         budget = max(2, round(args.fraction * len(ids)))
         rows: list[dict[str, Any]] = []
-        for scenario in SCENARIOS:
+        for scenario in args.scenarios:
             held_encoded = encode_many(
                 tokenizer, chats(held_rows[scenario]), max_length=args.max_length
             )
@@ -240,6 +241,7 @@ def main() -> int:
             base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
             rows.append({"scenario": scenario, "method": "untuned", "seed": None,
                          **score(base.to(args.device))})  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
             del base
             pool = Pool(features, relevance=relevance[scenario])
             for method in METHODS:
