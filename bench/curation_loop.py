@@ -15,7 +15,8 @@ Per size, in a fresh process of its own (so that its peak RSS is its own):
 - ``substring``: ``find_text`` of "ducks" over question and answer, any case (streamed);
 - ``regex``: ``find_text`` of ``\\b\\d+ eggs\\b`` as a regular expression;
 - ``similar (exact)``: ``similar_to_rows`` of one row, 50 neighbours, every row compared
-  (``nearest_in_pool`` over the memory-mapped features);
+  (``nearest_in_pool`` over the memory-mapped features; ``exact_max_rows=N`` forces it at every
+  size, also above the size where the app and CLI switch to the index);
 - ``index build``: the faiss IVF index built and stored (``exact_max_rows=0`` forces it); its
   file size; ``similar (index)``: the same queries through it, and its recall@50 against exact;
 - ``peak RSS``: the process's peak resident memory.
@@ -129,7 +130,9 @@ def measure(folder: str, n: int, seed: int, repeats: int, out: Any) -> None:
     exact_results, exact_s = [], []
     for row in queries:
         t0 = time.perf_counter()
-        exact_results.append(similar_to_rows(ws, [int(row)], n_neighbors=N_NEIGHBORS))
+        exact_results.append(
+            similar_to_rows(ws, [int(row)], n_neighbors=N_NEIGHBORS, exact_max_rows=n)
+        )
         exact_s.append(time.perf_counter() - t0)
     record["similar_exact"] = _percentiles(exact_s[1:])
     t0 = time.perf_counter()
